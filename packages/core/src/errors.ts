@@ -1,0 +1,73 @@
+/**
+ * The one error registry of @understudy/core. Every error the package throws on purpose is an
+ * UnderstudyError with a stable code from this table; only CLI entry points turn codes into exit
+ * codes (see `exitCode`). A test checks that every code is documented in the package README.
+ */
+
+export interface ErrorSpec {
+  /** Human-readable meaning, shown in docs. */
+  readonly description: string;
+  /** Process exit code a CLI should use when this error ends the command. */
+  readonly exitCode: number;
+  /** Worth retrying (transient)? Used by the retry wrapper. */
+  readonly retryable: boolean;
+}
+
+export const ERRORS = {
+  US_CONFIG_INVALID: { description: 'A configuration value or command-line argument is invalid.', exitCode: 2, retryable: false },
+  US_REPO_URL_INVALID: { description: 'The repository URL cannot be parsed or uses an unknown scheme.', exitCode: 2, retryable: false },
+  US_NOT_FOUND: { description: 'The object is not in the store.', exitCode: 4, retryable: false },
+  US_ALREADY_EXISTS: { description: 'A conditional write lost: the object already exists.', exitCode: 5, retryable: false },
+  US_CHECKSUM_MISMATCH: { description: 'The store rejected an upload because its body did not match the checksum sent with it.', exitCode: 6, retryable: true },
+  US_STORE_UNAVAILABLE: { description: 'The store failed or could not be reached (after retries).', exitCode: 7, retryable: true },
+  US_STORE_DENIED: { description: 'The store refused the request (credentials or permissions).', exitCode: 7, retryable: false },
+  US_KEY_INVALID: { description: 'An object key is not valid for the store.', exitCode: 2, retryable: false },
+  US_OBJECT_CORRUPT: { description: 'A stored object failed verification (bad framing, checksum, authentication tag or content hash).', exitCode: 3, retryable: false },
+  US_MANIFEST_INVALID: { description: 'A manifest could not be decoded or failed its schema.', exitCode: 3, retryable: false },
+  US_CHUNK_MISSING: { description: 'A chunk referenced by a manifest is not in the store.', exitCode: 3, retryable: false },
+  US_BACKUP_NOT_FOUND: { description: 'No backup with that id, or no complete backup at all.', exitCode: 4, retryable: false },
+  US_BACKUP_INCOMPLETE: { description: 'A manifest was refused at commit time because chunks it references are missing.', exitCode: 3, retryable: false },
+  US_VERIFY_FAILED: { description: 'Verification found bad or missing chunks or manifests.', exitCode: 3, retryable: false },
+  US_RESTORE_TARGET_NOT_EMPTY: { description: 'The restore target directory is not empty (pass force to overwrite).', exitCode: 2, retryable: false },
+  US_RESTORE_INTERRUPTED: { description: 'The target holds the marker of an interrupted restore: its contents are not a good restore.', exitCode: 3, retryable: false },
+  US_PATH_UNSAFE: { description: 'A manifest path would escape the restore target (absolute, .., or through a symlink).', exitCode: 3, retryable: false },
+  US_ENCRYPTION_KEY: { description: 'The encryption key is missing, malformed, or does not match the repository.', exitCode: 2, retryable: false },
+  US_REPO_CONFIG: { description: 'The repository configuration object is missing, corrupt, or of an unsupported version.', exitCode: 3, retryable: false },
+  US_LOCKED: { description: 'The repository is locked by another operation (backup vs prune).', exitCode: 8, retryable: false },
+  US_LOCK_LOST: { description: 'Our repository lock expired or was removed before the operation finished.', exitCode: 8, retryable: false },
+  US_SOURCE_CHANGED: { description: 'A file changed size while it was being backed up.', exitCode: 3, retryable: false },
+  US_ABORTED: { description: 'The operation was aborted by its caller.', exitCode: 130, retryable: false },
+  US_INTERNAL: { description: 'An unexpected internal error.', exitCode: 1, retryable: false },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class UnderstudyError extends Error {
+  readonly code: ErrorCode;
+  /** Structured details for logs and --json output (never secrets). */
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'UnderstudyError';
+    this.code = code;
+    this.details = options?.details;
+  }
+
+  get exitCode(): number {
+    return ERRORS[this.code].exitCode;
+  }
+
+  get retryable(): boolean {
+    return ERRORS[this.code].retryable;
+  }
+}
+
+export function isUnderstudyError(err: unknown, code?: ErrorCode): err is UnderstudyError {
+  return err instanceof UnderstudyError && (code === undefined || err.code === code);
+}
+
+/** Exit code for any thrown value: registry codes map through ERRORS, anything else is 1. */
+export function exitCodeOf(err: unknown): number {
+  return err instanceof UnderstudyError ? err.exitCode : 1;
+}

@@ -1,0 +1,57 @@
+import { UnderstudyError } from '../errors.js';
+
+/**
+ * The storage interface: a small, dumb object store in the spirit of restic's backend.
+ * It knows nothing of chunks, manifests or encryption. Keys are opaque '/'-separated strings
+ * (validated by `assertValidKey`). Bodies are whole in-memory buffers: every object Understudy
+ * writes is at most one chunk (validated far below S3's 5 GB single-PUT limit), and a Buffer is a
+ * body a retried upload can replay as often as it likes.
+ *
+ * Errors: implementations throw UnderstudyError with
+ *  - US_NOT_FOUND for a missing key (get, head; delete of a missing key is NOT an error),
+ *  - US_ALREADY_EXISTS when `ifNoneMatch` is set and the key exists (nothing is changed),
+ *  - US_CHECKSUM_MISMATCH when the body does not match `contentMD5` (nothing is stored),
+ *  - US_STORE_UNAVAILABLE for transient failures (network, 5xx, throttling),
+ *  - US_STORE_DENIED for auth/permission failures.
+ */
+
+export interface PutOptions {
+  /** MD5 of the body, 16 raw bytes. The store (or the server) verifies it before storing. */
+  readonly contentMD5: Buffer;
+  /** Write only if no object with this key exists (S3 If-None-Match: *). */
+  readonly ifNoneMatch?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+export interface ObjectInfo {
+  readonly key: string;
+  readonly size: number;
+  /** Last modification time as reported by the store. */
+  readonly lastModified?: Date;
+}
+
+export interface Store {
+  /** Human-readable location, for messages (never contains credentials). */
+  readonly location: string;
+  put(key: string, body: Buffer, options: PutOptions): Promise<void>;
+  get(key: string, options?: { signal?: AbortSignal }): Promise<Buffer>;
+  head(key: string, options?: { signal?: AbortSignal }): Promise<ObjectInfo>;
+  /** All objects whose key starts with `prefix`, in ascending key order. */
+  list(prefix: string, options?: { signal?: AbortSignal }): AsyncIterable<ObjectInfo>;
+  /** Removes the object; succeeds when it does not exist. */
+  delete(key: string, options?: { signal?: AbortSignal }): Promise<void>;
+}
+
+const KEY_RE = /^[A-Za-z0-9._\-]+(\/[A-Za-z0-9._\-]+)*$/;
+
+/** Keys are relative, '/'-separated, made of [A-Za-z0-9._-], with no '.' or '..' segment. */
+export function isValidKey(key: string): boolean {
+  if (key.length === 0 || key.length > 512 || !KEY_RE.test(key)) return false;
+  return key.split('/').every((seg) => seg !== '.' && seg !== '..');
+}
+
+export function assertValidKey(key: string): void {
+  if (!isValidKey(key)) {
+    throw new UnderstudyError('US_KEY_INVALID', `invalid object key ${JSON.stringify(key)}: keys are relative, '/'-separated, made of [A-Za-z0-9._-]`);
+  }
+}

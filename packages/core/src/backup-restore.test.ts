@@ -1,0 +1,243 @@
+import assert from 'node:assert/strict';
+import { readdir, readFile, stat, writeFile, utimes, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { backup } from './backup.js';
+import { isUnderstudyError } from './errors.js';
+import { restore, RESTORE_MARKER } from './restore.js';
+import { verify } from './verify.js';
+import { compareTrees, makeTree, seededBytes } from './testing/trees.js';
+import { localRepository, tempDir } from './testing/repo.js';
+
+const CS = 64 * 1024; // the smallest chunk size, so the edge cases stay small
+
+async function roundTrip(spec: Parameters<typeof makeTree>[1], opts: { key?: Buffer; chunkSize?: number } = {}) {
+  const t = await tempDir();
+  const src = join(t.path, 'src');
+  const dst = join(t.path, 'dst');
+  await makeTree(src, spec);
+  const { repo } = await localRepository(join(t.path, 'repo'), opts.key);
+  const { manifest } = await backup(repo, src, { chunkSize: opts.chunkSize ?? CS });
+  await restore(repo, dst);
+  return { t, src, dst, repo, manifest };
+}
+
+describe('backup and restore round trips (local store)', () => {
+  const cleanups: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const c of cleanups) await c();
+  });
+
+  it('restores empty files, exact chunk multiples and one byte either side, identical to the source', async () => {
+    const { t, src, dst, manifest } = await roundTrip({
+      'empty': { file: '' },
+      'one-byte': { file: 'x' },
+      'exact-1': { file: seededBytes(CS, 1) },
+      'exact-3': { file: seededBytes(3 * CS, 2) },
+      'minus-one': { file: seededBytes(2 * CS - 1, 3) },
+      'plus-one': { file: seededBytes(2 * CS + 1, 4) },
+      'text': { file: 'hello\n'.repeat(50_000) },
+    });
+    cleanups.push(t.cleanup);
+    assert.deepEqual(await compareTrees(src, dst), []);
+    const byPath = new Map(manifest.entries.map((e) => [e.path, e]));
+    const chunksOf = (p: string) => { const e = byPath.get(p); assert.ok(e && e.type === 'file'); return e.chunks.length; };
+    assert.equal(chunksOf('empty'), 0);
+    assert.equal(chunksOf('exact-1'), 1);
+    assert.equal(chunksOf('exact-3'), 3);
+    assert.equal(chunksOf('minus-one'), 2);
+    assert.equal(chunksOf('plus-one'), 3);
+    assert.equal(manifest.totals.files, 7);
+    assert.equal(manifest.totals.bytes, 0 + 1 + CS + 3 * CS + 2 * CS - 1 + 2 * CS + 1 + 300_000);
+    assert.ok(!(await readdir(dst)).includes(RESTORE_MARKER), 'marker removed after a good restore');
+  });
+
+  it('keeps unicode names, deep paths, modes, symlinks and empty directories', async () => {
+    let deep: Record<string, any> = { 'leaf.txt': { file: 'deep' } };
+    for (let i = 0; i < 30; i++) deep = { [`level-${i}`]: { dir: deep } };
+    const { t, src, dst, manifest } = await roundTrip({
+      'ünïcødé ファイル 📦.txt': { file: 'unicode' },
+      'deep': { dir: deep },
+      'empty-dir': { dir: {} },
+      'private': { dir: { 'secret.key': { file: 'k', mode: 0o600 } }, mode: 0o700 },
+      'script.sh': { file: '#!/bin/sh\n', mode: 0o755 },
+      'readonly': { file: 'ro', mode: 0o444 },
+      'link-to-file': { symlink: 'script.sh' },
+      'link-into-dir': { symlink: 'private/secret.key' },
+      'dangling': { symlink: 'does-not-exist' },
+    });
+    cleanups.push(t.cleanup);
+    assert.deepEqual(await compareTrees(src, dst), []);
+    assert.equal(manifest.totals.symlinks, 3);
+    assert.equal((await stat(join(dst, 'private'))).mode & 0o777, 0o700);
+  });
+
+  it('round-trips an encrypted repository, and object names are keyed hashes', async () => {
+    const key = seededBytes(32, 99);
+    const data = seededBytes(CS, 5);
+    const { t, src, dst, repo, manifest } = await roundTrip({ 'a': { file: data } }, { key });
+    cleanups.push(t.cleanup);
+    assert.deepEqual(await compareTrees(src, dst), []);
+    const { createHash } = await import('node:crypto');
+    const plainHash = createHash('sha256').update(data).digest('hex');
+    const e = manifest.entries[0];
+    assert.ok(e?.type === 'file');
+    assert.notEqual(e.chunks[0], plainHash, 'chunk name must not be the plaintext SHA-256');
+    const stored = await readFile(join(t.path, 'repo', repo.chunkKey(e.chunks[0]!)));
+    assert.equal(stored.indexOf(data.subarray(0, 64)), -1, 'plaintext must not appear in the stored chunk');
+  });
+
+  it('restores a multi-GiB sparse file sparse and byte-identical', async () => {
+    const t = await tempDir();
+    cleanups.push(t.cleanup);
+    const size = 3 * 1024 ** 3 + 12345;
+    const src = join(t.path, 'src');
+    await makeTree(src, {
+      'ibdata-like': {
+        sparse: size,
+        data: [
+          { offset: 0, bytes: seededBytes(100_000, 7) },
+          { offset: 1024 ** 3 + 5, bytes: seededBytes(300_000, 8) },
+          { offset: size - 10, bytes: Buffer.from('0123456789') },
+        ],
+      },
+    });
+    const { repo } = await localRepository(join(t.path, 'repo'));
+    const { manifest } = await backup(repo, src, { chunkSize: 4 * 1024 * 1024 });
+    assert.ok(manifest.totals.newChunks < 10, `zero chunks are deduplicated (${manifest.totals.newChunks} new chunks)`);
+    const dst = join(t.path, 'dst');
+    await restore(repo, dst);
+    assert.deepEqual(await compareTrees(src, dst), []);
+    const st = await stat(join(dst, 'ibdata-like'));
+    assert.equal(st.size, size);
+    assert.ok(st.blocks * 512 < 64 * 1024 * 1024, `restored file is sparse (${st.blocks * 512} bytes allocated)`);
+  });
+
+  it('a second backup of a slightly changed tree uploads only the changed chunks', async () => {
+    const t = await tempDir();
+    cleanups.push(t.cleanup);
+    const src = join(t.path, 'src');
+    const files: Record<string, { file: Buffer }> = {};
+    for (let i = 0; i < 50; i++) files[`f${i}`] = { file: seededBytes(4 * CS, 100 + i) };
+    await makeTree(src, files);
+    const { repo } = await localRepository(join(t.path, 'repo'));
+    const first = (await backup(repo, src, { chunkSize: CS })).manifest;
+    assert.equal(first.totals.newBytes, 200 * CS);
+    // change one chunk of one file (2% of files, 0.5% of bytes)
+    const p = join(src, 'f7');
+    const buf = await readFile(p);
+    buf[CS + 10] = buf[CS + 10]! ^ 0xff;
+    await writeFile(p, buf);
+    const second = (await backup(repo, src, { chunkSize: CS, restoredFrom: first.id })).manifest;
+    assert.equal(second.totals.newChunks, 1);
+    assert.equal(second.totals.newBytes, CS);
+    assert.equal(second.totals.reusedBytes, 199 * CS);
+    assert.equal(second.restoredFrom, first.id);
+    const dst = join(t.path, 'dst');
+    await restore(repo, dst);
+    assert.deepEqual(await compareTrees(src, dst), []);
+  });
+
+  it('refuses a non-empty target, and recognises an interrupted restore', async () => {
+    const t = await tempDir();
+    cleanups.push(t.cleanup);
+    const src = join(t.path, 'src');
+    await makeTree(src, { a: { file: seededBytes(3 * CS, 1) }, b: { file: 'b' } });
+    const { repo } = await localRepository(join(t.path, 'repo'));
+    await backup(repo, src, { chunkSize: CS });
+
+    const busy = join(t.path, 'busy');
+    await makeTree(busy, { precious: { file: 'keep me' } });
+    await assert.rejects(restore(repo, busy), (e) => isUnderstudyError(e, 'US_RESTORE_TARGET_NOT_EMPTY'));
+    assert.equal(await readFile(join(busy, 'precious'), 'utf8'), 'keep me');
+
+    const dst = join(t.path, 'dst');
+    await assert.rejects(
+      restore(repo, dst, { hook: (p) => { if (p === 'chunk-written') throw new Error('simulated crash'); } }),
+      /simulated crash/,
+    );
+    assert.ok((await readdir(dst)).includes(RESTORE_MARKER), 'the marker stays after an interrupted restore');
+    await assert.rejects(restore(repo, dst), (e) => isUnderstudyError(e, 'US_RESTORE_INTERRUPTED'));
+    await assert.rejects(backup(repo, dst), (e) => isUnderstudyError(e, 'US_RESTORE_INTERRUPTED'), 'backup refuses a half-restored tree');
+    await restore(repo, dst, { force: true });
+    assert.deepEqual(await compareTrees(src, dst), []);
+  });
+
+  it('refuses symlinks that leave the tree unless allowed', async () => {
+    const { t } = await (async () => {
+      const t = await tempDir();
+      return { t };
+    })();
+    cleanups.push(t.cleanup);
+    const src = join(t.path, 'src');
+    await makeTree(src, { out: { symlink: '/etc/passwd' }, up: { dir: { x: { symlink: '../../x' } } } });
+    const { repo } = await localRepository(join(t.path, 'repo'));
+    await backup(repo, src, { chunkSize: CS });
+    await assert.rejects(restore(repo, join(t.path, 'dst')), (e) => isUnderstudyError(e, 'US_PATH_UNSAFE') && /out/.test(e.message));
+    await restore(repo, join(t.path, 'dst2'), { allowExternalSymlinks: true });
+    assert.deepEqual(await compareTrees(src, join(t.path, 'dst2')), []);
+  });
+
+  it('skips excluded paths and special files', async () => {
+    const t = await tempDir();
+    cleanups.push(t.cleanup);
+    const src = join(t.path, 'src');
+    await makeTree(src, { 'keep.ibd': { file: 'k' }, 'mysqld.pid': { file: '1' }, 'relay': { dir: { 'relay-bin.000001': { file: 'r' } } } });
+    const { repo } = await localRepository(join(t.path, 'repo'));
+    const { excludeGlobs } = await import('./walk.js');
+    const { manifest } = await backup(repo, src, { chunkSize: CS, exclude: excludeGlobs(['*.pid', 'relay-bin.*']) });
+    assert.deepEqual(manifest.entries.map((e) => e.path), ['keep.ibd', 'relay']);
+  });
+
+  it('refuses to back up a file that changes size while read', async () => {
+    const t = await tempDir();
+    cleanups.push(t.cleanup);
+    const src = join(t.path, 'src');
+    await makeTree(src, { grow: { file: seededBytes(2 * CS, 1) } });
+    const { repo } = await localRepository(join(t.path, 'repo'));
+    // The walk records the size; grow the file before the read (the hook fires after the walk).
+    const { walkTree } = await import('./walk.js');
+    assert.equal((await walkTree(src))[0]?.size, 2 * CS);
+    await mkdir(join(t.path, 'x'));
+    const { appendFile } = await import('node:fs/promises');
+    let grown = false;
+    await assert.rejects(
+      backup(repo, src, {
+        chunkSize: CS,
+        onProgress: (p) => {
+          if (p.phase === 'upload' && !grown) {
+            grown = true;
+            void appendFile(join(src, 'grow'), 'more');
+          }
+        },
+      }),
+      (e) => isUnderstudyError(e, 'US_SOURCE_CHANGED'),
+    );
+    assert.deepEqual(await repoBackups(repo), [], 'no manifest was committed');
+    void utimes;
+  });
+});
+
+async function repoBackups(repo: Awaited<ReturnType<typeof localRepository>>['repo']): Promise<string[]> {
+  return repo.listBackupIds();
+}
+
+describe('verify', () => {
+  let t: Awaited<ReturnType<typeof tempDir>>;
+  before(async () => {
+    t = await tempDir();
+  });
+  after(async () => t.cleanup());
+
+  it('passes on a good repository with and without reading data', async () => {
+    const src = join(t.path, 'src-ok');
+    await makeTree(src, { a: { file: seededBytes(3 * CS, 1) } });
+    const { repo } = await localRepository(join(t.path, 'repo-ok'));
+    await backup(repo, src, { chunkSize: CS });
+    for (const readData of [false, true]) {
+      const r = await verify(repo, { readData });
+      assert.equal(r.ok, true, JSON.stringify(r.problems));
+      assert.equal(r.chunksChecked, 3);
+    }
+  });
+});

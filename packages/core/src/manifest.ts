@@ -1,0 +1,150 @@
+/**
+ * The manifest: the commit record of one backup. A backup exists exactly when its manifest object
+ * exists and decodes; manifests are written last, with a conditional put that never replaces one.
+ * The schema is checked with zod whenever a manifest is read from storage, including the
+ * structural rules that keep a restore inside its target (see `checkStructure`).
+ */
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { UnderstudyError } from './errors.js';
+
+export const MANIFEST_FORMAT = 'understudy-manifest';
+export const MANIFEST_VERSION = 1;
+
+/** Backup ids sort by creation time: 20261124T054600.123Z-1a2b3c4d. */
+export const BACKUP_ID_RE = /^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{8}$/;
+
+export function newBackupId(now: Date = new Date()): string {
+  const iso = now.toISOString(); // 2026-11-24T05:46:00.123Z
+  return `${iso.slice(0, 10).replaceAll('-', '')}T${iso.slice(11, 19).replaceAll(':', '')}${iso.slice(19, 24)}-${randomBytes(4).toString('hex')}`;
+}
+
+const BackupId = z.string().regex(BACKUP_ID_RE, 'not a backup id');
+const ContentId = z.string().regex(/^[0-9a-f]{64}$/, 'not a content id');
+const Mode = z.number().int().min(0).max(0o7777);
+const MtimeNs = z.string().regex(/^\d{1,25}$/, 'not a nanosecond timestamp');
+const Size = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/** A relative path inside the backup: '/'-separated, no empty, '.' or '..' segment, no NUL. */
+export function isSafeRelativePath(p: string): boolean {
+  if (p.length === 0 || p.length > 4096 || p.includes('\0') || p.startsWith('/') || p.includes('\\')) return false;
+  return p.split('/').every((seg) => seg !== '' && seg !== '.' && seg !== '..');
+}
+
+const RelPath = z.string().refine(isSafeRelativePath, 'unsafe path (absolute, empty segment, "." or "..")');
+
+const DirEntry = z.strictObject({ type: z.literal('dir'), path: RelPath, mode: Mode, mtimeNs: MtimeNs });
+const FileEntry = z.strictObject({
+  type: z.literal('file'),
+  path: RelPath,
+  mode: Mode,
+  mtimeNs: MtimeNs,
+  size: Size,
+  /** Content ids in file order; every chunk is chunkSize bytes except the last. */
+  chunks: z.array(ContentId),
+});
+const SymlinkEntry = z.strictObject({
+  type: z.literal('symlink'),
+  path: RelPath,
+  target: z.string().min(1).max(4096).refine((t) => !t.includes('\0'), 'NUL in symlink target'),
+  mtimeNs: MtimeNs,
+});
+export const EntrySchema = z.discriminatedUnion('type', [DirEntry, FileEntry, SymlinkEntry]);
+
+export const TotalsSchema = z.strictObject({
+  files: Size,
+  dirs: Size,
+  symlinks: Size,
+  /** Logical bytes of all files. */
+  bytes: Size,
+  /** Chunk references, counting repeats. */
+  chunks: Size,
+  /** Chunks this backup uploaded (the store did not hold them). */
+  newChunks: Size,
+  /** Logical bytes of the chunks this backup uploaded. */
+  newBytes: Size,
+  /** Bytes sent to the store for them (compressed, framed, maybe encrypted). */
+  uploadedBytes: Size,
+  /** Logical bytes served by chunks the store already held (or earlier in this backup). */
+  reusedBytes: Size,
+});
+
+export const ManifestSchema = z
+  .strictObject({
+    format: z.literal(MANIFEST_FORMAT),
+    version: z.literal(MANIFEST_VERSION),
+    id: BackupId,
+    createdAt: z.iso.datetime(),
+    completedAt: z.iso.datetime(),
+    host: z.string().max(256),
+    sourcePath: z.string().max(4096),
+    chunkSize: z.number().int().min(1).max(512 * 1024 * 1024),
+    /** Lineage: the backup this tree was restored from before it was changed and backed up. */
+    restoredFrom: BackupId.nullable(),
+    entries: z.array(EntrySchema),
+    totals: TotalsSchema,
+    /** Free-form, for the caller (the agent keeps the replication position here). */
+    metadata: z.record(z.string(), z.unknown()),
+  })
+  .superRefine((m, ctx) => {
+    for (const problem of checkStructure(m)) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+export type Entry = z.infer<typeof EntrySchema>;
+export type FileEntry = z.infer<typeof FileEntry>;
+export type Totals = z.infer<typeof TotalsSchema>;
+export type Manifest = z.infer<typeof ManifestSchema>;
+
+/**
+ * Structural rules beyond field types: unique paths; every entry's parent is a directory entry
+ * listed before it (so nothing can be placed under a symlink or a file); chunk counts match sizes.
+ */
+export function checkStructure(m: Pick<Manifest, 'entries' | 'chunkSize'>): string[] {
+  const problems: string[] = [];
+  const kinds = new Map<string, Entry['type']>();
+  for (const e of m.entries) {
+    if (kinds.has(e.path)) problems.push(`duplicate path ${JSON.stringify(e.path)}`);
+    const slash = e.path.lastIndexOf('/');
+    if (slash > 0) {
+      const parent = e.path.slice(0, slash);
+      const kind = kinds.get(parent);
+      if (kind !== 'dir') {
+        problems.push(`${JSON.stringify(e.path)} is not under a directory entry listed before it (parent is ${kind ?? 'missing'})`);
+      }
+    }
+    kinds.set(e.path, e.type);
+    if (e.type === 'file') {
+      const expected = Math.ceil(e.size / m.chunkSize);
+      if (e.chunks.length !== expected) {
+        problems.push(`${JSON.stringify(e.path)} has ${e.chunks.length} chunks, its size ${e.size} needs ${expected}`);
+      }
+    }
+    if (problems.length >= 20) break;
+  }
+  return problems;
+}
+
+/** Length of chunk `index` of a file of `size` bytes. */
+export function chunkLength(size: number, chunkSize: number, index: number): number {
+  return Math.min(chunkSize, size - index * chunkSize);
+}
+
+/** Decodes and validates manifest JSON; throws US_MANIFEST_INVALID naming the backup and the fields. */
+export function parseManifest(json: Buffer | string, backupId: string): Manifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(typeof json === 'string' ? json : json.toString('utf8'));
+  } catch (err) {
+    throw new UnderstudyError('US_MANIFEST_INVALID', `manifest of backup ${backupId} is not valid JSON`, { cause: err, details: { backup: backupId } });
+  }
+  const result = ManifestSchema.safeParse(raw);
+  if (!result.success) {
+    throw new UnderstudyError('US_MANIFEST_INVALID', `manifest of backup ${backupId} is invalid:\n${z.prettifyError(result.error)}`, {
+      details: { backup: backupId },
+    });
+  }
+  if (result.data.id !== backupId) {
+    throw new UnderstudyError('US_MANIFEST_INVALID', `manifest stored as backup ${backupId} names itself ${result.data.id}`, { details: { backup: backupId } });
+  }
+  return result.data;
+}

@@ -1,0 +1,101 @@
+/**
+ * Prune: forget the backups a retention policy does not keep, then delete every chunk no kept
+ * manifest references, and expired lock objects. Runs under an exclusive repository lock, so no
+ * backup can be between listing its reusable chunks and committing its manifest meanwhile.
+ *
+ * Prune refuses to run while any manifest fails to decode: the chunks such a backup needs cannot be
+ * told from garbage, and deleting them could destroy a backup that is still recoverable.
+ */
+import { isUnderstudyError, UnderstudyError } from './errors.js';
+import { listLocks, RepositoryLock } from './lock.js';
+import type { Manifest } from './manifest.js';
+import type { Repository } from './repository.js';
+import { applyRetention, validatePolicy, type RetentionPolicy } from './retention.js';
+import { TaskPool } from './task-pool.js';
+
+export interface PruneOptions {
+  readonly dryRun?: boolean;
+  readonly concurrency?: number;
+  readonly lockLeaseMs?: number;
+  readonly signal?: AbortSignal;
+  readonly now?: () => number;
+}
+
+export interface PruneReport {
+  readonly dryRun: boolean;
+  readonly kept: ReadonlyArray<{ id: string; reasons: string[] }>;
+  readonly removed: readonly string[];
+  readonly chunksTotal: number;
+  readonly chunksDeleted: number;
+  readonly bytesFreed: number;
+  readonly locksRemoved: number;
+}
+
+export async function prune(repo: Repository, policy: RetentionPolicy, options: PruneOptions = {}): Promise<PruneReport> {
+  validatePolicy(policy);
+  const dryRun = options.dryRun ?? false;
+  const signal = options.signal;
+  const now = options.now ?? Date.now;
+  const lock = dryRun ? undefined : await RepositoryLock.acquire(repo.store, 'exclusive', { operation: 'prune', leaseMs: options.lockLeaseMs, now });
+  try {
+    const manifests: Manifest[] = [];
+    const bad: string[] = [];
+    for (const id of await repo.listBackupIds(signal)) {
+      try {
+        manifests.push(await repo.loadManifest(id, signal));
+      } catch (err) {
+        if (!isUnderstudyError(err, 'US_MANIFEST_INVALID')) throw err;
+        bad.push(`${id}: ${err.message}`);
+      }
+    }
+    if (bad.length > 0) {
+      throw new UnderstudyError(
+        'US_MANIFEST_INVALID',
+        `prune refuses to run while ${bad.length} manifest(s) do not decode (their chunks cannot be told from garbage); run verify, and remove a manifest by hand only if it is beyond repair:\n  ${bad.join('\n  ')}`,
+      );
+    }
+    const keep = applyRetention(
+      manifests.map((m) => ({ id: m.id, createdAt: new Date(m.createdAt) })),
+      policy,
+    );
+    const kept = manifests.filter((m) => keep.has(m.id));
+    const removed = manifests.filter((m) => !keep.has(m.id)).map((m) => m.id);
+    const referenced = new Set<string>();
+    for (const m of kept) for (const e of m.entries) if (e.type === 'file') for (const c of e.chunks) referenced.add(c);
+
+    let chunksTotal = 0;
+    const garbage: Array<{ id: string; size: number }> = [];
+    for await (const c of repo.listChunks(signal)) {
+      chunksTotal++;
+      if (!referenced.has(c.id)) garbage.push(c);
+    }
+    let locksRemoved = 0;
+    if (!dryRun && lock) {
+      const pool = new TaskPool(options.concurrency ?? 16, signal);
+      // Manifests first: a backup stops existing before any chunk it needs can disappear.
+      lock.assertHeld();
+      for (const id of removed) await pool.submit(() => repo.store.delete(repo.manifestKey(id), { signal }));
+      await pool.drain();
+      lock.assertHeld();
+      for (const c of garbage) await pool.submit(() => repo.store.delete(repo.chunkKey(c.id), { signal }));
+      await pool.drain();
+      for (const l of await listLocks(repo.store)) {
+        if (l.key !== lock.key && !l.live(now())) {
+          await repo.store.delete(l.key, { signal });
+          locksRemoved++;
+        }
+      }
+    }
+    return {
+      dryRun,
+      kept: kept.map((m) => ({ id: m.id, reasons: keep.get(m.id) ?? [] })),
+      removed,
+      chunksTotal,
+      chunksDeleted: garbage.length,
+      bytesFreed: garbage.reduce((n, c) => n + c.size, 0),
+      locksRemoved,
+    };
+  } finally {
+    await lock?.release().catch(() => undefined);
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * The repository: a Store plus the layout and framing of what Understudy keeps in it.
+ *
+ *   config                    repository id, format version, encryption key check (framed, unencrypted)
+ *   chunks/<id[0:2]>/<id>     one chunk: file content, content-addressed (framed, compressed, maybe encrypted)
+ *   manifests/<backup id>     one backup's manifest, the commit record (framed, compressed, maybe encrypted)
+ *   locks/<lock id>           leases that keep prune and backups apart (plain JSON)
+ *
+ * Chunks are written before the manifest that names them; a manifest is written only when every chunk
+ * it names is present, and never replaces another (conditional put).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { UnderstudyError, isUnderstudyError } from './errors.js';
+import { encryptedKeys, keyCheck, keyCheckMatches, plainKeys, type RepositoryKeys } from './keys.js';
+import { parseManifest, BACKUP_ID_RE, type Manifest } from './manifest.js';
+import { open, seal } from './object-format.js';
+import type { Store } from './store/store.js';
+
+export const CONFIG_KEY = 'config';
+export const CHUNKS_PREFIX = 'chunks/';
+export const MANIFESTS_PREFIX = 'manifests/';
+export const LOCKS_PREFIX = 'locks/';
+
+const RepoConfigSchema = z.strictObject({
+  format: z.literal('understudy-repository'),
+  version: z.literal(1),
+  id: z.string().regex(/^[0-9a-f-]{36}$/),
+  createdAt: z.iso.datetime(),
+  encryption: z.strictObject({ algorithm: z.literal('aes-256-gcm'), keyCheck: z.string().regex(/^[0-9a-f]{64}$/) }).nullable(),
+});
+export type RepoConfig = z.infer<typeof RepoConfigSchema>;
+
+export function md5(body: Buffer): Buffer {
+  return createHash('md5').update(body).digest();
+}
+
+export interface OpenRepositoryOptions {
+  /** 32-byte master key: required for an encrypted repository, and makes a new one encrypted. */
+  readonly key?: Buffer | undefined;
+  /** Create the repository when the store holds none yet (backup does; restore, verify, prune do not). */
+  readonly create?: boolean;
+  /** zstd level for new objects (default 3). */
+  readonly compressionLevel?: number;
+}
+
+export class Repository {
+  private readonly zeroIds = new Map<number, string>();
+
+  private constructor(
+    readonly store: Store,
+    readonly config: RepoConfig,
+    private readonly keys: RepositoryKeys,
+    private readonly compressionLevel: number,
+  ) {}
+
+  static async open(store: Store, options: OpenRepositoryOptions = {}): Promise<Repository> {
+    let config = await loadConfig(store);
+    if (!config) {
+      if (!options.create) {
+        throw new UnderstudyError('US_REPO_CONFIG', `no Understudy repository at ${store.location} (no ${CONFIG_KEY} object); the first backup creates one`);
+      }
+      config = await createConfig(store, options.key);
+    }
+    let keys: RepositoryKeys;
+    if (config.encryption) {
+      if (!options.key) {
+        throw new UnderstudyError('US_ENCRYPTION_KEY', `repository ${store.location} is encrypted: give its key (--key-file)`);
+      }
+      if (!keyCheckMatches(options.key, config.id, config.encryption.keyCheck)) {
+        throw new UnderstudyError('US_ENCRYPTION_KEY', `the key given does not match repository ${store.location}`);
+      }
+      keys = encryptedKeys(options.key, config.id);
+    } else {
+      if (options.key) {
+        throw new UnderstudyError('US_ENCRYPTION_KEY', `repository ${store.location} is not encrypted, but a key was given; refusing to write unencrypted data you expect to be encrypted`);
+      }
+      keys = plainKeys();
+    }
+    return new Repository(store, config, keys, options.compressionLevel ?? 3);
+  }
+
+  get encrypted(): boolean {
+    return this.config.encryption !== null;
+  }
+
+  contentId(plain: Buffer): string {
+    return this.keys.contentId(plain);
+  }
+
+  /** Content id of `length` zero bytes (cached): such chunks are restored as holes. */
+  zeroChunkId(length: number): string {
+    let id = this.zeroIds.get(length);
+    if (id === undefined) {
+      id = this.keys.contentId(Buffer.alloc(length));
+      this.zeroIds.set(length, id);
+    }
+    return id;
+  }
+
+  chunkKey(id: string): string {
+    return `${CHUNKS_PREFIX}${id.slice(0, 2)}/${id}`;
+  }
+
+  /** Frames and uploads one chunk; returns the bytes sent. The id must be `contentId(plain)`. */
+  async saveChunk(id: string, plain: Buffer, signal?: AbortSignal): Promise<number> {
+    const key = this.chunkKey(id);
+    const body = seal(plain, key, { compress: true, level: this.compressionLevel, encryptionKey: this.keys.encryptionKey });
+    await this.store.put(key, body, { contentMD5: md5(body), signal });
+    return body.length;
+  }
+
+  /** Downloads, opens and verifies one chunk against its content id (and length when given). */
+  async loadChunk(id: string, expectedLength?: number, signal?: AbortSignal): Promise<Buffer> {
+    const key = this.chunkKey(id);
+    let stored: Buffer;
+    try {
+      stored = await this.store.get(key, { signal });
+    } catch (err) {
+      if (isUnderstudyError(err, 'US_NOT_FOUND')) {
+        throw new UnderstudyError('US_CHUNK_MISSING', `chunk ${id} is missing from the repository (${key})`, { cause: err, details: { chunk: id } });
+      }
+      throw err;
+    }
+    const plain = open(stored, key, this.keys.encryptionKey);
+    if (expectedLength !== undefined && plain.length !== expectedLength) {
+      throw new UnderstudyError('US_OBJECT_CORRUPT', `chunk ${id} holds ${plain.length} bytes, expected ${expectedLength}`, { details: { chunk: id } });
+    }
+    if (this.keys.contentId(plain) !== id) {
+      throw new UnderstudyError('US_OBJECT_CORRUPT', `chunk ${id} does not match its content hash`, { details: { chunk: id } });
+    }
+    return plain;
+  }
+
+  /** Ids of all chunks the store holds. */
+  async *listChunks(signal?: AbortSignal): AsyncIterable<{ id: string; size: number }> {
+    for await (const info of this.store.list(CHUNKS_PREFIX, { signal })) {
+      const id = info.key.slice(info.key.lastIndexOf('/') + 1);
+      if (/^[0-9a-f]{64}$/.test(id) && info.key === this.chunkKey(id)) yield { id, size: info.size };
+    }
+  }
+
+  async chunkIdSet(signal?: AbortSignal): Promise<Set<string>> {
+    const ids = new Set<string>();
+    for await (const { id } of this.listChunks(signal)) ids.add(id);
+    return ids;
+  }
+
+  manifestKey(backupId: string): string {
+    return `${MANIFESTS_PREFIX}${backupId}`;
+  }
+
+  /** Writes a manifest without ever replacing one (US_ALREADY_EXISTS if the id is taken). */
+  async saveManifest(manifest: Manifest, signal?: AbortSignal): Promise<void> {
+    const key = this.manifestKey(manifest.id);
+    const body = seal(Buffer.from(JSON.stringify(manifest), 'utf8'), key, { compress: true, level: this.compressionLevel, encryptionKey: this.keys.encryptionKey });
+    await this.store.put(key, body, { contentMD5: md5(body), ifNoneMatch: true, signal });
+  }
+
+  async loadManifest(backupId: string, signal?: AbortSignal): Promise<Manifest> {
+    if (!BACKUP_ID_RE.test(backupId)) {
+      throw new UnderstudyError('US_BACKUP_NOT_FOUND', `${JSON.stringify(backupId)} is not a backup id (expected e.g. 20261124T054600.123Z-1a2b3c4d)`);
+    }
+    const key = this.manifestKey(backupId);
+    let stored: Buffer;
+    try {
+      stored = await this.store.get(key, { signal });
+    } catch (err) {
+      if (isUnderstudyError(err, 'US_NOT_FOUND')) {
+        throw new UnderstudyError('US_BACKUP_NOT_FOUND', `no backup ${backupId} in ${this.store.location}`, { cause: err });
+      }
+      throw err;
+    }
+    let json: Buffer;
+    try {
+      json = open(stored, key, this.keys.encryptionKey);
+    } catch (err) {
+      if (isUnderstudyError(err, 'US_OBJECT_CORRUPT')) {
+        throw new UnderstudyError('US_MANIFEST_INVALID', `manifest of backup ${backupId} is corrupt: ${err.message}`, { cause: err, details: { backup: backupId } });
+      }
+      throw err;
+    }
+    return parseManifest(json, backupId);
+  }
+
+  /** Ids of all committed backups (those with a manifest object), oldest first. */
+  async listBackupIds(signal?: AbortSignal): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const info of this.store.list(MANIFESTS_PREFIX, { signal })) {
+      const id = info.key.slice(MANIFESTS_PREFIX.length);
+      if (BACKUP_ID_RE.test(id)) ids.push(id);
+    }
+    return ids.sort();
+  }
+}
+
+async function loadConfig(store: Store): Promise<RepoConfig | undefined> {
+  let stored: Buffer;
+  try {
+    stored = await store.get(CONFIG_KEY);
+  } catch (err) {
+    if (isUnderstudyError(err, 'US_NOT_FOUND')) return undefined;
+    throw err;
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(open(stored, CONFIG_KEY).toString('utf8'));
+  } catch (err) {
+    throw new UnderstudyError('US_REPO_CONFIG', `repository config at ${store.location} is corrupt: ${(err as Error).message}`, { cause: err });
+  }
+  const parsed = RepoConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new UnderstudyError('US_REPO_CONFIG', `repository config at ${store.location} is invalid or of an unsupported version: ${z.prettifyError(parsed.error)}`);
+  }
+  return parsed.data;
+}
+
+async function createConfig(store: Store, key: Buffer | undefined): Promise<RepoConfig> {
+  const id = randomUUID();
+  const config: RepoConfig = {
+    format: 'understudy-repository',
+    version: 1,
+    id,
+    createdAt: new Date().toISOString(),
+    encryption: key ? { algorithm: 'aes-256-gcm', keyCheck: keyCheck(key, id) } : null,
+  };
+  const body = seal(Buffer.from(JSON.stringify(config), 'utf8'), CONFIG_KEY, { compress: false });
+  try {
+    await store.put(CONFIG_KEY, body, { contentMD5: md5(body), ifNoneMatch: true });
+    return config;
+  } catch (err) {
+    // Another process created the repository at the same moment: use theirs.
+    if (isUnderstudyError(err, 'US_ALREADY_EXISTS')) {
+      const theirs = await loadConfig(store);
+      if (theirs) return theirs;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * Restore of a backup into a directory.
+ *
+ * Safety: a marker file is written into the target before anything else and removed only after every
+ * file, link and directory is in place and synced, so an interrupted restore is recognised (by this
+ * code and by backup, which refuses such a tree) and never mistaken for a good one. Files are written
+ * under temporary names, fsynced, given their mode and mtime, then renamed. Every chunk is verified
+ * against its content id before its bytes are written. All-zero chunks are not downloaded: the file is
+ * sized with ftruncate first, so they stay holes (a sparse file restores sparse).
+ *
+ * Memory: `concurrency` chunks in flight, each as its stored body and its plaintext: at most about
+ * concurrency x 2 x chunkSize bytes of buffers.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, lutimes, mkdir, open as openFile, readdir, rename, rm, symlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import { dirname, join, posix, resolve } from 'node:path';
+import { resolveBackup, type ResolveOptions } from './backups.js';
+import { UnderstudyError } from './errors.js';
+import { chunkLength, type FileEntry, type Manifest } from './manifest.js';
+import type { Repository } from './repository.js';
+import { TaskPool } from './task-pool.js';
+
+export const RESTORE_MARKER = '.understudy-restore-in-progress';
+
+export interface RestoreProgress {
+  readonly phase: 'prepare' | 'download' | 'finish' | 'done';
+  readonly filesTotal: number;
+  readonly filesDone: number;
+  readonly bytesTotal: number;
+  readonly bytesDone: number;
+  readonly downloadedChunks: number;
+}
+
+export interface RestoreOptions {
+  /** Backup id, or 'latest' (the default). */
+  readonly backupId?: string;
+  /** Restore into a non-empty target: its current contents are deleted first. */
+  readonly force?: boolean;
+  /** Chunks downloaded at once (default 8). */
+  readonly concurrency?: number;
+  /** Allow symlinks whose target is absolute or leaves the restored tree (refused by default). */
+  readonly allowExternalSymlinks?: boolean;
+  readonly skipUndecodable?: ResolveOptions['skipUndecodable'];
+  readonly onSkipBackup?: ResolveOptions['onSkip'];
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (p: RestoreProgress) => void;
+  /** Called at named points: tests use it to inject faults deterministically. */
+  readonly hook?: (point: 'marker-written' | 'chunk-written' | 'files-written') => Promise<void> | void;
+}
+
+export async function restore(repo: Repository, targetDir: string, options: RestoreOptions = {}): Promise<{ manifest: Manifest }> {
+  const signal = options.signal;
+  const manifest = await resolveBackup(repo, options.backupId, { skipUndecodable: options.skipUndecodable, onSkip: options.onSkipBackup, signal });
+  const target = resolve(targetDir);
+  checkSymlinks(manifest, options.allowExternalSymlinks ?? false);
+
+  await prepareTarget(target, manifest.id, options.force ?? false);
+  await options.hook?.('marker-written');
+
+  const files = manifest.entries.filter((e): e is FileEntry => e.type === 'file');
+  const progress = {
+    phase: 'download' as RestoreProgress['phase'],
+    filesTotal: files.length,
+    filesDone: 0,
+    bytesTotal: files.reduce((n, f) => n + f.size, 0),
+    bytesDone: 0,
+    downloadedChunks: 0,
+  };
+  const report = (): void => options.onProgress?.({ ...progress });
+  report();
+
+  // Directories first, writable by us until their real modes are set at the end.
+  for (const e of manifest.entries) if (e.type === 'dir') await mkdir(join(target, e.path), { mode: 0o700 });
+
+  const pool = new TaskPool(options.concurrency ?? 8, signal);
+  const open = new Set<FileHandle>();
+  try {
+    for (const f of files) {
+      const final = join(target, f.path);
+      const tmp = join(dirname(final), `.understudy-tmp-${randomBytes(6).toString('hex')}`);
+      const fh = await openFile(tmp, 'wx', 0o600);
+      open.add(fh);
+      await fh.truncate(f.size);
+      let remaining = 0;
+      const finish = async (): Promise<void> => {
+        await fh.sync();
+        await fh.close();
+        open.delete(fh);
+        await chmod(tmp, f.mode);
+        const t = nsToSeconds(f.mtimeNs);
+        await utimes(tmp, t, t);
+        await rename(tmp, final);
+        progress.filesDone++;
+        report();
+      };
+      const work: Array<{ id: string; offset: number; len: number }> = [];
+      f.chunks.forEach((id, i) => {
+        const len = chunkLength(f.size, manifest.chunkSize, i);
+        const offset = i * manifest.chunkSize;
+        if (id === repo.zeroChunkId(len)) progress.bytesDone += len; // a hole: ftruncate made it
+        else work.push({ id, offset, len });
+      });
+      remaining = work.length;
+      if (remaining === 0) {
+        await finish();
+        continue;
+      }
+      for (const { id, offset, len } of work) {
+        await pool.submit(async () => {
+          const data = await repo.loadChunk(id, len, signal);
+          let written = 0;
+          while (written < len) written += (await fh.write(data, written, len - written, offset + written)).bytesWritten;
+          progress.bytesDone += len;
+          progress.downloadedChunks++;
+          await options.hook?.('chunk-written');
+          report();
+          if (--remaining === 0) await finish();
+        });
+      }
+    }
+    await pool.drain();
+  } finally {
+    for (const fh of open) await fh.close().catch(() => undefined);
+  }
+  await options.hook?.('files-written');
+
+  progress.phase = 'finish';
+  report();
+  for (const e of manifest.entries) {
+    if (e.type !== 'symlink') continue;
+    const p = join(target, e.path);
+    await symlink(e.target, p);
+    const t = nsToSeconds(e.mtimeNs);
+    await lutimes(p, t, t);
+  }
+  // Directory modes and mtimes last, deepest first, so creating their contents does not disturb them.
+  const dirs = manifest.entries.filter((e) => e.type === 'dir').reverse();
+  for (const d of dirs) {
+    const p = join(target, d.path);
+    await syncDir(p);
+    await chmod(p, d.mode);
+    const t = nsToSeconds(d.mtimeNs);
+    await utimes(p, t, t);
+  }
+  await rm(join(target, RESTORE_MARKER));
+  await syncDir(target);
+  progress.phase = 'done';
+  report();
+  return { manifest };
+}
+
+async function prepareTarget(target: string, backupId: string, force: boolean): Promise<void> {
+  await mkdir(target, { recursive: true });
+  const present = await readdir(target);
+  if (present.includes(RESTORE_MARKER) && !force) {
+    throw new UnderstudyError(
+      'US_RESTORE_INTERRUPTED',
+      `${target} holds an interrupted restore (${RESTORE_MARKER}); its contents are incomplete. Restore again with force to replace them`,
+    );
+  }
+  if (present.length > 0 && !force) {
+    throw new UnderstudyError('US_RESTORE_TARGET_NOT_EMPTY', `restore target ${target} is not empty (${present.length} entries); use force to replace its contents`);
+  }
+  await writeFile(join(target, RESTORE_MARKER), JSON.stringify({ backup: backupId, startedAt: new Date().toISOString(), pid: process.pid }) + '\n', {
+    flush: true,
+  });
+  await syncDir(target);
+  for (const name of present) if (name !== RESTORE_MARKER) await rm(join(target, name), { recursive: true, force: true });
+}
+
+function checkSymlinks(manifest: Manifest, allowExternal: boolean): void {
+  if (allowExternal) return;
+  for (const e of manifest.entries) {
+    if (e.type !== 'symlink') continue;
+    const resolved = posix.normalize(posix.join(posix.dirname(e.path), e.target));
+    if (posix.isAbsolute(e.target) || resolved === '..' || resolved.startsWith('../')) {
+      throw new UnderstudyError(
+        'US_PATH_UNSAFE',
+        `backup ${manifest.id}: symlink ${e.path} points outside the restored tree (${e.target}); allow external symlinks to restore it`,
+        { details: { path: e.path, target: e.target } },
+      );
+    }
+  }
+}
+
+function nsToSeconds(ns: string): number {
+  return Number(BigInt(ns) / 1000n) / 1e6;
+}
+
+async function syncDir(path: string): Promise<void> {
+  const fh = await openFile(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

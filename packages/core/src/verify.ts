@@ -1,0 +1,125 @@
+/**
+ * Verification of committed backups. Without readData: every manifest decodes and every chunk it
+ * names is listed by the store. With readData: every chunk is also downloaded, its frame checked
+ * (CRC or GCM tag), decompressed, and hashed against its content id. Problems name the object and,
+ * for chunks, the backups and files that need it.
+ *
+ * Memory: `concurrency` chunks in flight (x 2 x chunkSize), plus one entry per distinct chunk id.
+ */
+import { isUnderstudyError, UnderstudyError } from './errors.js';
+import { chunkLength } from './manifest.js';
+import type { Repository } from './repository.js';
+import { TaskPool } from './task-pool.js';
+
+export interface VerifyProblem {
+  readonly object: 'manifest' | 'chunk';
+  readonly id: string;
+  readonly problem: 'missing' | 'corrupt';
+  readonly message: string;
+  /** For chunks: where they are used (at most 10 listed per chunk). */
+  readonly usedBy?: ReadonlyArray<{ backup: string; path: string }>;
+}
+
+export interface VerifyReport {
+  readonly ok: boolean;
+  readonly readData: boolean;
+  readonly backups: ReadonlyArray<{ id: string; ok: boolean }>;
+  readonly chunksChecked: number;
+  readonly bytesRead: number;
+  readonly problems: readonly VerifyProblem[];
+}
+
+export interface VerifyProgress {
+  readonly phase: 'manifests' | 'list' | 'read' | 'done';
+  readonly chunksTotal: number;
+  readonly chunksDone: number;
+}
+
+export interface VerifyOptions {
+  /** Backups to verify (default: all). */
+  readonly backupIds?: readonly string[];
+  readonly readData?: boolean;
+  readonly concurrency?: number;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (p: VerifyProgress) => void;
+}
+
+const MAX_USES_LISTED = 10;
+
+export async function verify(repo: Repository, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const signal = options.signal;
+  const readData = options.readData ?? false;
+  const ids = options.backupIds ? [...options.backupIds] : await repo.listBackupIds(signal);
+  const problems: VerifyProblem[] = [];
+  const badBackups = new Set<string>();
+  /** chunk id -> its length and where it is used */
+  const chunks = new Map<string, { len: number; usedBy: Array<{ backup: string; path: string }> }>();
+  options.onProgress?.({ phase: 'manifests', chunksTotal: 0, chunksDone: 0 });
+
+  for (const id of ids) {
+    try {
+      const m = await repo.loadManifest(id, signal);
+      for (const e of m.entries) {
+        if (e.type !== 'file') continue;
+        e.chunks.forEach((cid, i) => {
+          let c = chunks.get(cid);
+          if (!c) chunks.set(cid, (c = { len: chunkLength(e.size, m.chunkSize, i), usedBy: [] }));
+          const last = c.usedBy[c.usedBy.length - 1];
+          if (c.usedBy.length < MAX_USES_LISTED && !(last?.backup === id && last.path === e.path)) c.usedBy.push({ backup: id, path: e.path });
+        });
+      }
+    } catch (err) {
+      if (!isUnderstudyError(err, 'US_MANIFEST_INVALID') && !isUnderstudyError(err, 'US_BACKUP_NOT_FOUND')) throw err;
+      badBackups.add(id);
+      problems.push({ object: 'manifest', id, problem: err.code === 'US_BACKUP_NOT_FOUND' ? 'missing' : 'corrupt', message: err.message });
+    }
+  }
+
+  options.onProgress?.({ phase: 'list', chunksTotal: chunks.size, chunksDone: 0 });
+  const present = await repo.chunkIdSet(signal);
+  const chunkProblem = (id: string, problem: VerifyProblem['problem'], message: string): void => {
+    const usedBy = chunks.get(id)?.usedBy ?? [];
+    for (const u of usedBy) badBackups.add(u.backup);
+    problems.push({ object: 'chunk', id, problem, message, usedBy });
+  };
+  for (const id of chunks.keys()) {
+    if (!present.has(id)) chunkProblem(id, 'missing', `chunk ${id} is missing (${repo.chunkKey(id)})`);
+  }
+
+  let chunksDone = 0;
+  let bytesRead = 0;
+  if (readData) {
+    const pool = new TaskPool(options.concurrency ?? 8, signal);
+    for (const [id, c] of chunks) {
+      if (!present.has(id)) continue;
+      await pool.submit(async () => {
+        try {
+          await repo.loadChunk(id, c.len, signal);
+          bytesRead += c.len;
+        } catch (err) {
+          if (!isUnderstudyError(err, 'US_OBJECT_CORRUPT') && !isUnderstudyError(err, 'US_CHUNK_MISSING')) throw err;
+          chunkProblem(id, err.code === 'US_CHUNK_MISSING' ? 'missing' : 'corrupt', err.message);
+        }
+        chunksDone++;
+        options.onProgress?.({ phase: 'read', chunksTotal: chunks.size, chunksDone });
+      });
+    }
+    await pool.drain();
+  }
+  options.onProgress?.({ phase: 'done', chunksTotal: chunks.size, chunksDone });
+  return {
+    ok: problems.length === 0,
+    readData,
+    backups: ids.map((id) => ({ id, ok: !badBackups.has(id) })),
+    chunksChecked: readData ? chunksDone : chunks.size,
+    bytesRead,
+    problems,
+  };
+}
+
+/** Throws US_VERIFY_FAILED summarising a failed report (for callers that want an exception). */
+export function assertVerified(report: VerifyReport): void {
+  if (report.ok) return;
+  const lines = report.problems.slice(0, 20).map((p) => `  ${p.message}${p.usedBy?.length ? ` (used by ${p.usedBy.map((u) => `${u.backup}:${u.path}`).join(', ')})` : ''}`);
+  throw new UnderstudyError('US_VERIFY_FAILED', `verification found ${report.problems.length} problem(s):\n${lines.join('\n')}`);
+}

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { LimitStore } from './limit.js';
+import { LocalStore } from './local.js';
+import { RetryStore } from './retry.js';
+import { storeConformance } from './conformance.js';
+
+storeConformance('LocalStore', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'understudy-local-store-'));
+  return { store: new LocalStore(root), cleanup: () => rm(root, { recursive: true, force: true }) };
+});
+
+// The wrappers must keep every promise of the contract (errors, ordering, conditional puts).
+storeConformance('RetryStore(LimitStore(LocalStore))', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'understudy-local-store-'));
+  const store = new RetryStore(new LimitStore(new LocalStore(root), { concurrency: 3 }), { attempts: 3, baseDelayMs: 1 });
+  return { store, cleanup: () => rm(root, { recursive: true, force: true }) };
+});
+
+const md5 = (b: Buffer): Buffer => createHash('md5').update(b).digest();
+
+describe('LocalStore specifics', () => {
+  let root: string;
+  let store: LocalStore;
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'understudy-local-store-'));
+    store = new LocalStore(root);
+  });
+  after(() => rm(root, { recursive: true, force: true }));
+
+  it('leaves no temp file behind after failed puts', async () => {
+    const body = Buffer.from('payload');
+    await store.put('t/exists', body, { contentMD5: md5(body) });
+    await assert.rejects(store.put('t/bad', body, { contentMD5: md5(Buffer.from('other')) }), { code: 'US_CHECKSUM_MISMATCH' });
+    await assert.rejects(store.put('t/exists', body, { contentMD5: md5(body), ifNoneMatch: true }), { code: 'US_ALREADY_EXISTS' });
+    await assert.rejects(store.put('t/exists/below', body, { contentMD5: md5(body) }), { code: 'US_KEY_INVALID' });
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(store.put('t/aborted', body, { contentMD5: md5(body), signal: ac.signal }), { code: 'US_ABORTED' });
+    const tmp = await readdir(join(root, '.tmp')).catch(() => []);
+    assert.deepEqual(tmp, []);
+    assert.deepEqual(await readdir(join(root, 't')), ['exists']);
+  });
+
+  it('does not list leftovers in .tmp (a crash mid-put) and reserves the .tmp key space', async () => {
+    await mkdir(join(root, '.tmp'), { recursive: true });
+    await writeFile(join(root, '.tmp', '12345-deadbeef'), 'half-written');
+    const body = Buffer.from('visible');
+    await store.put('v/one', body, { contentMD5: md5(body) });
+    const keys: string[] = [];
+    for await (const info of store.list('')) keys.push(info.key);
+    assert.ok(keys.includes('v/one'));
+    assert.ok(!keys.some((k) => k.startsWith('.tmp')), `listed: ${keys.join(', ')}`);
+    const dotTmp: string[] = [];
+    for await (const info of store.list('.tmp/')) dotTmp.push(info.key);
+    assert.deepEqual(dotTmp, []);
+    await assert.rejects(store.get('.tmp/12345-deadbeef'), { code: 'US_KEY_INVALID' });
+    await assert.rejects(store.put('.tmp/x', body, { contentMD5: md5(body) }), { code: 'US_KEY_INVALID' });
+  });
+
+  it('skips files whose names are not valid keys', async () => {
+    await mkdir(join(root, 'w'), { recursive: true });
+    await writeFile(join(root, 'w', 'has space'), 'x');
+    const body = Buffer.from('ok');
+    await store.put('w/ok', body, { contentMD5: md5(body) });
+    const keys: string[] = [];
+    for await (const info of store.list('w/')) keys.push(info.key);
+    assert.deepEqual(keys, ['w/ok']);
+  });
+
+  it('writes objects as regular files at root/<key>', async () => {
+    const body = Buffer.from('on disk');
+    await store.put('f/g/h', body, { contentMD5: md5(body) });
+    assert.deepEqual(await readdir(join(root, 'f', 'g')), ['h']);
+  });
+});

@@ -1,0 +1,5 @@
+/**
+ * Test helpers for Store implementations, published as `@understudy/core/testing` so that the
+ * library's own import graph (`@understudy/core`) never loads node:test.
+ */
+export { storeConformance } from './store/conformance.js';

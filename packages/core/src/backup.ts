@@ -5,9 +5,9 @@
  * that every chunk the manifest names is in the store, then the manifest with a conditional put.
  * A crash at any point before the manifest leaves only unreferenced chunks, which prune removes.
  *
- * Memory: one chunk being read plus `concurrency` chunks being sealed and uploaded, each held as its
- * plaintext and its framed body: at most about (concurrency + 1) x 2 x chunkSize bytes of buffers
- * (8 workers x 4 MiB chunks: about 72 MiB), whatever the size of the tree.
+ * Memory: one chunk being read plus `concurrency` chunks being hashed, sealed and uploaded, each
+ * held as its plaintext and its framed body: at most about (concurrency + 1) x 2 x chunkSize bytes
+ * of buffers (8 tasks x 4 MiB chunks: about 72 MiB), whatever the size of the tree.
  */
 import { open as openFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -59,7 +59,7 @@ export interface BackupOptions {
   /** Lease of the shared repository lock (tests shorten it). */
   readonly lockLeaseMs?: number;
   /** Called at named points: tests use it to inject faults deterministically. */
-  readonly hook?: (point: 'chunks-uploaded' | 'before-manifest') => Promise<void> | void;
+  readonly hook?: (point: 'walked' | 'chunks-uploaded' | 'before-manifest') => Promise<void> | void;
 }
 
 export interface BackupResult {
@@ -79,6 +79,7 @@ export async function backup(repo: Repository, sourceDir: string, options: Backu
     if (walked.some((e) => e.path === RESTORE_MARKER)) {
       throw new UnderstudyError('US_RESTORE_INTERRUPTED', `${source} holds ${RESTORE_MARKER}: it is an interrupted restore, not a tree to back up`);
     }
+    await options.hook?.('walked');
     const files = walked.filter((e) => e.type === 'file');
     const progress = {
       phase: 'scan' as BackupProgress['phase'],
@@ -95,8 +96,8 @@ export async function backup(repo: Repository, sourceDir: string, options: Backu
 
     const known = await repo.chunkIdSet(signal);
     const pool = new TaskPool(options.concurrency ?? 8, signal);
-    // Read buffers are recycled: a chunk already in the store frees its buffer at once, a new one
-    // when its upload ends. Fresh 4 MiB allocations per chunk cost more in page faults than hashing.
+    // Read buffers live in shared memory (codec threads read them without a copy) and are recycled:
+    // a chunk the store holds frees its buffer once hashed, a new one when its upload ends.
     const spare: Buffer[] = [];
     let chunkRefs = 0;
     let newChunks = 0;
@@ -109,12 +110,13 @@ export async function backup(repo: Repository, sourceDir: string, options: Backu
       } else if (e.type === 'symlink') {
         entries.push({ type: 'symlink', path: e.path, target: e.target ?? '', mtimeNs });
       } else {
-        const chunks: string[] = [];
+        // Slots filled in as chunk tasks finish; complete once the pool has drained.
+        const chunks: string[] = new Array<string>(Math.ceil(e.size / chunkSize)).fill('');
         const fh = await openFile(e.absPath, 'r');
         try {
-          for (let offset = 0; offset < e.size; offset += chunkSize) {
+          for (let index = 0, offset = 0; offset < e.size; index++, offset += chunkSize) {
             const len = Math.min(chunkSize, e.size - offset);
-            const whole = spare.pop() ?? Buffer.allocUnsafe(chunkSize);
+            const whole = spare.pop() ?? Buffer.from(new SharedArrayBuffer(chunkSize));
             const buf = whole.subarray(0, len);
             let got = 0;
             while (got < len) {
@@ -123,25 +125,23 @@ export async function backup(repo: Repository, sourceDir: string, options: Backu
               got += bytesRead;
             }
             if (got !== len) throw sourceChanged(e.path, e.size);
-            const id = repo.contentId(buf);
-            chunks.push(id);
             chunkRefs++;
-            if (known.has(id)) {
-              progress.reusedBytes += len;
-              spare.push(whole);
-            } else {
-              known.add(id);
-              newChunks++;
-              progress.newBytes += len;
-              await pool.submit(async () => {
+            await pool.submit(async () => {
+              const id = await repo.contentId(buf);
+              chunks[index] = id;
+              if (known.has(id)) {
+                progress.reusedBytes += len;
+              } else {
+                known.add(id);
+                newChunks++;
+                progress.newBytes += len;
                 const sent = await repo.saveChunk(id, buf, signal);
-                spare.push(whole);
                 progress.uploadedBytes += sent;
-                report();
-              });
-            }
-            progress.bytesDone += len;
-            report();
+              }
+              spare.push(whole);
+              progress.bytesDone += len;
+              report();
+            });
           }
           if ((await fh.stat()).size !== e.size) throw sourceChanged(e.path, e.size);
         } finally {

@@ -13,10 +13,16 @@ import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { UnderstudyError } from './errors.js';
 
+/** The derived keys, as plain data that can be handed to a worker thread. */
 export interface RepositoryKeys {
   readonly encryptionKey: Buffer | undefined;
-  /** Content id of a chunk's plaintext (64 lowercase hex characters). */
-  contentId(plain: Buffer): string;
+  /** HMAC key for content ids; absent: plain SHA-256. */
+  readonly idKey: Buffer | undefined;
+}
+
+/** Content id of a chunk's plaintext (64 lowercase hex characters). */
+export function contentIdOf(keys: RepositoryKeys, plain: Uint8Array): string {
+  return (keys.idKey ? createHmac('sha256', keys.idKey) : createHash('sha256')).update(plain).digest('hex');
 }
 
 function subkey(master: Buffer, repoId: string, info: string): Buffer {
@@ -24,17 +30,13 @@ function subkey(master: Buffer, repoId: string, info: string): Buffer {
 }
 
 export function plainKeys(): RepositoryKeys {
-  return {
-    encryptionKey: undefined,
-    contentId: (plain) => createHash('sha256').update(plain).digest('hex'),
-  };
+  return { encryptionKey: undefined, idKey: undefined };
 }
 
 export function encryptedKeys(master: Buffer, repoId: string): RepositoryKeys {
-  const idKey = subkey(master, repoId, 'understudy content-id v1');
   return {
     encryptionKey: subkey(master, repoId, 'understudy encryption v1'),
-    contentId: (plain) => createHmac('sha256', idKey).update(plain).digest('hex'),
+    idKey: subkey(master, repoId, 'understudy content-id v1'),
   };
 }
 

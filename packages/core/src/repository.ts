@@ -12,7 +12,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { UnderstudyError, isUnderstudyError } from './errors.js';
-import { encryptedKeys, keyCheck, keyCheckMatches, plainKeys, type RepositoryKeys } from './keys.js';
+import { InlineCodec, WorkerCodec, type ChunkCodec, type Sealed } from './codec.js';
+import { contentIdOf, encryptedKeys, keyCheck, keyCheckMatches, plainKeys, type RepositoryKeys } from './keys.js';
 import { parseManifest, BACKUP_ID_RE, type Manifest } from './manifest.js';
 import { open, seal } from './object-format.js';
 import type { Store } from './store/store.js';
@@ -42,17 +43,33 @@ export interface OpenRepositoryOptions {
   readonly create?: boolean;
   /** zstd level for new objects (default 3). */
   readonly compressionLevel?: number;
+  /**
+   * Worker threads for chunk hashing, compression, encryption and verification: 0 does that work on
+   * the calling thread; default: one per core (started on first use, idle ones keep no process alive).
+   */
+  readonly codecThreads?: number;
 }
 
 export class Repository {
   private readonly zeroIds = new Map<number, string>();
+
+  private readonly codec: ChunkCodec;
 
   private constructor(
     readonly store: Store,
     readonly config: RepoConfig,
     private readonly keys: RepositoryKeys,
     private readonly compressionLevel: number,
-  ) {}
+    codecThreads: number | undefined,
+  ) {
+    const settings = { keys, level: compressionLevel };
+    this.codec = codecThreads === 0 ? new InlineCodec(settings) : new WorkerCodec(settings, codecThreads);
+  }
+
+  /** Stops the codec's worker threads (optional: idle workers do not keep the process alive). */
+  async close(): Promise<void> {
+    await this.codec.close();
+  }
 
   static async open(store: Store, options: OpenRepositoryOptions = {}): Promise<Repository> {
     let config = await loadConfig(store);
@@ -77,22 +94,23 @@ export class Repository {
       }
       keys = plainKeys();
     }
-    return new Repository(store, config, keys, options.compressionLevel ?? 3);
+    return new Repository(store, config, keys, options.compressionLevel ?? 3, options.codecThreads);
   }
 
   get encrypted(): boolean {
     return this.config.encryption !== null;
   }
 
-  contentId(plain: Buffer): string {
-    return this.keys.contentId(plain);
+  /** Content id of a chunk's plaintext (on a codec thread). */
+  contentId(plain: Buffer): Promise<string> {
+    return this.codec.contentId(plain);
   }
 
   /** Content id of `length` zero bytes (cached): such chunks are restored as holes. */
   zeroChunkId(length: number): string {
     let id = this.zeroIds.get(length);
     if (id === undefined) {
-      id = this.keys.contentId(Buffer.alloc(length));
+      id = contentIdOf(this.keys, Buffer.alloc(length));
       this.zeroIds.set(length, id);
     }
     return id;
@@ -105,9 +123,9 @@ export class Repository {
   /** Frames and uploads one chunk; returns the bytes sent. The id must be `contentId(plain)`. */
   async saveChunk(id: string, plain: Buffer, signal?: AbortSignal): Promise<number> {
     const key = this.chunkKey(id);
-    const body = seal(plain, key, { compress: true, level: this.compressionLevel, encryptionKey: this.keys.encryptionKey });
-    await this.store.put(key, body, { contentMD5: md5(body), signal });
-    return body.length;
+    const sealed: Sealed = await this.codec.seal(plain, key);
+    await this.store.put(key, sealed.body, { contentMD5: sealed.md5, signal });
+    return sealed.body.length;
   }
 
   /** Downloads, opens and verifies one chunk against its content id (and length when given). */
@@ -122,11 +140,11 @@ export class Repository {
       }
       throw err;
     }
-    const plain = open(stored, key, this.keys.encryptionKey);
+    const { plain, id: actual } = await this.codec.open(stored, key);
     if (expectedLength !== undefined && plain.length !== expectedLength) {
       throw new UnderstudyError('US_OBJECT_CORRUPT', `chunk ${id} holds ${plain.length} bytes, expected ${expectedLength}`, { details: { chunk: id } });
     }
-    if (this.keys.contentId(plain) !== id) {
+    if (actual !== id) {
       throw new UnderstudyError('US_OBJECT_CORRUPT', `chunk ${id} does not match its content hash`, { details: { chunk: id } });
     }
     return plain;

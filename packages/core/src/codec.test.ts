@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { InlineCodec, WorkerCodec } from './codec.js';
+import { isUnderstudyError } from './errors.js';
+import { encryptedKeys, plainKeys } from './keys.js';
+import { seededBytes } from './testing/trees.js';
+
+describe('codecs', () => {
+  for (const [what, keys] of [['plain', plainKeys()], ['encrypted', encryptedKeys(seededBytes(32, 1), 'repo-id')]] as const) {
+    it(`worker and inline codecs agree and interoperate (${what})`, async () => {
+      const inline = new InlineCodec({ keys, level: 3 });
+      const workers = new WorkerCodec({ keys, level: 3 }, 2);
+      try {
+        const plain = Buffer.concat([seededBytes(100_000, 2), Buffer.alloc(100_000)]);
+        const shared = Buffer.from(new SharedArrayBuffer(plain.length));
+        plain.copy(shared);
+        const id = await inline.contentId(plain);
+        assert.equal(await workers.contentId(shared), id);
+        assert.equal(await workers.contentId(plain), id, 'a non-shared buffer is copied, not detached');
+        assert.equal(plain.length, 200_000);
+        const sealedByWorker = await workers.seal(shared, 'chunks/x');
+        assert.deepEqual(await inline.open(Buffer.from(sealedByWorker.body), 'chunks/x'), { plain, id });
+        const sealedInline = await inline.seal(plain, 'chunks/x');
+        assert.deepEqual(await workers.open(sealedInline.body, 'chunks/x'), { plain, id });
+        const bad = Buffer.from(sealedByWorker.body);
+        bad[bad.length - 2] = bad[bad.length - 2]! ^ 1;
+        await assert.rejects(workers.open(bad, 'chunks/x'), (e) => isUnderstudyError(e, 'US_OBJECT_CORRUPT') && e.message.includes('chunks/x'));
+      } finally {
+        await workers.close();
+      }
+    });
+  }
+
+  it('idle worker threads keep no process alive (no close() needed)', () => {
+    const codecUrl = new URL('./codec.js', import.meta.url).href;
+    const script = `
+      const { WorkerCodec } = await import(${JSON.stringify(codecUrl)});
+      const c = new WorkerCodec({ keys: { encryptionKey: undefined, idKey: undefined }, level: 3 }, 3);
+      console.log(await c.contentId(Buffer.from('x')));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.error, undefined, 'the child exited by itself');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^[0-9a-f]{64}$/m);
+  });
+});

@@ -1,0 +1,161 @@
+/**
+ * The CPU work on chunks: content ids (SHA-256 or HMAC), sealing (zstd, AES-GCM or CRC, MD5 for
+ * the store's checksum) and opening with verification. `InlineCodec` does it on the calling thread;
+ * `WorkerCodec` spreads it over worker threads so a backup or restore uses every core while the
+ * main thread does I/O. Buffers backed by a SharedArrayBuffer reach a worker without a copy.
+ */
+import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { UnderstudyError, type ErrorCode } from './errors.js';
+import { contentIdOf, type RepositoryKeys } from './keys.js';
+import { open, seal } from './object-format.js';
+
+export interface Sealed {
+  readonly body: Buffer;
+  readonly md5: Buffer;
+}
+
+export interface ChunkCodec {
+  contentId(plain: Buffer): Promise<string>;
+  seal(plain: Buffer, name: string): Promise<Sealed>;
+  /** Opens a stored chunk and returns its plaintext with the content id computed from it. `stored` may be consumed. */
+  open(stored: Buffer, name: string): Promise<{ plain: Buffer; id: string }>;
+  close(): Promise<void>;
+}
+
+export interface CodecSettings {
+  readonly keys: RepositoryKeys;
+  readonly level: number;
+}
+
+/** The operations themselves, shared by both codecs (and run inside the workers). */
+export function codecOps(settings: CodecSettings) {
+  const { keys, level } = settings;
+  return {
+    contentId: (plain: Buffer): string => contentIdOf(keys, plain),
+    seal: (plain: Buffer, name: string): Sealed => {
+      const body = seal(plain, name, { compress: true, level, encryptionKey: keys.encryptionKey });
+      return { body, md5: createHash('md5').update(body).digest() };
+    },
+    open: (stored: Buffer, name: string): { plain: Buffer; id: string } => {
+      const plain = open(stored, name, keys.encryptionKey);
+      return { plain, id: contentIdOf(keys, plain) };
+    },
+  };
+}
+
+export class InlineCodec implements ChunkCodec {
+  private readonly ops: ReturnType<typeof codecOps>;
+  constructor(settings: CodecSettings) {
+    this.ops = codecOps(settings);
+  }
+  async contentId(plain: Buffer): Promise<string> {
+    return this.ops.contentId(plain);
+  }
+  async seal(plain: Buffer, name: string): Promise<Sealed> {
+    return this.ops.seal(plain, name);
+  }
+  async open(stored: Buffer, name: string): Promise<{ plain: Buffer; id: string }> {
+    return this.ops.open(stored, name);
+  }
+  async close(): Promise<void> {}
+}
+
+type Job = { resolve: (v: unknown) => void; reject: (e: unknown) => void };
+interface Slot {
+  worker: Worker;
+  pending: Map<number, Job>;
+}
+
+/**
+ * A view of `buf` that can be posted: shared memory as is; with `consume`, memory `buf` owns whole
+ * is transferred (`buf` is unusable afterwards); otherwise a transferable copy.
+ */
+function postable(buf: Buffer, consume = false): { view: Uint8Array; transfer: ArrayBuffer[] } {
+  if (buf.buffer instanceof SharedArrayBuffer) return { view: buf, transfer: [] };
+  if (consume && buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength) return { view: buf, transfer: [buf.buffer] };
+  const copy = new Uint8Array(buf.length);
+  copy.set(buf);
+  return { view: copy, transfer: [copy.buffer] };
+}
+
+/**
+ * A pool of worker threads, started on first use. Workers hold no reference on the event loop while
+ * idle, so a process that forgets close() still exits. Jobs go to the worker with the fewest pending.
+ */
+export class WorkerCodec implements ChunkCodec {
+  private slots: Slot[] | undefined;
+  private seq = 0;
+
+  constructor(
+    private readonly settings: CodecSettings,
+    readonly threads: number = Math.max(1, availableParallelism()),
+  ) {
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+      throw new UnderstudyError('US_CONFIG_INVALID', `codec threads must be an integer from 1 to 256, got ${threads}`);
+    }
+  }
+
+  async contentId(plain: Buffer): Promise<string> {
+    const { view, transfer } = postable(plain);
+    return (await this.call('id', { plain: view }, transfer)) as string;
+  }
+
+  async seal(plain: Buffer, name: string): Promise<Sealed> {
+    const { view, transfer } = postable(plain);
+    const r = (await this.call('seal', { plain: view, name }, transfer)) as { body: Uint8Array; md5: Uint8Array };
+    return { body: Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength), md5: Buffer.from(r.md5) };
+  }
+
+  async open(stored: Buffer, name: string): Promise<{ plain: Buffer; id: string }> {
+    const { view, transfer } = postable(stored, true);
+    const r = (await this.call('open', { stored: view, name }, transfer)) as { plain: Uint8Array; id: string };
+    return { plain: Buffer.from(r.plain.buffer, r.plain.byteOffset, r.plain.byteLength), id: r.id };
+  }
+
+  async close(): Promise<void> {
+    const slots = this.slots ?? [];
+    this.slots = undefined;
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+
+  private start(): Slot[] {
+    const workerData = { keys: this.settings.keys, level: this.settings.level };
+    this.slots = Array.from({ length: this.threads }, () => {
+      // execArgv: the parent's flags (say --input-type, --test) are not all valid for a worker.
+      const worker = new Worker(new URL('./codec-worker.js', import.meta.url), { workerData, execArgv: [] });
+      const slot: Slot = { worker, pending: new Map() };
+      worker.on('message', (m: { seq: number; ok: boolean; result?: unknown; error?: { code: ErrorCode; message: string; details?: Record<string, unknown> } }) => {
+        const job = slot.pending.get(m.seq);
+        if (!job) return;
+        slot.pending.delete(m.seq);
+        if (slot.pending.size === 0) worker.unref();
+        if (m.ok) job.resolve(m.result);
+        else job.reject(new UnderstudyError(m.error!.code, m.error!.message, { details: m.error!.details }));
+      });
+      const fail = (err: unknown): void => {
+        for (const job of slot.pending.values()) job.reject(new UnderstudyError('US_INTERNAL', `codec worker failed: ${(err as Error)?.message ?? err}`, { cause: err }));
+        slot.pending.clear();
+        if (this.slots) this.slots = this.slots.filter((s) => s !== slot);
+      };
+      worker.on('error', fail);
+      worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
+      // After the listeners: adding a 'message' listener refs the worker again.
+      worker.unref();
+      return slot;
+    });
+    return this.slots;
+  }
+
+  private call(op: string, args: Record<string, unknown>, transfer: ArrayBuffer[]): Promise<unknown> {
+    const slots = this.slots?.length ? this.slots : this.start();
+    const slot = slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    const seq = ++this.seq;
+    return new Promise((resolve, reject) => {
+      if (slot.pending.size === 0) slot.worker.ref();
+      slot.pending.set(seq, { resolve, reject });
+      slot.worker.postMessage({ seq, op, ...args }, transfer);
+    });
+  }
+}

@@ -1,0 +1,345 @@
+/**
+ * End-to-end tests of the built `understudy` command against temporary file:// repositories: the
+ * CLI runs as a child process, exactly as an operator runs it.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+
+const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the CLI with an environment free of UNDERSTUDY_* settings (plus `env`). */
+function cli(args: readonly string[], options: { env?: Record<string, string>; cwd?: string } = {}): Run {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('UNDERSTUDY_')) env[k] = v;
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...env, ...options.env }, cwd: options.cwd, timeout: 60_000 });
+  if (r.error) throw r.error;
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function ok(r: Run, what: string): Run {
+  assert.equal(r.code, 0, `${what} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r;
+}
+
+/** Every file, directory and symlink under `root`: relative path -> what must survive a round trip. */
+async function snapshot(root: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    for (const name of (await readdir(dir)).sort()) {
+      const abs = join(dir, name);
+      const path = rel === '' ? name : `${rel}/${name}`;
+      const st = await lstat(abs);
+      if (st.isSymbolicLink()) out.set(path, `symlink -> ${await readlink(abs)}`);
+      else if (st.isDirectory()) {
+        out.set(path, `dir ${(st.mode & 0o7777).toString(8)}`);
+        await walk(abs, path);
+      } else {
+        const content = await readFile(abs);
+        out.set(path, `file ${(st.mode & 0o7777).toString(8)} ${content.length} ${content.toString('base64')}`);
+      }
+    }
+  };
+  await walk(root, '');
+  return out;
+}
+
+async function assertSameTree(a: string, b: string): Promise<void> {
+  const [sa, sb] = [await snapshot(a), await snapshot(b)];
+  assert.deepEqual([...sb.keys()], [...sa.keys()], 'same paths');
+  for (const [path, v] of sa) assert.ok(sb.get(path) === v, `${path} differs after restore`);
+}
+
+/** Files of the generated tree: path -> content (modes set below). */
+function sampleFiles(): Record<string, Buffer> {
+  return {
+    'README.txt': Buffer.from('the small generated tree of the cli test\n'.repeat(40)),
+    'empty.dat': Buffer.alloc(0),
+    'etc/my.cnf': Buffer.from('[mysqld]\ninnodb_buffer_pool_size = 128M\n'),
+    'data/ibdata1': randomBytes(300 * 1024), // several 64 KiB chunks
+    'data/db1/t1.ibd': Buffer.concat([randomBytes(70 * 1024), Buffer.alloc(130 * 1024)]), // with a zero run
+    'data/db1/t2.ibd': randomBytes(5000),
+    'data/db2/deep/er/still.txt': Buffer.from('nested\n'),
+  };
+}
+
+async function makeTree(root: string): Promise<{ files: number; bytes: number }> {
+  let bytes = 0;
+  const files = sampleFiles();
+  for (const [path, content] of Object.entries(files)) {
+    const abs = join(root, path);
+    await mkdir(join(abs, '..'), { recursive: true });
+    await writeFile(abs, content);
+    bytes += content.length;
+  }
+  await chmod(join(root, 'etc/my.cnf'), 0o640);
+  await mkdir(join(root, 'run'), { recursive: true });
+  await writeFile(join(root, 'run/start.sh'), '#!/bin/sh\necho start\n');
+  bytes += '#!/bin/sh\necho start\n'.length;
+  await chmod(join(root, 'run/start.sh'), 0o755);
+  await chmod(join(root, 'data/db2'), 0o750);
+  await symlink('../etc/my.cnf', join(root, 'run/my.cnf'));
+  return { files: Object.keys(files).length + 1, bytes };
+}
+
+/** Chunk object files under a file repository (relative paths). */
+async function chunkFiles(repo: string): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const d of await readdir(join(repo, 'chunks'))) for (const f of await readdir(join(repo, 'chunks', d))) out.add(`${d}/${f}`);
+  return out;
+}
+
+let tmp: string;
+
+before(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'understudy-cli-test-'));
+});
+
+after(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('understudy against a file:// repository', () => {
+  let src: string;
+  let repoDir: string;
+  let repo: string;
+  let expected: { files: number; bytes: number };
+  let backupId: string;
+
+  before(async () => {
+    src = join(tmp, 'src');
+    repoDir = join(tmp, 'repo');
+    repo = `file://${repoDir}`;
+    expected = await makeTree(src);
+  });
+
+  it('backs up a tree, creating the repository, and reports the totals as JSON', () => {
+    const r = ok(cli(['--repo', repo, '--json', 'backup', src, '--chunk-size', '64KiB', '--metadata', 'reason=test']), 'backup');
+    const result = JSON.parse(r.stdout) as { backupId: string; totals: Record<string, number>; metadata: Record<string, string> };
+    backupId = result.backupId;
+    assert.match(backupId, /^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{8}$/);
+    assert.equal(result.totals.files, expected.files);
+    assert.equal(result.totals.bytes, expected.bytes);
+    assert.equal(result.totals.symlinks, 1);
+    assert.equal(result.totals.newBytes! + result.totals.reusedBytes!, expected.bytes);
+    assert.deepEqual(result.metadata, { reason: 'test' });
+  });
+
+  it('prints a human summary without --json', () => {
+    const r = ok(cli(['--repo', repo, '--no-progress', 'backup', src, '--chunk-size', '64KiB']), 'second backup');
+    assert.match(r.stdout, /^backup \S+ saved to /);
+    assert.match(r.stdout, /reused\s+\S+/);
+    assert.equal(r.stderr, '', '--no-progress prints nothing on stderr');
+  });
+
+  it('lists the backups as a JSON array, newest last, and as a table', () => {
+    const list = JSON.parse(ok(cli(['--repo', repo, '--json', 'list']), 'list').stdout) as Array<{ id: string; totals: Record<string, number> }>;
+    assert.equal(list.length, 2);
+    assert.equal(list[0]?.id, backupId);
+    assert.ok(list[0]!.id < list[1]!.id);
+    assert.equal(list[0]?.totals.files, expected.files);
+    assert.equal(list[0]?.totals.bytes, expected.bytes);
+    assert.equal(list[1]?.totals.newBytes, 0, 'nothing changed: nothing new');
+    const table = ok(cli(['--repo', repo, 'list']), 'list').stdout;
+    assert.match(table, /^ID\s+CREATED \(UTC\)\s+FILES\s+SIZE\s+NEW\s+RESTORED FROM/);
+    assert.ok(table.indexOf(list[0]!.id) < table.indexOf(list[1]!.id));
+  });
+
+  it('restores latest into a new directory: every file, mode and link identical', async () => {
+    const dst = join(tmp, 'restored');
+    const r = ok(cli(['--repo', repo, 'restore', 'latest', dst]), 'restore');
+    assert.match(r.stdout, /^restored backup \S+ into /);
+    await assertSameTree(src, dst);
+  });
+
+  it('restores a named backup, and with one argument the latest', async () => {
+    ok(cli(['--repo', repo, 'restore', backupId, join(tmp, 'restored-by-id')]), 'restore by id');
+    await assertSameTree(src, join(tmp, 'restored-by-id'));
+    ok(cli(['--repo', repo, 'restore', join(tmp, 'restored-one-arg')]), 'restore with one argument');
+    await assertSameTree(src, join(tmp, 'restored-one-arg'));
+  });
+
+  it('refuses to restore into a non-empty directory without --force', async () => {
+    const dst = join(tmp, 'occupied');
+    await mkdir(dst);
+    await writeFile(join(dst, 'precious.txt'), 'do not delete\n');
+    const r = cli(['--repo', repo, 'restore', dst]);
+    assert.notEqual(r.code, 0);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /not empty/);
+    assert.match(r.stderr, /--force/);
+    assert.match(r.stderr, /US_RESTORE_TARGET_NOT_EMPTY/);
+    assert.equal(await readFile(join(dst, 'precious.txt'), 'utf8'), 'do not delete\n');
+    ok(cli(['--repo', repo, 'restore', dst, '--force']), 'restore --force');
+    await assertSameTree(src, dst);
+  });
+
+  it('verify --read-data passes on an intact repository', () => {
+    const r = ok(cli(['--repo', repo, 'verify', '--read-data']), 'verify');
+    assert.match(r.stdout, /verified 2 backups/);
+    const json = JSON.parse(ok(cli(['--repo', repo, '--json', 'verify', '--read-data']), 'verify --json').stdout) as { ok: boolean };
+    assert.equal(json.ok, true);
+  });
+
+  it('verify --read-data exits 3 on a flipped byte, naming the chunk and the file that uses it', async () => {
+    // A third backup adds one new small file: the one new chunk object is that file's chunk.
+    const before = await chunkFiles(repoDir);
+    await mkdir(join(src, 'added'));
+    await writeFile(join(src, 'added/victim.bin'), randomBytes(3000));
+    ok(cli(['--repo', repo, 'backup', src, '--chunk-size', '64KiB']), 'third backup');
+    const added = [...(await chunkFiles(repoDir))].filter((c) => !before.has(c));
+    assert.equal(added.length, 1, `one new chunk, got ${added.join(', ')}`);
+    const chunkPath = join(repoDir, 'chunks', added[0]!);
+    const chunkId = added[0]!.split('/')[1]!;
+    const body = await readFile(chunkPath);
+    body[Math.floor(body.length / 2)]! ^= 0x01; // the middle: past the frame header, inside the payload
+    await writeFile(chunkPath, body);
+
+    const quick = cli(['--repo', repo, 'verify']);
+    assert.equal(quick.code, 0, 'without --read-data only presence is checked');
+    const r = cli(['--repo', repo, 'verify', '--read-data']);
+    assert.equal(r.code, 3, `exit 3\n${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`chunk ${chunkId}`));
+    assert.match(r.stdout, /added\/victim\.bin/);
+    assert.match(r.stdout, /BAD/);
+    assert.match(r.stderr, /US_VERIFY_FAILED, exit 3/);
+
+    const j = cli(['--repo', repo, '--json', 'verify', '--read-data']);
+    assert.equal(j.code, 3);
+    const err = JSON.parse(j.stdout) as { error: { code: string; details: { report: { problems: Array<{ id: string }> } } } };
+    assert.equal(err.error.code, 'US_VERIFY_FAILED');
+    assert.equal(err.error.details.report.problems[0]?.id, chunkId);
+  });
+
+  it('finds the repository in UNDERSTUDY_REPO and in a --config file (flag > env > file)', async () => {
+    assert.equal(JSON.parse(ok(cli(['--json', 'list'], { env: { UNDERSTUDY_REPO: repo } }), 'env').stdout).length, 3);
+    const config = join(tmp, 'understudy.json');
+    await writeFile(config, JSON.stringify({ repo: 'repo', concurrency: 2, chunkSize: '128KiB' })); // relative to the file
+    assert.equal(JSON.parse(ok(cli(['--config', config, '--json', 'list']), 'config').stdout).length, 3);
+    const r = cli(['--config', config, '--json', 'list'], { env: { UNDERSTUDY_REPO: join(tmp, 'nowhere') } });
+    assert.notEqual(r.code, 0, 'env wins over the file');
+    assert.equal(JSON.parse(r.stdout).error.code, 'US_REPO_CONFIG');
+  });
+
+  it('prunes with a retention policy (dry run first)', () => {
+    const dry = ok(cli(['--repo', repo, 'prune', '--keep-last', '1', '--dry-run']), 'prune --dry-run');
+    assert.match(dry.stdout, /would remove 2 backups/);
+    assert.equal(JSON.parse(ok(cli(['--repo', repo, '--json', 'list']), 'list').stdout).length, 3);
+    const report = JSON.parse(ok(cli(['--repo', repo, '--json', 'prune', '--keep-last', '1']), 'prune').stdout) as { removed: string[]; kept: unknown[] };
+    assert.equal(report.removed.length, 2);
+    assert.equal(report.kept.length, 1);
+  });
+});
+
+describe('understudy usage errors', () => {
+  let repo: string;
+  let src: string;
+  before(async () => {
+    repo = `file://${join(tmp, 'usage-repo')}`;
+    src = join(tmp, 'usage-src');
+    await mkdir(src);
+    await writeFile(join(src, 'f'), 'x');
+  });
+
+  const usage = (args: string[], mention: RegExp): Run => {
+    const r = cli(args);
+    assert.equal(r.code, 2, `${args.join(' ')} exits 2\n${r.stderr}`);
+    assert.match(r.stderr, mention);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    return r;
+  };
+
+  it('exits 2 naming what is wrong', async () => {
+    usage(['--repo', repo, 'backup', src, '--bogus'], /unknown option '--bogus'/);
+    usage(['--repo', repo, 'backup', src, '--chunk-size', '1'], /--chunk-size.*chunk size must be/);
+    usage(['--repo', repo, 'backup', src, '--chunk-size', 'big'], /--chunk-size "big" is not a size/);
+    usage(['--repo', 'ftp://x', 'list'], /invalid repository URL "ftp:\/\/x".*unknown scheme/);
+    usage(['--repo', 's3://Bad_Bucket', 'list'], /not a valid bucket name/);
+    usage(['list'], /no repository given/);
+    usage(['--repo', repo, 'prune', '--keep-last', 'three'], /--keep-last.*'three' is invalid/);
+    usage(['--repo', repo, 'restore'], /missing required argument/);
+    usage(['--repo', repo, 'restore', 'latest'], /give the target directory too/);
+    usage(['--repo', join(src, 'repo'), 'backup', src], /is inside .*--exclude 'repo'/);
+    usage(['--repo', repo, 'frobnicate'], /unknown command 'frobnicate'/);
+    usage(['--repo', repo, '--concurrency', '0', 'list'], /--concurrency/);
+    usage(['--repo', repo, 'backup', join(tmp, 'no-such-dir')], /no such directory/);
+    const bad = join(tmp, 'bad-config.json');
+    await writeFile(bad, JSON.stringify({ repo, concurrency: 'lots' }));
+    usage(['--config', bad, 'list'], /config file .*bad-config\.json is invalid: field "concurrency"/);
+    await writeFile(bad, '{"repo": ');
+    usage(['--config', bad, 'list'], /bad-config\.json is not valid JSON/);
+    await writeFile(bad, JSON.stringify({ repo, keyfile: 'k' }));
+    usage(['--config', bad, 'list'], /Unrecognized key: "keyfile"/);
+    // None of this created the repository.
+    await assert.rejects(stat(join(tmp, 'usage-repo')), { code: 'ENOENT' });
+  });
+
+  it('with --json, reports errors as one JSON object on stdout', () => {
+    const r = cli(['--json', '--repo', 'ftp://x', 'list']);
+    assert.equal(r.code, 2);
+    const parsed = JSON.parse(r.stdout) as { error: { code: string; message: string } };
+    assert.equal(parsed.error.code, 'US_REPO_URL_INVALID');
+    assert.match(parsed.error.message, /ftp:\/\/x/);
+    const u = cli(['--json', 'list', '--bogus']);
+    assert.equal(u.code, 2);
+    assert.equal((JSON.parse(u.stdout) as { error: { code: string } }).error.code, 'US_CONFIG_INVALID');
+  });
+
+  it('has --help for every command, and --version', () => {
+    const top = ok(cli(['--help']), '--help');
+    for (const command of ['backup', 'restore', 'verify', 'list', 'prune', 'keygen']) {
+      assert.match(top.stdout, new RegExp(`\\n  ${command} `), `${command} in the command list`);
+      const r = ok(cli([command, '--help']), `${command} --help`);
+      assert.match(r.stdout, new RegExp(`^Usage: understudy ${command} `));
+      assert.match(r.stdout, /Global Options:\n/);
+      assert.match(ok(cli(['help', command]), `help ${command}`).stdout, new RegExp(`^Usage: understudy ${command} `));
+    }
+    assert.match(ok(cli(['--version']), '--version').stdout, /^\d+\.\d+\.\d+\n$/);
+    const none = cli([]);
+    assert.equal(none.code, 2, 'no command is a usage error');
+    assert.match(none.stderr, /Usage: understudy/);
+  });
+});
+
+describe('understudy with an encrypted repository', () => {
+  it('keygen writes a 0600 key once; backup with it; restore needs it', async () => {
+    const key = join(tmp, 'repo.key');
+    const k = ok(cli(['keygen', key]), 'keygen');
+    assert.match(k.stdout, /wrote a new 32-byte key/);
+    assert.equal((await stat(key)).mode & 0o777, 0o600);
+    assert.match(await readFile(key, 'utf8'), /^[0-9a-f]{64}\n$/);
+    const again = cli(['keygen', key]);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /already exists; refusing to overwrite/);
+
+    const src = join(tmp, 'enc-src');
+    await makeTree(src);
+    const repo = `file://${join(tmp, 'enc-repo')}`;
+    ok(cli(['--repo', repo, '--key-file', key, 'backup', src]), 'encrypted backup');
+
+    const noKey = cli(['--repo', repo, 'restore', join(tmp, 'enc-no-key')]);
+    assert.equal(noKey.code, 2);
+    assert.match(noKey.stderr, /encrypted: give its key \(--key-file\)/);
+    const wrongKey = join(tmp, 'wrong.key');
+    ok(cli(['keygen', wrongKey]), 'keygen');
+    const wrong = cli(['--repo', repo, '--key-file', wrongKey, 'restore', join(tmp, 'enc-wrong-key')]);
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /does not match/);
+
+    const dst = join(tmp, 'enc-dst');
+    ok(cli(['--repo', repo, 'restore', dst], { env: { UNDERSTUDY_KEY_FILE: key } }), 'restore with the key (from the environment)');
+    await assertSameTree(src, dst);
+    ok(cli(['--repo', repo, '--key-file', key, 'verify', '--read-data']), 'verify with the key');
+  });
+});

@@ -1,0 +1,69 @@
+// `npm test`: installs and builds what is missing, starts one Ceph RADOS Gateway for the whole
+// suite (tests that need S3 use it through UNDERSTUDY_TEST_S3_*; run alone, they start their own),
+// runs every compiled *.test.js with node's test runner, and stops the gateway by its PID.
+//   npm test                 all tests
+//   npm test -- PATTERN...   only test files whose path contains one of the patterns
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { createInterface } from 'node:readline';
+import { build, ensureInstalled, ensureSystemPackages, root } from './setup.mjs';
+
+ensureInstalled();
+build();
+ensureSystemPackages('test');
+
+function findTests(dir, out = []) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory() && e.name !== 'node_modules') findTests(p, out);
+    else if (e.isFile() && e.name.endsWith('.test.js')) out.push(p);
+  }
+  return out;
+}
+const patterns = process.argv.slice(2);
+const files = [
+  ...['core', 'agent', 'dispatcher'].flatMap((p) => findTests(join(root, 'packages', p, 'dist'))),
+  ...findTests(join(root, 'test', 'dist')),
+]
+  .map((f) => relative(root, f))
+  .filter((f) => patterns.length === 0 || patterns.some((p) => f.includes(p)))
+  .sort();
+if (files.length === 0) {
+  console.error(`no test files match ${patterns.join(' ')}`);
+  process.exit(1);
+}
+
+async function startGateway() {
+  console.log('> starting Ceph RADOS Gateway for the suite');
+  const child = spawn(process.execPath, [join(root, 'test', 'dist', 'rig', 'radosgw-main.js')], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const info = await new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`radosgw rig exited with ${code} before it was ready`)));
+    lines.once('line', (line) => resolve(JSON.parse(line)));
+  });
+  child.removeAllListeners('exit');
+  console.log(`> S3 at ${info.endpoint}`);
+  return { child, info };
+}
+
+const needsS3 = files.some((f) => f.startsWith('test/'));
+const gw = needsS3 ? await startGateway() : undefined;
+const env = { ...process.env };
+if (gw) {
+  env.UNDERSTUDY_TEST_S3_ENDPOINT = gw.info.endpoint;
+  env.UNDERSTUDY_TEST_S3_REGION = gw.info.region;
+  env.UNDERSTUDY_TEST_S3_ACCESS_KEY = gw.info.accessKeyId;
+  env.UNDERSTUDY_TEST_S3_SECRET_KEY = gw.info.secretAccessKey;
+}
+delete env.AWS_CA_BUNDLE; // the rig speaks plain HTTP on loopback
+
+const started = Date.now();
+const tests = spawn(process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=2', ...files], { cwd: root, stdio: 'inherit', env });
+const code = await new Promise((resolve) => tests.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
+if (gw) {
+  gw.child.kill('SIGTERM');
+  await new Promise((resolve) => gw.child.on('exit', resolve));
+}
+console.log(`\n${files.length} test files in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+process.exit(code);

@@ -189,6 +189,17 @@ describe('backup and restore round trips (local store)', () => {
     assert.deepEqual(manifest.entries.map((e) => e.path), ['keep.ibd', 'relay']);
   });
 
+  it('reports local filesystem failures as US_LOCAL_IO naming the path', async () => {
+    const t = await tempDir();
+    cleanups.push(t.cleanup);
+    const { repo } = await localRepository(join(t.path, 'repo'));
+    await assert.rejects(backup(repo, join(t.path, 'no-such-dir')), (e) => isUnderstudyError(e, 'US_LOCAL_IO') && e.message.includes('no-such-dir'));
+    await makeTree(join(t.path, 'src'), { a: { file: 'a' } });
+    await backup(repo, join(t.path, 'src'), { chunkSize: CS });
+    await writeFile(join(t.path, 'a-file'), 'x');
+    await assert.rejects(restore(repo, join(t.path, 'a-file', 'below')), (e) => isUnderstudyError(e, 'US_LOCAL_IO') && e.message.includes('a-file'));
+  });
+
   it('refuses to back up a file that grows or shrinks while read', async () => {
     const t = await tempDir();
     cleanups.push(t.cleanup);

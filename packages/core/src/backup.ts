@@ -12,7 +12,7 @@
 import { open as openFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { UnderstudyError } from './errors.js';
+import { asLocalIoError, UnderstudyError } from './errors.js';
 import { RepositoryLock } from './lock.js';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, newBackupId, type Entry, type Manifest, type Totals } from './manifest.js';
 import type { Repository } from './repository.js';
@@ -67,6 +67,14 @@ export interface BackupResult {
 }
 
 export async function backup(repo: Repository, sourceDir: string, options: BackupOptions = {}): Promise<BackupResult> {
+  try {
+    return await backupTree(repo, sourceDir, options);
+  } catch (err) {
+    throw asLocalIoError(err, `backup of ${resolve(sourceDir)}`);
+  }
+}
+
+async function backupTree(repo: Repository, sourceDir: string, options: BackupOptions): Promise<BackupResult> {
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
   validateChunkSize(chunkSize);
   const signal = options.signal;
@@ -75,6 +83,7 @@ export async function backup(repo: Repository, sourceDir: string, options: Backu
 
   const lock = await RepositoryLock.acquire(repo.store, 'shared', { operation: 'backup', leaseMs: options.lockLeaseMs });
   try {
+    options.onProgress?.({ phase: 'scan', filesTotal: 0, filesDone: 0, bytesTotal: 0, bytesDone: 0, newBytes: 0, uploadedBytes: 0, reusedBytes: 0 });
     const walked = await walkTree(source, { exclude: options.exclude, onSkip: options.onSkip });
     if (walked.some((e) => e.path === RESTORE_MARKER)) {
       throw new UnderstudyError('US_RESTORE_INTERRUPTED', `${source} holds ${RESTORE_MARKER}: it is an interrupted restore, not a tree to back up`);

@@ -32,7 +32,9 @@ export const ERRORS = {
   US_RESTORE_INTERRUPTED: { description: 'The target holds the marker of an interrupted restore: its contents are not a good restore.', exitCode: 3, retryable: false },
   US_PATH_UNSAFE: { description: 'A manifest path would escape the restore target (absolute, .., or through a symlink).', exitCode: 3, retryable: false },
   US_ENCRYPTION_KEY: { description: 'The encryption key is missing, malformed, or does not match the repository.', exitCode: 2, retryable: false },
-  US_REPO_CONFIG: { description: 'The repository configuration object is missing, corrupt, or of an unsupported version.', exitCode: 3, retryable: false },
+  US_REPO_NOT_FOUND: { description: 'There is no Understudy repository at that location (no config object); the first backup creates one.', exitCode: 4, retryable: false },
+  US_LOCAL_IO: { description: 'Reading the source tree or writing the restore target failed (permissions, disk full, I/O error).', exitCode: 9, retryable: false },
+  US_REPO_CONFIG: { description: 'The repository configuration object is corrupt or of an unsupported version.', exitCode: 3, retryable: false },
   US_LOCKED: { description: 'The repository is locked by another operation (backup vs prune).', exitCode: 8, retryable: false },
   US_LOCK_LOST: { description: 'Our repository lock expired or was removed before the operation finished.', exitCode: 8, retryable: false },
   US_SOURCE_CHANGED: { description: 'A file changed size while it was being backed up.', exitCode: 3, retryable: false },
@@ -70,4 +72,18 @@ export function isUnderstudyError(err: unknown, code?: ErrorCode): err is Unders
 /** Exit code for any thrown value: registry codes map through ERRORS, anything else is 1. */
 export function exitCodeOf(err: unknown): number {
   return err instanceof UnderstudyError ? err.exitCode : 1;
+}
+
+/**
+ * Wraps a Node.js filesystem error (it has an errno `code` and a `syscall`) as US_LOCAL_IO naming
+ * the path and what failed; returns anything else unchanged.
+ */
+export function asLocalIoError(err: unknown, doing: string): unknown {
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (err instanceof UnderstudyError || !(err instanceof Error) || typeof e?.code !== 'string' || typeof e.syscall !== 'string') return err;
+  const where = e.path ? ` ${e.path}` : '';
+  return new UnderstudyError('US_LOCAL_IO', `${doing}: ${e.code} on ${e.syscall}${where}: ${e.message}`, {
+    cause: err,
+    details: { errno: e.code, syscall: e.syscall, path: e.path },
+  });
 }

@@ -75,7 +75,7 @@ export class Repository {
     let config = await loadConfig(store);
     if (!config) {
       if (!options.create) {
-        throw new UnderstudyError('US_REPO_CONFIG', `no Understudy repository at ${store.location} (no ${CONFIG_KEY} object); the first backup creates one`);
+        throw new UnderstudyError('US_REPO_NOT_FOUND', `no Understudy repository at ${store.location} (no ${CONFIG_KEY} object); the first backup creates one`);
       }
       config = await createConfig(store, options.key);
     }

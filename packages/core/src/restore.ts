@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, lutimes, mkdir, open as openFile, readdir, rename, rm, symlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join, posix, resolve } from 'node:path';
 import { resolveBackup, type ResolveOptions } from './backups.js';
-import { UnderstudyError } from './errors.js';
+import { asLocalIoError, UnderstudyError } from './errors.js';
 import { chunkLength, type FileEntry, type Manifest } from './manifest.js';
 import type { Repository } from './repository.js';
 import { TaskPool } from './task-pool.js';
@@ -49,6 +49,14 @@ export interface RestoreOptions {
 }
 
 export async function restore(repo: Repository, targetDir: string, options: RestoreOptions = {}): Promise<{ manifest: Manifest }> {
+  try {
+    return await restoreTree(repo, targetDir, options);
+  } catch (err) {
+    throw asLocalIoError(err, `restore into ${resolve(targetDir)}`);
+  }
+}
+
+async function restoreTree(repo: Repository, targetDir: string, options: RestoreOptions): Promise<{ manifest: Manifest }> {
   const signal = options.signal;
   const manifest = await resolveBackup(repo, options.backupId, { skipUndecodable: options.skipUndecodable, onSkip: options.onSkipBackup, signal });
   const target = resolve(targetDir);

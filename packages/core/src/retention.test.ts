@@ -29,6 +29,6 @@ describe('retention', () => {
     const b = [at('2026-10-05T00:00:00Z'), at('2026-10-06T00:00:00Z'), at('2026-10-13T00:00:00Z'), at('2026-10-20T00:00:00Z'), at('2026-10-21T00:00:00Z')];
     const keep = applyRetention(b, { keepLast: 1, keepWeekly: 3 });
     assert.deepEqual([...keep.keys()].sort(), ['2026-10-06T00:00:00Z', '2026-10-13T00:00:00Z', '2026-10-21T00:00:00Z']);
-    assert.deepEqual(keep.get('2026-10-21T00:00:00Z'), ['last 0', 'weekly 2026-W43']);
+    assert.deepEqual(keep.get('2026-10-21T00:00:00Z'), ['last 1', 'weekly 2026-W43']);
   });
 });

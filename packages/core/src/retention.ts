@@ -36,7 +36,7 @@ export function applyRetention(backups: ReadonlyArray<{ id: string; createdAt: D
   validatePolicy(policy);
   const newestFirst = [...backups].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1));
   const rules = [
-    { name: 'last', left: policy.keepLast ?? 0, bucket: (_d: Date, i: number) => String(i) },
+    { name: 'last', left: policy.keepLast ?? 0, bucket: (_d: Date, i: number) => String(i + 1) },
     { name: 'daily', left: policy.keepDaily ?? 0, bucket: (d: Date) => d.toISOString().slice(0, 10) },
     { name: 'weekly', left: policy.keepWeekly ?? 0, bucket: (d: Date) => isoWeek(d) },
   ].map((r) => ({ ...r, last: undefined as string | undefined }));

@@ -3,3 +3,5 @@
  * library's own import graph (`@understudy/core`) never loads node:test.
  */
 export { storeConformance } from './store/conformance.js';
+export { compareTrees, makeTree, seededBytes, randomData, type TreeSpec, type TreeNode, type CompareOptions } from './testing/trees.js';
+export { localRepository, tempDir } from './testing/repo.js';

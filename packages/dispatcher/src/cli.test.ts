@@ -229,7 +229,7 @@ describe('understudy against a file:// repository', () => {
     assert.equal(JSON.parse(ok(cli(['--config', config, '--json', 'list']), 'config').stdout).length, 3);
     const r = cli(['--config', config, '--json', 'list'], { env: { UNDERSTUDY_REPO: join(tmp, 'nowhere') } });
     assert.notEqual(r.code, 0, 'env wins over the file');
-    assert.equal(JSON.parse(r.stdout).error.code, 'US_REPO_CONFIG');
+    assert.equal(JSON.parse(r.stdout).error.code, 'US_REPO_NOT_FOUND');
   });
 
   it('prunes with a retention policy (dry run first)', () => {

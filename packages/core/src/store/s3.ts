@@ -270,6 +270,10 @@ export function s3Error(err: unknown, operation: string, key: string, signal?: A
 
   if (name === 'AbortError' || signal?.aborted) return abortedError(signal, `S3 ${operation} ${key}`);
   if (name === 'NoSuchBucket') return make('US_CONFIG_INVALID', `bucket does not exist (${message})`);
+  // Raised by the SDK before any request: configuration, never worth a retry.
+  if (status === undefined && /region is missing/i.test(message)) {
+    return make('US_CONFIG_INVALID', 'no AWS region configured (set AWS_REGION, or region= in the repository URL)');
+  }
   if ((name !== undefined && NOT_FOUND.has(name)) || status === 404) return make('US_NOT_FOUND', `object not found (${name ?? 404})`);
   if ((name !== undefined && ALREADY_EXISTS.has(name)) || status === 412) return make('US_ALREADY_EXISTS', `object already exists (${name ?? status})`);
   if (name !== undefined && CHECKSUM.has(name)) return make('US_CHECKSUM_MISMATCH', `the server rejected the body's checksum (${name})`);

@@ -20,3 +20,4 @@ export * from './store/limit.js';
 export { Semaphore } from './store/semaphore.js';
 export * from './repo-url.js';
 export * from './codec.js';
+export * from './compose.js';

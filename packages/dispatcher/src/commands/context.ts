@@ -8,7 +8,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { z } from 'zod';
 import { parseRepoUrl, UnderstudyError, validateChunkSize, type RepoLocation, type Repository, type RetryInfo } from '@understudy/core';
-import { DEFAULT_CONCURRENCY, openRepository } from '../compose.js';
+import { DEFAULT_CONCURRENCY, openRepositoryAt } from '@understudy/core';
 import { formatDuration, parseSize } from '../format.js';
 import { Progress, type ProgressMode } from '../progress.js';
 
@@ -131,7 +131,7 @@ export class CommandContext {
   /** Opens the repository of the settings; `create` for backup (the first backup creates it). */
   async repository(create = false): Promise<Repository> {
     const s = await this.settings();
-    return openRepository(s.location, {
+    return openRepositoryAt(s.location, {
       keyFile: s.keyFile,
       create,
       concurrency: s.concurrency,

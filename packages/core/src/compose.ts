@@ -1,20 +1,16 @@
 /**
  * The composition of a Store from a RepoLocation: the one place clients are built and the store
- * wrappers are stacked. Callers (the CLI now, the dispatcher's server later) hand in the
+ * wrappers are stacked. Callers (the CLI, the agent, the dispatcher's server) hand in the
  * environment explicitly; nothing here reads process.env.
  */
-import {
-  createS3Client,
-  LimitStore,
-  LocalStore,
-  readKeyFile,
-  Repository,
-  RetryStore,
-  S3Store,
-  type RepoLocation,
-  type RetryInfo,
-  type Store,
-} from '@understudy/core';
+import { readKeyFile } from './keys.js';
+import type { RepoLocation } from './repo-url.js';
+import { Repository } from './repository.js';
+import { LimitStore } from './store/limit.js';
+import { LocalStore } from './store/local.js';
+import { RetryStore, type RetryInfo } from './store/retry.js';
+import { createS3Client, S3Store } from './store/s3.js';
+import type { Store } from './store/store.js';
 
 /** Store requests in flight when the caller does not say (also core's default worker count). */
 export const DEFAULT_CONCURRENCY = 8;
@@ -71,7 +67,7 @@ function configuredEndpoint(env: NodeJS.ProcessEnv): string | undefined {
   return env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
 }
 
-export interface OpenRepositoryOptions extends OpenStoreOptions {
+export interface OpenRepositoryFromLocationOptions extends OpenStoreOptions {
   /** Key file of an encrypted repository (32 bytes raw, 64 hex or base64). */
   readonly keyFile?: string | undefined;
   /** Create the repository if the store holds none yet (backup does; the rest do not). */
@@ -79,7 +75,7 @@ export interface OpenRepositoryOptions extends OpenStoreOptions {
 }
 
 /** Opens (or, with `create`, creates) the repository at `location`, reading the key file first. */
-export async function openRepository(location: RepoLocation, opts: OpenRepositoryOptions): Promise<Repository> {
+export async function openRepositoryAt(location: RepoLocation, opts: OpenRepositoryFromLocationOptions): Promise<Repository> {
   const key = opts.keyFile !== undefined ? await readKeyFile(opts.keyFile) : undefined;
   const store = openStore(location, opts);
   return Repository.open(store, { key, create: opts.create ?? false });

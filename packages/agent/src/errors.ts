@@ -1,0 +1,51 @@
+/**
+ * The one error registry of @understudy/agent. Every error the agent throws on purpose is an
+ * AgentError with a stable code from this table; only the agent's entry point (`main.ts`) turns
+ * codes into exit codes (see `exitCode`). Codes are prefixed `AG_` so they never collide with
+ * core's `US_` codes in logs and reports.
+ */
+import type { ErrorSpec } from '@understudy/core';
+
+export const AGENT_ERRORS = {
+  AG_CONFIG_INVALID: { description: 'An agent configuration value or option is invalid.', exitCode: 2, retryable: false },
+  AG_ABORTED: { description: 'The operation was aborted by its caller.', exitCode: 130, retryable: false },
+  AG_TUNNEL_HOST_KEY_MISMATCH: { description: 'The SSH server presented a host key whose fingerprint is not the pinned one (at connect or on re-key). Never retried.', exitCode: 20, retryable: false },
+  AG_TUNNEL_AUTH_FAILED: { description: 'The SSH server refused our key (after the configured retries with a fresh key).', exitCode: 21, retryable: false },
+  AG_TUNNEL_UNAVAILABLE: { description: 'The SSH tunnel could not be (re)established: connection refused, timed out or lost (after retries).', exitCode: 22, retryable: true },
+  AG_TUNNEL_FORWARD_REFUSED: { description: 'The SSH server refused to open a forwarded channel (destination not in PermitOpen, or unreachable from the server).', exitCode: 23, retryable: false },
+  AG_TUNNEL_LISTEN_FAILED: { description: 'A local listener of the tunnel could not be bound (address in use or not local).', exitCode: 24, retryable: false },
+  AG_INSTANCE_CONNECT_FAILED: { description: 'EC2 Instance Connect did not accept our ephemeral public key (SendSSHPublicKey failed).', exitCode: 25, retryable: true },
+  AG_INTERNAL: { description: 'An unexpected internal error.', exitCode: 1, retryable: false },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type AgentErrorCode = keyof typeof AGENT_ERRORS;
+
+export class AgentError extends Error {
+  readonly code: AgentErrorCode;
+  /** Structured details for logs and reports (never secrets). */
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: AgentErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AgentError';
+    this.code = code;
+    this.details = options?.details;
+  }
+
+  get exitCode(): number {
+    return AGENT_ERRORS[this.code].exitCode;
+  }
+
+  get retryable(): boolean {
+    return AGENT_ERRORS[this.code].retryable;
+  }
+}
+
+export function isAgentError(err: unknown, code?: AgentErrorCode): err is AgentError {
+  return err instanceof AgentError && (code === undefined || err.code === code);
+}
+
+/** Exit code for any thrown value: registry codes map through AGENT_ERRORS, anything else is 1. */
+export function agentExitCodeOf(err: unknown): number {
+  return err instanceof AgentError ? err.exitCode : 1;
+}

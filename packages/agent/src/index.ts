@@ -1,1 +1,17 @@
 export const VERSION = "0.1.0";
+export * from './gtid.js';
+export * from './errors.js';
+export * from './tunnel.js';
+export * from './instance-connect.js';
+export * from './fingerprint.js';
+export * from './run-config.js';
+export * from './events.js';
+export * from './dialect.js';
+export * from './mysql-gtid.js';
+export * from './reporter.js';
+export * from './cycle.js';
+export * from './local-mysqld.js';
+export * from './seed.js';
+export * from './secrets.js';
+export * from './imds.js';
+export * from './agent.js';

@@ -1,0 +1,168 @@
+/**
+ * From a run document to a finished cycle: validates the document, builds the cycle's parts from the
+ * clients the entry point passes in, runs the cycle under the run's deadline, and reports. Returns
+ * the process exit code (0 committed, 2 bad document, 3 cycle failed); never throws.
+ */
+import { crc32 } from 'node:zlib';
+import { readFile } from 'node:fs/promises';
+import type { Repository } from '@understudy/core';
+import type { EC2InstanceConnectClient } from '@aws-sdk/client-ec2-instance-connect';
+import type { Logger } from 'pino';
+import { runCycle, type CycleLog } from './cycle.js';
+import { dialectFor } from './dialect.js';
+import { instanceConnectKey } from './instance-connect.js';
+import { LocalMysqld } from './local-mysqld.js';
+import { Reporter } from './reporter.js';
+import { parseRunConfig, RunConfigSchema, reportingHints, type RunConfig } from './run-config.js';
+import { fetchSecret, type SecretClients } from './secrets.js';
+import { initializeDatadir, seedFromMaster } from './seed.js';
+import { Tunnel } from './tunnel.js';
+
+export interface AgentDeps {
+  readonly document: string;
+  readonly instanceId: string | undefined;
+  readonly log: Logger;
+  readonly env: NodeJS.ProcessEnv;
+  readonly clients: SecretClients & { instanceConnect: (region?: string) => EC2InstanceConnectClient };
+  /** Opens (creating if needed) the repository at a URL, with the key text when encrypted. */
+  readonly openRepository: (url: string, key: string | undefined) => Promise<Repository>;
+  /** Called when the run's deadline passes (the entry point powers off). */
+  readonly onDeadline: () => void;
+  /** Fault injection points for tests (see cycle.ts). */
+  readonly hook?: (point: string) => Promise<void> | void;
+  readonly mysqldBinary?: string;
+  readonly installDbBinary?: string;
+}
+
+export async function runAgent(deps: AgentDeps): Promise<number> {
+  const parsed = parseRunConfig(deps.document);
+  if (!parsed.ok) {
+    for (const p of parsed.problems) deps.log.error({ field: p.field }, `invalid run document: ${p.field}: ${p.message}`);
+    await reportInvalidDocument(deps, parsed.problems.map((p) => `${p.field}: ${p.message}`).join('; '));
+    return 2;
+  }
+  const config = parsed.config;
+  const log = deps.log.child({ runId: config.runId, target: config.target });
+  const controller = new AbortController();
+  const deadlineMs = Date.parse(config.deadline) - Date.now();
+  const timer = setTimeout(() => {
+    controller.abort(new Error('run deadline passed'));
+    deps.onDeadline();
+  }, Math.max(0, deadlineMs));
+  timer.unref();
+
+  let tunnel: Tunnel | undefined;
+  const reporter = new Reporter({
+    url: () => (tunnel ? `http://127.0.0.1:${tunnel.localPort('dispatcher')}/runs/${encodeURIComponent(config.runId)}/events` : undefined),
+    token: config.dispatcher.token,
+    log,
+    ...(deps.instanceId ? { instanceId: deps.instanceId } : {}),
+  });
+  reporter.report({ phase: 'start', status: 'started', message: `agent started${deps.instanceId ? ` on ${deps.instanceId}` : ''}` });
+  try {
+    const key = config.repository.encryptionKey ? await fetchSecret(config.repository.encryptionKey, deps.clients) : undefined;
+    const repo = await deps.openRepository(config.repository.url, key);
+    const mysqld = new LocalMysqld({
+      binary: config.mysqld.binary ?? deps.mysqldBinary ?? '/usr/sbin/mariadbd',
+      datadir: config.mysqld.datadir,
+      runDir: config.mysqld.runDir,
+      port: 0,
+      serverId: serverIdFor(config.runId),
+      user: config.mysqld.user,
+      options: config.mysqld.options,
+    });
+    await runCycle({
+      config,
+      log: log as unknown as CycleLog,
+      repo,
+      dialect: dialectFor(config.master.flavor),
+      openTunnel: async () => {
+        tunnel = await Tunnel.open(tunnelOptions(config, deps, log, controller.signal));
+        return tunnel;
+      },
+      replicationPassword: () => fetchSecret(config.replication.password, deps.clients),
+      mysqld,
+      initializeDatadir: () => initializeDatadir(mysqld, deps.installDbBinary),
+      seed: (ctx) => seedFromMaster(mysqld, ctx),
+      report: (e) => reporter.report(e),
+      signal: controller.signal,
+      ...(deps.hook ? { hook: deps.hook } : {}),
+    });
+    return 0;
+  } catch (err) {
+    log.error({ err: (err as Error)?.message ?? String(err) }, 'run failed');
+    return 3;
+  } finally {
+    clearTimeout(timer);
+    const flushed = await reporter.flush(15_000);
+    if (!flushed) log.warn({ dropped: reporter.stats.dropped }, 'some reports could not be delivered');
+    reporter.close();
+    await tunnel?.close().catch(() => undefined);
+  }
+}
+
+function tunnelOptions(config: RunConfig, deps: AgentDeps, log: Logger, signal: AbortSignal): Parameters<typeof Tunnel.open>[0] {
+  const auth = config.master.ssh.auth;
+  const privateKey =
+    auth.type === 'privateKeyFile'
+      ? () => readFile(auth.path)
+      : instanceConnectKey({
+          client: deps.clients.instanceConnect(auth.region),
+          instanceId: auth.instanceId,
+          osUser: config.master.ssh.user,
+          ...(auth.availabilityZone ? { availabilityZone: auth.availabilityZone } : {}),
+          log: log.child({ component: 'instance-connect' }),
+        });
+  return {
+    host: config.master.ssh.host,
+    port: config.master.ssh.port,
+    user: config.master.ssh.user,
+    hostKeyFingerprint: config.master.ssh.hostKeyFingerprint,
+    privateKey,
+    forwards: [
+      { name: 'mysql', remoteHost: config.master.mysql.host, remotePort: config.master.mysql.port },
+      { name: 'dispatcher', remoteHost: config.dispatcher.host, remotePort: config.dispatcher.port },
+    ],
+    keepaliveIntervalMs: 2000,
+    keepaliveCountMax: 3,
+    log: log.child({ component: 'tunnel' }),
+    signal,
+  };
+}
+
+/** A server id for the agent's replica, stable per run and unlikely to equal the master's. */
+export function serverIdFor(runId: string): number {
+  return 1_000_000 + (crc32(runId) % 3_000_000_000);
+}
+
+/**
+ * A bad document cannot run, but the dispatcher should still learn why: when the parts needed to
+ * reach it (the SSH target and the dispatcher) are valid on their own, open the tunnel just for that.
+ */
+async function reportInvalidDocument(deps: AgentDeps, why: string): Promise<void> {
+  const hints = reportingHints(deps.document);
+  let raw: { master?: { ssh?: unknown; mysql?: unknown }; dispatcher?: unknown } = {};
+  try {
+    raw = JSON.parse(deps.document) as typeof raw;
+  } catch {
+    return;
+  }
+  const ssh = RunConfigSchema.shape.master.shape.ssh.safeParse(raw.master?.ssh);
+  const dispatcher = RunConfigSchema.shape.dispatcher.safeParse(raw.dispatcher);
+  if (!ssh.success || !dispatcher.success || !hints.runId) return;
+  const partial = { master: { ssh: ssh.data, mysql: { host: '127.0.0.1', port: 3306 } }, dispatcher: dispatcher.data } as unknown as RunConfig;
+  const signal = AbortSignal.timeout(30_000);
+  let tunnel: Tunnel | undefined;
+  try {
+    tunnel = await Tunnel.open({ ...tunnelOptions(partial, deps, deps.log, signal), connectTimeoutMs: 20_000 });
+    const t = tunnel;
+    const reporter = new Reporter({ url: `http://127.0.0.1:${t.localPort('dispatcher')}/runs/${encodeURIComponent(hints.runId)}/events`, token: dispatcher.data.token, log: deps.log });
+    reporter.report({ phase: 'failed', status: 'failed', error: { code: 'AG_CONFIG_INVALID', message: `invalid run document: ${why}`.slice(0, 4000) } });
+    await reporter.flush(10_000);
+    reporter.close();
+  } catch (err) {
+    deps.log.warn({ err: (err as Error)?.message }, 'could not report the invalid document to the dispatcher');
+  } finally {
+    await tunnel?.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,286 @@
+/**
+ * One backup cycle, the agent's whole job:
+ *
+ *   tunnel -> restore the newest backup (or seed from the master when there is none)
+ *          -> start mysqld with replication stopped -> read the master's position once (the goal)
+ *          -> replicate until the executed position contains the goal
+ *          -> stop replication, record the executed position, shut mysqld down cleanly
+ *          -> back the data directory up (only new chunks are uploaded; the manifest is written last)
+ *
+ * Every phase is reported to the dispatcher. Dependencies (the repository, the tunnel, mysqld, the
+ * seeding method, the reporter) are built by the composition root and passed in. Lag reading 0 is
+ * never taken as "caught up": only the executed position containing the goal is (lag reads 0 while
+ * replication is stopped).
+ */
+import { backup, isUnderstudyError, resolveBackup, restore, excludeGlobs, type Manifest, type Repository } from '@understudy/core';
+import type { Dialect } from './dialect.js';
+import type { Phase, RunEventInput } from './events.js';
+import type { RunConfig } from './run-config.js';
+
+export interface CycleLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+  child(bindings: object): CycleLog;
+}
+
+export interface TunnelLike {
+  localPort(name: string): number;
+  close(): Promise<void>;
+}
+
+export interface MysqldLike {
+  start(): Promise<void>;
+  stop(options?: { slow?: boolean }): Promise<void>;
+  kill(): Promise<void>;
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+}
+
+export interface SeedContext {
+  /** The master's MySQL, reached through the tunnel. */
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+  readonly signal: AbortSignal;
+}
+
+export interface CycleDeps {
+  readonly config: RunConfig;
+  readonly log: CycleLog;
+  readonly repo: Repository;
+  readonly dialect: Dialect;
+  readonly openTunnel: () => Promise<TunnelLike>;
+  readonly replicationPassword: () => Promise<string>;
+  readonly mysqld: MysqldLike;
+  /** Empties the data directory and creates a fresh server in it (first run only). */
+  readonly initializeDatadir: () => Promise<void>;
+  /** Loads a consistent snapshot of the master into the running local server; returns its position. */
+  readonly seed: (ctx: SeedContext) => Promise<string>;
+  readonly report: (event: RunEventInput) => void;
+  readonly signal: AbortSignal;
+  readonly pollIntervalMs?: number;
+  /** Called at named points: tests use it to inject faults deterministically. */
+  readonly hook?: (point: string) => Promise<void> | void;
+}
+
+export interface CycleResult {
+  readonly manifest: Manifest;
+  readonly restoredFrom: string | null;
+  readonly goal: string;
+  readonly executed: string;
+  readonly phaseMs: Record<string, number>;
+}
+
+/** Left out of every backup of a data directory (most of these never exist there; see local-mysqld.ts). */
+export const DATADIR_EXCLUDES = ['*.pid', '*.sock', 'ibtmp1', '#sql*', 'relay-bin*', '*-relay-bin.*', 'master.info', 'relay-log.info', 'multi-master.info', '*-bin.[0-9]*', '*-bin.index'];
+
+export class CycleError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly phase: Phase,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'CycleError';
+  }
+}
+
+export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
+  const { config, dialect, signal } = deps;
+  const phaseMs: Record<string, number> = {};
+  let phase: Phase = 'start';
+  let started = Date.now();
+  const enter = (p: Phase, message?: string): void => {
+    phase = p;
+    started = Date.now();
+    deps.log.info({ phase: p }, message ?? `phase ${p}`);
+    deps.report({ phase: p, status: 'started', ...(message ? { message } : {}) });
+  };
+  const leave = (extra: Partial<RunEventInput> = {}): void => {
+    phaseMs[phase] = Date.now() - started;
+    deps.report({ phase, status: 'succeeded', ...extra });
+  };
+  const fail = (code: string, message: string, cause?: unknown): CycleError => new CycleError(code, message, phase, { cause });
+  const hook = async (point: string): Promise<void> => {
+    await deps.hook?.(point);
+  };
+
+  enter('tunnel');
+  const tunnel = await deps.openTunnel();
+  let mysqldRunning = false;
+  try {
+    leave();
+    await hook('tunnel-open');
+    const password = await deps.replicationPassword();
+    const source = { host: '127.0.0.1', port: tunnel.localPort('mysql'), user: config.replication.user, password };
+
+    // Restore the newest complete backup, or seed when there is none.
+    let restoredFrom: string | null = null;
+    let previous: Manifest | undefined;
+    try {
+      previous = await resolveBackup(deps.repo, config.backup.restore, {
+        skipUndecodable: config.backup.restore === 'latest',
+        onSkip: (id, err) => deps.log.warn({ backup: id, err: err.message }, 'skipping a backup whose manifest does not decode'),
+        signal,
+      });
+    } catch (err) {
+      if (!(isUnderstudyError(err, 'US_BACKUP_NOT_FOUND') && config.backup.restore === 'latest')) throw err;
+    }
+    if (previous) {
+      enter('restore', `restoring backup ${previous.id}`);
+      const p = previous;
+      await restore(deps.repo, config.mysqld.datadir, {
+        backupId: p.id,
+        force: true,
+        signal,
+        hook: (point) => hook(`restore:${point}`),
+        onProgress: throttle((r) => deps.report({ phase: 'restore', status: 'progress', metrics: { bytesDone: r.bytesDone, bytesTotal: r.bytesTotal } })),
+      });
+      restoredFrom = p.id;
+      leave({ restoredFrom: p.id, message: `restored ${p.id}: every chunk verified` });
+      await hook('restored');
+      await deps.mysqld.start();
+      mysqldRunning = true;
+    } else {
+      enter('seed', 'no backup yet: seeding from a consistent snapshot of the master (no locks taken on it)');
+      await deps.initializeDatadir();
+      await deps.mysqld.start();
+      mysqldRunning = true;
+      const position = await deps.seed({ ...source, signal });
+      for (const sql of dialect.setStartPosition(position)) await deps.mysqld.query(sql);
+      leave({ message: `seeded at ${position}` });
+      await hook('seeded');
+    }
+
+    // Catch up to a goal read once, so the goalposts do not move.
+    enter('catch-up');
+    const master = await masterPosition(source, dialect);
+    const goal = dialect.normalise(master);
+    const executedBefore = await executed(deps.mysqld, dialect);
+    if (executedBefore !== '' && !dialect.contains(goal, executedBefore)) {
+      throw fail(
+        'AG_ERRANT_TRANSACTIONS',
+        `the backup holds transactions the master does not (backup at ${executedBefore}, master at ${goal}): it is not a copy of this master's history; refusing to replicate`,
+      );
+    }
+    await deps.mysqld.query(dialect.changeSource({ ...source, connectRetrySec: 1, heartbeatSec: 1 }));
+    await deps.mysqld.query(dialect.startReplica());
+    await hook('replication-started');
+    const deadline = Math.min(Date.parse(config.deadline), Date.now() + config.limits.catchUpTimeoutSec * 1000);
+    let lastReport = 0;
+    for (;;) {
+      if (signal.aborted) throw fail('AG_ABORTED', 'aborted while catching up', signal.reason);
+      const pos = await executed(deps.mysqld, dialect);
+      if (dialect.contains(pos, goal)) break;
+      const [row] = await deps.mysqld.query(dialect.replicaStatusQuery());
+      const st = dialect.parseStatus(row ?? {});
+      if (st.lastIoErrno === 1236) {
+        throw fail('AG_BINLOGS_PURGED', `the master no longer has the binary logs this backup needs (error 1236: ${st.lastIoError}); take a new seed: the previous backup is untouched`);
+      }
+      if (st.lastSqlErrno !== 0) throw fail('AG_REPLICATION_SQL_ERROR', `replication stopped on an error (${st.lastSqlErrno}: ${st.lastSqlError})`);
+      if (Date.now() > deadline) throw fail('AG_CATCH_UP_TIMEOUT', `did not reach the goal ${goal} in time (at ${pos}, replication IO ${st.ioRunning})`);
+      if (Date.now() - lastReport > 2000) {
+        lastReport = Date.now();
+        deps.report({ phase: 'catch-up', status: 'progress', metrics: { goalPosition: goal, executedPosition: pos, lagSeconds: st.secondsBehind } });
+      }
+      await sleep(deps.pollIntervalMs ?? 500, signal);
+    }
+    leave({ metrics: { goalPosition: goal } });
+    await hook('caught-up');
+
+    // Snapshot: stop replication, record where it stopped, shut down cleanly.
+    enter('snapshot');
+    await deps.mysqld.query(dialect.stopReplica());
+    const position = await executed(deps.mysqld, dialect);
+    const [status] = await deps.mysqld.query(dialect.replicaStatusQuery());
+    const [version] = await deps.mysqld.query<{ v: string }>('SELECT VERSION() AS v');
+    await deps.mysqld.stop({ slow: config.mysqld.slowShutdown });
+    mysqldRunning = false;
+    leave({ metrics: { executedPosition: position } });
+    await hook('mysqld-stopped');
+
+    enter('upload');
+    const metadata = {
+      understudy: 1,
+      runId: config.runId,
+      target: config.target,
+      flavor: dialect.flavor,
+      serverVersion: version?.v ?? null,
+      gtidPosition: position,
+      goalPosition: goal,
+      binlogCoordinates: status
+        ? { file: status.Relay_Master_Log_File ?? status.Relay_Source_Log_File ?? null, position: status.Exec_Master_Log_Pos ?? status.Exec_Source_Log_Pos ?? null }
+        : null,
+      restoredFrom,
+      phaseMs,
+    };
+    const { manifest } = await backup(deps.repo, config.mysqld.datadir, {
+      exclude: excludeGlobs(DATADIR_EXCLUDES),
+      restoredFrom,
+      metadata,
+      ...(config.backup.chunkSize ? { chunkSize: config.backup.chunkSize } : {}),
+      ...(config.backup.concurrency ? { concurrency: config.backup.concurrency } : {}),
+      signal,
+      hook: (point) => hook(`backup:${point}`),
+      onProgress: throttle((p) =>
+        deps.report({ phase: 'upload', status: 'progress', metrics: { bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, uploadedBytes: p.uploadedBytes, reusedBytes: p.reusedBytes } }),
+      ),
+    });
+    leave({ backupId: manifest.id, restoredFrom, metrics: { uploadedBytes: manifest.totals.uploadedBytes, reusedBytes: manifest.totals.reusedBytes } });
+    deps.report({ phase: 'done', status: 'succeeded', backupId: manifest.id, restoredFrom, message: `backup ${manifest.id} committed` });
+    return { manifest, restoredFrom, goal, executed: position, phaseMs };
+  } catch (err) {
+    const e = err instanceof CycleError ? err : fail(errorCode(err), (err as Error)?.message ?? String(err), err);
+    deps.log.error({ phase: e.phase, code: e.code, err: e.message }, 'cycle failed');
+    deps.report({ phase: 'failed', status: 'failed', error: { code: e.code, message: e.message.slice(0, 4000) }, message: `failed during ${e.phase}` });
+    if (mysqldRunning) await deps.mysqld.kill().catch(() => undefined);
+    throw e;
+  } finally {
+    await tunnel.close().catch(() => undefined);
+  }
+
+  async function masterPosition(src: { host: string; port: number; user: string; password: string }, d: Dialect): Promise<string> {
+    const mysql = await import('mysql2/promise');
+    const conn = await mysql.createConnection({ host: src.host, port: src.port, user: src.user, password: src.password, connectTimeout: 20_000 });
+    try {
+      const [rows] = await conn.query(d.sourcePositionQuery());
+      return String((rows as Array<{ pos: unknown }>)[0]?.pos ?? '');
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
+  }
+}
+
+async function executed(mysqld: MysqldLike, dialect: Dialect): Promise<string> {
+  const [row] = await mysqld.query<{ pos: unknown }>(dialect.executedPositionQuery());
+  return dialect.normalise(String(row?.pos ?? ''));
+}
+
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' ? code : 'AG_INTERNAL';
+}
+
+/** At most one call per second, plus the last one before a phase ends is not guaranteed (phase events carry totals). */
+function throttle<T>(fn: (v: T) => void, ms = 1000): (v: T) => void {
+  let last = 0;
+  return (v) => {
+    const now = Date.now();
+    if (now - last >= ms) {
+      last = now;
+      fn(v);
+    }
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}

@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { mariadbDialect, mysqlDialect } from './dialect.js';
+import { formatGtidSet, gtidSetContains, parseGtidSet } from './mysql-gtid.js';
+
+const src = { host: '127.0.0.1', port: 41234, user: "repl'x", password: "p'w\\d", connectRetrySec: 1, heartbeatSec: 1 };
+
+describe('replication dialects', () => {
+  it('MariaDB: CHANGE MASTER TO with GTID slave_pos, values escaped', () => {
+    assert.equal(
+      mariadbDialect.changeSource(src),
+      "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=41234, MASTER_USER='repl\\'x', MASTER_PASSWORD='p\\'w\\\\d', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
+    );
+    assert.deepEqual(mariadbDialect.setStartPosition('0-1-42'), ["SET GLOBAL gtid_slave_pos = '0-1-42'"]);
+    assert.equal(mariadbDialect.startReplica(), 'START SLAVE');
+    assert.equal(mariadbDialect.sourcePositionQuery(), 'SELECT @@GLOBAL.gtid_binlog_pos AS pos');
+    assert.equal(mariadbDialect.executedPositionQuery(), 'SELECT @@GLOBAL.gtid_slave_pos AS pos');
+  });
+
+  it('MySQL 8: CHANGE REPLICATION SOURCE TO with SOURCE_AUTO_POSITION, values escaped', () => {
+    assert.equal(
+      mysqlDialect.changeSource(src),
+      "CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT=41234, SOURCE_USER='repl\\'x', SOURCE_PASSWORD='p\\'w\\\\d', SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=1, SOURCE_HEARTBEAT_PERIOD=1, GET_SOURCE_PUBLIC_KEY=1",
+    );
+    const uuid = '3e11fa47-71ca-11e1-9e33-c80aa9429562';
+    assert.deepEqual(mysqlDialect.setStartPosition(`${uuid}:1-5`), ['RESET BINARY LOGS AND GTIDS', `SET GLOBAL gtid_purged = '${uuid}:1-5'`]);
+    assert.equal(mysqlDialect.startReplica(), 'START REPLICA');
+    assert.equal(mysqlDialect.stopReplica(), 'STOP REPLICA');
+    assert.equal(mysqlDialect.replicaStatusQuery(), 'SHOW REPLICA STATUS');
+    assert.equal(mysqlDialect.executedPositionQuery(), 'SELECT @@GLOBAL.gtid_executed AS pos');
+  });
+
+  it('a position is never spliced raw into SQL', () => {
+    assert.throws(() => mariadbDialect.setStartPosition("0-1-1'; DROP TABLE x; --"));
+    assert.throws(() => mysqlDialect.setStartPosition("x'; DROP TABLE y"));
+  });
+
+  it('parses replica status rows of both flavours', () => {
+    const m = mariadbDialect.parseStatus({ Slave_IO_Running: 'Connecting', Slave_SQL_Running: 'Yes', Last_IO_Errno: 1236, Last_IO_Error: 'Got fatal error 1236', Seconds_Behind_Master: null });
+    assert.deepEqual(m, { ioRunning: 'Connecting', sqlRunning: 'Yes', lastIoErrno: 1236, lastIoError: 'Got fatal error 1236', lastSqlErrno: 0, lastSqlError: '', secondsBehind: null });
+    assert.equal(mysqlDialect.parseStatus({ Replica_IO_Running: 'Yes', Replica_SQL_Running: 'Yes', Seconds_Behind_Source: 3 }).secondsBehind, 3);
+  });
+
+  it('MySQL GTID sets: parse, contain, format', () => {
+    const a = '3e11fa47-71ca-11e1-9e33-c80aa9429562';
+    const b = '4e11fa47-71ca-11e1-9e33-c80aa9429562';
+    const have = parseGtidSet(`${a}:1-10:12-20,${b}:1-3`);
+    assert.ok(gtidSetContains(have, parseGtidSet(`${a}:1-5:13`)));
+    assert.ok(!gtidSetContains(have, parseGtidSet(`${a}:11`)), 'a gap is not contained');
+    assert.ok(!gtidSetContains(have, parseGtidSet(`${b}:4`)));
+    assert.ok(gtidSetContains(have, parseGtidSet('')), 'everything contains the empty set');
+    assert.equal(formatGtidSet(parseGtidSet(`${b}:1-3,${a}:12-20:1-10:11`)), `${a}:1-20,${b}:1-3`);
+    assert.ok(mysqlDialect.contains(`${a}:1-20`, `${a}:5-7`));
+    assert.throws(() => parseGtidSet('not-a-uuid:1-3'));
+  });
+});

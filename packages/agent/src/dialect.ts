@@ -1,0 +1,102 @@
+/**
+ * The SQL a replica speaks, per server flavour, behind one interface: MariaDB (CHANGE MASTER TO ...
+ * MASTER_USE_GTID=slave_pos, gtid positions per domain) and MySQL 8 (CHANGE REPLICATION SOURCE TO
+ * ... SOURCE_AUTO_POSITION=1, GTID sets). Values are escaped by mysql2's own escaping. Pure: it only
+ * builds statements and interprets results; the caller runs them.
+ */
+import mysql from 'mysql2';
+import { formatGtidPos, gtidContains, parseGtidPos } from './gtid.js';
+import { formatGtidSet, gtidSetContains, parseGtidSet } from './mysql-gtid.js';
+
+export interface SourceSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+  readonly connectRetrySec: number;
+  readonly heartbeatSec: number;
+}
+
+export interface ReplicaStatus {
+  readonly ioRunning: 'Yes' | 'No' | 'Connecting' | string;
+  readonly sqlRunning: 'Yes' | 'No' | string;
+  readonly lastIoErrno: number;
+  readonly lastIoError: string;
+  readonly lastSqlErrno: number;
+  readonly lastSqlError: string;
+  /** Seconds_Behind_Master/Source: null when replication is stopped or not connected. */
+  readonly secondsBehind: number | null;
+}
+
+export interface Dialect {
+  readonly flavor: 'mariadb' | 'mysql';
+  /** Points replication at the source, resuming from the executed GTID position. */
+  changeSource(s: SourceSettings): string;
+  startReplica(): string;
+  stopReplica(): string;
+  /** Statements that make `position` the replica's starting point (after a seed from a dump). */
+  setStartPosition(position: string): string[];
+  /** Query returning one row with column `pos`: the master's current position (the goal). */
+  sourcePositionQuery(): string;
+  /** Query returning one row with column `pos`: what this replica has executed. */
+  executedPositionQuery(): string;
+  replicaStatusQuery(): string;
+  parseStatus(row: Record<string, unknown>): ReplicaStatus;
+  /** Does position `have` contain every transaction of `want`? Throws on a malformed position. */
+  contains(have: string, want: string): boolean;
+  /** Canonical text of a position (for manifests and reports). */
+  normalise(position: string): string;
+}
+
+const esc = (v: string | number): string => mysql.escape(v);
+
+function statusOf(row: Record<string, unknown>, io: string, sql: string, behind: string): ReplicaStatus {
+  const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0) || 0);
+  const b = row[behind];
+  return {
+    ioRunning: String(row[io] ?? 'No'),
+    sqlRunning: String(row[sql] ?? 'No'),
+    lastIoErrno: num(row.Last_IO_Errno),
+    lastIoError: String(row.Last_IO_Error ?? ''),
+    lastSqlErrno: num(row.Last_SQL_Errno),
+    lastSqlError: String(row.Last_SQL_Error ?? ''),
+    secondsBehind: b === null || b === undefined || b === '' ? null : num(b),
+  };
+}
+
+export const mariadbDialect: Dialect = {
+  flavor: 'mariadb',
+  changeSource: (s) =>
+    `CHANGE MASTER TO MASTER_HOST=${esc(s.host)}, MASTER_PORT=${esc(s.port)}, MASTER_USER=${esc(s.user)}, MASTER_PASSWORD=${esc(s.password)}, ` +
+    `MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=${esc(s.connectRetrySec)}, MASTER_HEARTBEAT_PERIOD=${esc(s.heartbeatSec)}`,
+  startReplica: () => 'START SLAVE',
+  stopReplica: () => 'STOP SLAVE',
+  setStartPosition: (position) => [`SET GLOBAL gtid_slave_pos = ${esc(formatGtidPos(parseGtidPos(position)))}`],
+  sourcePositionQuery: () => 'SELECT @@GLOBAL.gtid_binlog_pos AS pos',
+  executedPositionQuery: () => 'SELECT @@GLOBAL.gtid_slave_pos AS pos',
+  replicaStatusQuery: () => 'SHOW SLAVE STATUS',
+  parseStatus: (row) => statusOf(row, 'Slave_IO_Running', 'Slave_SQL_Running', 'Seconds_Behind_Master'),
+  contains: (have, want) => gtidContains(parseGtidPos(have), parseGtidPos(want)),
+  normalise: (position) => formatGtidPos(parseGtidPos(position)),
+};
+
+export const mysqlDialect: Dialect = {
+  flavor: 'mysql',
+  changeSource: (s) =>
+    `CHANGE REPLICATION SOURCE TO SOURCE_HOST=${esc(s.host)}, SOURCE_PORT=${esc(s.port)}, SOURCE_USER=${esc(s.user)}, SOURCE_PASSWORD=${esc(s.password)}, ` +
+    `SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=${esc(s.connectRetrySec)}, SOURCE_HEARTBEAT_PERIOD=${esc(s.heartbeatSec)}, GET_SOURCE_PUBLIC_KEY=1`,
+  startReplica: () => 'START REPLICA',
+  stopReplica: () => 'STOP REPLICA',
+  // gtid_purged can only be set on a server whose gtid_executed is empty: reset it first.
+  setStartPosition: (position) => ['RESET BINARY LOGS AND GTIDS', `SET GLOBAL gtid_purged = ${esc(formatGtidSet(parseGtidSet(position)))}`],
+  sourcePositionQuery: () => 'SELECT @@GLOBAL.gtid_executed AS pos',
+  executedPositionQuery: () => 'SELECT @@GLOBAL.gtid_executed AS pos',
+  replicaStatusQuery: () => 'SHOW REPLICA STATUS',
+  parseStatus: (row) => statusOf(row, 'Replica_IO_Running', 'Replica_SQL_Running', 'Seconds_Behind_Source'),
+  contains: (have, want) => gtidSetContains(parseGtidSet(have), parseGtidSet(want)),
+  normalise: (position) => formatGtidSet(parseGtidSet(position)),
+};
+
+export function dialectFor(flavor: 'mariadb' | 'mysql'): Dialect {
+  return flavor === 'mysql' ? mysqlDialect : mariadbDialect;
+}

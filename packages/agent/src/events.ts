@@ -1,0 +1,38 @@
+/**
+ * What an agent reports to the dispatcher: one event per phase change and periodic progress. The
+ * schema is shared: the agent builds events with it, the dispatcher validates request bodies with it.
+ */
+import { z } from 'zod';
+
+export const PHASES = ['start', 'tunnel', 'restore', 'seed', 'catch-up', 'snapshot', 'upload', 'commit', 'done', 'failed'] as const;
+export type Phase = (typeof PHASES)[number];
+
+export const RunEventSchema = z.strictObject({
+  /** Increasing per run: the dispatcher ignores replays and out-of-order duplicates. */
+  seq: z.number().int().min(0),
+  at: z.iso.datetime(),
+  phase: z.enum(PHASES),
+  status: z.enum(['started', 'progress', 'succeeded', 'failed']),
+  message: z.string().max(4000).optional(),
+  instanceId: z.string().max(64).optional(),
+  metrics: z
+    .strictObject({
+      bytesDone: z.number().min(0).optional(),
+      bytesTotal: z.number().min(0).optional(),
+      bytesPerSecond: z.number().min(0).optional(),
+      uploadedBytes: z.number().min(0).optional(),
+      reusedBytes: z.number().min(0).optional(),
+      lagSeconds: z.number().min(0).nullable().optional(),
+      goalPosition: z.string().max(4000).optional(),
+      executedPosition: z.string().max(4000).optional(),
+      transactionsBehind: z.number().min(0).optional(),
+    })
+    .optional(),
+  /** On failure: the error code and message (never a secret, never a stack trace). */
+  error: z.strictObject({ code: z.string().max(64), message: z.string().max(4000) }).optional(),
+  /** On success of 'commit': the backup committed, and the one restored from. */
+  backupId: z.string().max(64).optional(),
+  restoredFrom: z.string().max(64).nullable().optional(),
+});
+export type RunEvent = z.infer<typeof RunEventSchema>;
+export type RunEventInput = Omit<RunEvent, 'seq' | 'at'>;

@@ -1,0 +1,133 @@
+/**
+ * The agent's own database server: started and stopped by the agent (the image disables it at boot).
+ *
+ * Everything that must not be in a backup lives outside the data directory, in `runDir`: the
+ * socket, pid file, tmpdir, error log, relay logs and the replication info files. The replica keeps
+ * no binary log of its own. What replication has executed is kept where it belongs, in the data
+ * directory (mysql.gtid_slave_pos), so a restored backup knows where to resume.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import mysql from 'mysql2/promise';
+
+export interface LocalMysqldOptions {
+  readonly binary: string;
+  readonly datadir: string;
+  readonly runDir: string;
+  /** TCP port on 127.0.0.1; 0: no TCP listener at all (skip-networking; everything local uses the socket). */
+  readonly port: number;
+  readonly serverId: number;
+  /** Unix user the server runs as ('root' only where the agent itself runs as root, as in tests). */
+  readonly user: string;
+  readonly options?: Readonly<Record<string, string | number | boolean>>;
+  readonly startTimeoutMs?: number;
+}
+
+export function localMysqldCnf(o: LocalMysqldOptions): string {
+  const lines: Record<string, string | number | boolean> = {
+    user: o.user,
+    datadir: o.datadir,
+    socket: join(o.runDir, 'mysqld.sock'),
+    'pid-file': join(o.runDir, 'mysqld.pid'),
+    tmpdir: join(o.runDir, 'tmp'),
+    'log-error': join(o.runDir, 'mysqld.err'),
+    ...(o.port === 0 ? { 'skip-networking': true } : { 'bind-address': '127.0.0.1', port: o.port }),
+    'server-id': o.serverId,
+    'skip-slave-start': true,
+    'skip-name-resolve': true,
+    'relay-log': join(o.runDir, 'relay-bin'),
+    'relay-log-index': join(o.runDir, 'relay-bin.index'),
+    'relay-log-info-file': join(o.runDir, 'relay-log.info'),
+    'master-info-file': join(o.runDir, 'master.info'),
+    'read-only': true,
+    ...o.options,
+  };
+  const body = Object.entries(lines)
+    .map(([k, v]) => (v === true ? k : `${k}=${String(v)}`))
+    .join('\n');
+  return `[mysqld]\n${body}\n\n[client]\nsocket=${join(o.runDir, 'mysqld.sock')}\nuser=root\n`;
+}
+
+export class LocalMysqld {
+  private child: ChildProcess | undefined;
+  private exited: Promise<number | null> | undefined;
+  private pool: mysql.Pool | undefined;
+
+  constructor(readonly options: LocalMysqldOptions) {}
+
+  get socket(): string {
+    return join(this.options.runDir, 'mysqld.sock');
+  }
+  get cnfPath(): string {
+    return join(this.options.runDir, 'my.cnf');
+  }
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async writeCnf(): Promise<void> {
+    await mkdir(join(this.options.runDir, 'tmp'), { recursive: true });
+    await writeFile(this.cnfPath, localMysqldCnf(this.options));
+  }
+
+  async start(): Promise<void> {
+    await this.writeCnf();
+    const child = spawn(this.options.binary, [`--defaults-file=${this.cnfPath}`], { stdio: 'ignore' });
+    this.child = child;
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    const deadline = Date.now() + (this.options.startTimeoutMs ?? 60_000);
+    for (;;) {
+      const exitedEarly = await Promise.race([this.exited.then(() => true), sleep(250).then(() => false)]);
+      if (exitedEarly) throw new Error(`mysqld exited during start-up:\n${await this.logTail()}`);
+      try {
+        await this.query('SELECT 1');
+        return;
+      } catch {
+        if (Date.now() > deadline) throw new Error(`mysqld did not answer within ${(this.options.startTimeoutMs ?? 60_000) / 1000} s:\n${await this.logTail()}`);
+      }
+    }
+  }
+
+  async query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {
+    this.pool ??= mysql.createPool({ socketPath: this.socket, user: 'root', connectionLimit: 2, multipleStatements: false });
+    const [rows] = await this.pool.query(sql, params);
+    return rows as T[];
+  }
+
+  /** Clean shutdown (optionally slow: innodb_fast_shutdown=0), waiting for the process to exit. */
+  async stop(options: { slow?: boolean } = {}): Promise<void> {
+    if (!this.child || !this.exited) return;
+    if (options.slow) await this.query('SET GLOBAL innodb_fast_shutdown = 0');
+    await this.query('SHUTDOWN').catch(() => this.child?.kill('SIGTERM'));
+    await this.pool?.end().catch(() => undefined);
+    this.pool = undefined;
+    const code = await this.exited;
+    this.child = undefined;
+    if (code !== 0) throw new Error(`mysqld exited with code ${code} on shutdown:\n${await this.logTail()}`);
+    const log = await this.logTail(4000);
+    if (!/Shutdown complete/i.test(log)) throw new Error(`mysqld stopped without logging "Shutdown complete":\n${log}`);
+  }
+
+  /** Stops the server at once (failure paths only). */
+  async kill(): Promise<void> {
+    await this.pool?.end().catch(() => undefined);
+    this.pool = undefined;
+    this.child?.kill('SIGKILL');
+    await this.exited;
+    this.child = undefined;
+  }
+
+  async logTail(bytes = 2000): Promise<string> {
+    try {
+      const log = await readFile(join(this.options.runDir, 'mysqld.err'), 'utf8');
+      return log.slice(-bytes);
+    } catch {
+      return '(no error log)';
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+/**
+ * understudy-agent: the composition root of one backup cycle. Started by systemd at boot on the
+ * instance (understudy-agent.service), or by the dispatcher's local launcher on the same machine.
+ *
+ *   understudy-agent                       read the run document from IMDSv2 user-data (on EC2)
+ *   understudy-agent --config FILE         read it from a file instead
+ *   --imds-endpoint URL                    an IMDS-compatible endpoint (the local launcher's)
+ *   --no-poweroff                          exit instead of powering the machine off at the end
+ *
+ * Exit codes: 0 the backup was committed; 2 the run document is invalid; 3 the cycle failed.
+ * Whatever happens, the machine powers off at the end (unless --no-poweroff), and at the latest at
+ * the run's deadline.
+ */
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { EC2InstanceConnectClient } from '@aws-sdk/client-ec2-instance-connect';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { MetadataService } from '@aws-sdk/ec2-metadata-service';
+import { openStore, parseKey, parseRepoUrl, Repository } from '@understudy/core';
+import pino from 'pino';
+import { runAgent } from './agent.js';
+import { readInstanceIdentity } from './imds.js';
+import { fileHook } from './test-hook.js';
+import { VERSION } from './index.js';
+
+const { values } = parseArgs({
+  options: {
+    config: { type: 'string' },
+    'imds-endpoint': { type: 'string' },
+    'no-poweroff': { type: 'boolean', default: false },
+    'poweroff-command': { type: 'string', default: 'systemctl poweroff' },
+    'test-hook-dir': { type: 'string' },
+    version: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+if (values.version) {
+  process.stdout.write(`understudy-agent ${VERSION}\n`);
+  process.exit(0);
+}
+if (values.help) {
+  process.stdout.write('usage: understudy-agent [--config FILE] [--imds-endpoint URL] [--no-poweroff] [--poweroff-command CMD] [--version]\n');
+  process.exit(0);
+}
+
+const log = pino({
+  name: 'understudy-agent',
+  redact: { paths: ['password', '*.password', 'token', '*.token', 'privateKey', '*.privateKey', 'key', '*.key', 'authorization', '*.authorization'], censor: '[redacted]' },
+});
+
+function powerOff(): void {
+  if (values['no-poweroff']) return;
+  const [cmd, ...args] = values['poweroff-command'].split(' ');
+  log.info({ command: values['poweroff-command'] }, 'powering off');
+  execFile(cmd!, args, (err) => {
+    if (err) log.error({ err: err.message }, 'power-off command failed');
+  });
+}
+
+let exitCode = 3;
+try {
+  let document: string;
+  let instanceId: string | undefined;
+  let region: string | undefined;
+  if (values.config) {
+    document = await readFile(values.config, 'utf8');
+  } else {
+    const ims = new MetadataService({ ec2MetadataV1Disabled: true, ...(values['imds-endpoint'] ? { endpoint: values['imds-endpoint'] } : {}) });
+    const identity = await readInstanceIdentity(ims);
+    document = identity.userData;
+    instanceId = identity.instanceId;
+    region = identity.region;
+  }
+  exitCode = await runAgent({
+    document,
+    instanceId,
+    log,
+    env: process.env,
+    clients: {
+      ssm: (r?: string) => new SSMClient({ region: r ?? region }),
+      secretsManager: (r?: string) => new SecretsManagerClient({ region: r ?? region }),
+      instanceConnect: (r?: string) => new EC2InstanceConnectClient({ region: r ?? region }),
+    },
+    openRepository: async (url, key) => {
+      const store = openStore(parseRepoUrl(url), { env: process.env });
+      return Repository.open(store, { create: true, key: key === undefined ? undefined : parseKey(Buffer.from(key, 'utf8'), 'the repository key') });
+    },
+    ...(values['test-hook-dir'] ? { hook: fileHook(values['test-hook-dir']) } : {}),
+    onDeadline: () => {
+      log.error({}, 'the run deadline passed: powering off');
+      powerOff();
+      setTimeout(() => process.exit(3), 5000).unref();
+    },
+  });
+} catch (err) {
+  log.error({ err: (err as Error)?.message ?? String(err) }, 'agent failed before the cycle could start');
+  exitCode = 3;
+} finally {
+  powerOff();
+}
+process.exitCode = exitCode;

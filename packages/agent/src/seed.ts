@@ -1,0 +1,143 @@
+/**
+ * The first run: there is no backup yet, so the agent seeds its server from the master itself,
+ * without locking it. mariadb-dump runs here on the agent, reaching the master through the tunnel,
+ * and is piped into the local server.
+ *
+ * Why this never freezes the master (MariaDB 10.11; verified against the master's general query log
+ * in test/mariadb-rig.test.ts): with --single-transaction --master-data=2 --gtid the dump finds
+ * Binlog_snapshot_file/_position (SHOW STATUS LIKE 'binlog_snapshot_%'), so it takes its snapshot
+ * and the matching binlog position atomically with START TRANSACTION WITH CONSISTENT SNAPSHOT and
+ * reads the GTID with BINLOG_GTID_POS(); it skips FLUSH TABLES WITH READ LOCK entirely. The
+ * replication account has no RELOAD privilege, so the dump can never fall back to a global lock
+ * (it would fail instead). The import runs with sql_log_bin=0.
+ *
+ * Accounts (the mysql schema) are not copied by the seed; users created later replicate as usual.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import mysql from 'mysql2/promise';
+import { formatGtidPos, parseGtidPos } from './gtid.js';
+
+export interface SeedTarget {
+  readonly cnfPath: string;
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+}
+
+export interface SeedSource {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+  readonly signal?: AbortSignal;
+  /** Schemas to copy; default: every schema on the master but the system ones. */
+  readonly schemas?: readonly string[];
+}
+
+const SYSTEM_SCHEMAS = ['mysql', 'information_schema', 'performance_schema', 'sys'];
+
+export function seedDumpArgs(o: { user: string; host: string; port: number; schemas: readonly string[] }): string[] {
+  return ['--no-defaults', `--host=${o.host}`, `--port=${o.port}`, '--protocol=TCP', `--user=${o.user}`, '--single-transaction', '--master-data=2', '--gtid', '--triggers', '--routines', '--events', '--databases', ...o.schemas];
+}
+
+/** The position a seed dump records: `-- SET GLOBAL gtid_slave_pos='D-S-N';`. */
+export function dumpGtidPosition(dumpHead: string): string | undefined {
+  return /^(?:-- )?SET GLOBAL gtid_slave_pos='([^']*)';$/m.exec(dumpHead)?.[1];
+}
+
+/** Dumps the master's schemas into `target` and returns the dump's GTID position (canonical). */
+export async function seedFromDump(target: SeedTarget, source: SeedSource): Promise<string> {
+  const schemas = source.schemas ?? (await userSchemas(source));
+  if (schemas.length === 0) {
+    // Nothing to copy: the position is the master's current one.
+    const conn = await mysql.createConnection({ host: source.host, port: source.port, user: source.user, password: source.password });
+    try {
+      const [rows] = await conn.query('SELECT @@GLOBAL.gtid_binlog_pos AS pos');
+      return formatGtidPos(parseGtidPos(String((rows as Array<{ pos: unknown }>)[0]?.pos ?? '')));
+    } finally {
+      await conn.end();
+    }
+  }
+  const dump = spawn('mariadb-dump', seedDumpArgs({ ...source, schemas }), { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', MYSQL_PWD: source.password } });
+  const load = spawn('mariadb', [`--defaults-file=${target.cnfPath}`, '--user=root', '--init-command=SET SESSION sql_log_bin=0', '--batch'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const onAbort = (): void => {
+    dump.kill('SIGTERM');
+    load.kill('SIGTERM');
+  };
+  source.signal?.addEventListener('abort', onAbort, { once: true });
+  const dumpErr = collect(dump.stderr);
+  const loadErr = collect(load.stderr);
+  load.stdout.resume();
+  const exits = Promise.all([exitOf(dump), exitOf(load)]);
+  let head = '';
+  const tee = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      if (head.length < 64 * 1024) head += chunk.toString('utf8');
+      cb(null, chunk);
+    },
+  });
+  let piped: unknown;
+  try {
+    await pipeline(dump.stdout, tee, load.stdin);
+  } catch (err) {
+    piped = err;
+  }
+  const [dumpCode, loadCode] = await exits;
+  source.signal?.removeEventListener('abort', onAbort);
+  if (dumpCode !== 0 || loadCode !== 0 || piped !== undefined) {
+    throw new Error(
+      `seeding failed: mariadb-dump exited ${dumpCode}, mariadb exited ${loadCode}${piped === undefined ? '' : ` (${(piped as Error).message})`}; mariadb-dump said: ${await dumpErr}; mariadb said: ${await loadErr}`,
+    );
+  }
+  const gtid = dumpGtidPosition(head);
+  if (gtid === undefined) throw new Error('seeding failed: the dump carries no gtid_slave_pos line (is the master binary log on?)');
+  return formatGtidPos(parseGtidPos(gtid));
+}
+
+async function userSchemas(source: SeedSource): Promise<string[]> {
+  const conn = await mysql.createConnection({ host: source.host, port: source.port, user: source.user, password: source.password, connectTimeout: 20_000 });
+  try {
+    const [rows] = await conn.query('SELECT schema_name AS s FROM information_schema.schemata ORDER BY schema_name');
+    return (rows as Array<{ s: string }>).map((r) => r.s).filter((s) => !SYSTEM_SCHEMAS.includes(s.toLowerCase()));
+  } finally {
+    await conn.end();
+  }
+}
+
+/** The agent's seed: the master's schemas into the local server. */
+export function seedFromMaster(target: SeedTarget, source: SeedSource): Promise<string> {
+  return seedFromDump(target, source);
+}
+
+/** Empties the data directory and creates a fresh server in it with mariadb-install-db. */
+export async function initializeDatadir(mysqld: { options: { datadir: string; user: string }; writeCnf(): Promise<void>; cnfPath: string }, installDb = 'mariadb-install-db'): Promise<void> {
+  const datadir = mysqld.options.datadir;
+  await mkdir(datadir, { recursive: true });
+  for (const name of await readdir(datadir)) await rm(join(datadir, name), { recursive: true, force: true });
+  await mysqld.writeCnf();
+  const child = spawn(installDb, [`--defaults-file=${mysqld.cnfPath}`, `--user=${mysqld.options.user}`, '--auth-root-authentication-method=socket', '--skip-test-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = collect(child.stdout);
+  const err = collect(child.stderr);
+  const code = await exitOf(child);
+  if (code !== 0) throw new Error(`mariadb-install-db exited ${code}: ${await err} ${await out}`);
+}
+
+function collect(stream: NodeJS.ReadableStream): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    stream.on('data', (c: Buffer) => {
+      if (text.length < 16 * 1024) text += c.toString('utf8');
+    });
+    stream.on('end', () => resolve(text.trim()));
+    stream.on('error', () => resolve(text.trim()));
+  });
+}
+
+function exitOf(child: ReturnType<typeof spawn>): Promise<number | string> {
+  return new Promise((resolve) => {
+    child.once('error', (e) => resolve(`(could not run: ${e.message})`));
+    child.once('close', (code, signal) => resolve(code ?? `signal ${signal}`));
+  });
+}

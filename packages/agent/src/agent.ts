@@ -94,8 +94,9 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
     return 3;
   } finally {
     clearTimeout(timer);
-    const flushed = await reporter.flush(15_000);
-    if (!flushed) log.warn({ dropped: reporter.stats.dropped }, 'some reports could not be delivered');
+    // Without a tunnel there is no way to the dispatcher: do not wait for one.
+    const flushed = tunnel ? await reporter.flush(15_000) : false;
+    if (!flushed) log.warn({ queued: true, dropped: reporter.stats.dropped }, 'some reports could not be delivered');
     reporter.close();
     await tunnel?.close().catch(() => undefined);
   }

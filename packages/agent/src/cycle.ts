@@ -107,10 +107,11 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
     await deps.hook?.(point);
   };
 
+  // The tunnel stays open when the cycle ends: the caller flushes the last reports through it, then closes it.
   enter('tunnel');
-  const tunnel = await deps.openTunnel();
   let mysqldRunning = false;
   try {
+    const tunnel = await deps.openTunnel();
     leave();
     await hook('tunnel-open');
     const password = await deps.replicationPassword();
@@ -237,8 +238,6 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
     deps.report({ phase: 'failed', status: 'failed', error: { code: e.code, message: e.message.slice(0, 4000) }, message: `failed during ${e.phase}` });
     if (mysqldRunning) await deps.mysqld.kill().catch(() => undefined);
     throw e;
-  } finally {
-    await tunnel.close().catch(() => undefined);
   }
 
   async function masterPosition(src: { host: string; port: number; user: string; password: string }, d: Dialect): Promise<string> {

@@ -43,8 +43,38 @@ export function seedDumpArgs(o: { user: string; host: string; port: number; sche
 }
 
 /** The position a seed dump records: `-- SET GLOBAL gtid_slave_pos='D-S-N';`. */
-export function dumpGtidPosition(dumpHead: string): string | undefined {
-  return /^(?:-- )?SET GLOBAL gtid_slave_pos='([^']*)';$/m.exec(dumpHead)?.[1];
+export function dumpGtidPosition(text: string): string | undefined {
+  return /^(?:-- )?SET GLOBAL gtid_slave_pos='([^']*)';$/m.exec(text)?.[1];
+}
+
+/**
+ * Finds the gtid_slave_pos line anywhere in a dump stream. MariaDB 10.11 prints it at the END of the
+ * dump ("the deferred gtid setting ... follows"), so the whole stream is scanned, line by line. Memory:
+ * only the unfinished last line is carried between chunks, and only while it is short enough to be
+ * the line sought (data lines run to megabytes and are dropped at once).
+ */
+export class GtidLineScanner {
+  position: string | undefined;
+  private carry = '';
+
+  push(chunk: Buffer): void {
+    const text = this.carry + chunk.toString('latin1');
+    let start = 0;
+    for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
+      this.line(text, start, nl);
+      start = nl + 1;
+    }
+    const rest = text.length - start;
+    this.carry = rest <= 256 ? text.slice(start) : '';
+  }
+
+  private line(text: string, start: number, end: number): void {
+    if (end - start > 256) return;
+    const c = text.charCodeAt(start);
+    if (c !== 45 /* - */ && c !== 83 /* S */) return;
+    const found = dumpGtidPosition(text.slice(start, end));
+    if (found !== undefined) this.position = found;
+  }
 }
 
 /** Dumps the master's schemas into `target` and returns the dump's GTID position (canonical). */
@@ -71,10 +101,10 @@ export async function seedFromDump(target: SeedTarget, source: SeedSource): Prom
   const loadErr = collect(load.stderr);
   load.stdout.resume();
   const exits = Promise.all([exitOf(dump), exitOf(load)]);
-  let head = '';
+  const scanner = new GtidLineScanner();
   const tee = new Transform({
     transform(chunk: Buffer, _enc, cb) {
-      if (head.length < 64 * 1024) head += chunk.toString('utf8');
+      scanner.push(chunk);
       cb(null, chunk);
     },
   });
@@ -91,7 +121,7 @@ export async function seedFromDump(target: SeedTarget, source: SeedSource): Prom
       `seeding failed: mariadb-dump exited ${dumpCode}, mariadb exited ${loadCode}${piped === undefined ? '' : ` (${(piped as Error).message})`}; mariadb-dump said: ${await dumpErr}; mariadb said: ${await loadErr}`,
     );
   }
-  const gtid = dumpGtidPosition(head);
+  const gtid = scanner.position;
   if (gtid === undefined) throw new Error('seeding failed: the dump carries no gtid_slave_pos line (is the master binary log on?)');
   return formatGtidPos(parseGtidPos(gtid));
 }

@@ -1,0 +1,15 @@
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import { GtidLineScanner } from './seed.js';
+
+it('finds the GTID line anywhere in a dump stream, across chunk boundaries, past huge lines', () => {
+  const dump = `-- header\n-- CHANGE MASTER TO MASTER_LOG_FILE='mysql-bin.000001', MASTER_LOG_POS=8284;\nINSERT INTO t VALUES ${'(1,"x"),'.repeat(200_000)}(2,"y");\n-- The deferred gtid setting for slave corresponding to the master-data CHANGE-MASTER follows\n-- Preferably use GTID to start replication from GTID position:\n-- SET GLOBAL gtid_slave_pos='0-1-4,1-2-9';\n`;
+  for (const size of [1, 7, 4096, 65536, dump.length]) {
+    const s = new GtidLineScanner();
+    for (let i = 0; i < dump.length; i += size) s.push(Buffer.from(dump.slice(i, i + size), 'latin1'));
+    assert.equal(s.position, '0-1-4,1-2-9', `chunks of ${size}`);
+  }
+  const none = new GtidLineScanner();
+  none.push(Buffer.from('-- no position here\nINSERT INTO t VALUES (1);\n'));
+  assert.equal(none.position, undefined);
+});

@@ -14,6 +14,7 @@
  */
 import { backup, isUnderstudyError, resolveBackup, restore, excludeGlobs, type Manifest, type Repository } from '@understudy/core';
 import type { Dialect } from './dialect.js';
+import { AgentError, isAgentError, type AgentErrorCode } from './errors.js';
 import type { Phase, RunEventInput } from './events.js';
 import type { RunConfig } from './run-config.js';
 
@@ -75,14 +76,15 @@ export interface CycleResult {
 /** Left out of every backup of a data directory (most of these never exist there; see local-mysqld.ts). */
 export const DATADIR_EXCLUDES = ['*.pid', '*.sock', 'ibtmp1', '#sql*', 'relay-bin*', '*-relay-bin.*', 'master.info', 'relay-log.info', 'multi-master.info', '*-bin.[0-9]*', '*-bin.index'];
 
-export class CycleError extends Error {
+/** A failed cycle: the registry error, and the phase it happened in. */
+export class CycleError extends AgentError {
   constructor(
-    readonly code: string,
+    code: AgentErrorCode,
     message: string,
     readonly phase: Phase,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(code, message, options);
     this.name = 'CycleError';
   }
 }
@@ -102,14 +104,20 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
     phaseMs[phase] = Date.now() - started;
     deps.report({ phase, status: 'succeeded', ...extra });
   };
-  const fail = (code: string, message: string, cause?: unknown): CycleError => new CycleError(code, message, phase, { cause });
+  const fail = (code: AgentErrorCode, message: string, cause?: unknown): CycleError => new CycleError(code, message, phase, { cause });
   const hook = async (point: string): Promise<void> => {
     await deps.hook?.(point);
+  };
+  let mysqldRunning = false;
+  const startMysqld = async (): Promise<void> => {
+    await deps.mysqld.start().catch((err: unknown) => {
+      throw fail('AG_MYSQLD_FAILED', (err as Error)?.message ?? String(err), err);
+    });
+    mysqldRunning = true;
   };
 
   // The tunnel stays open when the cycle ends: the caller flushes the last reports through it, then closes it.
   enter('tunnel');
-  let mysqldRunning = false;
   try {
     const tunnel = await deps.openTunnel();
     leave();
@@ -142,14 +150,16 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
       restoredFrom = p.id;
       leave({ restoredFrom: p.id, message: `restored ${p.id}: every chunk verified` });
       await hook('restored');
-      await deps.mysqld.start();
-      mysqldRunning = true;
+      await startMysqld();
     } else {
       enter('seed', 'no backup yet: seeding from a consistent snapshot of the master (no locks taken on it)');
-      await deps.initializeDatadir();
-      await deps.mysqld.start();
-      mysqldRunning = true;
-      const position = await deps.seed({ ...source, signal });
+      await deps.initializeDatadir().catch((err: unknown) => {
+        throw fail('AG_MYSQLD_FAILED', `could not initialise the data directory: ${(err as Error)?.message ?? err}`, err);
+      });
+      await startMysqld();
+      const position = await deps.seed({ ...source, signal }).catch((err: unknown) => {
+        throw fail('AG_SEED_FAILED', (err as Error)?.message ?? String(err), err);
+      });
       for (const sql of dialect.setStartPosition(position)) await deps.mysqld.query(sql);
       leave({ message: `seeded at ${position}` });
       await hook('seeded');
@@ -197,7 +207,9 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
     const position = await executed(deps.mysqld, dialect);
     const [status] = await deps.mysqld.query(dialect.replicaStatusQuery());
     const [version] = await deps.mysqld.query<{ v: string }>('SELECT VERSION() AS v');
-    await deps.mysqld.stop({ slow: config.mysqld.slowShutdown });
+    await deps.mysqld.stop({ slow: config.mysqld.slowShutdown }).catch((err: unknown) => {
+      throw fail('AG_MYSQLD_FAILED', (err as Error)?.message ?? String(err), err);
+    });
     mysqldRunning = false;
     leave({ metrics: { executedPosition: position } });
     await hook('mysqld-stopped');
@@ -233,9 +245,11 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
     deps.report({ phase: 'done', status: 'succeeded', backupId: manifest.id, restoredFrom, message: `backup ${manifest.id} committed` });
     return { manifest, restoredFrom, goal, executed: position, phaseMs };
   } catch (err) {
-    const e = err instanceof CycleError ? err : fail(errorCode(err), (err as Error)?.message ?? String(err), err);
-    deps.log.error({ phase: e.phase, code: e.code, err: e.message }, 'cycle failed');
-    deps.report({ phase: 'failed', status: 'failed', error: { code: e.code, message: e.message.slice(0, 4000) }, message: `failed during ${e.phase}` });
+    const e = err instanceof CycleError ? err : fail(isAgentError(err) ? err.code : 'AG_INTERNAL', (err as Error)?.message ?? String(err), err);
+    // Core's errors keep their own registry code in the report (US_OBJECT_CORRUPT says more than AG_INTERNAL).
+    const code = isAgentError(err) || err instanceof CycleError ? e.code : errorCode(err);
+    deps.log.error({ phase: e.phase, code, err: e.message }, 'cycle failed');
+    deps.report({ phase: 'failed', status: 'failed', error: { code, message: e.message.slice(0, 4000) }, message: `failed during ${e.phase}` });
     if (mysqldRunning) await deps.mysqld.kill().catch(() => undefined);
     throw e;
   }

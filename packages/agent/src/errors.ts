@@ -15,6 +15,13 @@ export const AGENT_ERRORS = {
   AG_TUNNEL_FORWARD_REFUSED: { description: 'The SSH server refused to open a forwarded channel (destination not in PermitOpen, or unreachable from the server).', exitCode: 23, retryable: false },
   AG_TUNNEL_LISTEN_FAILED: { description: 'A local listener of the tunnel could not be bound (address in use or not local).', exitCode: 24, retryable: false },
   AG_INSTANCE_CONNECT_FAILED: { description: 'EC2 Instance Connect did not accept our ephemeral public key (SendSSHPublicKey failed).', exitCode: 25, retryable: true },
+  AG_SECRET_UNAVAILABLE: { description: 'A secret named by the run document (replication password, repository key) could not be read.', exitCode: 3, retryable: false },
+  AG_SEED_FAILED: { description: 'Seeding the first backup from the master failed (dump or load).', exitCode: 3, retryable: false },
+  AG_ERRANT_TRANSACTIONS: { description: 'The backup holds transactions the master does not have: it is not a copy of this master\'s history.', exitCode: 3, retryable: false },
+  AG_BINLOGS_PURGED: { description: 'The master no longer has the binary logs needed to catch up from the backup (error 1236); a new seed is needed.', exitCode: 3, retryable: false },
+  AG_REPLICATION_SQL_ERROR: { description: 'Replication stopped on an SQL error while catching up.', exitCode: 3, retryable: false },
+  AG_CATCH_UP_TIMEOUT: { description: 'The goal position was not reached before the catch-up limit or the run deadline.', exitCode: 3, retryable: false },
+  AG_MYSQLD_FAILED: { description: 'The local database server failed to start or to shut down cleanly.', exitCode: 3, retryable: false },
   AG_INTERNAL: { description: 'An unexpected internal error.', exitCode: 1, retryable: false },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { AgentError } from './errors.js';
 import type { SecretSource } from './run-config.js';
 
 export interface SecretClients {
@@ -13,8 +14,10 @@ export interface SecretClients {
   secretsManager: (region?: string) => Pick<SecretsManagerClient, 'send'>;
 }
 
-export class SecretError extends Error {
-  readonly code = 'AG_SECRET_UNAVAILABLE';
+export class SecretError extends AgentError {
+  constructor(message: string) {
+    super('AG_SECRET_UNAVAILABLE', message);
+  }
 }
 
 export async function fetchSecret(source: SecretSource, clients: SecretClients): Promise<string> {

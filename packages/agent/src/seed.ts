@@ -42,9 +42,13 @@ export function seedDumpArgs(o: { user: string; host: string; port: number; sche
   return ['--no-defaults', `--host=${o.host}`, `--port=${o.port}`, '--protocol=TCP', `--user=${o.user}`, '--single-transaction', '--master-data=2', '--gtid', '--triggers', '--routines', '--events', '--databases', ...o.schemas];
 }
 
-/** The position a seed dump records: `-- SET GLOBAL gtid_slave_pos='D-S-N';`. */
+const GTID_LINE = /^(?:-- )?SET GLOBAL gtid_slave_pos='([^']*)';$/;
+
+/** The position a whole seed dump (as text) records: `-- SET GLOBAL gtid_slave_pos='D-S-N';`. */
 export function dumpGtidPosition(text: string): string | undefined {
-  return /^(?:-- )?SET GLOBAL gtid_slave_pos='([^']*)';$/m.exec(text)?.[1];
+  const s = new GtidLineScanner();
+  s.push(Buffer.from(text.endsWith('\n') ? text : `${text}\n`, 'latin1'));
+  return s.position;
 }
 
 /**
@@ -54,8 +58,14 @@ export function dumpGtidPosition(text: string): string | undefined {
  * the line sought (data lines run to megabytes and are dropped at once).
  */
 export class GtidLineScanner {
-  position: string | undefined;
+  private readonly found = new Set<string>();
   private carry = '';
+
+  /** The position, if the dump recorded one; two different positions are an error. */
+  get position(): string | undefined {
+    if (this.found.size > 1) throw new Error(`the dump records several GTID positions (${[...this.found].join(' / ')})`);
+    return [...this.found][0];
+  }
 
   push(chunk: Buffer): void {
     const text = this.carry + chunk.toString('latin1');
@@ -72,8 +82,8 @@ export class GtidLineScanner {
     if (end - start > 256) return;
     const c = text.charCodeAt(start);
     if (c !== 45 /* - */ && c !== 83 /* S */) return;
-    const found = dumpGtidPosition(text.slice(start, end));
-    if (found !== undefined) this.position = found;
+    const found = GTID_LINE.exec(text.slice(start, end))?.[1];
+    if (found !== undefined) this.found.add(found);
   }
 }
 

@@ -1,0 +1,287 @@
+/**
+ * The agent's whole cycle, as a process, against real servers: a MariaDB master (binlog, GTID,
+ * general log) with a writer running, a private sshd the agent dials through (behind a proxy the test
+ * can cut), Ceph radosgw as S3, and a small HTTP endpoint of the test's own that collects the reports
+ * (the dispatcher's real endpoint is tested with the dispatcher). Faults are injected at named points
+ * with the agent's --test-hook-dir, never with sleeps.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { createS3Client, Repository, restore, S3Store, verify, type Manifest } from '@understudy/core';
+import { tempDir } from '@understudy/core/testing';
+import { startMariadb, type Mariadb } from './rig/mariadb.js';
+import { checksumAllTables, createReplicationUser, generalLogLockStatements, gtidPosition, startReplication, waitForGtid } from './rig/replication.js';
+import { freshBucket, testS3 } from './rig/shared-s3.js';
+import { startSshd, type Sshd } from './rig/sshd.js';
+import { startTcpProxy, type TcpProxy } from './rig/tcp-proxy.js';
+import { startWriter, type Writer, type WriterResult } from './rig/writer.js';
+
+const AGENT = fileURLToPath(new URL('../../packages/agent/dist/main.js', import.meta.url));
+const REPL_PASSWORD = `pw-${randomBytes(8).toString('hex')}`;
+const TOKEN = randomBytes(32).toString('base64url');
+
+interface Collected { runId: string; body: Record<string, unknown>; auth: string | undefined }
+
+describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let s3: Awaited<ReturnType<typeof testS3>>;
+  let bucket: string;
+  let master: Mariadb;
+  let sshd: Sshd;
+  let proxy: TcpProxy;
+  let collector: Server;
+  let collectorPort: number;
+  const events: Collected[] = [];
+  let writer: Writer | undefined;
+  let writerResult: WriterResult | undefined;
+  let repo: Repository;
+  const manifests: Manifest[] = [];
+  let runNo = 0;
+  let quietFrom = 0;
+  let runsFrom = 0;
+
+  before(async () => {
+    tmp = await tempDir('us-agent-');
+    s3 = await testS3();
+    bucket = await freshBucket(s3);
+    master = await startMariadb({ role: 'master', serverId: 1, generalLog: true });
+    await createReplicationUser(master, { user: 'repl', password: REPL_PASSWORD, host: '%', seedDump: true });
+    collector = createServer(async (req, res) => {
+      let body = '';
+      for await (const c of req) body += c;
+      const m = /^\/runs\/([^/]+)\/events$/.exec(req.url ?? '');
+      if (req.method === 'POST' && m) events.push({ runId: decodeURIComponent(m[1]!), body: JSON.parse(body), auth: req.headers.authorization });
+      res.end('{}');
+    });
+    await new Promise<void>((r) => collector.listen(0, '127.0.0.1', () => r()));
+    collectorPort = (collector.address() as AddressInfo).port;
+    sshd = await startSshd({ permitOpen: [`127.0.0.1:${master.port}`, `127.0.0.1:${collectorPort}`] });
+    proxy = await startTcpProxy({ target: { host: sshd.host, port: sshd.port } });
+    await writeFile(join(tmp.path, 'repl-password'), REPL_PASSWORD + '\n', { mode: 0o600 });
+    const client = createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+    repo = await Repository.open(new S3Store({ client, bucket, prefix: 'db1/' }), { create: true });
+    // A table of realistic size (about 30 MB), so that a cycle's changes are small next to the whole.
+    await master.query('CREATE DATABASE IF NOT EXISTS app');
+    await master.query("CREATE TABLE app.bulk (id INT PRIMARY KEY, pad VARCHAR(255)) ENGINE=InnoDB SELECT seq AS id, CONCAT(SHA2(seq, 256), SHA2(seq + 7, 256), LEFT(SHA2(seq + 13, 256), 60)) AS pad FROM app.seq_1_to_100000");
+    writer = await startWriter(master, { schema: 'app', tables: 3, rate: 60 });
+    quietFrom = Date.now();
+    await new Promise((r) => setTimeout(r, 3000)); // a quiet window of writes before any run
+    runsFrom = Date.now();
+  });
+
+  after(async () => {
+    await writer?.stop().catch(() => undefined);
+    await proxy?.stop();
+    await sshd?.stop();
+    await new Promise((r) => collector?.close(r));
+    await master?.destroy();
+    await s3?.release();
+    await tmp?.cleanup();
+  });
+
+  function document(runId: string, overrides: { hostKeyFingerprint?: string; port?: number } = {}) {
+    const dir = join(tmp.path, runId);
+    return {
+      format: 'understudy-run',
+      version: 1,
+      runId,
+      target: 'db1',
+      deadline: new Date(Date.now() + 10 * 60_000).toISOString(),
+      master: {
+        flavor: 'mariadb',
+        ssh: { host: proxy.host, port: overrides.port ?? proxy.port, user: sshd.user, hostKeyFingerprint: overrides.hostKeyFingerprint ?? sshd.hostKeyFingerprint, auth: { type: 'privateKeyFile', path: sshd.clientKeyPath } },
+        mysql: { host: '127.0.0.1', port: master.port },
+      },
+      replication: { user: 'repl', password: { source: 'file', path: join(tmp.path, 'repl-password') } },
+      dispatcher: { host: '127.0.0.1', port: collectorPort, token: TOKEN },
+      repository: { url: `s3://${bucket}/db1?endpoint=${encodeURIComponent(s3.endpoint)}&region=${s3.region}` },
+      mysqld: { datadir: join(dir, 'datadir'), runDir: join(dir, 'run'), user: 'root', binary: '/usr/sbin/mariadbd', options: { 'innodb-buffer-pool-size': '64M', 'innodb-log-file-size': '16M' } },
+      backup: { chunkSize: 256 * 1024 },
+    };
+  }
+
+  async function runAgent(doc: object | string, opts: { hookDir?: string; onReached?: (point: string) => Promise<void> } = {}): Promise<{ code: number; out: string }> {
+    const runId = typeof doc === 'string' ? `raw-${++runNo}` : (doc as { runId: string }).runId;
+    const docPath = join(tmp.path, `${runId}.json`);
+    await writeFile(docPath, typeof doc === 'string' ? doc : JSON.stringify(doc));
+    const args = [AGENT, '--config', docPath, '--no-poweroff', ...(opts.hookDir ? ['--test-hook-dir', opts.hookDir] : [])];
+    const child = spawn(process.execPath, args, {
+      env: { PATH: process.env.PATH, AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey, AWS_REGION: s3.region, AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (out += c));
+    const code = await new Promise<number>((r) => child.on('exit', (c) => r(c ?? 1)));
+    await writeFile(join(tmp.path, `${runId}.log`), out);
+    return { code, out };
+  }
+
+  const phasesOf = (runId: string) => events.filter((e) => e.runId === runId).map((e) => `${e.body.phase}:${e.body.status}`).filter((p) => !p.endsWith(':progress'));
+  async function latestManifest(): Promise<Manifest> {
+    const ids = await repo.listBackupIds();
+    return repo.loadManifest(ids[ids.length - 1]!);
+  }
+
+  it('first run: seeds from the master without locking it, and commits a backup', async () => {
+    const { code, out } = await runAgent(document('run-1'));
+    assert.equal(code, 0, out.slice(-3000));
+    const m = await latestManifest();
+    manifests.push(m);
+    assert.equal(m.restoredFrom, null);
+    assert.match(String(m.metadata.gtidPosition), /^\d+-1-\d+$/);
+    assert.ok(phasesOf('run-1').includes('seed:succeeded'), phasesOf('run-1').join(' '));
+    assert.ok(phasesOf('run-1').includes('done:succeeded'));
+    assert.ok(events.filter((e) => e.runId === 'run-1').every((e) => e.auth === `Bearer ${TOKEN}`));
+  });
+
+  it('second run: restores it, catches up, and uploads a small fraction of the first run', async (t) => {
+    const { code, out } = await runAgent(document('run-2'));
+    assert.equal(code, 0, out.slice(-3000));
+    const m = await latestManifest();
+    manifests.push(m);
+    const first = manifests[0]!;
+    assert.equal(m.restoredFrom, first.id);
+    assert.ok(phasesOf('run-2').includes('restore:succeeded'));
+    assert.ok(m.totals.uploadedBytes < first.totals.uploadedBytes * 0.25, `second run uploaded ${m.totals.uploadedBytes} bytes, first ${first.totals.uploadedBytes}`);
+    assert.notEqual(m.metadata.gtidPosition, first.metadata.gtidPosition, 'the writer moved the position');
+    t.diagnostic(`uploaded: first run ${first.totals.uploadedBytes} bytes (of ${first.totals.bytes}), second run ${m.totals.uploadedBytes} (${((100 * m.totals.uploadedBytes) / first.totals.uploadedBytes).toFixed(1)}%)`);
+  });
+
+  it('the tunnel cut during catch-up: the run still finishes with a backup', async () => {
+    const hookDir = join(tmp.path, 'hooks-cut');
+    await mkdir(hookDir, { recursive: true });
+    await writeFile(join(hookDir, 'replication-started.pause'), '');
+    const run = runAgent(document('run-cut'), { hookDir });
+    await waitForFile(join(hookDir, 'replication-started.reached'));
+    proxy.cut();
+    await new Promise((r) => setTimeout(r, 500));
+    proxy.cut();
+    await writeFile(join(hookDir, 'replication-started.continue'), '');
+    const { code, out } = await run;
+    assert.equal(code, 0, out.slice(-3000));
+    manifests.push(await latestManifest());
+    assert.match(out, /reconnect/i, 'the tunnel reconnected');
+  });
+
+  it('the writer never saw a failed or blocked write, and the master never logged a lock', async (t) => {
+    writerResult = await writer!.stop();
+    writer = undefined;
+    assert.deepEqual(writerResult.failures, []);
+    assert.ok(writerResult.ops > 100, `writer made ${writerResult.ops} writes`);
+    assert.ok(writerResult.latencyMs.max < 5000, `no write blocked (max ${writerResult.latencyMs.max} ms)`);
+    assert.deepEqual(await generalLogLockStatements(master.generalLog!), []);
+    const quiet = writerResult.byWindow(quietFrom, runsFrom);
+    const during = writerResult.byWindow(runsFrom, Date.now());
+    t.diagnostic(`writer latency ms: quiet p50 ${quiet.latencyMs.p50} p99 ${quiet.latencyMs.p99} max ${quiet.latencyMs.max} (${quiet.ops} writes); during the runs p50 ${during.latencyMs.p50} p99 ${during.latencyMs.p99} max ${during.latencyMs.max} (${during.ops} writes)`);
+  });
+
+  it('the master restarted during catch-up: the run still finishes', async () => {
+    await master.query('CREATE TABLE IF NOT EXISTS app.restart_marker (id INT PRIMARY KEY)');
+    const hookDir = join(tmp.path, 'hooks-restart');
+    await mkdir(hookDir, { recursive: true });
+    await writeFile(join(hookDir, 'replication-started.pause'), '');
+    const run = runAgent(document('run-restart'), { hookDir });
+    await waitForFile(join(hookDir, 'replication-started.reached'));
+    await master.restart();
+    await master.query('INSERT INTO app.restart_marker VALUES (1)');
+    await writeFile(join(hookDir, 'replication-started.continue'), '');
+    const { code, out } = await run;
+    assert.equal(code, 0, out.slice(-3000));
+    manifests.push(await latestManifest());
+  });
+
+  it('the latest backup restores into a server whose tables equal the master\'s after catching up from the recorded position', async () => {
+    const m = await latestManifest();
+    const dir = join(tmp.path, 'verify-restore');
+    await restore(repo, join(dir, 'datadir'), { backupId: m.id });
+    const replica = await startMariadb({ role: 'replica', serverId: 77, datadir: join(dir, 'datadir') });
+    try {
+      assert.equal(String((await replica.query('SELECT @@GLOBAL.gtid_slave_pos AS p'))[0].p), m.metadata.gtidPosition);
+      await startReplication(replica, master, { user: 'repl', password: REPL_PASSWORD });
+      await waitForGtid(replica, await gtidPosition(master), 60_000);
+      const schemas = ['app'];
+      assert.equal((await replica.query('SELECT COUNT(*) AS n FROM app.bulk'))[0].n, 100000);
+      assert.deepEqual(await checksumAllTables(replica, schemas), await checksumAllTables(master, schemas));
+      const rows = await master.query('SELECT COUNT(*) AS n FROM app.restart_marker');
+      assert.equal(rows[0].n, 1);
+    } finally {
+      await replica.destroy();
+    }
+    const report = await verify(repo, { readData: true });
+    assert.ok(report.ok, JSON.stringify(report.problems));
+  });
+
+  it('binlogs purged past the backup position: a clear failure, and the previous backup is untouched', async () => {
+    const before = await repo.listBackupIds();
+    await master.query('FLUSH BINARY LOGS');
+    await master.query('INSERT INTO app.restart_marker VALUES (2)');
+    await master.query('FLUSH BINARY LOGS');
+    const [status] = await master.query('SHOW MASTER STATUS');
+    await master.query(`PURGE BINARY LOGS TO '${status.File}'`);
+    const { code, out } = await runAgent(document('run-purged'));
+    assert.equal(code, 3, out.slice(-3000));
+    const failed = events.find((e) => e.runId === 'run-purged' && e.body.status === 'failed');
+    assert.equal((failed?.body.error as { code?: string })?.code, 'AG_BINLOGS_PURGED', JSON.stringify(failed?.body));
+    assert.deepEqual(await repo.listBackupIds(), before, 'no backup was written');
+    assert.ok((await verify(repo, { readData: true })).ok);
+  });
+
+  it('a backup holding transactions the master lacks (errant): fails fast, writes nothing', async () => {
+    const before = await repo.listBackupIds();
+    // The master forgets its history: the backup's position is now ahead of anything it has.
+    await master.query('RESET MASTER');
+    await master.query('INSERT INTO app.restart_marker VALUES (3)');
+    const { code, out } = await runAgent(document('run-errant'));
+    assert.equal(code, 3, out.slice(-3000));
+    const failed = events.find((e) => e.runId === 'run-errant' && e.body.status === 'failed');
+    assert.equal((failed?.body.error as { code?: string })?.code, 'AG_ERRANT_TRANSACTIONS', JSON.stringify(failed?.body));
+    assert.deepEqual(await repo.listBackupIds(), before);
+  });
+
+  it('a wrong pinned host key: refuses to connect', async () => {
+    const { code, out } = await runAgent(document('run-hostkey', { hostKeyFingerprint: sshd.otherHostKeyFingerprint }));
+    assert.equal(code, 3);
+    assert.match(out, /AG_TUNNEL_HOST_KEY_MISMATCH|host key/i);
+  });
+
+  it('malformed user-data: a clear error naming the field, exit 2', async () => {
+    const doc = document('run-bad') as Record<string, any>;
+    doc.master.ssh.port = 'twenty-two';
+    const { code, out } = await runAgent(doc);
+    assert.equal(code, 2);
+    assert.match(out, /master\.ssh\.port/);
+    assert.doesNotMatch(out, new RegExp(REPL_PASSWORD));
+    const { code: code2, out: out2 } = await runAgent('{ not json');
+    assert.equal(code2, 2);
+    assert.match(out2, /not valid JSON/);
+  });
+
+  it('no secret appears in any agent log', async () => {
+    for (const runId of ['run-1', 'run-2', 'run-cut', 'run-restart', 'run-purged', 'run-errant', 'run-hostkey', 'run-bad']) {
+      const log = await readFile(join(tmp.path, `${runId}.log`), 'utf8');
+      assert.ok(!log.includes(REPL_PASSWORD), `${runId} log holds the replication password`);
+      assert.ok(!log.includes(TOKEN), `${runId} log holds the dispatcher token`);
+    }
+  });
+});
+
+async function waitForFile(path: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await access(path);
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${path}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}

@@ -107,11 +107,13 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
     };
   }
 
-  async function runAgent(doc: object | string, opts: { hookDir?: string; onReached?: (point: string) => Promise<void> } = {}): Promise<{ code: number; out: string }> {
+  async function runAgent(doc: object | string, opts: { hookDir?: string; poweroffMarker?: string } = {}): Promise<{ code: number; out: string }> {
     const runId = typeof doc === 'string' ? `raw-${++runNo}` : (doc as { runId: string }).runId;
     const docPath = join(tmp.path, `${runId}.json`);
     await writeFile(docPath, typeof doc === 'string' ? doc : JSON.stringify(doc));
-    const args = [AGENT, '--config', docPath, '--no-poweroff', ...(opts.hookDir ? ['--test-hook-dir', opts.hookDir] : [])];
+    // The machine is "powered off" by touching a marker file (the real command is systemctl poweroff).
+    const poweroff = opts.poweroffMarker ? ['--poweroff-command', `touch ${opts.poweroffMarker}`] : ['--no-poweroff'];
+    const args = [AGENT, '--config', docPath, ...poweroff, ...(opts.hookDir ? ['--test-hook-dir', opts.hookDir] : [])];
     const child = spawn(process.execPath, args, {
       env: { PATH: process.env.PATH, AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey, AWS_REGION: s3.region, AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -219,6 +221,23 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
     assert.ok(report.ok, JSON.stringify(report.problems));
   });
 
+  it('the run deadline passes during catch-up: the agent gives up, reports it, and powers off', async () => {
+    const hookDir = join(tmp.path, 'hooks-deadline');
+    await mkdir(hookDir, { recursive: true });
+    await writeFile(join(hookDir, 'replication-started.pause'), '');
+    const marker = join(tmp.path, 'poweroff-deadline');
+    const doc = document('run-deadline') as Record<string, any>;
+    doc.deadline = new Date(Date.now() + 20_000).toISOString();
+    const run = runAgent(doc, { hookDir, poweroffMarker: marker });
+    await waitForFile(join(hookDir, 'replication-started.reached'));
+    await waitForFile(marker, 60_000); // the deadline powers the machine off even while the cycle is stuck
+    await writeFile(join(hookDir, 'replication-started.continue'), '');
+    const { code } = await run;
+    assert.notEqual(code, 0);
+    const failed = events.find((e) => e.runId === 'run-deadline' && e.body.status === 'failed');
+    assert.ok(failed, 'the failure was reported');
+  });
+
   it('binlogs purged past the backup position: a clear failure, and the previous backup is untouched', async () => {
     const before = await repo.listBackupIds();
     await master.query('FLUSH BINARY LOGS');
@@ -264,8 +283,20 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
     assert.match(out2, /not valid JSON/);
   });
 
+  it('a document that is bad but can reach the dispatcher: the failure is reported there, and the machine powers off', async () => {
+    const doc = document('run-bad-reported') as Record<string, any>;
+    delete doc.repository;
+    const marker = join(tmp.path, 'poweroff-bad');
+    const { code, out } = await runAgent(doc, { poweroffMarker: marker });
+    assert.equal(code, 2, out.slice(-2000));
+    const failed = events.find((e) => e.runId === 'run-bad-reported' && e.body.status === 'failed');
+    assert.equal((failed?.body.error as { code?: string })?.code, 'AG_CONFIG_INVALID');
+    assert.match(String((failed?.body.error as { message?: string })?.message), /repository/);
+    await waitForFile(marker, 10_000);
+  });
+
   it('no secret appears in any agent log', async () => {
-    for (const runId of ['run-1', 'run-2', 'run-cut', 'run-restart', 'run-purged', 'run-errant', 'run-hostkey', 'run-bad']) {
+    for (const runId of ['run-1', 'run-2', 'run-cut', 'run-restart', 'run-purged', 'run-errant', 'run-hostkey', 'run-bad', 'run-bad-reported', 'run-deadline']) {
       const log = await readFile(join(tmp.path, `${runId}.log`), 'utf8');
       assert.ok(!log.includes(REPL_PASSWORD), `${runId} log holds the replication password`);
       assert.ok(!log.includes(TOKEN), `${runId} log holds the dispatcher token`);

@@ -44,13 +44,8 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
   const config = parsed.config;
   const log = deps.log.child({ runId: config.runId, target: config.target });
   const controller = new AbortController();
-  const deadlineMs = Date.parse(config.deadline) - Date.now();
-  const timer = setTimeout(() => {
-    controller.abort(new Error('run deadline passed'));
-    deps.onDeadline();
-  }, Math.max(0, deadlineMs));
-  timer.unref();
-
+  // The tunnel has its own lifetime: it must outlive an aborted cycle so the failure can be reported.
+  const tunnelController = new AbortController();
   let tunnel: Tunnel | undefined;
   const reporter = new Reporter({
     url: () => (tunnel ? `http://127.0.0.1:${tunnel.localPort('dispatcher')}/runs/${encodeURIComponent(config.runId)}/events` : undefined),
@@ -59,6 +54,15 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
     ...(deps.instanceId ? { instanceId: deps.instanceId } : {}),
   });
   reporter.report({ phase: 'start', status: 'started', message: `agent started${deps.instanceId ? ` on ${deps.instanceId}` : ''}` });
+  // At the deadline: stop the cycle, say so at once (the cycle may be stuck), flush, power off.
+  const timer = setTimeout(() => {
+    controller.abort(new Error('run deadline passed'));
+    if (!tunnel) tunnelController.abort(); // still connecting: give up on it too
+    log.error({ deadline: config.deadline }, 'the run deadline passed');
+    reporter.report({ phase: 'failed', status: 'failed', error: { code: 'AG_DEADLINE_PASSED', message: `the run deadline ${config.deadline} passed before the cycle finished` } });
+    void reporter.flush(10_000).finally(() => deps.onDeadline());
+  }, Math.max(0, Date.parse(config.deadline) - Date.now()));
+  timer.unref();
   try {
     const key = config.repository.encryptionKey ? await fetchSecret(config.repository.encryptionKey, deps.clients) : undefined;
     const repo = await deps.openRepository(config.repository.url, key);
@@ -77,7 +81,7 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
       repo,
       dialect: dialectFor(config.master.flavor),
       openTunnel: async () => {
-        tunnel = await Tunnel.open(tunnelOptions(config, deps, log, controller.signal));
+        tunnel = await Tunnel.open(tunnelOptions(config, deps, log, tunnelController.signal));
         return tunnel;
       },
       replicationPassword: () => fetchSecret(config.replication.password, deps.clients),

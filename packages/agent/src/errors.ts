@@ -21,6 +21,7 @@ export const AGENT_ERRORS = {
   AG_BINLOGS_PURGED: { description: 'The master no longer has the binary logs needed to catch up from the backup (error 1236); a new seed is needed.', exitCode: 3, retryable: false },
   AG_REPLICATION_SQL_ERROR: { description: 'Replication stopped on an SQL error while catching up.', exitCode: 3, retryable: false },
   AG_CATCH_UP_TIMEOUT: { description: 'The goal position was not reached before the catch-up limit or the run deadline.', exitCode: 3, retryable: false },
+  AG_DEADLINE_PASSED: { description: 'The run deadline passed before the cycle finished; the instance powers off.', exitCode: 3, retryable: false },
   AG_MYSQLD_FAILED: { description: 'The local database server failed to start or to shut down cleanly.', exitCode: 3, retryable: false },
   AG_INTERNAL: { description: 'An unexpected internal error.', exitCode: 1, retryable: false },
 } as const satisfies Record<string, ErrorSpec>;

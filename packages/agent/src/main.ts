@@ -94,7 +94,8 @@ try {
     onDeadline: () => {
       log.error({}, 'the run deadline passed: powering off');
       powerOff();
-      setTimeout(() => process.exit(3), 5000).unref();
+      // A cycle stuck past its deadline must not keep the process (or the instance) alive.
+      setTimeout(() => process.exit(3), 30_000).unref();
     },
   });
 } catch (err) {

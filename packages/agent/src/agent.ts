@@ -15,7 +15,7 @@ import { LocalMysqld } from './local-mysqld.js';
 import { Reporter } from './reporter.js';
 import { parseRunConfig, RunConfigSchema, reportingHints, type RunConfig } from './run-config.js';
 import { fetchSecret, type SecretClients } from './secrets.js';
-import { initializeDatadir, seedFromMaster } from './seed.js';
+import { initializeDatadir, seedByClone, seedFromMaster } from './seed.js';
 import { Tunnel } from './tunnel.js';
 
 export interface AgentDeps {
@@ -75,11 +75,12 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
       user: config.mysqld.user,
       options: config.mysqld.options,
     });
+    const dialect = dialectFor(config.master.flavor);
     await runCycle({
       config,
       log: log as unknown as CycleLog,
       repo,
-      dialect: dialectFor(config.master.flavor),
+      dialect,
       openTunnel: async () => {
         tunnel = await Tunnel.open(tunnelOptions(config, deps, log, tunnelController.signal));
         return tunnel;
@@ -87,7 +88,7 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
       replicationPassword: () => fetchSecret(config.replication.password, deps.clients),
       mysqld,
       initializeDatadir: () => initializeDatadir(mysqld, deps.installDbBinary),
-      seed: (ctx) => seedFromMaster(mysqld, ctx),
+      seed: (ctx) => (dialect.seedMethod === 'clone' ? seedByClone(mysqld, ctx, dialect) : seedFromMaster(mysqld, ctx)),
       report: (e) => reporter.report(e),
       signal: controller.signal,
       ...(deps.hook ? { hook: deps.hook } : {}),

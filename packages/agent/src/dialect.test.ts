@@ -30,6 +30,16 @@ describe('replication dialects', () => {
     assert.equal(mysqlDialect.executedPositionQuery(), 'SELECT @@GLOBAL.gtid_executed AS pos');
   });
 
+  it('MySQL 8 seeds with CLONE INSTANCE (values escaped); MariaDB with a dump', () => {
+    assert.equal(mysqlDialect.seedMethod, 'clone');
+    assert.deepEqual(mysqlDialect.cloneStatements({ host: '127.0.0.1', port: 41234, user: "clone'r", password: "p'w" }), [
+      "SET GLOBAL clone_valid_donor_list = '127.0.0.1:41234'",
+      "CLONE INSTANCE FROM 'clone\\'r'@'127.0.0.1':41234 IDENTIFIED BY 'p\\'w'",
+    ]);
+    assert.equal(mariadbDialect.seedMethod, 'dump');
+    assert.throws(() => mariadbDialect.cloneStatements(src));
+  });
+
   it('a position is never spliced raw into SQL', () => {
     assert.throws(() => mariadbDialect.setStartPosition("0-1-1'; DROP TABLE x; --"));
     assert.throws(() => mysqlDialect.setStartPosition("x'; DROP TABLE y"));

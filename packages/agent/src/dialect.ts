@@ -46,6 +46,13 @@ export interface Dialect {
   contains(have: string, want: string): boolean;
   /** Canonical text of a position (for manifests and reports). */
   normalise(position: string): string;
+  /**
+   * How the first run seeds: 'dump' (MariaDB: a consistent-snapshot mariadb-dump, no global lock) or
+   * 'clone' (MySQL 8: CLONE INSTANCE, whose backup lock blocks only DDL on the donor).
+   */
+  readonly seedMethod: 'dump' | 'clone';
+  /** MySQL 8: the statements that clone the donor into the local (recipient) server. */
+  cloneStatements(s: Pick<SourceSettings, 'host' | 'port' | 'user' | 'password'>): string[];
 }
 
 const esc = (v: string | number): string => mysql.escape(v);
@@ -78,6 +85,10 @@ export const mariadbDialect: Dialect = {
   parseStatus: (row) => statusOf(row, 'Slave_IO_Running', 'Slave_SQL_Running', 'Seconds_Behind_Master'),
   contains: (have, want) => gtidContains(parseGtidPos(have), parseGtidPos(want)),
   normalise: (position) => formatGtidPos(parseGtidPos(position)),
+  seedMethod: 'dump',
+  cloneStatements: () => {
+    throw new Error('MariaDB has no CLONE: it seeds from a consistent-snapshot dump');
+  },
 };
 
 export const mysqlDialect: Dialect = {
@@ -95,6 +106,14 @@ export const mysqlDialect: Dialect = {
   parseStatus: (row) => statusOf(row, 'Replica_IO_Running', 'Replica_SQL_Running', 'Seconds_Behind_Source'),
   contains: (have, want) => gtidSetContains(parseGtidSet(have), parseGtidSet(want)),
   normalise: (position) => formatGtidSet(parseGtidSet(position)),
+  seedMethod: 'clone',
+  // The recipient must load the clone plugin (plugin-load-add=mysql_clone.so in its cnf); the donor
+  // account needs BACKUP_ADMIN. After CLONE INSTANCE the recipient restarts on the cloned data, whose
+  // gtid_executed is the clone's consistent position.
+  cloneStatements: (s) => [
+    `SET GLOBAL clone_valid_donor_list = ${esc(`${s.host}:${s.port}`)}`,
+    `CLONE INSTANCE FROM ${esc(s.user)}@${esc(s.host)}:${Number(s.port)} IDENTIFIED BY ${esc(s.password)}`,
+  ],
 };
 
 export function dialectFor(flavor: 'mariadb' | 'mysql'): Dialect {

@@ -181,3 +181,29 @@ function exitOf(child: ReturnType<typeof spawn>): Promise<number | string> {
     child.once('close', (code, signal) => resolve(code ?? `signal ${signal}`));
   });
 }
+
+/**
+ * MySQL 8's first run: CLONE INSTANCE from the master through the tunnel. The clone takes a backup
+ * lock on the donor that blocks only DDL, never writes. The recipient restarts after a clone; run
+ * without a supervisor, it stops instead (error 3707), so the server is started again here, and the
+ * cloned gtid_executed is the position. MySQL 8 cannot be installed on the test machines: the
+ * statements are unit-tested (dialect.test.ts); this sequence has not run against a real server.
+ */
+export async function seedByClone(
+  mysqld: SeedTarget & { start(): Promise<void>; kill(): Promise<void> },
+  source: SeedSource,
+  dialect: { cloneStatements(s: { host: string; port: number; user: string; password: string }): string[]; executedPositionQuery(): string; normalise(p: string): string },
+): Promise<string> {
+  for (const sql of dialect.cloneStatements(source)) {
+    try {
+      await mysqld.query(sql);
+    } catch (err) {
+      // 3707: the clone succeeded but the server could not restart itself without a supervisor.
+      if ((err as { errno?: number }).errno !== 3707 && !/restart server failed/i.test(String((err as Error).message))) throw err;
+    }
+  }
+  await mysqld.kill().catch(() => undefined);
+  await mysqld.start();
+  const [row] = await mysqld.query<{ pos: unknown }>(dialect.executedPositionQuery());
+  return dialect.normalise(String(row?.pos ?? ''));
+}

@@ -152,10 +152,14 @@ describe('backup and restore round trips (local store)', () => {
     assert.equal(await readFile(join(busy, 'precious'), 'utf8'), 'keep me');
 
     const dst = join(t.path, 'dst');
+    let writes = 0;
     await assert.rejects(
-      restore(repo, dst, { hook: (p) => { if (p === 'chunk-written') throw new Error('simulated crash'); } }),
+      restore(repo, dst, { concurrency: 4, hook: (p) => { if (p === 'chunk-written' && ++writes === 1) throw new Error('simulated crash'); } }),
       /simulated crash/,
     );
+    const writesAtReturn = writes;
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(writes, writesAtReturn, 'no chunk is written after restore() has returned its failure');
     assert.ok((await readdir(dst)).includes(RESTORE_MARKER), 'the marker stays after an interrupted restore');
     await assert.rejects(restore(repo, dst), (e) => isUnderstudyError(e, 'US_RESTORE_INTERRUPTED'));
     await assert.rejects(backup(repo, dst), (e) => isUnderstudyError(e, 'US_RESTORE_INTERRUPTED'), 'backup refuses a half-restored tree');
@@ -233,6 +237,27 @@ describe('verify', () => {
       const r = await verify(repo, { readData });
       assert.equal(r.ok, true, JSON.stringify(r.problems));
       assert.equal(r.chunksChecked, 3);
+    }
+  });
+});
+
+describe('restored mtimes', () => {
+  it('keep the microsecond, never falling a few nanoseconds short', async () => {
+    const { nsToSeconds } = await import('./restore.js');
+    const { utimes, stat: statBig, writeFile: wf } = await import('node:fs/promises');
+    const t = await tempDir();
+    try {
+      const p = join(t.path, 'f');
+      await wf(p, 'x');
+      for (let i = 0; i < 500; i++) {
+        const ns = 1795506773000000000n + BigInt(i) * 1_234_567n + 999n;
+        const s = nsToSeconds(ns.toString());
+        await utimes(p, s, s);
+        const got = (await statBig(p, { bigint: true })).mtimeNs;
+        assert.equal(got / 1000n, ns / 1000n, `mtime ${ns} restored as ${got}`);
+      }
+    } finally {
+      await t.cleanup();
     }
   });
 });

@@ -82,6 +82,7 @@ async function backupTree(repo: Repository, sourceDir: string, options: BackupOp
   const createdAt = new Date();
 
   const lock = await RepositoryLock.acquire(repo.store, 'shared', { operation: 'backup', leaseMs: options.lockLeaseMs });
+  let pool: TaskPool | undefined;
   try {
     options.onProgress?.({ phase: 'scan', filesTotal: 0, filesDone: 0, bytesTotal: 0, bytesDone: 0, newBytes: 0, uploadedBytes: 0, reusedBytes: 0 });
     const walked = await walkTree(source, { exclude: options.exclude, onSkip: options.onSkip });
@@ -104,7 +105,7 @@ async function backupTree(repo: Repository, sourceDir: string, options: BackupOp
     report();
 
     const known = await repo.chunkIdSet(signal);
-    const pool = new TaskPool(options.concurrency ?? 8, signal);
+    pool = new TaskPool(options.concurrency ?? 8, signal);
     // Read buffers live in shared memory (codec threads read them without a copy) and are recycled:
     // a chunk the store holds frees its buffer once hashed, a new one when its upload ends.
     const spare: Buffer[] = [];
@@ -195,6 +196,8 @@ async function backupTree(repo: Repository, sourceDir: string, options: BackupOp
     report();
     return { manifest };
   } finally {
+    // On failure, uploads still in flight finish (or fail) before the lock is released.
+    await pool?.settle();
     await lock.release().catch(() => undefined);
   }
 }

@@ -72,6 +72,7 @@ export async function prune(repo: Repository, policy: RetentionPolicy, options: 
     let locksRemoved = 0;
     if (!dryRun && lock) {
       const pool = new TaskPool(options.concurrency ?? 16, signal);
+      try {
       // Manifests first: a backup stops existing before any chunk it needs can disappear.
       lock.assertHeld();
       for (const id of removed) await pool.submit(() => repo.store.delete(repo.manifestKey(id), { signal }));
@@ -79,6 +80,9 @@ export async function prune(repo: Repository, policy: RetentionPolicy, options: 
       lock.assertHeld();
       for (const c of garbage) await pool.submit(() => repo.store.delete(repo.chunkKey(c.id), { signal }));
       await pool.drain();
+      } finally {
+        await pool.settle();
+      }
       for (const l of await listLocks(repo.store)) {
         if (l.key !== lock.key && !l.live(now())) {
           await repo.store.delete(l.key, { signal });

@@ -128,6 +128,8 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
     }
     await pool.drain();
   } finally {
+    // On failure, writes still in flight finish before files are closed and the error is returned.
+    await pool.settle();
     for (const fh of open) await fh.close().catch(() => undefined);
   }
   await options.hook?.('files-written');
@@ -191,8 +193,13 @@ function checkSymlinks(manifest: Manifest, allowExternal: boolean): void {
   }
 }
 
-function nsToSeconds(ns: string): number {
-  return Number(BigInt(ns) / 1000n) / 1e6;
+/**
+ * Seconds for utimes, exact to the microsecond. utimes takes a double, whose resolution near today's
+ * 1.8e9 s is about 238 ns, and libuv truncates it to nanoseconds: aiming at the middle of the
+ * microsecond (+500 ns) keeps the nearest double inside it, so the truncated time keeps its microsecond.
+ */
+export function nsToSeconds(ns: string): number {
+  return Number(BigInt(ns) / 1000n) / 1e6 + 5e-7;
 }
 
 async function syncDir(path: string): Promise<void> {

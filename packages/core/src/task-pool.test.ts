@@ -32,6 +32,17 @@ describe('TaskPool', () => {
     await assert.rejects(pool.drain(), /first/);
   });
 
+  it('settle() waits for running tasks and ignores their failures', async () => {
+    const pool = new TaskPool(3);
+    let finished = 0;
+    await pool.submit(async () => { await sleep(40); finished++; });
+    await pool.submit(async () => { await sleep(20); throw new Error('boom'); });
+    await pool.submit(async () => { await sleep(60); finished++; });
+    assert.equal(finished, 0);
+    await pool.settle();
+    assert.equal(finished, 2, 'both slow tasks ran to the end before settle() returned');
+  });
+
   it('validates concurrency and honours abort', async () => {
     assert.throws(() => new TaskPool(0), (e) => isUnderstudyError(e, 'US_CONFIG_INVALID'));
     const ac = new AbortController();

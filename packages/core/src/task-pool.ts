@@ -44,6 +44,11 @@ export class TaskPool {
       });
   }
 
+  /** Waits until no task runs, ignoring failures: for cleanup paths, so nothing outlives its operation. */
+  async settle(): Promise<void> {
+    while (this.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
   /** Waits until no task runs; throws the first task failure, if any. */
   async drain(): Promise<void> {
     while (this.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));

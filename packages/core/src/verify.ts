@@ -90,6 +90,7 @@ export async function verify(repo: Repository, options: VerifyOptions = {}): Pro
   let bytesRead = 0;
   if (readData) {
     const pool = new TaskPool(options.concurrency ?? 8, signal);
+    try {
     for (const [id, c] of chunks) {
       if (!present.has(id)) continue;
       await pool.submit(async () => {
@@ -105,6 +106,9 @@ export async function verify(repo: Repository, options: VerifyOptions = {}): Pro
       });
     }
     await pool.drain();
+    } finally {
+      await pool.settle();
+    }
   }
   options.onProgress?.({ phase: 'done', chunksTotal: chunks.size, chunksDone });
   return {

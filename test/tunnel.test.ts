@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import ssh2 from 'ssh2';
+import { parseableKeyPair } from '@understudy/agent';
 import { isAgentError, Tunnel, type TunnelLogger, type TunnelOptions } from '@understudy/agent';
 import { startEchoServer, type EchoServer } from './rig/echo-server.js';
 import { freePort } from './rig/ports.js';
@@ -219,7 +220,7 @@ describe('Tunnel against a real sshd', () => {
   });
 
   it('fails authentication with a key sshd does not know (after authRetries fresh keys)', async () => {
-    const wrong = () => Buffer.from(ssh2.utils.generateKeyPairSync('ed25519').private);
+    const wrong = () => Buffer.from(parseableKeyPair().private);
     const once = keySource(wrong);
     await assert.rejects(Tunnel.open(options({ privateKey: once.privateKey, authRetries: 0 })), (err: unknown) => isAgentError(err, 'AG_TUNNEL_AUTH_FAILED'));
     assert.equal(once.calls(), 1);

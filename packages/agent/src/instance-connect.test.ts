@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { EC2InstanceConnectClient, SendSSHPublicKeyCommand, type SendSSHPublicKeyCommandOutput } from '@aws-sdk/client-ec2-instance-connect';
 import ssh2 from 'ssh2';
 import { isAgentError } from './errors.js';
-import { instanceConnectKey, type InstanceConnectSender } from './instance-connect.js';
+import { instanceConnectKey, parseableKeyPair, type InstanceConnectSender } from './instance-connect.js';
 import type { TunnelLogger } from './tunnel.js';
 
 // No EC2 API runs here (no AWS account, no network): a stub `send` stands in for the client and
@@ -103,5 +103,16 @@ describe('instanceConnectKey', () => {
       assert.ok(!line.includes('PRIVATE KEY'));
       assert.ok(!line.includes(body.slice(20, 60)));
     }
+  });
+});
+
+describe('parseableKeyPair', () => {
+  it('regenerates until ssh2 can parse the private key (ssh2 makes an unparseable one about 1 in 300)', () => {
+    let calls = 0;
+    const good = ssh2.utils.generateKeyPairSync('ed25519');
+    const pair = parseableKeyPair(() => (++calls < 3 ? { private: '-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n', public: 'x' } : good));
+    assert.equal(calls, 3);
+    assert.equal(pair, good);
+    for (let i = 0; i < 1000; i++) assert.ok(!(ssh2.utils.parseKey(parseableKeyPair().private) instanceof Error));
   });
 });

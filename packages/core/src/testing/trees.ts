@@ -75,7 +75,7 @@ async function sameContent(a: string, b: string): Promise<boolean> {
 }
 
 export interface CompareOptions {
-  /** Compare mtimes to the millisecond (default true). */
+  /** Compare mtimes to the microsecond, the precision restore keeps (default true). */
   readonly mtimes?: boolean;
   /** Names to ignore at the top level of both trees. */
   readonly ignore?: readonly string[];
@@ -97,16 +97,17 @@ async function compareDir(a: string, b: string, rel: string, options: CompareOpt
   for (const n of na.filter((x) => nb.includes(x))) {
     const r = join(rel, n);
     const [sa, sb] = [await lstat(join(a, r)), await lstat(join(b, r))];
+    const [ta, tb] = [(await lstat(join(a, r), { bigint: true })).mtimeNs / 1000n, (await lstat(join(b, r), { bigint: true })).mtimeNs / 1000n];
     const type = (s: typeof sa): string => (s.isDirectory() ? 'dir' : s.isSymbolicLink() ? 'symlink' : s.isFile() ? 'file' : 'other');
     if (type(sa) !== type(sb)) {
       diffs.push(`${r}: ${type(sa)} vs ${type(sb)}`);
       continue;
     }
     if (!sa.isSymbolicLink() && (sa.mode & 0o7777) !== (sb.mode & 0o7777)) diffs.push(`${r}: mode ${(sa.mode & 0o7777).toString(8)} vs ${(sb.mode & 0o7777).toString(8)}`);
-    if ((options.mtimes ?? true) && Math.floor(sa.mtimeMs) !== Math.floor(sb.mtimeMs)) diffs.push(`${r}: mtime ${sa.mtime.toISOString()} vs ${sb.mtime.toISOString()}`);
+    if ((options.mtimes ?? true) && ta !== tb) diffs.push(`${r}: mtime ${ta} vs ${tb} (microseconds)`);
     if (sa.isSymbolicLink()) {
-      const [ta, tb] = [await readlink(join(a, r)), await readlink(join(b, r))];
-      if (ta !== tb) diffs.push(`${r}: symlink target ${ta} vs ${tb}`);
+      const [la, lb] = [await readlink(join(a, r)), await readlink(join(b, r))];
+      if (la !== lb) diffs.push(`${r}: symlink target ${la} vs ${lb}`);
     } else if (sa.isFile()) {
       if (sa.size !== sb.size) diffs.push(`${r}: size ${sa.size} vs ${sb.size}`);
       else if (!(await sameContent(join(a, r), join(b, r)))) diffs.push(`${r}: contents differ`);

@@ -1,0 +1,244 @@
+/**
+ * `npm run bench [-- --size 2GiB] [--quick] [--no-s3] [--no-sweep] [--no-scale] [--keep]`
+ *
+ * Understudy against restic on one generated tree (half row-like text, half random), to a local
+ * directory and to a real S3 (the test rig's Ceph RADOS Gateway on loopback): backup and restore
+ * throughput, peak RSS, objects and bytes stored, then a 2% change and a second backup (bytes
+ * uploaded, time). Also the machine's own read+hash and write limits, a chunk-size sweep and peak
+ * RSS against tree size. Every measured operation is its own child process; each is run once, with
+ * the tree in the page cache (warm). Prints tables and PASS/FAIL lines; writes results.json.
+ */
+import { execFileSync } from 'node:child_process';
+import { link, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { startRadosgw, stopOnSignals, type Radosgw } from './rig.js';
+import { hashTree, mismatches, writeSeconds } from './machine.js';
+import { cpuSecondsOf } from './measure.js';
+import { render, type Cycle, type Results } from './report.js';
+import { newTarget, removeTarget, storedIn } from './targets.js';
+import { restic, understudy, type Tool } from './tools.js';
+import { changeFiles, describeTree, GiB, MiB, planTree, revertChanges, writeTree, type TreeFile } from './tree.js';
+
+const { values } = parseArgs({
+  options: {
+    size: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    'no-s3': { type: 'boolean', default: false },
+    'no-sweep': { type: 'boolean', default: false },
+    'no-scale': { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+    'memstore-gib': { type: 'string', default: '12' },
+  },
+  strict: true,
+});
+const SEED = 1;
+const size = parseSize(values.size ?? (values.quick ? '256MiB' : '2GiB'));
+const started = Date.now();
+const work = await mkdtemp(join(tmpdir(), 'understudy-bench-'));
+const bulky = ['trees', 'repos', 'restore', 'restic-cache'].map((d) => join(work, d));
+process.on('exit', () => {
+  if (!values.keep) for (const d of bulky) rmSync(d, { recursive: true, force: true });
+});
+stopOnSignals(130); // Ctrl-C stops the radosgw daemons (by PID) and exits; the hook above cleans up
+
+interface Tree {
+  readonly root: string;
+  readonly files: readonly TreeFile[];
+  readonly bytes: number;
+}
+const say = (line: string): void => console.log(`- ${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s  ${line}`);
+/**
+ * Before every measured operation: write back dirty pages (so it does not pay for the previous
+ * one's writes), then idle for a few seconds. On this kind of VM, memory freed a moment ago is
+ * handed back to the host after about 2 s and costs a host page fault when touched again, while
+ * memory freed just now is several times faster to fill (see bench/RESULTS.md); the pause gives
+ * every operation the same, slower, starting point whatever ran before it.
+ */
+async function settle(): Promise<void> {
+  execFileSync('sync');
+  await delay(SETTLE_MS);
+}
+const SETTLE_MS = 5000;
+const mbps = (bytes: number, s: number): string => `${(bytes / 1e6 / s).toFixed(0)} MB/s`;
+
+function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(MiB|GiB)$/i.exec(text);
+  if (!m) throw new Error(`--size must look like 512MiB or 2GiB, not ${text}`);
+  return Math.round(Number(m[1]) * (m[2]!.toLowerCase() === 'gib' ? GiB : MiB));
+}
+
+async function makeTree(name: string, bytes: number, seed: number): Promise<Tree> {
+  const root = join(work, 'trees', name);
+  const files = planTree(bytes, seed);
+  const t = Date.now();
+  await writeTree(root, files, seed);
+  execFileSync('sync');
+  say(`generated ${name} in ${((Date.now() - t) / 1000).toFixed(1)} s: ${describeTree(files)}`);
+  return { root, files, bytes: files.reduce((n, f) => n + f.size, 0) };
+}
+
+function machine(): Record<string, string> {
+  const version = (cmd: string, args: string[]): string => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8' }).trim().split('\n')[0]!;
+    } catch {
+      return 'unavailable';
+    }
+  };
+  return {
+    cpus: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`,
+    ramGiB: (totalmem() / GiB).toFixed(1),
+    kernel: release(),
+    node: process.version,
+    restic: version('restic', ['version']),
+    loadBefore: loadavg().map((l) => l.toFixed(2)).join(' '),
+  };
+}
+
+type Spec = Pick<Cycle, 'label' | 'tool' | 'target' | 'encrypted' | 'chunkSize'>;
+
+async function openTool(spec: Spec, s3: Radosgw | undefined): Promise<Tool> {
+  const target = await newTarget(spec.target, work, s3, spec.label.replace(/[^a-z0-9]+/g, '-'));
+  if (spec.tool === 'restic') return restic(target, work);
+  return understudy(target, { encrypted: spec.encrypted, ...(spec.chunkSize !== undefined ? { chunkSize: spec.chunkSize } : {}) });
+}
+
+/**
+ * Fresh repository; backup; count what is stored; restore and compare with the source; change 2%
+ * of the tree, back up again, put the tree back; remove the repository.
+ */
+async function cycle(spec: Spec, tree: Tree, digests: Map<string, string> | undefined, gw?: Radosgw, second = true): Promise<Cycle> {
+  const tool = await openTool(spec, gw);
+  const serverCpu = { backup: 0, restore: 0, second: 0 };
+  /** Runs `op`, adding the gateway's CPU time meanwhile to serverCpu[which]. */
+  const onServer = async <T>(which: keyof typeof serverCpu, op: () => Promise<T>): Promise<T> => {
+    const before = gw ? await cpuSecondsOf(gw.pids) : 0;
+    const result = await op();
+    if (gw) serverCpu[which] = (await cpuSecondsOf(gw.pids)) - before;
+    return result;
+  };
+  try {
+    await settle();
+    const backup = await onServer('backup', () => tool.backup(tree.root));
+    const stored = await storedIn(tool.target);
+    say(`${spec.label}: backup ${mbps(tree.bytes, backup.seconds)} (${backup.seconds.toFixed(1)} s), RSS ${backup.maxRssMiB.toFixed(0)} MiB, ${stored.objects} objects, ${(stored.bytes / MiB).toFixed(0)} MiB stored`);
+    const into = join(work, 'restore');
+    await settle();
+    const { root, ...restored } = await onServer('restore', () => tool.restore(into, tree.root));
+    const bad = digests ? await mismatches(root, tree.files, digests, work) : undefined;
+    await rm(into, { recursive: true, force: true });
+    const synced = restored.syncSeconds > 0 ? ` (${mbps(tree.bytes, restored.seconds + restored.syncSeconds)} with a sync after it)` : '';
+    say(`${spec.label}: restore ${mbps(tree.bytes, restored.seconds)}${synced} (${restored.seconds.toFixed(1)} s), RSS ${restored.maxRssMiB.toFixed(0)} MiB${bad ? (bad.length === 0 ? ', content verified' : `, ${bad.length} FILES DIFFER`) : ''}`);
+    const result: Cycle = { ...spec, treeBytes: tree.bytes, backup, stored, restore: restored, ...(bad ? { restoreMismatches: bad } : {}), ...(gw ? { serverCpuSeconds: serverCpu } : {}) };
+    if (!second) return result;
+    const change = await changeFiles(tree.root, tree.files, SEED);
+    let again;
+    try {
+      await settle();
+      again = await onServer('second', () => tool.backup(tree.root));
+    } finally {
+      await revertChanges(tree.root, change.changes);
+    }
+    const storedAfter = await storedIn(tool.target);
+    say(`${spec.label}: 2nd backup ${again.seconds.toFixed(1)} s, uploaded ${(again.uploadedBytes / MiB).toFixed(1)} MiB (${((100 * again.uploadedBytes) / backup.uploadedBytes).toFixed(2)}% of the 1st)`);
+    return { ...result, second: again, storedAfter };
+  } finally {
+    await removeTarget(tool.target);
+  }
+}
+
+/** restic runs last on the local store and first on S3, so neither tool always goes first. */
+const headlineSpecs = (target: 'local' | 's3'): Spec[] => {
+  const specs: Spec[] = [
+    { label: `${target} understudy`, tool: 'understudy', target, encrypted: false },
+    { label: `${target} understudy encrypted`, tool: 'understudy', target, encrypted: true },
+    { label: `${target} restic`, tool: 'restic', target, encrypted: true },
+  ];
+  return target === 'local' ? specs : [specs[2]!, specs[0]!, specs[1]!];
+};
+
+async function main(): Promise<void> {
+  const results: Results = { startedAt: new Date().toISOString(), machine: machine(), args: process.argv.slice(2), tree: { bytes: 0, files: 0, description: '', changedFiles: 0, changedBytes: 0 }, limits: { hashMBps: 0, writeSyncMBps: 0, rewriteSyncMBps: 0 }, headline: [], sweep: [], scale: [] };
+  const save = () => writeFile(join(work, 'results.json'), JSON.stringify(results, null, 2));
+  console.log(`work dir ${work}; machine ${JSON.stringify(results.machine)}`);
+
+  const tree = await makeTree('main', size, SEED);
+  const probe = await changeFiles(tree.root, tree.files, SEED);
+  await revertChanges(tree.root, probe.changes);
+  Object.assign(results.tree, { bytes: tree.bytes, files: tree.files.length, description: describeTree(tree.files), changedFiles: probe.files, changedBytes: probe.bytes });
+
+  await hashTree(tree.root, tree.files, work); // warm-up read: every run below is warm-cache
+  const hashed = await hashTree(tree.root, tree.files, work);
+  await settle();
+  const writeSyncS = await writeSeconds(work, GiB, true);
+  const rewriteSyncS = await writeSeconds(work, GiB, true); // into the memory the first one just freed
+  Object.assign(results.limits, { hashMBps: tree.bytes / 1e6 / hashed.seconds, writeSyncMBps: GiB / 1e6 / writeSyncS, rewriteSyncMBps: GiB / 1e6 / rewriteSyncS });
+  say(`machine: read + SHA-256 ${mbps(tree.bytes, hashed.seconds)}, write + fsync of a new file ${mbps(GiB, writeSyncS)}, at once again ${mbps(GiB, rewriteSyncS)}`);
+
+  for (const spec of headlineSpecs('local')) results.headline.push(await cycle(spec, tree, hashed.digests));
+  await save();
+
+  if (!values['no-sweep']) {
+    for (const mib of [1, 2, 4, 8, 16]) {
+      const headline = results.headline.find((c) => c.label === 'local understudy')!;
+      const label = `chunk ${mib} MiB`;
+      // 4 MiB is the default: the headline run above is that run.
+      results.sweep.push(mib === 4 ? { ...headline, label: `${label} (= headline)` } : await cycle({ label, tool: 'understudy', target: 'local', encrypted: false, chunkSize: mib * MiB }, tree, hashed.digests));
+    }
+    await save();
+  }
+
+  if (!values['no-scale']) {
+    const half = await makeTree('half', Math.round(size / 2), SEED + 1);
+    const spec = (t: Tree): Spec => ({ label: `${(t.bytes / GiB).toFixed(2)} GiB, ${t.files.length} files`, tool: 'understudy', target: 'local', encrypted: false });
+    results.scale.push(await cycle(spec(half), half, undefined, undefined, false));
+    await rm(half.root, { recursive: true, force: true });
+    const headline = results.headline.find((c) => c.label === 'local understudy')!;
+    results.scale.push({ ...headline, label: spec(tree).label });
+    const double = await doubleTree(tree);
+    results.scale.push(await cycle(spec(double), double, undefined, undefined, false));
+    await rm(double.root, { recursive: true, force: true });
+    await save();
+  }
+
+  if (!values['no-s3']) {
+    const gw = await startRadosgw({ memstoreBytes: Number(values['memstore-gib']) * GiB, log: (line) => say(line) });
+    try {
+      for (const spec of headlineSpecs('s3')) results.headline.push(await cycle(spec, tree, hashed.digests, gw));
+    } finally {
+      await gw.stop();
+    }
+  }
+
+  results.machine.loadAfter = loadavg().map((l) => l.toFixed(2)).join(' ');
+  Object.assign(results, { minutes: (Date.now() - started) / 60000 });
+  await save();
+  console.log(`\n${render(results)}\n\nraw results: ${join(work, 'results.json')} (${results.minutes!.toFixed(1)} min; load before ${results.machine.loadBefore}, after ${results.machine.loadAfter})`);
+}
+
+/** The main tree twice over: hard links to it under a/, plus a new tree of the same size (another seed) under b/. */
+async function doubleTree(tree: Tree): Promise<Tree> {
+  const root = join(work, 'trees', 'double');
+  for (const f of tree.files) {
+    await mkdir(dirname(join(root, 'a', f.path)), { recursive: true });
+    await link(join(tree.root, f.path), join(root, 'a', f.path));
+  }
+  const other = planTree(tree.bytes, SEED + 2);
+  await writeTree(join(root, 'b'), other, SEED + 2);
+  const files = [...tree.files.map((f) => ({ ...f, path: `a/${f.path}` })), ...other.map((f) => ({ ...f, path: `b/${f.path}` }))];
+  say(`generated double: ${describeTree(files)}`);
+  return { root, files, bytes: files.reduce((n, f) => n + f.size, 0) };
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+    console.error(`partial results: ${join(work, 'results.json')}`);
+    process.exit(1);
+  },
+);

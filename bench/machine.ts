@@ -1,0 +1,67 @@
+/**
+ * The machine's own limits, for scale: reading and hashing the tree with every core (what any
+ * backup must at least do), and writing fresh bytes to a new file and syncing it (what any restore
+ * must at least do). Also used to check a restored tree against the source, digest by digest.
+ */
+import { availableParallelism } from 'node:os';
+import { open, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { measure } from './measure.js';
+import type { TreeFile } from './tree.js';
+
+const HASH_SCRIPT = fileURLToPath(new URL('./hash-files.js', import.meta.url));
+
+export interface Hashed {
+  readonly seconds: number;
+  readonly digests: Map<string, string>;
+}
+
+/** SHA-256 of every file, split by bytes over one child process per core. */
+export async function hashTree(root: string, files: readonly TreeFile[], scratch: string): Promise<Hashed> {
+  const n = availableParallelism();
+  const lists: Array<{ paths: string[]; bytes: number }> = Array.from({ length: n }, () => ({ paths: [], bytes: 0 }));
+  for (const f of [...files].sort((a, b) => b.size - a.size)) {
+    const least = lists.reduce((a, b) => (b.bytes < a.bytes ? b : a));
+    least.paths.push(f.path);
+    least.bytes += f.size;
+  }
+  const listFiles = lists.map((_, i) => join(scratch, `hash-list-${i}.txt`));
+  await Promise.all(lists.map((l, i) => writeFile(listFiles[i]!, l.paths.join('\n'))));
+  const started = performance.now();
+  const outs = await Promise.all(listFiles.map((f) => measure(process.execPath, [HASH_SCRIPT, root, f])));
+  const seconds = (performance.now() - started) / 1000;
+  await Promise.all(listFiles.map((f) => rm(f, { force: true })));
+  const digests = new Map<string, string>();
+  for (const o of outs) for (const [p, d] of Object.entries(JSON.parse(o.stdout) as Record<string, string>)) digests.set(p, d);
+  return { seconds, digests };
+}
+
+/** Paths whose restored content differs from the source's (or is missing). */
+export async function mismatches(restoredRoot: string, files: readonly TreeFile[], source: Map<string, string>, scratch: string): Promise<string[]> {
+  let restored: Hashed;
+  try {
+    restored = await hashTree(restoredRoot, files, scratch);
+  } catch (err) {
+    return [`(could not read the restored tree: ${(err as Error).message.split('\n')[0]})`];
+  }
+  return files.filter((f) => restored.digests.get(f.path) !== source.get(f.path)).map((f) => f.path);
+}
+
+/** Seconds to write `bytes` to a new file in 4 MiB writes (and fsync it, with `sync`). */
+export async function writeSeconds(dir: string, bytes: number, sync: boolean): Promise<number> {
+  const piece = Buffer.alloc(4 * 1024 * 1024, 0x5a);
+  const path = join(dir, 'write-limit.bin');
+  const started = performance.now();
+  const fh = await open(path, 'w');
+  try {
+    for (let done = 0; done < bytes; done += piece.length) await fh.write(piece);
+    if (sync) await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await rm(path, { force: true });
+  return seconds;
+}

@@ -1,0 +1,161 @@
+/**
+ * The benchmark's results and their presentation: tables of throughput, memory and storage, and the
+ * targets as ratios with PASS/FAIL. MB/s are decimal (10^6 bytes per second); sizes are MiB.
+ */
+import type { Stored } from './targets.js';
+import type { BackupRun, RestoreRun } from './tools.js';
+import { GiB, MiB } from './tree.js';
+
+export interface Cycle {
+  readonly label: string;
+  readonly tool: 'understudy' | 'restic';
+  readonly target: 'local' | 's3';
+  readonly encrypted: boolean;
+  readonly chunkSize?: number;
+  readonly treeBytes: number;
+  readonly backup: BackupRun;
+  readonly stored: Stored;
+  readonly restore?: RestoreRun;
+  /** Files whose restored bytes differ from the source (empty: restore verified). */
+  readonly restoreMismatches?: string[];
+  readonly second?: BackupRun;
+  readonly storedAfter?: Stored;
+  /** CPU seconds the S3 gateway's daemons used during the backup, restore and second backup. */
+  readonly serverCpuSeconds?: { backup: number; restore: number; second: number };
+}
+
+export interface Results {
+  readonly startedAt: string;
+  readonly machine: Record<string, string>;
+  readonly args: string[];
+  readonly tree: { bytes: number; files: number; description: string; changedFiles: number; changedBytes: number };
+  readonly limits: { hashMBps: number; writeSyncMBps: number; rewriteSyncMBps: number };
+  readonly headline: Cycle[];
+  readonly sweep: Cycle[];
+  readonly scale: Cycle[];
+  readonly minutes?: number;
+}
+
+const mbps = (bytes: number, s: number): number => bytes / 1e6 / s;
+const f0 = (n: number | undefined): string => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(0));
+const f1 = (n: number | undefined): string => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(1));
+const mib = (n: number | undefined): string => (n === undefined ? '-' : (n / MiB).toFixed(1));
+
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+function cycleRow(c: Cycle): string[] {
+  const verified = c.restoreMismatches === undefined ? '' : c.restoreMismatches.length === 0 ? 'ok' : `BAD(${c.restoreMismatches.length})`;
+  return [
+    c.label,
+    f0(mbps(c.treeBytes, c.backup.seconds)),
+    f1(c.backup.seconds),
+    f1(c.backup.cpuSeconds),
+    f0(c.backup.maxRssMiB),
+    String(c.stored.objects),
+    mib(c.stored.bytes),
+    c.restore ? f0(mbps(c.treeBytes, c.restore.seconds)) : '-',
+    c.restore ? f1(c.restore.seconds) : '-',
+    c.restore ? f0(mbps(c.treeBytes, durable(c.restore))) : '-',
+    c.restore ? f1(c.restore.cpuSeconds) : '-',
+    c.restore ? f0(c.restore.maxRssMiB) : '-',
+    verified,
+  ];
+}
+const CYCLE_HEAD = ['run', 'backup MB/s', 's', 'CPU s', 'RSS MiB', 'objects', 'stored MiB', 'restore MB/s', 's', 'on disk MB/s', 'CPU s', 'RSS MiB', 'check'];
+/** Seconds until the restored tree is on disk: restic's restore does not fsync, so a sync is added. */
+const durable = (r: RestoreRun): number => r.seconds + (r.syncSeconds ?? 0);
+
+function secondRow(c: Cycle): string[] {
+  const s = c.second!;
+  return [c.label, f1(s.seconds), f1(s.cpuSeconds), f0(s.maxRssMiB), mib(s.uploadedBytes), `${((100 * s.uploadedBytes) / c.backup.uploadedBytes).toFixed(2)}%`, mib(c.storedAfter!.bytes - c.stored.bytes)];
+}
+const SECOND_HEAD = ['run', '2nd backup s', 'CPU s', 'RSS MiB', 'uploaded MiB', 'of 1st upload', 'stored +MiB'];
+
+export function render(r: Results): string {
+  const out: string[] = [];
+  out.push(`tree: ${r.tree.description}`);
+  out.push(`2% change: ${r.tree.changedFiles} files, ${(r.tree.changedBytes / MiB).toFixed(2)} MiB rewritten`);
+  out.push(
+    `machine limits: read + SHA-256 of the tree on all cores ${f0(r.limits.hashMBps)} MB/s; write + fsync of a new 1 GiB file ` +
+      `${f0(r.limits.writeSyncMBps)} MB/s (${f0(r.limits.rewriteSyncMBps)} MB/s at once again, into memory just freed)`,
+  );
+  out.push('', 'Headline, backup then restore (tool defaults; restic always encrypts and compresses; restore checked against the source;');
+  out.push('"on disk" adds a sync after restic\'s restore, which does not fsync; Understudy fsyncs every restored file):');
+  out.push(table(CYCLE_HEAD, r.headline.map(cycleRow)));
+  out.push('', "Second backup after the 2% change (uploaded = the tool's own count; stored + = growth of the target):");
+  out.push(table(SECOND_HEAD, r.headline.filter((c) => c.second).map(secondRow)));
+  const s3 = r.headline.filter((c) => c.serverCpuSeconds);
+  if (s3.length > 0) {
+    out.push('', 'CPU seconds of the S3 gateway (ceph-mon, ceph-osd, radosgw; on the same 2 cores as the tool) during each operation:');
+    out.push(table(['run', 'backup', 'restore', '2nd backup'], s3.map((c) => [c.label, f1(c.serverCpuSeconds!.backup), f1(c.serverCpuSeconds!.restore), f1(c.serverCpuSeconds!.second)])));
+  }
+  if (r.sweep.length > 0) {
+    out.push('', 'Chunk-size sweep (Understudy, local store, unencrypted, default concurrency):');
+    out.push(table(CYCLE_HEAD, r.sweep.map(cycleRow)));
+    out.push(table(SECOND_HEAD, r.sweep.filter((c) => c.second).map(secondRow)));
+  }
+  if (r.scale.length > 0) {
+    out.push('', 'Peak RSS against tree size (Understudy, local store, unencrypted, default chunk size):');
+    out.push(table(['tree', 'backup MB/s', 'backup RSS MiB', 'restore MB/s', 'restore RSS MiB'], r.scale.map((c) => [
+      c.label,
+      f0(mbps(c.treeBytes, c.backup.seconds)),
+      f0(c.backup.maxRssMiB),
+      c.restore ? f0(mbps(c.treeBytes, c.restore.seconds)) : '-',
+      c.restore ? f0(c.restore.maxRssMiB) : '-',
+    ])));
+  }
+  out.push('', 'Targets:', ...verdicts(r));
+  return out.join('\n');
+}
+
+function verdicts(r: Results): string[] {
+  const lines: string[] = [];
+  const verdict = (ok: boolean): string => (ok ? 'PASS' : 'FAIL');
+  const find = (target: string, tool: string, encrypted: boolean) => r.headline.find((c) => c.target === target && c.tool === tool && c.encrypted === encrypted);
+  for (const target of ['local', 's3'] as const) {
+    const rs = find(target, 'restic', true);
+    if (!rs) continue;
+    for (const encrypted of [false, true]) {
+      const us = find(target, 'understudy', encrypted);
+      if (!us) continue;
+      const name = `${target} ${encrypted ? 'encrypted' : 'unencrypted'}`;
+      const b = rs.backup.seconds / us.backup.seconds;
+      lines.push(`  backup  ${name.padEnd(17)} Understudy/restic = ${b.toFixed(2)}x (>= 1.5x) ${verdict(b >= 1.5)}`);
+      if (us.restore && rs.restore) {
+        const x = rs.restore.seconds / us.restore.seconds;
+        const onDisk = durable(rs.restore) / durable(us.restore);
+        lines.push(`  restore ${name.padEnd(17)} Understudy/restic = ${x.toFixed(2)}x (>= 1.5x) ${verdict(x >= 1.5)}   [until on disk (restic + sync): ${onDisk.toFixed(2)}x]`);
+      }
+    }
+  }
+  const defaults = [...r.headline.filter((c) => c.tool === 'understudy'), ...r.scale];
+  const rss = Math.max(...defaults.flatMap((c) => [c.backup.maxRssMiB, c.second?.maxRssMiB ?? 0, c.restore?.maxRssMiB ?? 0]));
+  lines.push(`  peak RSS of every Understudy run at the default chunk size: ${rss.toFixed(0)} MiB (<= 256 MiB) ${verdict(rss <= 256)}`);
+  if (r.scale.length >= 2) {
+    const first = r.scale[0]!;
+    const last = r.scale[r.scale.length - 1]!;
+    for (const op of ['backup', 'restore'] as const) {
+      const [a, b] = [first[op]?.maxRssMiB ?? NaN, last[op]?.maxRssMiB ?? NaN];
+      const growth = b - a;
+      lines.push(
+        `  ${op} RSS from a ${(first.treeBytes / GiB).toFixed(2)} GiB to a ${(last.treeBytes / GiB).toFixed(2)} GiB tree: ${a.toFixed(0)} -> ${b.toFixed(0)} MiB ` +
+          `(${growth >= 0 ? '+' : ''}${growth.toFixed(0)} MiB; flat = within 16 MiB or 10%) ${verdict(growth <= Math.max(16, 0.1 * a))}`,
+      );
+    }
+  }
+  for (const c of r.headline.filter((x) => x.tool === 'understudy' && x.second)) {
+    const pct = (100 * c.second!.uploadedBytes) / c.backup.uploadedBytes;
+    lines.push(`  2nd backup upload ${c.label.padEnd(24)} ${pct.toFixed(2)}% of the 1st (<= 3%) ${verdict(pct <= 3)}`);
+  }
+  for (const c of r.headline.filter((x) => x.tool === 'restic' && x.second)) {
+    const pct = (100 * c.second!.uploadedBytes) / c.backup.uploadedBytes;
+    lines.push(`  (for scale) 2nd backup upload ${c.label}: ${pct.toFixed(2)}% of the 1st`);
+  }
+  const bad = [...r.headline, ...r.sweep].filter((c) => c.restoreMismatches && c.restoreMismatches.length > 0);
+  for (const c of bad) lines.push(`  RESTORE MISMATCH ${c.label}: ${c.restoreMismatches!.slice(0, 3).join(', ')}`);
+  return lines;
+}

@@ -1,0 +1,12 @@
+/**
+ * The test rig's radosgw helpers. The source path (../test/rig/radosgw.ts, typed through the test
+ * project's reference) and the compiled one (test/dist/rig/radosgw.js, seen from bench/dist/) differ
+ * in depth, so tsc's unchanged import specifier would not resolve at run time: the types come from
+ * the source path, the module is loaded from the compiled one.
+ */
+import type * as Rig from '../test/rig/radosgw.js';
+
+export type { Radosgw, S3Endpoint } from '../test/rig/radosgw.js';
+
+const rig = (await import(new URL('../../test/dist/rig/radosgw.js', import.meta.url).href)) as typeof Rig;
+export const { createBucket, s3Client, startRadosgw, stopOnSignals } = rig;

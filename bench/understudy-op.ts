@@ -1,0 +1,64 @@
+/**
+ * One Understudy operation in its own process (the benchmark measures its time and peak RSS):
+ *   node bench/dist/understudy-op.js '{"op":"backup"|"restore","dir":...,"target":{...},"chunkSize"?,"key"?}'
+ * The store is composed as the CLI composes it (packages/dispatcher/src/compose.ts): a local
+ * directory as LimitStore(LocalStore), S3 as LimitStore(RetryStore(S3Store)), with the CLI's
+ * default concurrency; codec threads and everything else are core's defaults.
+ * Prints one line of JSON: { seconds, maxRssMiB, totals? }.
+ */
+import { backup, createS3Client, LimitStore, LocalStore, Repository, restore, RetryStore, S3Store, type Store } from '@understudy/core';
+import type { Target } from './targets.js';
+
+/** The CLI's default (packages/dispatcher/src/compose.ts DEFAULT_CONCURRENCY). */
+const CLI_CONCURRENCY = 8;
+
+export interface OpRequest {
+  readonly op: 'backup' | 'restore';
+  readonly dir: string;
+  readonly target: Target;
+  readonly chunkSize?: number;
+  /** Hex of a 32-byte key: an encrypted repository. */
+  readonly key?: string;
+}
+
+function openStore(t: Target): { store: Store; close: () => void } {
+  if (t.kind === 'local') return { store: new LimitStore(new LocalStore(t.path), { concurrency: CLI_CONCURRENCY }), close: () => {} };
+  const client = createS3Client({
+    endpoint: t.s3.endpoint,
+    region: t.s3.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: t.s3.accessKeyId, secretAccessKey: t.s3.secretAccessKey },
+  });
+  const store = new LimitStore(new RetryStore(new S3Store({ client, bucket: t.bucket })), { concurrency: CLI_CONCURRENCY });
+  return { store, close: () => client.destroy() };
+}
+
+async function main(): Promise<void> {
+  const req = JSON.parse(process.argv[2] ?? '') as OpRequest;
+  const started = performance.now();
+  const { store, close } = openStore(req.target);
+  const key = req.key !== undefined ? Buffer.from(req.key, 'hex') : undefined;
+  const repo = await Repository.open(store, { create: req.op === 'backup', key });
+  try {
+    if (req.op === 'backup') {
+      const { manifest } = await backup(repo, req.dir, { concurrency: CLI_CONCURRENCY, ...(req.chunkSize !== undefined ? { chunkSize: req.chunkSize } : {}) });
+      report(started, { totals: manifest.totals });
+    } else {
+      await restore(repo, req.dir, { concurrency: CLI_CONCURRENCY });
+      report(started, {});
+    }
+  } finally {
+    await repo.close();
+    close();
+  }
+}
+
+function report(started: number, extra: Record<string, unknown>): void {
+  const seconds = (performance.now() - started) / 1000;
+  process.stdout.write(`${JSON.stringify({ seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, ...extra })}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

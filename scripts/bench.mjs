@@ -1,0 +1,18 @@
+// `npm run bench [-- ARGS]`: installs and builds what is missing, makes sure restic and Ceph are
+// installed, then runs the compiled benchmark driver (bench/backup-bench.ts) with ARGS, e.g.
+//   npm run bench                    the full run (2 GiB tree, local and S3, sweep, RSS scaling)
+//   npm run bench -- --quick         a small run (256 MiB) while developing
+//   npm run bench -- --size 1GiB --no-s3 --no-sweep --no-scale --keep
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { build, ensureInstalled, ensureSystemPackages, root } from './setup.mjs';
+
+ensureInstalled();
+build();
+ensureSystemPackages('bench');
+
+const child = spawn(process.execPath, [join(root, 'bench', 'dist', 'backup-bench.js'), ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });
+// Ctrl-C reaches the driver too (same process group); it stops its own daemons and cleans up.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => child.kill('SIGTERM'));
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection, createPool, type Pool } from 'mysql2/promise';
 import { freePort } from './ports.js';
+import { lastLines, tailOf } from './log-tail.js';
 
 export type MariadbRole = 'master' | 'replica';
 export type CnfValue = string | number | boolean;
@@ -527,31 +528,7 @@ async function isDir(path: string): Promise<boolean> {
   }
 }
 
-/** The last lines of a file (reads at most its last 16 KiB). */
-export async function tailOf(file: string, lines: number): Promise<string> {
-  try {
-    const fh = await open(file, 'r');
-    try {
-      const { size } = await fh.stat();
-      const length = Math.min(size, 16 * 1024);
-      const buf = Buffer.alloc(length);
-      await fh.read(buf, 0, length, size - length);
-      return lastLines(buf.toString('utf8'), lines);
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    return '(no file)';
-  }
-}
 
-function lastLines(text: string, n: number): string {
-  return text
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .slice(-n)
-    .join('\n');
-}
 
 function errorText(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);

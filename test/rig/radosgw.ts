@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, ListBucketsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { freePort } from './ports.js';
+import { lastLines, tailOf } from './log-tail.js';
 
 export interface RadosgwOptions {
   /** Where everything lives; must be empty or missing. Default: a fresh directory under os.tmpdir(), removed by stop(). */
@@ -461,30 +462,7 @@ async function failure(message: string, daemons: Daemon[]): Promise<Error> {
   return /Address already in use|unable to bind/i.test(text) ? new PortTakenError(text) : new Error(text);
 }
 
-async function tailOf(file: string, lines: number): Promise<string> {
-  try {
-    const fh = await open(file, 'r');
-    try {
-      const { size } = await fh.stat();
-      const length = Math.min(size, 16 * 1024);
-      const buf = Buffer.alloc(length);
-      await fh.read(buf, 0, length, size - length);
-      return lastLines(buf.toString('utf8'), lines);
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    return '(no file)';
-  }
-}
 
-function lastLines(text: string, n: number): string {
-  return text
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .slice(-n)
-    .join('\n');
-}
 
 async function terminate(d: Daemon): Promise<void> {
   if (d.exited !== undefined || d.child.pid === undefined) return;

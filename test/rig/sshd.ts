@@ -15,6 +15,7 @@ import { connect, isIP } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
+import { tailOf } from './log-tail.js';
 
 export interface SshdOptions {
   /** Where everything lives; must be empty or missing. Default: a fresh directory under os.tmpdir(), removed by stop(). */
@@ -480,27 +481,6 @@ async function failure(message: string, rig: Live): Promise<Error> {
   return /Address already in use|Cannot bind any address/i.test(text) ? new PortTakenError(text) : new Error(text);
 }
 
-async function tailOf(file: string, lines: number): Promise<string> {
-  try {
-    const fh = await open(file, 'r');
-    try {
-      const { size } = await fh.stat();
-      const length = Math.min(size, 16 * 1024);
-      const buf = Buffer.alloc(length);
-      await fh.read(buf, 0, length, size - length);
-      return buf
-        .toString('utf8')
-        .split('\n')
-        .filter((l) => l.trim() !== '')
-        .slice(-lines)
-        .join('\n');
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    return '(no file)';
-  }
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

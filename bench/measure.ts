@@ -71,3 +71,10 @@ export async function cpuSecondsOf(pids: readonly number[]): Promise<number> {
   }
   return ticks / 100; // USER_HZ
 }
+
+/** CPU seconds all cores have spent busy since boot (/proc/stat: everything but idle and iowait). */
+export async function machineBusySeconds(): Promise<number> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!;
+  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number) as number[];
+  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / 100;
+}

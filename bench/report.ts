@@ -22,6 +22,12 @@ export interface Cycle {
   readonly storedAfter?: Stored;
   /** CPU seconds the S3 gateway's daemons used during the backup, restore and second backup. */
   readonly serverCpuSeconds?: { backup: number; restore: number; second: number };
+  /** CPU seconds of other processes on the machine during each timed operation. */
+  readonly foreignCpuSeconds?: { backup: number; restore: number; second: number };
+  /** Runs of this cycle (a cycle disturbed by other processes is run again, up to 3 times). */
+  readonly attempts?: number;
+  /** Still disturbed on its last attempt: its figures are marked with '*'. */
+  readonly disturbed?: boolean;
 }
 
 export interface Results {
@@ -50,7 +56,7 @@ function table(head: string[], rows: string[][]): string {
 function cycleRow(c: Cycle): string[] {
   const verified = c.restoreMismatches === undefined ? '' : c.restoreMismatches.length === 0 ? 'ok' : `BAD(${c.restoreMismatches.length})`;
   return [
-    c.label,
+    c.disturbed ? `${c.label} *` : c.label,
     f0(mbps(c.treeBytes, c.backup.seconds)),
     f1(c.backup.seconds),
     f1(c.backup.cpuSeconds),
@@ -108,6 +114,9 @@ export function render(r: Results): string {
       c.restore ? f0(c.restore.maxRssMiB) : '-',
     ])));
   }
+  const redone = [...r.headline, ...r.sweep, ...r.scale].filter((c) => (c.attempts ?? 1) > 1);
+  if (redone.length > 0) out.push('', `Run again because other processes took CPU meanwhile: ${redone.map((c) => `${c.label} (${c.attempts} runs)`).join(', ')}`);
+  if (redone.some((c) => c.disturbed)) out.push("'*': still disturbed on its third run; read its figures with care");
   out.push('', 'Targets:', ...verdicts(r));
   return out.join('\n');
 }

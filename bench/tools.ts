@@ -26,6 +26,8 @@ export interface RestoreRun extends Run {
    * the restored tree is on disk; Understudy fsyncs every file before it returns (0).
    */
   readonly syncSeconds: number;
+  /** CPU seconds of that sync. */
+  readonly syncCpuSeconds: number;
 }
 
 export interface Tool {
@@ -52,7 +54,7 @@ export function understudy(target: Target, opts: { chunkSize?: number; encrypted
     },
     async restore(into) {
       const { m } = await run({ op: 'restore', dir: into, ...common });
-      return { seconds: m.seconds, maxRssMiB: m.maxRssMiB, cpuSeconds: m.cpuSeconds, syncSeconds: 0, root: into };
+      return { seconds: m.seconds, maxRssMiB: m.maxRssMiB, cpuSeconds: m.cpuSeconds, syncSeconds: 0, syncCpuSeconds: 0, root: into };
     },
   };
 }
@@ -89,7 +91,7 @@ export async function restic(target: Target, workDir: string): Promise<Tool> {
       const m = await cmd(['restore', 'latest', '--target', into]);
       const sync = await measure('sync', []);
       // restic recreates the snapshot's absolute paths under the target.
-      return { seconds: m.seconds, maxRssMiB: m.maxRssMiB, cpuSeconds: m.cpuSeconds, syncSeconds: sync.seconds, root: join(into, tree) };
+      return { seconds: m.seconds, maxRssMiB: m.maxRssMiB, cpuSeconds: m.cpuSeconds, syncSeconds: sync.seconds, syncCpuSeconds: sync.cpuSeconds, root: join(into, tree) };
     },
   };
 }

@@ -15,7 +15,7 @@ import { LocalMysqld } from './local-mysqld.js';
 import { Reporter } from './reporter.js';
 import { parseRunConfig, RunConfigSchema, reportingHints, type RunConfig } from './run-config.js';
 import { fetchSecret, type SecretClients } from './secrets.js';
-import { initializeDatadir, seedByClone, seedFromMaster } from './seed.js';
+import { initializeDatadir, seedByClone, seedFromDump } from './seed.js';
 import { Tunnel } from './tunnel.js';
 
 export interface AgentDeps {
@@ -88,7 +88,7 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
       replicationPassword: () => fetchSecret(config.replication.password, deps.clients),
       mysqld,
       initializeDatadir: () => initializeDatadir(mysqld, deps.installDbBinary),
-      seed: (ctx) => (dialect.seedMethod === 'clone' ? seedByClone(mysqld, ctx, dialect) : seedFromMaster(mysqld, ctx)),
+      seed: (ctx) => (dialect.seedMethod === 'clone' ? seedByClone(mysqld, ctx, dialect) : seedFromDump(mysqld, ctx)),
       report: (e) => reporter.report(e),
       signal: controller.signal,
       ...(deps.hook ? { hook: deps.hook } : {}),

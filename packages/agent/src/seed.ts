@@ -146,11 +146,6 @@ async function userSchemas(source: SeedSource): Promise<string[]> {
   }
 }
 
-/** The agent's seed: the master's schemas into the local server. */
-export function seedFromMaster(target: SeedTarget, source: SeedSource): Promise<string> {
-  return seedFromDump(target, source);
-}
-
 /** Empties the data directory and creates a fresh server in it with mariadb-install-db. */
 export async function initializeDatadir(mysqld: { options: { datadir: string; user: string }; writeCnf(): Promise<void>; cnfPath: string }, installDb = 'mariadb-install-db'): Promise<void> {
   const datadir = mysqld.options.datadir;

@@ -17,7 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { createS3Client, Repository, restore, S3Store, verify, type Manifest } from '@understudy/core';
 import { tempDir } from '@understudy/core/testing';
 import { startMariadb, type Mariadb } from './rig/mariadb.js';
-import { checksumAllTables, createReplicationUser, generalLogLockStatements, gtidPosition, startReplication, waitForGtid } from './rig/replication.js';
+import { checksumAllTables, createReplicationUser, generalLogLockStatements, gtidPosition, purgeBinaryLogs, startReplication, waitForGtid } from './rig/replication.js';
 import { freshBucket, testS3 } from './rig/shared-s3.js';
 import { startSshd, type Sshd } from './rig/sshd.js';
 import { startTcpProxy, type TcpProxy } from './rig/tcp-proxy.js';
@@ -244,12 +244,7 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
     await master.query('INSERT INTO app.restart_marker VALUES (2)');
     await master.query('FLUSH BINARY LOGS');
     const [status] = await master.query('SHOW MASTER STATUS');
-    // A dump thread left by a replica killed earlier keeps its binlog "in use", and PURGE silently
-    // skips a log in use: end those threads first, then check the purge really happened.
-    for (const p of await master.query("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND = 'Binlog Dump'")) {
-      await master.query(`KILL ${Number(p.ID)}`).catch(() => undefined);
-    }
-    await master.query(`PURGE BINARY LOGS TO '${status.File}'`);
+    await purgeBinaryLogs(master, status.File);
     assert.deepEqual((await master.query('SHOW BINARY LOGS')).map((l) => l.Log_name), [status.File], 'older binlogs are gone');
     const { code, out } = await runAgent(document('run-purged'));
     assert.equal(code, 3, out.slice(-3000));

@@ -148,6 +148,29 @@ export async function waitForGtid(replica: Queryable, goal: string, timeoutMs: n
 }
 
 /**
+ * PURGE BINARY LOGS TO `file`, for real. A dump thread (a replica's, even one whose replica was
+ * killed) keeps its binlog "in use", and PURGE then skips that log with only a warning. So: KILL
+ * every Binlog Dump thread, wait until they are gone (KILL returns before the thread ends), purge,
+ * and repeat until SHOW BINARY LOGS starts at `file`. Throws with the remaining logs after timeoutMs.
+ */
+export async function purgeBinaryLogs(master: Queryable, file: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const dumps = await master.query<{ ID: number | string }>("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND = 'Binlog Dump'");
+    for (const p of dumps) await master.query(`KILL ${Number(p.ID)}`).catch(() => undefined);
+    if (dumps.length === 0) {
+      await master.query(`PURGE BINARY LOGS TO '${file.replace(/'/g, "''")}'`);
+      const logs = (await master.query<{ Log_name: string }>('SHOW BINARY LOGS')).map((l) => l.Log_name);
+      if (logs[0] === file) return;
+      if (Date.now() > deadline) throw new Error(`purgeBinaryLogs: after ${timeoutMs} ms the master still has ${logs.join(', ')} before ${file}`);
+    } else if (Date.now() > deadline) {
+      throw new Error(`purgeBinaryLogs: ${dumps.length} Binlog Dump thread(s) still running after ${timeoutMs} ms`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
  * CHECKSUM TABLE of every base table in `schemas`, keyed `schema.table` (sorted). Equal maps on
  * the master and a caught-up replica mean equal rows.
  */

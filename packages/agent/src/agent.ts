@@ -51,6 +51,7 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
     url: () => (tunnel ? `http://127.0.0.1:${tunnel.localPort('dispatcher')}/runs/${encodeURIComponent(config.runId)}/events` : undefined),
     token: config.dispatcher.token,
     log,
+    heartbeatMs: config.limits.heartbeatSec * 1000,
     ...(deps.instanceId ? { instanceId: deps.instanceId } : {}),
   });
   reporter.report({ phase: 'start', status: 'started', message: `agent started${deps.instanceId ? ` on ${deps.instanceId}` : ''}` });

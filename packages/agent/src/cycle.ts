@@ -236,7 +236,14 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
       ...(config.backup.chunkSize ? { chunkSize: config.backup.chunkSize } : {}),
       ...(config.backup.concurrency ? { concurrency: config.backup.concurrency } : {}),
       signal,
-      hook: (point) => hook(`backup:${point}`),
+      hook: async (point) => {
+        // Every chunk is stored: what remains is the commit (the check that all are present, then the manifest).
+        if (point === 'chunks-uploaded') {
+          leave();
+          enter('commit');
+        }
+        await hook(`backup:${point}`);
+      },
       onProgress: throttle((p) =>
         deps.report({ phase: 'upload', status: 'progress', metrics: { bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, uploadedBytes: p.uploadedBytes, reusedBytes: p.reusedBytes } }),
       ),

@@ -13,7 +13,9 @@ export interface InstanceIdentity {
 }
 
 export async function readInstanceIdentity(ims: Pick<MetadataService, 'request'>): Promise<InstanceIdentity> {
-  const get = (path: string): Promise<string> => ims.request(path, {});
+  // The SDK joins the endpoint's pathname ('/') and the path as strings: a leading '/' would make
+  // '//latest/...', which EC2's IMDS tolerates but other IMDS-compatible servers may not.
+  const get = (path: string): Promise<string> => ims.request(path.replace(/^\/+/, ''), {});
   const [instanceId, region] = await Promise.all([get('/latest/meta-data/instance-id'), get('/latest/meta-data/placement/region')]);
   let userData = '';
   try {

@@ -23,6 +23,11 @@ export interface ReporterOptions {
   readonly requestTimeoutMs?: number;
   readonly fetch?: typeof fetch;
   readonly now?: () => Date;
+  /**
+   * When nothing was reported for this long, report a progress event of the current phase: the
+   * dispatcher declares a run that stays silent past its heartbeat timeout dead. 0: never.
+   */
+  readonly heartbeatMs?: number;
 }
 
 export class Reporter {
@@ -31,12 +36,26 @@ export class Reporter {
   private running: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private closed = false;
+  private lastPhase: RunEvent['phase'] = 'start';
+  private lastReportAt = Date.now();
+  private heartbeat: NodeJS.Timeout | undefined;
   /** Events the dispatcher accepted, and progress events dropped because the queue was full. */
   readonly stats = { sent: 0, dropped: 0, failedAttempts: 0 };
 
-  constructor(private readonly options: ReporterOptions) {}
+  constructor(private readonly options: ReporterOptions) {
+    const every = options.heartbeatMs ?? 0;
+    if (every > 0) {
+      this.heartbeat = setInterval(() => {
+        if (Date.now() - this.lastReportAt >= every) this.report({ phase: this.lastPhase, status: 'progress', message: 'heartbeat' });
+      }, Math.max(100, Math.floor(every / 4)));
+      this.heartbeat.unref();
+    }
+  }
 
   report(event: RunEventInput): void {
+    if (this.closed) return;
+    this.lastPhase = event.phase;
+    this.lastReportAt = Date.now();
     const e: RunEvent = {
       ...event,
       seq: this.seq++,
@@ -72,6 +91,7 @@ export class Reporter {
   /** Stops sending (after a flush, typically). */
   close(): void {
     this.closed = true;
+    clearInterval(this.heartbeat);
     this.wake?.();
   }
 

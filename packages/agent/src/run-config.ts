@@ -92,10 +92,14 @@ export const RunConfigSchema = z.strictObject({
     .strictObject({
       /** Give up catching up after this long (the deadline still applies). */
       catchUpTimeoutSec: z.number().int().min(10).max(7 * 24 * 3600).default(6 * 3600),
+      /** Report at least this often (a progress event of the current phase when there is no news): the dispatcher's watchdog counts on it. */
+      heartbeatSec: z.number().int().min(1).max(3600).default(60),
     })
-    .default({ catchUpTimeoutSec: 6 * 3600 }),
+    .default({ catchUpTimeoutSec: 6 * 3600, heartbeatSec: 60 }),
 });
 export type RunConfig = z.infer<typeof RunConfigSchema>;
+/** The document as written (defaults not yet applied): what the dispatcher builds. */
+export type RunConfigInput = z.input<typeof RunConfigSchema>;
 
 export interface ConfigProblem {
   /** The field, dotted: master.ssh.hostKeyFingerprint */

@@ -1,1 +1,17 @@
 export const VERSION = "0.1.0";
+export * from './api.js';
+export * from './errors.js';
+export * from './config.js';
+export * from './client.js';
+export * from './run-store.js';
+export * from './run-events.js';
+export * from './run-manager.js';
+export * from './run-document.js';
+export * from './views.js';
+export * from './metrics.js';
+export * from './app.js';
+export * from './server.js';
+export * from './launchers/launcher.js';
+export * from './launchers/local.js';
+export * from './launchers/imds-server.js';
+export * from './status-page/status-page.js';

@@ -1,0 +1,68 @@
+/**
+ * The shapes the service answers with (GET /runs, GET /runs/:id). The status page and the CLI read
+ * these; they are views computed from the stored run and its events, never stored themselves.
+ */
+import type { Phase, RunEvent } from '@understudy/agent/protocol';
+
+export type RunStatus = 'launching' | 'running' | 'succeeded' | 'failed';
+
+export interface PhaseView {
+  readonly phase: Phase;
+  readonly status: 'started' | 'succeeded' | 'failed';
+  readonly startedAt: string;
+  readonly finishedAt: string | null;
+  readonly seconds: number | null;
+}
+
+export interface RunView {
+  readonly id: string;
+  readonly target: string;
+  readonly status: RunStatus;
+  /** The phase last reported ('start' before the agent said anything). */
+  readonly phase: Phase | null;
+  /** Why the run was started: 'timer', 'cli', 'api' (the caller says). */
+  readonly trigger: string;
+  readonly createdAt: string;
+  readonly finishedAt: string | null;
+  readonly elapsedSeconds: number;
+  readonly deadline: string;
+  readonly instance: { readonly launcher: 'ec2' | 'local'; readonly id: string | null; readonly address: string | null };
+  /** Progress of the current phase: bytes (restore, upload) or replication (catch-up). */
+  readonly progress: {
+    readonly bytesDone: number | null;
+    readonly bytesTotal: number | null;
+    readonly bytesPerSecond: number | null;
+    readonly etaSeconds: number | null;
+    readonly lagSeconds: number | null;
+    readonly goalPosition: string | null;
+    readonly executedPosition: string | null;
+  };
+  readonly uploadedBytes: number | null;
+  readonly reusedBytes: number | null;
+  /** The backup this run committed. */
+  readonly backupId: string | null;
+  /** The backup it restored first (null: the first run, seeded from the master). Each cycle is a restore test. */
+  readonly restoredFrom: string | null;
+  /** Did the restore of `restoredFrom` finish with every byte verified? null until known. */
+  readonly restoreVerified: boolean | null;
+  readonly phases: readonly PhaseView[];
+  /** Hours the instance ran times the target's configured hourly price; null without a price. */
+  readonly estimatedCostUsd: number | null;
+  readonly error: { readonly code: string; readonly message: string; readonly phase: Phase | null } | null;
+  readonly lastEventAt: string | null;
+}
+
+export interface StoredEvent {
+  readonly seq: number;
+  readonly receivedAt: string;
+  readonly event: RunEvent;
+}
+
+export interface RunListResponse {
+  readonly runs: readonly RunView[];
+}
+
+export interface RunDetailResponse {
+  readonly run: RunView;
+  readonly events: readonly StoredEvent[];
+}

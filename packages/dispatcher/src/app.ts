@@ -1,0 +1,136 @@
+/**
+ * The dispatcher's HTTP service, built from injected parts (store, run manager, metrics) so tests
+ * call buildApp() and inject requests, or listen on port 0. server.ts starts the process.
+ *
+ *   POST /runs                  start a run              (admin token: the CLI and the timer)
+ *   POST /runs/:id/events       an agent's report        (that run's token, constant-time compare)
+ *   GET  /runs, /runs/:id       runs and their events    (read-only, no secrets)
+ *   GET  /healthz, /metrics     liveness, Prometheus
+ *   GET  /                      the status page
+ */
+import { timingSafeEqual } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { z } from 'zod';
+import { RunEventSchema } from '@understudy/agent/protocol';
+import type { RunDetailResponse, RunListResponse } from './api.js';
+import { DispatcherError } from './errors.js';
+import { zodProblems } from './zod-problems.js';
+import type { RunManager } from './run-manager.js';
+import { tokenHash, type RunStore } from './run-store.js';
+import { toRunView } from './views.js';
+
+export interface AppDeps {
+  readonly store: RunStore;
+  readonly manager: RunManager;
+  readonly metrics: Registry;
+  readonly log: Logger;
+  /** Required as a Bearer token by POST /runs (the agents, which reach this port too, cannot start runs). */
+  readonly adminToken: string;
+  readonly defaultTarget?: string;
+  readonly now?: () => Date;
+  /** Adds routes (the status page) before the app is ready. */
+  readonly plugins?: readonly ((app: FastifyInstance) => void)[];
+}
+
+/** Reports are small: a phase change or a progress sample. */
+const EVENT_BODY_LIMIT = 64 * 1024;
+
+const StartRunBody = z
+  .strictObject({
+    target: z.string().min(1).max(64).optional(),
+    trigger: z.string().regex(/^[a-z0-9-]{1,32}$/, 'lowercase letters, digits and - only').default('api'),
+  })
+  .default({ trigger: 'api' });
+
+const ListQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+  target: z.string().max(64).optional(),
+});
+
+function bearer(req: FastifyRequest): string | undefined {
+  const h = req.headers.authorization;
+  if (typeof h !== 'string') return undefined;
+  const m = /^Bearer ([A-Za-z0-9_-]{1,512})$/.exec(h.trim());
+  return m?.[1];
+}
+
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    // Agents report every few seconds: a log line per request would drown the run's own lines.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1024 * 1024 });
+  const now = (): Date => deps.now?.() ?? new Date();
+  const adminHash = tokenHash(deps.adminToken);
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    if (err instanceof DispatcherError) {
+      if (err.status >= 500) req.log.error({ err }, 'request failed');
+      return reply.status(err.status).send({ error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
+    }
+    // fastify's own: malformed JSON, a body over the limit, a wrong content type.
+    if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+      return reply.status(err.statusCode).send({ error: { code: 'DS_BAD_REQUEST', message: err.message } });
+    }
+    req.log.error({ err }, 'request failed');
+    return reply.status(500).send({ error: { code: 'DS_INTERNAL', message: 'internal error (see the dispatcher log)' } });
+  });
+  app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: { code: 'DS_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` } }));
+
+  const requireAdmin = (req: FastifyRequest): void => {
+    const presented = bearer(req);
+    if (presented === undefined || !timingSafeEqual(tokenHash(presented), adminHash)) {
+      throw new DispatcherError('DS_UNAUTHORIZED', 'starting a run needs the admin token (Authorization: Bearer ..., from the admin token file in the state directory)');
+    }
+  };
+
+  app.post('/runs', async (req, reply: FastifyReply) => {
+    requireAdmin(req);
+    const body = StartRunBody.safeParse(req.body ?? undefined);
+    if (!body.success) throw new DispatcherError('DS_BAD_REQUEST', `bad request body: ${zodProblems(body.error, [], '(body)').join('; ')}`);
+    const target = body.data.target ?? deps.defaultTarget;
+    if (target === undefined) throw new DispatcherError('DS_BAD_REQUEST', 'name the target: several are configured');
+    const run = await deps.manager.start(target, body.data.trigger);
+    return reply.status(201).send({ run: toRunView(run, deps.store.events(run.id), now()) });
+  });
+
+  app.post<{ Params: { id: string } }>('/runs/:id/events', { bodyLimit: EVENT_BODY_LIMIT }, async (req) => {
+    const { id } = req.params;
+    const token = bearer(req);
+    if (token === undefined) throw new DispatcherError('DS_UNAUTHORIZED', 'missing Authorization: Bearer <run token>');
+    if (!deps.store.tokenMatches(id, token)) throw new DispatcherError('DS_UNAUTHORIZED', `the token is not run ${id}'s`);
+    const parsed = RunEventSchema.safeParse(req.body);
+    if (!parsed.success) throw new DispatcherError('DS_BAD_REQUEST', `bad event: ${zodProblems(parsed.error, [], '(body)').join('; ')}`);
+    const { stored, run } = deps.manager.report(id, parsed.data);
+    return { accepted: true, duplicate: !stored, status: run.status, phase: run.phase };
+  });
+
+  app.get('/runs', async (req): Promise<RunListResponse> => {
+    const q = ListQuery.safeParse(req.query);
+    if (!q.success) throw new DispatcherError('DS_BAD_REQUEST', `bad query: ${zodProblems(q.error, [], '(query)').join('; ')}`);
+    const t = now();
+    return { runs: deps.store.list(q.data).map((r) => toRunView(r, deps.store.events(r.id), t)) };
+  });
+
+  app.get<{ Params: { id: string } }>('/runs/:id', async (req): Promise<RunDetailResponse> => {
+    const run = deps.store.get(req.params.id);
+    if (run === undefined) throw new DispatcherError('DS_RUN_NOT_FOUND', `no run ${req.params.id}`);
+    const events = deps.store.events(run.id);
+    return { run: toRunView(run, events, now()), events };
+  });
+
+  app.get('/healthz', async () => {
+    const active = deps.store.active().length; // also proves the database answers
+    return { ok: true, activeRuns: active };
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    const text = await deps.metrics.metrics();
+    return reply.type(deps.metrics.contentType).send(text);
+  });
+
+  for (const plugin of deps.plugins ?? []) plugin(app);
+  return app;
+}

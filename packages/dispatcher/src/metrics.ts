@@ -1,0 +1,128 @@
+/**
+ * GET /metrics, in Prometheus' text format (prom-client: the exposition format, escaping and
+ * process metrics are its job, not ours). Every value is read from the run database when scraped,
+ * so the figures survive restarts and never drift from what GET /runs says.
+ *
+ * understudy_last_success_timestamp_seconds   per target: alert when it is older than a day or two
+ * understudy_last_run_duration_seconds        per target, of the newest finished run (status label)
+ * understudy_last_run_uploaded_bytes / _reused_bytes   per target, of the newest successful run
+ * understudy_uploaded_bytes_total / understudy_reused_bytes_total   over all successful runs
+ * understudy_runs_total{status}               finished and active runs
+ * understudy_run_failures_total{phase}        failures by the phase they happened in ('launch' before any)
+ * understudy_catch_up_lag_seconds             the active run's replication lag (absent when none)
+ * understudy_run_active / understudy_run_elapsed_seconds   the active run
+ */
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { RunStore } from './run-store.js';
+
+export function createMetrics(store: RunStore, opts: { now?: () => Date; targets: readonly string[] }): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'understudy_dispatcher_' });
+  const now = (): number => (opts.now?.() ?? new Date()).getTime();
+
+  new Gauge({
+    name: 'understudy_last_success_timestamp_seconds',
+    help: 'When the newest successful backup run of the target finished (Unix time).',
+    labelNames: ['target'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of store.lastSuccesses()) if (r.finishedAt) this.set({ target: r.target }, Date.parse(r.finishedAt) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'understudy_last_run_duration_seconds',
+    help: 'Duration of the newest finished run of the target.',
+    labelNames: ['target', 'status'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const target of opts.targets) {
+        const last = store.list({ target, limit: 20 }).find((r) => r.finishedAt !== null);
+        if (last?.finishedAt) this.set({ target, status: last.status }, (Date.parse(last.finishedAt) - Date.parse(last.createdAt)) / 1000);
+      }
+    },
+  });
+  const lastBytes = (name: string, help: string, field: 'uploadedBytes' | 'reusedBytes'): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['target'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const r of store.lastSuccesses()) this.set({ target: r.target }, r.metrics[field] ?? 0);
+      },
+    });
+  };
+  lastBytes('understudy_last_run_uploaded_bytes', 'Bytes the newest successful run uploaded (new chunks, after compression).', 'uploadedBytes');
+  lastBytes('understudy_last_run_reused_bytes', 'Bytes of the newest successful run already held by the repository.', 'reusedBytes');
+
+  const totalBytes = (name: string, help: string, field: 'uploaded' | 'reused'): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: ['target'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const b of store.totals().bytes) this.inc({ target: b.target }, b[field]);
+      },
+    });
+  };
+  totalBytes('understudy_uploaded_bytes_total', 'Bytes uploaded by all successful runs.', 'uploaded');
+  totalBytes('understudy_reused_bytes_total', 'Bytes all successful runs found already stored.', 'reused');
+
+  new Counter({
+    name: 'understudy_runs_total',
+    help: 'Runs by outcome (launching and running are the active ones).',
+    labelNames: ['target', 'status'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of store.totals().byStatus) this.inc({ target: s.target, status: s.status }, s.n);
+    },
+  });
+  new Counter({
+    name: 'understudy_run_failures_total',
+    help: "Failed runs by the phase they failed in ('launch': before the agent reported anything).",
+    labelNames: ['target', 'phase'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const f of store.totals().failuresByPhase) this.inc({ target: f.target, phase: f.phase }, f.n);
+    },
+  });
+  new Gauge({
+    name: 'understudy_catch_up_lag_seconds',
+    help: "The active run's replication lag behind the master, as its replica reports it.",
+    labelNames: ['target', 'run'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of store.active()) if (typeof r.metrics.lagSeconds === 'number') this.set({ target: r.target, run: r.id }, r.metrics.lagSeconds);
+    },
+  });
+  new Gauge({
+    name: 'understudy_run_active',
+    help: 'Active runs of the target.',
+    labelNames: ['target'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const t of opts.targets) this.set({ target: t }, 0);
+      for (const r of store.active()) this.inc({ target: r.target });
+    },
+  });
+  new Gauge({
+    name: 'understudy_run_elapsed_seconds',
+    help: 'How long the active run has been going.',
+    labelNames: ['target', 'run', 'phase'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of store.active()) this.set({ target: r.target, run: r.id, phase: r.phase ?? 'launch' }, (now() - Date.parse(r.createdAt)) / 1000);
+    },
+  });
+  return registry;
+}

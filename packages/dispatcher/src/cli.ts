@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { CommanderError } from 'commander';
 import { exitCodeOf, UnderstudyError, type ErrorCode } from '@understudy/core';
 import { buildProgram } from './commands/program.js';
+import { DispatcherError } from './errors.js';
 
 /** Remedies an operator can act on, for the errors where the message alone does not say. */
 const HINTS: Partial<Record<ErrorCode, string>> = {
@@ -75,12 +76,12 @@ function report(thrown: unknown, out: { json: boolean; debug: boolean; stdout: N
       return 2;
     }
   }
-  if (err instanceof UnderstudyError) {
+  if (err instanceof UnderstudyError || err instanceof DispatcherError) {
     if (out.json) {
       out.stdout.write(`${JSON.stringify({ error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } })}\n`);
     } else {
       out.stderr.write(`understudy: ${err.message}\n(code ${err.code}, exit ${err.exitCode})\n`);
-      const hint = /Region is missing/.test(err.message) ? 'no S3 region: set AWS_REGION, or add ?region=... to the repository URL' : HINTS[err.code];
+      const hint = /Region is missing/.test(err.message) ? 'no S3 region: set AWS_REGION, or add ?region=... to the repository URL' : err instanceof UnderstudyError ? HINTS[err.code] : undefined;
       if (hint !== undefined) out.stderr.write(`hint: ${hint}\n`);
       if (out.debug) for (let c = err.cause; c !== undefined && c !== null; c = (c as { cause?: unknown }).cause) out.stderr.write(`caused by: ${describe(c)}\n`);
     }

@@ -1,7 +1,7 @@
 /**
- * `understudy backup <dir>`: the repository-level backup of one directory tree. (The dispatcher's
- * own "backup" of a database host, `understudy backup --wait`, will be a different mode of this
- * command name; it is told apart by taking no directory.)
+ * `understudy backup`: two modes told apart by the directory argument. `backup <dir>` backs one
+ * directory tree up into the repository, here and now. `backup [--wait]` with no directory asks the
+ * dispatcher for a run of a database host (what the systemd timer runs; see dispatcher.ts).
  */
 import { stat } from 'node:fs/promises';
 import { relative, resolve, sep } from 'node:path';
@@ -9,6 +9,14 @@ import type { Command } from 'commander';
 import { backup, DEFAULT_CHUNK_SIZE, excludeGlobs, UnderstudyError } from '@understudy/core';
 import { formatBinary, formatBytes, formatDuration, formatRate, parseSize, plural } from '../format.js';
 import { checkChunkSize, collect, CommandContext, type CliIo } from './context.js';
+import { dispatcherOption, runDispatcherBackup } from './dispatcher.js';
+
+interface RunFlags {
+  readonly wait?: boolean;
+  readonly target?: string;
+  readonly trigger?: string;
+  readonly dispatcher?: string;
+}
 
 interface BackupFlags {
   readonly chunkSize?: string;
@@ -19,25 +27,40 @@ interface BackupFlags {
 export function registerBackup(program: Command, io: CliIo): void {
   program
     .command('backup')
-    .summary('back up a directory into the repository')
+    .summary('back up a directory into the repository; without one, start a database backup run')
     .description(
       'Back up the directory tree DIR into the repository, creating the repository on first use. ' +
         'Only chunks the repository does not hold yet are uploaded. The backup exists once its ' +
         'manifest is written, which happens last: an interrupted backup leaves no backup behind. ' +
-        'Prints the new backup id and its totals (with --json, one JSON object).',
+        'Prints the new backup id and its totals (with --json, one JSON object). ' +
+        'Without DIR, asks the dispatcher service to start a backup run of a database host (what the systemd timer runs); ' +
+        'with --wait it follows the run and exits 0 when it succeeded, 3 when it failed.',
     )
-    .argument('<dir>', 'directory to back up (files, directories and symlinks; symlinks are not followed)')
+    .argument('[dir]', 'directory to back up (files, directories and symlinks; symlinks are not followed)')
     .option('--chunk-size <size>', `split files into chunks of this size: bytes, or with KiB/MiB/GiB (default ${formatBinary(DEFAULT_CHUNK_SIZE)}, or chunkSize from --config)`)
     .option('--exclude <glob>', 'leave out paths matching GLOB (relative to DIR; a glob without "/" matches names at any depth); repeatable', collect)
     .option('--metadata <key=value>', 'store KEY=VALUE in the backup manifest (shown by list --json); repeatable', collect)
+    .option('--wait', 'run mode: wait for the run to end, printing its phases; the exit code is its outcome')
+    .option('--target <name>', 'run mode: the target to back up (needed when the dispatcher has several)')
+    .option('--trigger <name>', 'run mode: recorded as what started the run (default cli; the timer passes timer)')
+    .addOption(dispatcherOption())
     .addHelpText(
       'after',
       '\nExamples:\n' +
         '  understudy --repo s3://acme-backups/db1 --key-file /etc/understudy/key backup /var/lib/mysql-snapshot\n' +
-        "  understudy backup /data --exclude '*.pid' --exclude 'tmp/**' --metadata reason=pre-upgrade\n",
+        "  understudy backup /data --exclude '*.pid' --exclude 'tmp/**' --metadata reason=pre-upgrade\n" +
+        '  understudy backup --wait                 # a database backup run, through the dispatcher\n',
     )
-    .action(async (dir: string, flags: BackupFlags, command: Command) => {
+    .action(async (dir: string | undefined, flags: BackupFlags & RunFlags, command: Command) => {
       const ctx = new CommandContext(io, command);
+      if (dir === undefined) {
+        const dirOnly = (['chunkSize', 'exclude', 'metadata'] as const).filter((f) => flags[f] !== undefined);
+        if (dirOnly.length > 0) throw new UnderstudyError('US_CONFIG_INVALID', `--${dirOnly[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} applies to backing up a directory: give the directory`);
+        await runDispatcherBackup(ctx, flags);
+        return;
+      }
+      const runOnly = (['wait', 'target', 'trigger', 'dispatcher'] as const).filter((f) => flags[f] !== undefined);
+      if (runOnly.length > 0) throw new UnderstudyError('US_CONFIG_INVALID', `--${runOnly[0]} applies to a database backup run, which takes no directory`);
       await runBackup(ctx, dir, flags);
     });
 }

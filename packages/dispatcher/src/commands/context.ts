@@ -11,6 +11,7 @@ import { parseRepoUrl, UnderstudyError, validateChunkSize, type RepoLocation, ty
 import { DEFAULT_CONCURRENCY, openRepositoryAt } from '@understudy/core';
 import { formatDuration, parseSize } from '../format.js';
 import { Progress, type ProgressMode } from '../progress.js';
+import { parseDispatcherConfig } from '../config.js';
 
 export interface CliIo {
   readonly stdout: NodeJS.WritableStream & { readonly isTTY?: boolean };
@@ -164,6 +165,7 @@ async function loadConfigFile(path: string): Promise<ConfigFile> {
   } catch (err) {
     throw new UnderstudyError('US_CONFIG_INVALID', `config file ${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
+  if (raw !== null && typeof raw === 'object' && 'targets' in raw) return fromDispatcherConfig(path, raw);
   const parsed = ConfigFileSchema.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => {
@@ -177,6 +179,29 @@ async function loadConfigFile(path: string): Promise<ConfigFile> {
     );
   }
   return parsed.data;
+}
+
+/**
+ * The dispatcher's configuration also works as --config for the repository commands, so the operator
+ * restores with the file that is already on the master: the repository and (file) key of its target.
+ */
+function fromDispatcherConfig(path: string, raw: unknown): ConfigFile {
+  let config;
+  try {
+    config = parseDispatcherConfig(raw, `config file ${path}`);
+  } catch (err) {
+    throw new UnderstudyError('US_CONFIG_INVALID', (err as Error).message, { cause: err });
+  }
+  const targets = Object.entries(config.targets);
+  if (targets.length !== 1) {
+    throw new UnderstudyError('US_CONFIG_INVALID', `${path} configures ${targets.length} targets (${targets.map(([n]) => n).join(', ')}): choose the repository with --repo`);
+  }
+  const [name, target] = targets[0]!;
+  const key = target.repository.encryptionKey;
+  if (key !== undefined && key.source !== 'file') {
+    throw new UnderstudyError('US_CONFIG_INVALID', `target '${name}' reads its encryption key from ${key.source}: fetch it and pass --key-file`);
+  }
+  return { repo: target.repository.url, ...(key !== undefined ? { keyFile: key.path } : {}) };
 }
 
 /** A plain relative path in the config file is relative to the file, not to the working directory. */

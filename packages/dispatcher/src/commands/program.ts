@@ -1,12 +1,12 @@
 /**
  * The `understudy` program: global options and the commands, built from injected streams and
  * environment so it never touches process.* itself (cli.ts does). Commands are grouped in the
- * help; the dispatcher's commands (serve, status, runs, and `backup --wait`, which asks the
- * dispatcher for a database backup instead of backing up a directory) will be registered here
- * under their own heading.
+ * help; the dispatcher's commands (serve, status, runs) under their own heading, and `backup`
+ * without a directory asks the dispatcher for a database backup run.
  */
 import { Command, Option } from 'commander';
 import { registerBackup } from './backup.js';
+import { registerRuns, registerServe, registerStatus } from './dispatcher.js';
 import { wholeNumber, type CliIo } from './context.js';
 import { registerKeygen } from './keygen.js';
 import { registerList } from './list.js';
@@ -36,7 +36,7 @@ export function buildProgram(io: CliIo, version: string): Command {
     .showSuggestionAfterError(true)
     .addOption(new Option('--repo <url>', 'repository URL (env UNDERSTUDY_REPO)').helpGroup('Global Options:'))
     .addOption(new Option('--key-file <file>', 'encryption key: 32 bytes raw, hex or base64 (env UNDERSTUDY_KEY_FILE)').helpGroup('Global Options:'))
-    .addOption(new Option('--config <file>', 'JSON settings: {"repo", "keyFile", "concurrency", "chunkSize"}; flags and env win').helpGroup('Global Options:'))
+    .addOption(new Option('--config <file>', 'JSON settings {"repo", "keyFile", "concurrency", "chunkSize"}, or the dispatcher configuration (serve, backup runs; the repository of its target); flags and env win').helpGroup('Global Options:'))
     .addOption(new Option('--json', 'print one machine-readable JSON result on stdout (and errors as {"error":{...}})').helpGroup('Global Options:'))
     .addOption(new Option('--concurrency <n>', 'store requests and chunks in flight at once (default 8)').argParser(wholeNumber(1, 1024)).helpGroup('Global Options:'))
     .addOption(new Option('--no-progress', 'no progress output on stderr').helpGroup('Global Options:'))
@@ -68,6 +68,10 @@ export function buildProgram(io: CliIo, version: string): Command {
   registerList(program, io);
   registerPrune(program, io);
   registerKeygen(program, io);
+  program.commandsGroup('Dispatcher commands:');
+  registerServe(program, io);
+  registerStatus(program, io);
+  registerRuns(program, io);
   program.helpCommand('help [command]', 'show help for a command');
   return program;
 }

@@ -1,0 +1,195 @@
+/**
+ * The dispatcher's commands: `serve` (the service), `status` and `runs` (what it is doing and has
+ * done), and the dispatcher mode of `backup` (`backup [--wait]` without a directory: start a run of
+ * a database host and, with --wait, follow it; the exit code is the outcome). They find the service
+ * and its admin token through the dispatcher configuration (--config, UNDERSTUDY_DISPATCHER_CONFIG,
+ * or /etc/understudy/dispatcher.json), or --dispatcher URL.
+ */
+import { access, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Option, type Command } from 'commander';
+import { pino } from 'pino';
+import type { RunView } from '../api.js';
+import { DispatcherClient } from '../client.js';
+import { readDispatcherConfig, type DispatcherConfig } from '../config.js';
+import { DispatcherError } from '../errors.js';
+import { formatBytes, formatDuration, formatTable, formatTime } from '../format.js';
+import { ADMIN_TOKEN_FILE, startDispatcher } from '../server.js';
+import { createEc2Launcher } from '../launchers/ec2-factory.js';
+import { CommandContext, wholeNumber, type CliIo } from './context.js';
+
+export const DEFAULT_DISPATCHER_CONFIG = '/etc/understudy/dispatcher.json';
+
+interface DispatcherFlags {
+  readonly dispatcher?: string;
+}
+
+export function dispatcherOption(): Option {
+  return new Option('--dispatcher <url>', 'the dispatcher service (env UNDERSTUDY_DISPATCHER_URL; default: from the configuration, else http://127.0.0.1:7070)');
+}
+
+/** The dispatcher configuration, when one is given or installed (required by `serve`). */
+async function dispatcherConfig(ctx: CommandContext, required: boolean): Promise<DispatcherConfig | undefined> {
+  const explicit = ctx.globals.config ?? (ctx.io.env.UNDERSTUDY_DISPATCHER_CONFIG || undefined);
+  const path = explicit ?? DEFAULT_DISPATCHER_CONFIG;
+  if (explicit === undefined) {
+    try {
+      await access(path);
+    } catch {
+      if (required) throw new DispatcherError('DS_CONFIG_INVALID', `no dispatcher configuration: pass --config FILE, set UNDERSTUDY_DISPATCHER_CONFIG, or install ${DEFAULT_DISPATCHER_CONFIG}`);
+      return undefined;
+    }
+  }
+  return readDispatcherConfig(path);
+}
+
+async function client(ctx: CommandContext, flags: DispatcherFlags, withAdmin: boolean): Promise<DispatcherClient> {
+  const config = flags.dispatcher === undefined || withAdmin ? await dispatcherConfig(ctx, false) : undefined;
+  const url = flags.dispatcher ?? (ctx.io.env.UNDERSTUDY_DISPATCHER_URL || undefined) ?? (config ? `http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${config.listen.port}` : 'http://127.0.0.1:7070');
+  let adminToken: string | undefined;
+  if (withAdmin) {
+    const file = ctx.io.env.UNDERSTUDY_ADMIN_TOKEN_FILE || (config ? join(config.stateDir, ADMIN_TOKEN_FILE) : undefined);
+    if (file === undefined) throw new DispatcherError('DS_CONFIG_INVALID', 'starting a run needs the admin token: pass --config (its stateDir holds admin.token) or set UNDERSTUDY_ADMIN_TOKEN_FILE');
+    try {
+      adminToken = (await readFile(file, 'utf8')).trim();
+    } catch (err) {
+      throw new DispatcherError('DS_CONFIG_INVALID', `cannot read the admin token ${file}: ${(err as Error).message} (run as the dispatcher's user, or as root)`, { cause: err });
+    }
+  }
+  return new DispatcherClient({ url, ...(adminToken !== undefined ? { adminToken } : {}) });
+}
+
+export function registerServe(program: Command, io: CliIo): void {
+  program
+    .command('serve')
+    .summary('run the dispatcher service (systemd: understudy-dispatcher.service)')
+    .description(
+      'Run the dispatcher: the HTTP service on the master that starts backup runs, takes their agents\' reports, ' +
+        'terminates their instances, and serves the status page, /runs and /metrics. Logs are JSON lines on stdout. ' +
+        `The configuration is --config FILE (default ${DEFAULT_DISPATCHER_CONFIG}). Stops cleanly on SIGTERM.`,
+    )
+    .option('--port <n>', 'listen on this port instead of the configured one (0: any free port)', wholeNumber(0, 65535))
+    .action(async (flags: { port?: number }, command: Command) => {
+      const ctx = new CommandContext(io, command);
+      const config = (await dispatcherConfig(ctx, true))!;
+      const log = pino({ level: config.logLevel, base: { service: 'understudy-dispatcher' }, redact: ['token', '*.token', 'req.headers.authorization'] });
+      const d = await startDispatcher({ config, log, env: io.env, ec2Launcher: createEc2Launcher, ...(flags.port !== undefined ? { port: flags.port } : {}) });
+      ctx.print(`understudy dispatcher listening on ${d.url} (status page ${d.url}/)`);
+      await new Promise<void>((resolve) => {
+        if (io.signal.aborted) resolve();
+        io.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      log.info({}, 'stopping');
+      await d.close();
+    });
+}
+
+function describeRun(r: RunView): string {
+  const lines = [`run ${r.id} (${r.target}): ${r.status}${r.phase ? `, phase ${r.phase}` : ''}`];
+  lines.push(`  started   ${formatTime(r.createdAt)} by ${r.trigger}; ${formatDuration(r.elapsedSeconds * 1000)}${r.finishedAt ? '' : ' so far'}`);
+  lines.push(`  instance  ${r.instance.launcher} ${r.instance.id ?? '(not yet)'}${r.instance.address ? ` at ${r.instance.address}` : ''}`);
+  lines.push(`  restore   ${r.restoredFrom === null ? (r.phases.some((p) => p.phase === 'seed') ? 'first run: seeded from the master' : '-') : `${r.restoredFrom}${r.restoreVerified === true ? ', every byte verified' : r.restoreVerified === false ? ', FAILED' : ''}`}`);
+  const p = r.progress;
+  if (p.bytesTotal !== null && p.bytesDone !== null && r.finishedAt === null) {
+    lines.push(`  progress  ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}${p.bytesPerSecond ? `, ${formatBytes(p.bytesPerSecond)}/s` : ''}${p.etaSeconds !== null ? `, ETA ${formatDuration(p.etaSeconds * 1000)}` : ''}`);
+  }
+  if (p.lagSeconds !== null && r.finishedAt === null) lines.push(`  lag       ${p.lagSeconds} s behind the master`);
+  if (r.uploadedBytes !== null) lines.push(`  uploaded  ${formatBytes(r.uploadedBytes)} new, ${formatBytes(r.reusedBytes ?? 0)} reused`);
+  if (r.backupId) lines.push(`  backup    ${r.backupId}`);
+  if (r.estimatedCostUsd !== null) lines.push(`  cost      ~$${r.estimatedCostUsd.toFixed(4)}`);
+  if (r.error) lines.push(`  error     ${r.error.code}${r.error.phase ? ` in ${r.error.phase}` : ''}: ${r.error.message}`);
+  return lines.join('\n');
+}
+
+/** `backup` without a directory: start a run; with --wait, follow it until it ends. */
+export async function runDispatcherBackup(ctx: CommandContext, flags: DispatcherFlags & { wait?: boolean; target?: string; trigger?: string; pollSeconds?: number }): Promise<void> {
+  const c = await client(ctx, flags, true);
+  let run = await c.startRun({ ...(flags.target ? { target: flags.target } : {}), trigger: flags.trigger ?? 'cli' }, ctx.signal);
+  if (run.status === 'failed') {
+    if (ctx.json) ctx.printJson({ run });
+    throw new DispatcherError('DS_RUN_FAILED', `run ${run.id} failed to start: ${run.error?.code}: ${run.error?.message}`, { details: { runId: run.id } });
+  }
+  ctx.print(`run ${run.id} started (${run.instance.launcher} instance ${run.instance.id ?? '?'})`);
+  if (!flags.wait) {
+    if (ctx.json) ctx.printJson({ run });
+    return;
+  }
+  const printed = new Set<string>();
+  const pollMs = (flags.pollSeconds ?? 2) * 1000;
+  for (;;) {
+    run = (await c.getRun(run.id, ctx.signal)).run;
+    run.phases.forEach((ph, i) => {
+      const key = `${i}:${ph.status}`;
+      if (printed.has(key)) return;
+      printed.add(key);
+      ctx.print(`${formatTime(ph.finishedAt ?? ph.startedAt)}  ${ph.phase.padEnd(9)} ${ph.status}${ph.seconds !== null ? ` (${formatDuration(ph.seconds * 1000)})` : ''}`);
+    });
+    if (run.status === 'succeeded' || run.status === 'failed') break;
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(resolve, pollMs);
+      ctx.signal.addEventListener('abort', () => (clearTimeout(t), reject(ctx.signal.reason)), { once: true });
+    });
+  }
+  if (ctx.json) ctx.printJson({ run });
+  else ctx.print(describeRun(run));
+  if (run.status === 'failed') {
+    throw new DispatcherError('DS_RUN_FAILED', `run ${run.id} failed${run.error ? ` in ${run.error.phase ?? 'launch'}: ${run.error.code}: ${run.error.message}` : ''}`, { details: { runId: run.id } });
+  }
+}
+
+export function registerStatus(program: Command, io: CliIo): void {
+  program
+    .command('status')
+    .argument('[run]', 'a run id (default: the newest run)')
+    .summary('show the current or newest run (or one run) in detail')
+    .description('Show one run: phase, progress, lag, instance, restore test, outcome. Exit code 0 when the run succeeded or is still going, 3 when it failed.')
+    .addOption(dispatcherOption())
+    .option('--events', 'also list the run\'s events')
+    .action(async (id: string | undefined, flags: DispatcherFlags & { events?: boolean }, command: Command) => {
+      const ctx = new CommandContext(io, command);
+      const c = await client(ctx, flags, false);
+      const runId = id ?? (await c.listRuns({ limit: 1 }, ctx.signal)).runs[0]?.id;
+      if (runId === undefined) {
+        if (ctx.json) ctx.printJson({ run: null });
+        ctx.print('no runs yet');
+        return;
+      }
+      const detail = await c.getRun(runId, ctx.signal);
+      if (ctx.json) ctx.printJson(detail);
+      else {
+        ctx.print(describeRun(detail.run));
+        if (flags.events) for (const e of detail.events) ctx.print(`  #${e.seq} ${formatTime(e.event.at)} ${e.event.phase} ${e.event.status}${e.event.message ? `: ${e.event.message}` : ''}`);
+      }
+      if (detail.run.status === 'failed') {
+        throw new DispatcherError('DS_RUN_FAILED', `run ${detail.run.id} failed: ${detail.run.error?.code ?? ''}`, { details: { runId: detail.run.id } });
+      }
+    });
+}
+
+export function registerRuns(program: Command, io: CliIo): void {
+  program
+    .command('runs')
+    .summary('list recent runs')
+    .description('List the newest runs, one line each: started, target, status, duration, uploaded, backup, restored from.')
+    .addOption(dispatcherOption())
+    .option('--limit <n>', 'how many (default 20)', wholeNumber(1, 1000))
+    .option('--target <name>', 'only this target')
+    .action(async (flags: DispatcherFlags & { limit?: number; target?: string }, command: Command) => {
+      const ctx = new CommandContext(io, command);
+      const c = await client(ctx, flags, false);
+      const { runs } = await c.listRuns({ limit: flags.limit ?? 20, ...(flags.target ? { target: flags.target } : {}) }, ctx.signal);
+      if (ctx.json) return ctx.printJson({ runs });
+      if (runs.length === 0) return ctx.print('no runs yet');
+      const rows = runs.map((r) => [
+        r.id,
+        formatTime(r.createdAt),
+        r.target,
+        r.status === 'failed' ? `failed (${r.error?.code ?? '?'})` : r.status === 'running' ? `running: ${r.phase ?? ''}` : r.status,
+        formatDuration(r.elapsedSeconds * 1000),
+        r.uploadedBytes === null ? '-' : formatBytes(r.uploadedBytes),
+        r.backupId ?? '-',
+        r.restoredFrom ?? (r.phases.some((p) => p.phase === 'seed') ? '(seeded)' : '-'),
+      ]);
+      ctx.print(formatTable(['run', 'started', 'target', 'status', 'duration', 'uploaded', 'backup', 'restored from'], rows, new Set([4, 5])));
+    });
+}

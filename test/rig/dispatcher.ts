@@ -1,0 +1,90 @@
+/**
+ * The dispatcher as the operator runs it: `understudy serve --config FILE` in a child process (the
+ * real CLI, the real composition root), its JSON log in a file. stop() sends SIGTERM to that PID
+ * and waits; restart() starts it again on the same configuration (the same port and state).
+ * Agents it launched (local launcher) are not its children's children to kill: they outlive it, as
+ * EC2 instances outlive a dispatcher restart; killLocalAgents() ends them by the PIDs they recorded.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openSync, closeSync } from 'node:fs';
+import { tailOf } from './log-tail.js';
+
+export const CLI = fileURLToPath(new URL('../../../packages/dispatcher/dist/cli.js', import.meta.url));
+
+export interface DispatcherProcess {
+  readonly url: string;
+  readonly pid: number;
+  readonly logPath: string;
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+}
+
+export async function startDispatcherProcess(opts: { configPath: string; url: string; logPath: string; env: NodeJS.ProcessEnv }): Promise<DispatcherProcess> {
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  const start = async (): Promise<void> => {
+    const fd = openSync(opts.logPath, 'a');
+    child = spawn(process.execPath, [CLI, 'serve', '--config', opts.configPath], { env: opts.env, stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    const c = child;
+    exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (c.exitCode !== null) throw new Error(`the dispatcher exited with ${c.exitCode} at start:\n${await tailOf(opts.logPath, 30)}`);
+      try {
+        const res = await fetch(`${opts.url}/healthz`);
+        if (res.ok) return;
+      } catch {
+        /* not yet */
+      }
+      if (Date.now() > deadline) throw new Error(`the dispatcher did not answer /healthz within 20 s:\n${await tailOf(opts.logPath, 30)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const stop = async (): Promise<void> => {
+    if (child === undefined || child.exitCode !== null) return;
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child?.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(t);
+  };
+  await start();
+  return {
+    url: opts.url,
+    get pid() {
+      return child?.pid ?? -1;
+    },
+    logPath: opts.logPath,
+    stop,
+    restart: async () => {
+      await stop();
+      await start();
+    },
+  };
+}
+
+/** Ends every local-launcher agent recorded under workDir (its whole process group), by recorded PID. */
+export async function killLocalAgents(workDir: string): Promise<number[]> {
+  const killed: number[] = [];
+  let names: string[] = [];
+  try {
+    names = await readdir(workDir);
+  } catch {
+    return killed;
+  }
+  for (const name of names) {
+    try {
+      const { pid } = JSON.parse(await readFile(join(workDir, name, 'instance.json'), 'utf8')) as { pid: number };
+      const env = await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '');
+      if (!env.split('\0').includes(`UNDERSTUDY_LOCAL_INSTANCE=${name}`)) continue;
+      process.kill(-pid, 'SIGKILL');
+      killed.push(pid);
+    } catch {
+      /* gone */
+    }
+  }
+  return killed;
+}

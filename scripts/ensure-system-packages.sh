@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure the Debian packages behind the real servers that tests, the demo and benchmarks run
-# are installed: MariaDB, OpenSSH, Ceph (mon, osd, radosgw), Prometheus and Chromium for `test`; also restic, rclone and
+# are installed: MariaDB, OpenSSH, Ceph (mon, osd, radosgw), Prometheus, Chromium, debootstrap and systemd (systemd-analyze) for `test`; also restic, rclone and
 # sysbench for `bench`. Installs only what is missing (apt-get update once, then one install).
 #   scripts/ensure-system-packages.sh test|bench
 set -euo pipefail
@@ -8,7 +8,7 @@ set -euo pipefail
 usage() { echo "usage: $0 test|bench" >&2; exit 2; }
 [ $# -eq 1 ] || usage
 
-test_pkgs=(mariadb-server openssh-server radosgw ceph-mon ceph-osd ceph-common prometheus chromium)
+test_pkgs=(mariadb-server openssh-server radosgw ceph-mon ceph-osd ceph-common prometheus chromium debootstrap systemd)
 case "$1" in
   test) pkgs=("${test_pkgs[@]}") ;;
   bench) pkgs=("${test_pkgs[@]}" restic rclone sysbench) ;;

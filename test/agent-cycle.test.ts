@@ -254,6 +254,17 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
     assert.ok((await verify(repo, { readData: true })).ok);
   });
 
+  it('after binlogs were purged, a run asked to reseed (backup.restore "none") seeds again and commits a good backup', async () => {
+    const doc = document('run-reseed');
+    const { code, out } = await runAgent({ ...doc, backup: { ...doc.backup, restore: 'none' } });
+    assert.equal(code, 0, out.slice(-3000));
+    assert.ok(phasesOf('run-reseed').includes('seed:succeeded'), phasesOf('run-reseed').join(' '));
+    assert.ok(!phasesOf('run-reseed').some((p) => p.startsWith('restore:')), 'nothing was restored');
+    const m = await latestManifest();
+    assert.equal(m.restoredFrom, null);
+    assert.equal(m.metadata.runId, 'run-reseed');
+  });
+
   it('a backup holding transactions the master lacks (errant): fails fast, writes nothing', async () => {
     const before = await repo.listBackupIds();
     // The master forgets its history: the backup's position is now ahead of anything it has.
@@ -297,7 +308,7 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
   });
 
   it('no secret appears in any agent log', async () => {
-    for (const runId of ['run-1', 'run-2', 'run-cut', 'run-restart', 'run-purged', 'run-errant', 'run-hostkey', 'run-bad', 'run-bad-reported', 'run-deadline']) {
+    for (const runId of ['run-1', 'run-2', 'run-cut', 'run-restart', 'run-purged', 'run-reseed', 'run-errant', 'run-hostkey', 'run-bad', 'run-bad-reported', 'run-deadline']) {
       const log = await readFile(join(tmp.path, `${runId}.log`), 'utf8');
       assert.ok(!log.includes(REPL_PASSWORD), `${runId} log holds the replication password`);
       assert.ok(!log.includes(TOKEN), `${runId} log holds the dispatcher token`);

@@ -128,7 +128,8 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
     // Restore the newest complete backup, or seed when there is none.
     let restoredFrom: string | null = null;
     let previous: Manifest | undefined;
-    try {
+    // 'none': the operator asked for a fresh seed (after AG_BINLOGS_PURGED or AG_ERRANT_TRANSACTIONS).
+    if (config.backup.restore !== 'none') try {
       previous = await resolveBackup(deps.repo, config.backup.restore, {
         skipUndecodable: config.backup.restore === 'latest',
         onSkip: (id, err) => deps.log.warn({ backup: id, err: err.message }, 'skipping a backup whose manifest does not decode'),
@@ -152,7 +153,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
       await hook('restored');
       await startMysqld();
     } else {
-      enter('seed', 'no backup yet: seeding from a consistent snapshot of the master (no locks taken on it)');
+      enter('seed', `${config.backup.restore === 'none' ? 'a fresh seed was asked for' : 'no backup yet'}: seeding from a consistent snapshot of the master (no locks taken on it)`);
       await deps.initializeDatadir().catch((err: unknown) => {
         throw fail('AG_MYSQLD_FAILED', `could not initialise the data directory: ${(err as Error)?.message ?? err}`, err);
       });

@@ -110,6 +110,16 @@ describe('dispatcher app', () => {
     assert.equal(store.get(late.id)!.errorCode, 'DS_RUN_DEADLINE');
   });
 
+  it('a reseed run tells the agent to seed instead of restoring (backup.restore "none")', async () => {
+    const { app, launcher } = setup();
+    const res = await app.inject({ method: 'POST', url: '/runs', headers: { authorization: `Bearer ${ADMIN}` }, payload: { reseed: true } });
+    assert.equal(res.statusCode, 201, res.body);
+    assert.equal(launcher.launched[0]!.document.backup?.restore, 'none');
+    const bad = await app.inject({ method: 'POST', url: '/runs', headers: { authorization: `Bearer ${ADMIN}` }, payload: { reseed: 'yes' } });
+    assert.equal(bad.statusCode, 400);
+    assert.match(bad.json().error.message, /reseed/);
+  });
+
   it('a failed launch is a failed run with the launcher\'s reason', async () => {
     const { app, launcher } = setup();
     const { DispatcherError } = await import('./errors.js');

@@ -41,8 +41,10 @@ const StartRunBody = z
   .strictObject({
     target: z.string().min(1).max(64).optional(),
     trigger: z.string().regex(/^[a-z0-9-]{1,32}$/, 'lowercase letters, digits and - only').default('api'),
+    /** Seed from the master instead of restoring the newest backup (after binlogs were purged past it). */
+    reseed: z.boolean().default(false),
   })
-  .default({ trigger: 'api' });
+  .default({ trigger: 'api', reseed: false });
 
 const ListQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1000).default(50),
@@ -92,7 +94,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (!body.success) throw new DispatcherError('DS_BAD_REQUEST', `bad request body: ${zodProblems(body.error, [], '(body)').join('; ')}`);
     const target = body.data.target ?? deps.defaultTarget;
     if (target === undefined) throw new DispatcherError('DS_BAD_REQUEST', 'name the target: several are configured');
-    const run = await deps.manager.start(target, body.data.trigger);
+    const run = await deps.manager.start(target, body.data.trigger, { reseed: body.data.reseed });
     return reply.status(201).send({ run: toRunView(run, deps.store.events(run.id), now()) });
   });
 

@@ -49,7 +49,7 @@ export class DispatcherClient {
     return json as T;
   }
 
-  async startRun(input: { target?: string; trigger?: string }, signal?: AbortSignal): Promise<RunView> {
+  async startRun(input: { target?: string; trigger?: string; reseed?: boolean }, signal?: AbortSignal): Promise<RunView> {
     return (await this.call<{ run: RunView }>('POST', '/runs', input, signal)).run;
   }
 

@@ -54,7 +54,7 @@ export class RunManager {
   }
 
   /** Starts a run of `target`: records it, launches its instance, and returns it (running, or failed to launch). */
-  async start(targetName: string, trigger: string): Promise<RunRecord> {
+  async start(targetName: string, trigger: string, opts: { reseed?: boolean } = {}): Promise<RunRecord> {
     const target = this.deps.config.targets[targetName];
     if (target === undefined) {
       throw new DispatcherError('DS_TARGET_UNKNOWN', `no target '${targetName}' (configured: ${Object.keys(this.deps.config.targets).join(', ')})`);
@@ -73,10 +73,11 @@ export class RunManager {
       throw new DispatcherError('DS_RUN_ACTIVE', `target '${targetName}' already has ${ids.length} active run(s) (${ids.join(', ')}); it allows ${target.maxConcurrentRuns}`, { details: { active: ids } });
     }
     const log = this.deps.log.child({ runId, target: targetName });
-    log.info({ trigger, deadline: deadline.toISOString(), launcher: launcher.kind }, 'run started');
+    log.info({ trigger, deadline: deadline.toISOString(), launcher: launcher.kind, reseed: opts.reseed === true }, 'run started');
     this.launching.add(runId);
     try {
-      const document = buildRunDocument(this.listening, targetName, target, { runId, token, deadline });
+      const built = buildRunDocument(this.listening, targetName, target, { runId, token, deadline });
+      const document = opts.reseed ? { ...built, backup: { ...built.backup, restore: 'none' } } : built;
       const instance = await launcher.launch({ runId, target: targetName, dispatcher: this.deps.config.name, document, deadline });
       log.info({ instanceId: instance.instanceId, address: instance.address }, 'instance launched');
       const current = this.deps.store.get(runId)!;

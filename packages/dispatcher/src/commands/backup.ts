@@ -15,6 +15,7 @@ interface RunFlags {
   readonly wait?: boolean;
   readonly target?: string;
   readonly trigger?: string;
+  readonly reseed?: boolean;
   readonly dispatcher?: string;
 }
 
@@ -42,6 +43,7 @@ export function registerBackup(program: Command, io: CliIo): void {
     .option('--metadata <key=value>', 'store KEY=VALUE in the backup manifest (shown by list --json); repeatable', collect)
     .option('--wait', 'run mode: wait for the run to end, printing its phases; the exit code is its outcome')
     .option('--target <name>', 'run mode: the target to back up (needed when the dispatcher has several)')
+    .option('--reseed', 'run mode: seed from the master instead of restoring the newest backup (after AG_BINLOGS_PURGED)')
     .option('--trigger <name>', 'run mode: recorded as what started the run (default cli; the timer passes timer)')
     .addOption(dispatcherOption())
     .addHelpText(
@@ -59,7 +61,7 @@ export function registerBackup(program: Command, io: CliIo): void {
         await runDispatcherBackup(ctx, flags);
         return;
       }
-      const runOnly = (['wait', 'target', 'trigger', 'dispatcher'] as const).filter((f) => flags[f] !== undefined);
+      const runOnly = (['wait', 'target', 'trigger', 'reseed', 'dispatcher'] as const).filter((f) => flags[f] !== undefined);
       if (runOnly.length > 0) throw new UnderstudyError('US_CONFIG_INVALID', `--${runOnly[0]} applies to a database backup run, which takes no directory`);
       await runBackup(ctx, dir, flags);
     });

@@ -102,9 +102,9 @@ function describeRun(r: RunView): string {
 }
 
 /** `backup` without a directory: start a run; with --wait, follow it until it ends. */
-export async function runDispatcherBackup(ctx: CommandContext, flags: DispatcherFlags & { wait?: boolean; target?: string; trigger?: string; pollSeconds?: number }): Promise<void> {
+export async function runDispatcherBackup(ctx: CommandContext, flags: DispatcherFlags & { wait?: boolean; target?: string; trigger?: string; reseed?: boolean; pollSeconds?: number }): Promise<void> {
   const c = await client(ctx, flags, true);
-  let run = await c.startRun({ ...(flags.target ? { target: flags.target } : {}), trigger: flags.trigger ?? 'cli' }, ctx.signal);
+  let run = await c.startRun({ ...(flags.target ? { target: flags.target } : {}), trigger: flags.trigger ?? 'cli', ...(flags.reseed ? { reseed: true } : {}) }, ctx.signal);
   if (run.status === 'failed') {
     if (ctx.json) ctx.printJson({ run });
     throw new DispatcherError('DS_RUN_FAILED', `run ${run.id} failed to start: ${run.error?.code}: ${run.error?.message}`, { details: { runId: run.id } });

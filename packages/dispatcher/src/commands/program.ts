@@ -7,6 +7,7 @@
 import { Command, Option } from 'commander';
 import { registerBackup } from './backup.js';
 import { registerRuns, registerServe, registerStatus } from './dispatcher.js';
+import { registerIamPolicy } from './iam-policy.js';
 import { wholeNumber, type CliIo } from './context.js';
 import { registerKeygen } from './keygen.js';
 import { registerList } from './list.js';
@@ -72,6 +73,8 @@ export function buildProgram(io: CliIo, version: string): Command {
   registerServe(program, io);
   registerStatus(program, io);
   registerRuns(program, io);
+  program.commandsGroup('Setup commands:');
+  registerIamPolicy(program, io);
   program.helpCommand('help [command]', 'show help for a command');
   return program;
 }

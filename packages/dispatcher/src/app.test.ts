@@ -120,6 +120,14 @@ describe('dispatcher app', () => {
     assert.match(bad.json().error.message, /reseed/);
   });
 
+  it('two timers firing at once start one run', async () => {
+    const { app, launcher } = setup();
+    const post = () => app.inject({ method: 'POST', url: '/runs', headers: { authorization: `Bearer ${ADMIN}` }, payload: { trigger: 'timer' } });
+    const codes = (await Promise.all([post(), post(), post()])).map((r) => r.statusCode).sort();
+    assert.deepEqual(codes, [201, 409, 409]);
+    assert.equal(launcher.launched.length, 1);
+  });
+
   it('a failed launch is a failed run with the launcher\'s reason', async () => {
     const { app, launcher } = setup();
     const { DispatcherError } = await import('./errors.js');

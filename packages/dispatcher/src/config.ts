@@ -4,6 +4,9 @@
  * master, where its backups live, and which launcher starts the agent's machine. The run document
  * each agent gets is built from its target's entry; the sub-schemas are the agent's own, so a field
  * the agent would refuse is refused here, at start-up, naming the field.
+ *
+ * Every field says what it is with `.describe()`: docs/configuration.md is generated from these
+ * descriptions (src/docs/config-doc.ts) and a test fails when a field has none.
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
@@ -17,19 +20,23 @@ const Host = z.string().min(1).max(253).regex(/^[A-Za-z0-9.:_-]+$/, 'not a host 
 const AbsPath = z.string().min(1).max(4096).refine((p) => p.startsWith('/'), 'must be an absolute path');
 const Name = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - only (at most 64)');
 
-export const LocalLauncherConfigSchema = z.strictObject({
-  type: z.literal('local'),
-  /** Per-instance directories (datadir, run dir, logs). Default: <stateDir>/local. */
-  workDir: AbsPath.optional(),
-  /** The agent's command line. Default: this Node and the agent package's dist/main.js. */
-  agentCommand: z.array(z.string().min(1)).min(1).optional(),
-  /** The server binary the agent starts (the AMI has it at /usr/sbin/mariadbd). */
-  mysqldBinary: AbsPath.default('/usr/sbin/mariadbd'),
-  /** Keep an instance's directories after its run (for inspection); default: removed. */
-  keepInstances: z.boolean().default(false),
-  /** Extra environment for the agent (AWS_* credentials for a non-AWS S3, say); the rest is inherited. */
-  env: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/), z.string()).default({}),
-});
+export const LocalLauncherConfigSchema = z
+  .strictObject({
+    type: z.literal('local').describe("Run the agent as a process on the dispatcher's machine."),
+    workDir: AbsPath.optional().describe("Where each instance's directories go (data directory, run directory, user-data, agent log). Default: `<stateDir>/local`."),
+    agentCommand: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe("The agent's command line, program first. Default: this Node.js and the agent package's dist/main.js."),
+    mysqldBinary: AbsPath.default('/usr/sbin/mariadbd').describe("The server binary the agent starts (it replaces the run document's `mysqld.binary`)."),
+    keepInstances: z.boolean().default(false).describe("Keep an instance's directories after its run, for inspection. Default: removed (the agent log stays)."),
+    env: z
+      .record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/), z.string())
+      .default({})
+      .describe("Extra environment variables for the agent (AWS_* credentials for an S3 server outside AWS, say); the rest is the dispatcher's own environment."),
+  })
+  .describe("The agent runs as a process on the dispatcher's machine, with its own local server, its data directory under `workDir`, and an IMDS endpoint of its own serving the run document: for the demo and the tests. It sets the run document's `mysqld.datadir`, `runDir`, `binary` and `user` itself.");
 export type LocalLauncherConfig = z.infer<typeof LocalLauncherConfigSchema>;
 
 const LauncherSchema = z.discriminatedUnion('type', [LocalLauncherConfigSchema, Ec2LauncherConfigSchema]);
@@ -44,30 +51,49 @@ export const TargetConfigSchema = z.strictObject({
   mysqld: R.mysqld,
   backup: R.backup,
   limits: R.limits,
-  /** The dispatcher's address as the master sees it (the agent reaches it through the tunnel). Default: `listen`. */
-  dispatcherAddress: z.strictObject({ host: Host, port: Port }).optional(),
-  launcher: LauncherSchema,
-  /** Runs of this target that may be active at once. */
-  maxConcurrentRuns: z.number().int().min(1).max(16).default(1),
-  /** The run's deadline, from its start: the agent gives up and powers off then; the watchdog terminates the instance. */
-  runTimeoutMinutes: z.number().int().min(5).max(7 * 24 * 60).default(6 * 60),
-  /** A run that reports nothing for this long is declared dead and its instance terminated. */
-  heartbeatTimeoutSeconds: z.number().int().min(5).max(24 * 3600).default(600),
-  /** The instance's price per hour, for the estimated cost of each run. */
-  hourlyCostUsd: z.number().min(0).optional(),
+  dispatcherAddress: z
+    .strictObject({
+      host: Host.describe("The dispatcher's host or address as the master sees it."),
+      port: Port.describe("The dispatcher's port as the master sees it."),
+    })
+    .optional()
+    .describe('The dispatcher as the master sees it (agents reach it through their SSH tunnel to the master). Default: `listen`, right when the dispatcher runs on the master.'),
+  launcher: LauncherSchema.describe("What starts the agent's machine for each run."),
+  maxConcurrentRuns: z.number().int().min(1).max(16).default(1).describe('How many runs of this target may be active at once; one more is refused (`DS_RUN_ACTIVE`).'),
+  runTimeoutMinutes: z
+    .number()
+    .int()
+    .min(5)
+    .max(7 * 24 * 60)
+    .default(6 * 60)
+    .describe("The run's deadline, in minutes from its start: the agent gives up and powers off then, and the watchdog terminates the instance."),
+  heartbeatTimeoutSeconds: z
+    .number()
+    .int()
+    .min(5)
+    .max(24 * 3600)
+    .default(600)
+    .describe('A run that reports nothing for this many seconds is declared dead and its instance terminated. Agents are told to report at least four times as often.'),
+  hourlyCostUsd: z.number().min(0).optional().describe("The agent instance's price per hour, in US dollars, for each run's estimated cost. Default: no cost is shown."),
 });
 export type TargetConfig = z.infer<typeof TargetConfigSchema>;
 
 export const DispatcherConfigSchema = z.strictObject({
-  /** This dispatcher's name: tags its instances, so a sweep never touches another dispatcher's. */
-  name: Name.default('understudy'),
-  listen: z.strictObject({ host: Host.default('127.0.0.1'), port: Port.default(7070) }).default({ host: '127.0.0.1', port: 7070 }),
-  /** Where the run database lives (runs.sqlite). */
-  stateDir: AbsPath.default('/var/lib/understudy'),
-  /** How often the watchdog looks at active runs. */
-  watchdogIntervalSeconds: z.number().min(0.1).max(600).default(15),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
-  targets: z.record(Name, TargetConfigSchema).refine((t) => Object.keys(t).length > 0, 'at least one target is needed'),
+  name: Name.default('understudy').describe("This dispatcher's name. It tags the instances it starts, so that a sweep never touches another dispatcher's."),
+  listen: z
+    .strictObject({
+      host: Host.default('127.0.0.1').describe('The address the service listens on. Keep it on loopback: agents arrive through their SSH tunnels.'),
+      port: Port.default(7070).describe('The port the service listens on (`understudy serve --port` overrides it).'),
+    })
+    .default({ host: '127.0.0.1', port: 7070 })
+    .describe("Where the service's HTTP API (the CLI's, the agents' reports, the status page, metrics) listens."),
+  stateDir: AbsPath.default('/var/lib/understudy').describe('Where the dispatcher keeps its state: the run database (runs.sqlite) and the admin token.'),
+  watchdogIntervalSeconds: z.number().min(0.1).max(600).default(15).describe('How often, in seconds, the watchdog looks at active runs (past their deadline, or silent too long).'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('The least severe log level written (JSON lines on stdout).'),
+  targets: z
+    .record(Name, TargetConfigSchema)
+    .refine((t) => Object.keys(t).length > 0, 'at least one target is needed')
+    .describe("The masters to back up, by target name. The name is given to `understudy backup --target`, names the runs, and is the run document's `target`."),
 });
 export type DispatcherConfig = z.infer<typeof DispatcherConfigSchema>;
 export type DispatcherConfigInput = z.input<typeof DispatcherConfigSchema>;

@@ -150,10 +150,14 @@ async function reportInvalidDocument(deps: AgentDeps, why: string): Promise<void
   const hints = reportingHints(deps.document);
   let raw: { master?: { ssh?: unknown; mysql?: unknown }; dispatcher?: unknown } = {};
   try {
-    raw = JSON.parse(deps.document) as typeof raw;
+    const parsed: unknown = JSON.parse(deps.document);
+    // null, an array, a string: nothing in it can say where to report.
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return;
+    raw = parsed as typeof raw;
   } catch {
     return;
   }
+  if (raw.master === null || typeof raw.master !== 'object') return;
   const ssh = RunConfigSchema.shape.master.shape.ssh.safeParse(raw.master?.ssh);
   const dispatcher = RunConfigSchema.shape.dispatcher.safeParse(raw.dispatcher);
   if (!ssh.success || !dispatcher.success || !hints.runId) return;

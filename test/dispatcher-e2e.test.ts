@@ -348,6 +348,35 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
     }
   });
 
+  it('no secret appears in any log or API response: replication password, run and admin tokens, S3 key, SSH private key', async () => {
+    const secrets = new Map<string, string>([
+      ['replication password', REPL_PASSWORD],
+      ['admin token', (await readFile(join(stateDir, 'admin.token'), 'utf8')).trim()],
+      ['S3 secret key', s3.secretAccessKey],
+      ['SSH private key', (await readFile(sshd.clientKeyPath, 'utf8')).split('\n').filter((l) => l && !l.startsWith('-----'))[1]!],
+    ]);
+    const local = join(stateDir, 'local');
+    const texts: [string, string][] = [['dispatcher.log', await readFile(dispatcher.logPath, 'utf8')]];
+    for (const name of await readdir(local)) {
+      const doc = JSON.parse(await readFile(join(local, name, 'user-data.json'), 'utf8')) as { runId: string; dispatcher: { token: string } };
+      secrets.set(`run token of ${doc.runId}`, doc.dispatcher.token);
+      texts.push([`${name}/agent.log`, await readFile(join(local, name, 'agent.log'), 'utf8')]);
+    }
+    texts.push(['GET /runs', JSON.stringify(await get('/runs?limit=1000'))]);
+    for (const r of runs) texts.push([`GET /runs/${r.id}`, JSON.stringify(await get(`/runs/${r.id}`))]);
+    texts.push(['GET /metrics', await (await fetch(`${url}/metrics`)).text()]);
+    let checked = 0;
+    for (const [where, text] of texts) {
+      for (const [what, secret] of secrets) {
+        assert.ok(secret.length >= 16, `${what} is a real secret`);
+        assert.ok(!text.includes(secret), `${what} appears in ${where}`);
+        checked++;
+      }
+    }
+    assert.ok(texts.length >= 8, `${texts.length} logs and responses checked`);
+    assert.ok(checked > 50);
+  });
+
   it('the runs survive in the CLI: `understudy runs` and `understudy status` read them from the service', async () => {
     const list = await cli(['runs']);
     assert.equal(list.code, 0, list.stderr);

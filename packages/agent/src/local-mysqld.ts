@@ -6,7 +6,7 @@
  * no binary log of its own. What replication has executed is kept where it belongs, in the data
  * directory (mysql.gtid_slave_pos), so a restored backup knows where to resume.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
@@ -22,6 +22,8 @@ export interface LocalMysqldOptions {
   readonly user: string;
   readonly options?: Readonly<Record<string, string | number | boolean>>;
   readonly startTimeoutMs?: number;
+  /** Fault injection for tests: 'spawned' (the server is starting up), 'shutdown-requested' (it is shutting down). */
+  readonly hook?: (point: 'spawned' | 'shutdown-requested') => Promise<void> | void;
 }
 
 export function localMysqldCnf(o: LocalMysqldOptions): string {
@@ -71,11 +73,31 @@ export class LocalMysqld {
     await writeFile(this.cnfPath, localMysqldCnf(this.options));
   }
 
+  /**
+   * The agent runs as root and restores (or is given) the data directory as root; the server runs as
+   * `user` and must own its datadir and run directory, or it cannot open its files. `chown -R` with
+   * the user's login group (`user:`), only when we are root and the server is not.
+   */
+  async takeOwnership(): Promise<void> {
+    if (process.getuid?.() !== 0 || this.options.user === 'root') return;
+    await mkdir(this.options.datadir, { recursive: true });
+    for (const dir of [this.options.datadir, this.options.runDir]) {
+      await new Promise<void>((resolve, reject) =>
+        execFile('chown', ['-R', `${this.options.user}:`, dir], (err, _out, stderr) => (err ? reject(new Error(`chown -R ${this.options.user}: ${dir} failed: ${stderr.trim() || err.message}`)) : resolve())),
+      );
+    }
+  }
+
   async start(): Promise<void> {
     await this.writeCnf();
+    await this.takeOwnership();
     const child = spawn(this.options.binary, [`--defaults-file=${this.cnfPath}`], { stdio: 'ignore' });
     this.child = child;
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    await Promise.resolve(this.options.hook?.('spawned')).catch((err: unknown) => {
+      child.kill('SIGKILL');
+      throw err;
+    });
     const deadline = Date.now() + (this.options.startTimeoutMs ?? 60_000);
     for (;;) {
       const exitedEarly = await Promise.race([this.exited.then(() => true), sleep(250).then(() => false)]);
@@ -100,6 +122,7 @@ export class LocalMysqld {
     if (!this.child || !this.exited) return;
     if (options.slow) await this.query('SET GLOBAL innodb_fast_shutdown = 0');
     await this.query('SHUTDOWN').catch(() => this.child?.kill('SIGTERM'));
+    await this.options.hook?.('shutdown-requested');
     await this.pool?.end().catch(() => undefined);
     this.pool = undefined;
     const code = await this.exited;

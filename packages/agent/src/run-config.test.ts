@@ -54,3 +54,11 @@ describe('run document (user-data)', () => {
     });
   }
 });
+
+it('an empty document says the instance has no user-data', () => {
+  for (const text of ['', '  \n']) {
+    const r = parseRunConfig(text);
+    assert.equal(r.ok, false);
+    assert.match(!r.ok ? r.problems[0]!.message : '', /no user-data/);
+  }
+});

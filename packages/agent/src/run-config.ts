@@ -207,6 +207,9 @@ export type ParsedRunConfig = { ok: true; config: RunConfig } | { ok: false; pro
 
 /** Parses user-data text: JSON, then the schema. Problems name the field (never echo values). */
 export function parseRunConfig(text: string): ParsedRunConfig {
+  if (text.trim() === '') {
+    return { ok: false, problems: [{ field: '(document)', message: 'empty: the instance has no user-data (the dispatcher passes the run document as user-data)' }] };
+  }
   let raw: unknown;
   try {
     raw = JSON.parse(text);

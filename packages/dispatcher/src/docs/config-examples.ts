@@ -28,7 +28,7 @@ export const DISPATCHER_EXAMPLE: DispatcherConfigInput = {
         type: 'ec2',
         region: 'eu-west-1',
         imageId: 'ami-0123456789abcdef0',
-        instanceType: 'm7g.large',
+        instanceType: 'm7i.large',
         subnetId: 'subnet-0123456789abcdef0',
         securityGroupIds: ['sg-0123456789abcdef0'],
         iamInstanceProfile: { name: 'understudy-agent' },

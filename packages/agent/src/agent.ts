@@ -75,6 +75,7 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
       serverId: serverIdFor(config.runId),
       user: config.mysqld.user,
       options: config.mysqld.options,
+      ...(deps.hook ? { hook: (point: string) => deps.hook!(`mysqld:${point}`) } : {}),
     });
     const dialect = dialectFor(config.master.flavor);
     await runCycle({
@@ -88,7 +89,7 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
       },
       replicationPassword: () => fetchSecret(config.replication.password, deps.clients),
       mysqld,
-      initializeDatadir: () => initializeDatadir(mysqld, deps.installDbBinary),
+      initializeDatadir: () => initializeDatadir(mysqld, deps.installDbBinary, dialect.flavor),
       seed: (ctx) => (dialect.seedMethod === 'clone' ? seedByClone(mysqld, ctx, dialect) : seedFromDump(mysqld, ctx)),
       report: (e) => reporter.report(e),
       signal: controller.signal,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { GtidLineScanner } from './seed.js';
+import { GtidLineScanner, initializeDatadirCommand } from './seed.js';
 
 it('finds the GTID line anywhere in a dump stream, across chunk boundaries, past huge lines', () => {
   const dump = `-- header\n-- CHANGE MASTER TO MASTER_LOG_FILE='mysql-bin.000001', MASTER_LOG_POS=8284;\nINSERT INTO t VALUES ${'(1,"x"),'.repeat(200_000)}(2,"y");\n-- The deferred gtid setting for slave corresponding to the master-data CHANGE-MASTER follows\n-- Preferably use GTID to start replication from GTID position:\n-- SET GLOBAL gtid_slave_pos='0-1-4,1-2-9';\n`;
@@ -12,4 +12,13 @@ it('finds the GTID line anywhere in a dump stream, across chunk boundaries, past
   const none = new GtidLineScanner();
   none.push(Buffer.from('-- no position here\nINSERT INTO t VALUES (1);\n'));
   assert.equal(none.position, undefined);
+});
+
+it('creates the system tables with mariadb-install-db on MariaDB and mysqld --initialize-insecure on MySQL 8', () => {
+  const [m, margs] = initializeDatadirCommand('mariadb', { cnfPath: '/run/u/my.cnf', user: 'mysql' });
+  assert.equal(m, 'mariadb-install-db');
+  assert.deepEqual(margs, ['--defaults-file=/run/u/my.cnf', '--user=mysql', '--auth-root-authentication-method=socket', '--skip-test-db']);
+  const [y, yargs] = initializeDatadirCommand('mysql', { cnfPath: '/run/u/my.cnf', user: 'mysql', mysqldBinary: '/usr/sbin/mysqld' });
+  assert.equal(y, '/usr/sbin/mysqld');
+  assert.deepEqual(yargs, ['--defaults-file=/run/u/my.cnf', '--initialize-insecure', '--user=mysql']);
 });

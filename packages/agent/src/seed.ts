@@ -34,6 +34,8 @@ export interface SeedSource {
   readonly signal?: AbortSignal;
   /** Schemas to copy; default: every schema on the master but the system ones. */
   readonly schemas?: readonly string[];
+  /** Fault injection for tests: 'dump-piped' is reached for every block of the dump passed on to the load. */
+  readonly hook?: (point: 'dump-piped') => Promise<void> | void;
 }
 
 const SYSTEM_SCHEMAS = ['mysql', 'information_schema', 'performance_schema', 'sys'];
@@ -115,7 +117,8 @@ export async function seedFromDump(target: SeedTarget, source: SeedSource): Prom
   const tee = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       scanner.push(chunk);
-      cb(null, chunk);
+      if (!source.hook) return cb(null, chunk);
+      Promise.resolve(source.hook('dump-piped')).then(() => cb(null, chunk), (err: unknown) => cb(err as Error));
     },
   });
   let piped: unknown;
@@ -147,16 +150,32 @@ async function userSchemas(source: SeedSource): Promise<string[]> {
 }
 
 /** Empties the data directory and creates a fresh server in it with mariadb-install-db. */
-export async function initializeDatadir(mysqld: { options: { datadir: string; user: string }; writeCnf(): Promise<void>; cnfPath: string }, installDb = 'mariadb-install-db'): Promise<void> {
+/**
+ * The command that creates an empty data directory's system tables: MariaDB's `mariadb-install-db`
+ * (root by unix socket), MySQL 8's `mysqld --initialize-insecure` (root without a password, reachable
+ * only through the socket: the local server has no TCP listener). The MySQL form is checked by its
+ * arguments only: MySQL 8 cannot be installed on the test machines.
+ */
+export function initializeDatadirCommand(flavor: 'mariadb' | 'mysql', o: { cnfPath: string; user: string; installDb?: string; mysqldBinary?: string }): [string, string[]] {
+  if (flavor === 'mysql') return [o.mysqldBinary ?? '/usr/sbin/mysqld', [`--defaults-file=${o.cnfPath}`, '--initialize-insecure', `--user=${o.user}`]];
+  return [o.installDb ?? 'mariadb-install-db', [`--defaults-file=${o.cnfPath}`, `--user=${o.user}`, '--auth-root-authentication-method=socket', '--skip-test-db']];
+}
+
+export async function initializeDatadir(
+  mysqld: { options: { datadir: string; user: string; binary?: string }; writeCnf(): Promise<void>; cnfPath: string },
+  installDb = 'mariadb-install-db',
+  flavor: 'mariadb' | 'mysql' = 'mariadb',
+): Promise<void> {
   const datadir = mysqld.options.datadir;
   await mkdir(datadir, { recursive: true });
   for (const name of await readdir(datadir)) await rm(join(datadir, name), { recursive: true, force: true });
   await mysqld.writeCnf();
-  const child = spawn(installDb, [`--defaults-file=${mysqld.cnfPath}`, `--user=${mysqld.options.user}`, '--auth-root-authentication-method=socket', '--skip-test-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, args] = initializeDatadirCommand(flavor, { cnfPath: mysqld.cnfPath, user: mysqld.options.user, installDb, ...(mysqld.options.binary ? { mysqldBinary: mysqld.options.binary } : {}) });
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const out = collect(child.stdout);
   const err = collect(child.stderr);
   const code = await exitOf(child);
-  if (code !== 0) throw new Error(`mariadb-install-db exited ${code}: ${await err} ${await out}`);
+  if (code !== 0) throw new Error(`${cmd} exited ${code}: ${await err} ${await out}`);
 }
 
 function collect(stream: NodeJS.ReadableStream): Promise<string> {

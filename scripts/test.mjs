@@ -3,6 +3,7 @@
 // runs every compiled *.test.js with node's test runner, and stops the gateway by its PID.
 //   npm test                 all tests
 //   npm test -- PATTERN...   only test files whose path contains one of the patterns
+//   npm run test:faults      the fault suite at full length (see FAULT_SUITE, test/FAULTS.md)
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -21,7 +22,12 @@ function findTests(dir, out = []) {
   }
   return out;
 }
-const patterns = process.argv.slice(2);
+// `npm run test:faults` (`--faults`): the fault suite only, at full length (UNDERSTUDY_FAULTS=full:
+// every crash point, more fuzz cases). Plain `npm test` runs the same files in their shortened form.
+const FAULT_SUITE = ['crash-matrix', 's3-faults', 'corruption-sampled', 'hostile-input', 'agent-faults', 'dispatcher-e2e', 'local-mysqld-owner'];
+const faults = process.argv.includes('--faults');
+const patterns = process.argv.slice(2).filter((a) => a !== '--faults');
+if (faults && patterns.length === 0) patterns.push(...FAULT_SUITE);
 const files = [
   ...['core', 'agent', 'dispatcher'].flatMap((p) => findTests(join(root, 'packages', p, 'dist'))),
   ...findTests(join(root, 'test', 'dist')),
@@ -56,6 +62,7 @@ if (gw) {
   env.UNDERSTUDY_TEST_S3_ACCESS_KEY = gw.info.accessKeyId;
   env.UNDERSTUDY_TEST_S3_SECRET_KEY = gw.info.secretAccessKey;
 }
+if (faults) env.UNDERSTUDY_FAULTS = 'full';
 delete env.AWS_CA_BUNDLE; // the rig speaks plain HTTP on loopback
 
 const started = Date.now();

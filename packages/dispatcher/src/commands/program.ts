@@ -8,6 +8,7 @@ import { Command, Option } from 'commander';
 import { registerBackup } from './backup.js';
 import { registerRuns, registerServe, registerStatus } from './dispatcher.js';
 import { registerIamPolicy } from './iam-policy.js';
+import { registerInitMaster } from './init-master.js';
 import { wholeNumber, type CliIo } from './context.js';
 import { registerKeygen } from './keygen.js';
 import { registerList } from './list.js';
@@ -74,6 +75,7 @@ export function buildProgram(io: CliIo, version: string): Command {
   registerStatus(program, io);
   registerRuns(program, io);
   program.commandsGroup('Setup commands:');
+  registerInitMaster(program, io);
   registerIamPolicy(program, io);
   program.helpCommand('help [command]', 'show help for a command');
   return program;

@@ -26,6 +26,8 @@ export interface OpenStoreOptions {
   readonly env: NodeJS.ProcessEnv;
   /** Told about every retried store request (for a warning line or a log). */
   readonly onRetry?: (info: RetryInfo) => void;
+  /** S3 only: the longest a request may go without progress before it is retried (default 60 000 ms). */
+  readonly s3IdleTimeoutMs?: number;
 }
 
 export function openStore(location: RepoLocation, opts: OpenStoreOptions): Store {
@@ -51,6 +53,7 @@ export function openStore(location: RepoLocation, opts: OpenStoreOptions): Store
     // as an endpoint in the URL does. To use virtual-hosted style with such a server, put the
     // endpoint in the repository URL with path-style=false.
     forcePathStyle: location.forcePathStyle || (location.endpoint === undefined && envEndpoint !== undefined),
+    ...(opts.s3IdleTimeoutMs !== undefined ? { idleTimeoutMs: opts.s3IdleTimeoutMs } : {}),
   });
   const inner = new S3Store({ client, bucket: location.bucket, prefix: location.prefix });
   // Retry inside the limit: an operation keeps its slot while it backs off. Most retries on S3 are

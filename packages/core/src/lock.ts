@@ -133,18 +133,31 @@ export interface ListedLock {
   describe(): string;
 }
 
+/**
+ * Reads of a lock object that does not decode before it counts as undecodable (and so as live, a
+ * conflict for everyone): a byte damaged on the way from the store must not lock the repository.
+ */
+const UNDECODABLE_LOCK_READS = 3;
+
 /** Every lock object in the store, decoded where possible. */
 export async function listLocks(store: Store): Promise<ListedLock[]> {
   const out: ListedLock[] = [];
   for await (const obj of store.list(LOCKS_PREFIX)) {
     let info: LockInfo | undefined;
-    try {
-      const parsed = LockSchema.safeParse(JSON.parse((await store.get(obj.key)).toString('utf8')));
-      info = parsed.success ? parsed.data : undefined;
-    } catch (err) {
-      if (isUnderstudyError(err, 'US_NOT_FOUND')) continue; // released meanwhile
-      if (!(err instanceof SyntaxError)) throw err;
+    let released = false;
+    for (let read = 1; info === undefined && read <= UNDECODABLE_LOCK_READS; read++) {
+      try {
+        const parsed = LockSchema.safeParse(JSON.parse((await store.get(obj.key)).toString('utf8')));
+        info = parsed.success ? parsed.data : undefined;
+      } catch (err) {
+        if (isUnderstudyError(err, 'US_NOT_FOUND')) {
+          released = true; // released meanwhile
+          break;
+        }
+        if (!(err instanceof SyntaxError)) throw err;
+      }
     }
+    if (released) continue;
     const written = obj.lastModified?.getTime() ?? 0;
     out.push({
       key: obj.key,

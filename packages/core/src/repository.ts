@@ -48,7 +48,25 @@ export interface OpenRepositoryOptions {
    * the calling thread; default: one per core (started on first use, idle ones keep no process alive).
    */
   readonly codecThreads?: number;
+  /** Told about every object read again because the bytes received failed verification (see `CORRUPT_READ_ATTEMPTS`). */
+  readonly onCorruptRead?: (info: CorruptReadInfo) => void;
 }
+
+export interface CorruptReadInfo {
+  /** The object key. */
+  readonly key: string;
+  /** The read that failed verification (1-based); another read follows. */
+  readonly attempt: number;
+  readonly error: UnderstudyError;
+}
+
+/**
+ * Reads of one object whose bytes fail verification (frame CRC or GCM tag, length, content hash)
+ * before it counts as corrupt. A byte can be damaged on the way from the store (S3 gives a GET no
+ * checksum the SDK checks here, and plain HTTP has none): reading again tells a damaged transfer,
+ * which heals, from a damaged object, which reads the same every time.
+ */
+export const CORRUPT_READ_ATTEMPTS = 3;
 
 export class Repository {
   private readonly zeroIds = new Map<number, string>();
@@ -61,6 +79,7 @@ export class Repository {
     private readonly keys: RepositoryKeys,
     private readonly compressionLevel: number,
     codecThreads: number | undefined,
+    private readonly onCorruptRead: ((info: CorruptReadInfo) => void) | undefined,
   ) {
     const settings = { keys, level: compressionLevel };
     this.codec = codecThreads === 0 ? new InlineCodec(settings) : new WorkerCodec(settings, codecThreads);
@@ -72,7 +91,7 @@ export class Repository {
   }
 
   static async open(store: Store, options: OpenRepositoryOptions = {}): Promise<Repository> {
-    let config = await loadConfig(store);
+    let config = await loadConfig(store, options.onCorruptRead);
     if (!config) {
       if (!options.create) {
         throw new UnderstudyError('US_REPO_NOT_FOUND', `no Understudy repository at ${store.location} (no ${CONFIG_KEY} object); the first backup creates one`);
@@ -94,7 +113,7 @@ export class Repository {
       }
       keys = plainKeys();
     }
-    return new Repository(store, config, keys, options.compressionLevel ?? 3, options.codecThreads);
+    return new Repository(store, config, keys, options.compressionLevel ?? 3, options.codecThreads, options.onCorruptRead);
   }
 
   get encrypted(): boolean {
@@ -131,23 +150,23 @@ export class Repository {
   /** Downloads, opens and verifies one chunk against its content id (and length when given). */
   async loadChunk(id: string, expectedLength?: number, signal?: AbortSignal): Promise<Buffer> {
     const key = this.chunkKey(id);
-    let stored: Buffer;
     try {
-      stored = await this.store.get(key, { signal });
+      return await readVerified(this.store, key, signal, this.onCorruptRead, async (stored) => {
+        const { plain, id: actual } = await this.codec.open(stored, key);
+        if (expectedLength !== undefined && plain.length !== expectedLength) {
+          throw new UnderstudyError('US_OBJECT_CORRUPT', `chunk ${id} holds ${plain.length} bytes, expected ${expectedLength}`, { details: { chunk: id } });
+        }
+        if (actual !== id) {
+          throw new UnderstudyError('US_OBJECT_CORRUPT', `chunk ${id} does not match its content hash`, { details: { chunk: id } });
+        }
+        return plain;
+      });
     } catch (err) {
       if (isUnderstudyError(err, 'US_NOT_FOUND')) {
         throw new UnderstudyError('US_CHUNK_MISSING', `chunk ${id} is missing from the repository (${key})`, { cause: err, details: { chunk: id } });
       }
       throw err;
     }
-    const { plain, id: actual } = await this.codec.open(stored, key);
-    if (expectedLength !== undefined && plain.length !== expectedLength) {
-      throw new UnderstudyError('US_OBJECT_CORRUPT', `chunk ${id} holds ${plain.length} bytes, expected ${expectedLength}`, { details: { chunk: id } });
-    }
-    if (actual !== id) {
-      throw new UnderstudyError('US_OBJECT_CORRUPT', `chunk ${id} does not match its content hash`, { details: { chunk: id } });
-    }
-    return plain;
   }
 
   /** Ids of all chunks the store holds. */
@@ -180,19 +199,13 @@ export class Repository {
       throw new UnderstudyError('US_BACKUP_NOT_FOUND', `${JSON.stringify(backupId)} is not a backup id (expected e.g. 20261124T054600.123Z-1a2b3c4d)`);
     }
     const key = this.manifestKey(backupId);
-    let stored: Buffer;
+    let json: Buffer;
     try {
-      stored = await this.store.get(key, { signal });
+      json = await readVerified(this.store, key, signal, this.onCorruptRead, async (stored) => open(stored, key, this.keys.encryptionKey));
     } catch (err) {
       if (isUnderstudyError(err, 'US_NOT_FOUND')) {
         throw new UnderstudyError('US_BACKUP_NOT_FOUND', `no backup ${backupId} in ${this.store.location}`, { cause: err });
       }
-      throw err;
-    }
-    let json: Buffer;
-    try {
-      json = open(stored, key, this.keys.encryptionKey);
-    } catch (err) {
       if (isUnderstudyError(err, 'US_OBJECT_CORRUPT')) {
         throw new UnderstudyError('US_MANIFEST_INVALID', `manifest of backup ${backupId} is corrupt: ${err.message}`, { cause: err, details: { backup: backupId } });
       }
@@ -212,17 +225,48 @@ export class Repository {
   }
 }
 
-async function loadConfig(store: Store): Promise<RepoConfig | undefined> {
-  let stored: Buffer;
+/**
+ * Gets `key` and decodes it with `decode`; when decoding fails with US_OBJECT_CORRUPT, gets it
+ * again, up to CORRUPT_READ_ATTEMPTS reads in all (each one a fresh Buffer: `decode` may consume
+ * its argument). Store errors (US_NOT_FOUND included) are thrown as they are.
+ */
+async function readVerified<T>(
+  store: Store,
+  key: string,
+  signal: AbortSignal | undefined,
+  onCorruptRead: ((info: CorruptReadInfo) => void) | undefined,
+  decode: (stored: Buffer) => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const stored = await store.get(key, signal !== undefined ? { signal } : undefined);
+    try {
+      return await decode(stored);
+    } catch (err) {
+      if (!isUnderstudyError(err, 'US_OBJECT_CORRUPT') || attempt >= CORRUPT_READ_ATTEMPTS) throw err;
+      onCorruptRead?.({ key, attempt, error: err });
+    }
+  }
+}
+
+async function loadConfig(store: Store, onCorruptRead?: (info: CorruptReadInfo) => void): Promise<RepoConfig | undefined> {
+  let json: Buffer;
   try {
-    stored = await store.get(CONFIG_KEY);
+    json = await readVerified(store, CONFIG_KEY, undefined, onCorruptRead, async (stored) => {
+      try {
+        return open(stored, CONFIG_KEY);
+      } catch (err) {
+        if (isUnderstudyError(err, 'US_OBJECT_CORRUPT')) throw err; // read again
+        throw new UnderstudyError('US_REPO_CONFIG', `repository config at ${store.location} is corrupt: ${(err as Error).message}`, { cause: err });
+      }
+    });
   } catch (err) {
     if (isUnderstudyError(err, 'US_NOT_FOUND')) return undefined;
-    throw err;
+    if (!isUnderstudyError(err, 'US_OBJECT_CORRUPT')) throw err;
+    throw new UnderstudyError('US_REPO_CONFIG', `repository config at ${store.location} is corrupt: ${err.message}`, { cause: err });
   }
   let raw: unknown;
   try {
-    raw = JSON.parse(open(stored, CONFIG_KEY).toString('utf8'));
+    raw = JSON.parse(json.toString('utf8'));
   } catch (err) {
     throw new UnderstudyError('US_REPO_CONFIG', `repository config at ${store.location} is corrupt: ${(err as Error).message}`, { cause: err });
   }

@@ -168,6 +168,39 @@ describe('RetryStore', () => {
     assert.ok(inner.objects.get('c')?.equals(theirs));
   });
 
+  it('a lost-response read-back damaged on the way is read again: our own object is still recognised', async () => {
+    const { inner, store } = setup();
+    inner.script.put = ['store-then-fail'];
+    const body = Buffer.from('manifest bytes');
+    const realGet = inner.get.bind(inner);
+    let reads = 0;
+    inner.get = async (key) => {
+      const stored = await realGet(key);
+      if (++reads > 1) return stored;
+      const damaged = Buffer.from(stored);
+      damaged[3] = damaged[3]! ^ 0x20; // one byte flipped in transit
+      return damaged;
+    };
+    await store.put('m', body, { contentMD5: md5(body), ifNoneMatch: true });
+    assert.deepEqual(inner.calls, ['put', 'put', 'get', 'get']);
+  });
+
+  it('a read-back that differs on every read is someone else\'s object', async () => {
+    const { inner, store } = setup();
+    inner.script.put = ['US_STORE_UNAVAILABLE'];
+    const ours = Buffer.from('ours!');
+    const theirs = Buffer.from('THEIR');
+    const realPut = inner.put.bind(inner);
+    let first = true;
+    inner.put = async (key, b, options) => {
+      if (first) inner.objects.set(key, theirs);
+      first = false;
+      return realPut(key, b, options);
+    };
+    await assert.rejects(store.put('c', ours, { contentMD5: md5(ours), ifNoneMatch: true }), { code: 'US_ALREADY_EXISTS' });
+    assert.deepEqual(inner.calls, ['put', 'put', 'get', 'get', 'get']); // same length: read three times
+  });
+
   it('a conditional put on an existing key fails at once when no earlier attempt could have stored', async () => {
     const { inner, store } = setup();
     inner.objects.set('c', Buffer.from('same'));

@@ -29,6 +29,9 @@ export interface RetryStoreOptions {
   readonly random?: () => number;
 }
 
+/** Reads of a conditional put's object, after a lost response, before differing bytes count as someone else's. */
+const HOLDS_READS = 3;
+
 const defaultSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   delay(ms, undefined, signal !== undefined ? { signal } : {});
 
@@ -157,14 +160,22 @@ export class RetryStore implements Store {
     }
   }
 
-  /** Whether the store holds exactly `body` under `key` (false when the object is gone). */
+  /**
+   * Whether the store holds exactly `body` under `key` (false when the object is gone). A read-back
+   * of the same length that differs is read again (HOLDS_READS reads in all): a byte damaged on the
+   * way back must not make our own object look like someone else's and fail the put.
+   */
   async #holds(key: string, body: Buffer, signal: AbortSignal | undefined): Promise<boolean> {
-    try {
-      const stored = await this.#inner.get(key, signal !== undefined ? { signal } : undefined);
-      return stored.equals(body);
-    } catch (err) {
-      if (isUnderstudyError(err, 'US_NOT_FOUND')) return false;
-      throw err; // transient: the whole put is retried and checks again
+    for (let read = 1; ; read++) {
+      let stored: Buffer;
+      try {
+        stored = await this.#inner.get(key, signal !== undefined ? { signal } : undefined);
+      } catch (err) {
+        if (isUnderstudyError(err, 'US_NOT_FOUND')) return false;
+        throw err; // transient: the whole put is retried and checks again
+      }
+      if (stored.equals(body)) return true;
+      if (stored.length !== body.length || read >= HOLDS_READS) return false;
     }
   }
 }

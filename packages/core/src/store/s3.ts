@@ -25,7 +25,16 @@ export interface CreateS3ClientOptions {
    * SDK retry as well would multiply the attempts.
    */
   readonly maxAttempts?: number;
+  /**
+   * The longest a request may go without progress, in ms: to connect, waiting for the response,
+   * or between two pieces of a body. Past it the request fails (US_STORE_UNAVAILABLE) and
+   * RetryStore tries again. Default 60 000 (the AWS CLI's read timeout). Without it, a server that
+   * goes silent or a half-open connection would hold the request, and the whole operation, forever.
+   */
+  readonly idleTimeoutMs?: number;
 }
+
+export const DEFAULT_S3_IDLE_TIMEOUT_MS = 60_000;
 
 /**
  * Builds an S3Client for S3Store. Call it in a composition root and pass the client in.
@@ -40,6 +49,10 @@ export function createS3Client(options: CreateS3ClientOptions = {}): S3Client {
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
     throw new UnderstudyError('US_CONFIG_INVALID', `S3 maxAttempts must be an integer >= 1, got ${String(maxAttempts)}`);
   }
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_S3_IDLE_TIMEOUT_MS;
+  if (!Number.isInteger(idleTimeoutMs) || idleTimeoutMs < 1 || idleTimeoutMs > 3_600_000) {
+    throw new UnderstudyError('US_CONFIG_INVALID', `S3 idle timeout must be a whole number of ms from 1 to 3600000, got ${String(idleTimeoutMs)}`);
+  }
   return new S3Client({
     ...(options.region !== undefined ? { region: options.region } : {}),
     ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
@@ -48,6 +61,9 @@ export function createS3Client(options: CreateS3ClientOptions = {}): S3Client {
       ? { credentials: { accessKeyId: options.credentials.accessKeyId, secretAccessKey: options.credentials.secretAccessKey } }
       : {}),
     maxAttempts,
+    // The SDK's default handler has no timeout at all. socketTimeout is an inactivity timeout on
+    // the connection: it covers waiting for the response and every pause inside a body.
+    requestHandler: { connectionTimeout: idleTimeoutMs, socketTimeout: idleTimeoutMs },
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });

@@ -11,7 +11,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { userInfo } from 'node:os';
@@ -78,6 +78,35 @@ function isOurAgent(pid: number, instanceId: string): boolean {
   }
 }
 
+/** Processes whose process group is `pgid` (read from /proc), zombies left out. */
+function groupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) === pgid && state !== 'Z') members.push(Number(name));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return members;
+}
+
+/** SIGKILLs what is left of an instance's process group and waits (up to 30 s) until none of it runs. */
+async function killGroupAndWait(pgid: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (groupMembers(pgid).length > 0 && Date.now() < deadline) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export class LocalLauncher implements Launcher {
   readonly kind = 'local' as const;
   private readonly live = new Map<string, Live>();
@@ -133,7 +162,7 @@ export class LocalLauncher implements Launcher {
             entry.exitedAt = new Date().toISOString();
             log.info({ code, signal }, 'local agent exited (instance powered off)');
             logFile.end();
-            void this.cleanUp(instanceId, imds).finally(resolve);
+            void this.cleanUp(instanceId, imds, spawned).finally(resolve);
           }),
         ),
       };
@@ -146,8 +175,13 @@ export class LocalLauncher implements Launcher {
     }
   }
 
-  /** Stops the instance's IMDS endpoint and deletes its data directory (the log stays, unless keepInstances keeps all). */
-  private async cleanUp(instanceId: string, imds: ImdsServer | undefined): Promise<void> {
+  /**
+   * Once the agent has exited: makes sure nothing of its machine still runs (its mariadbd may still be
+   * shutting down, and would write into a directory being deleted), stops the instance's IMDS
+   * endpoint and deletes its data directory (the log stays; keepInstances keeps all).
+   */
+  private async cleanUp(instanceId: string, imds: ImdsServer | undefined, pgid?: number): Promise<void> {
+    if (pgid !== undefined) await killGroupAndWait(pgid);
     await imds?.close().catch(() => undefined);
     if (!this.options.config.keepInstances) {
       const dir = this.dirOf(instanceId);
@@ -193,7 +227,7 @@ export class LocalLauncher implements Launcher {
       group('SIGKILL'); // whatever of the group is left (mariadbd finishing its shutdown, say)
     }
     if (l !== undefined) await l.exited;
-    else await this.cleanUp(instanceId, undefined);
+    else await this.cleanUp(instanceId, undefined, f.pid);
   }
 
   async sweepOrphans(dispatcher: string, activeRunIds: ReadonlySet<string>): Promise<string[]> {

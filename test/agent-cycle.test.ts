@@ -6,16 +6,13 @@
  * with the agent's --test-hook-dir, never with sleeps.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { createS3Client, Repository, restore, S3Store, verify, type Manifest } from '@understudy/core';
 import { tempDir } from '@understudy/core/testing';
+import { agentDocument, startAgent, startCollector, waitForFile, type AgentSetup, type Collector, type DocumentOverrides } from './rig/agent-run.js';
 import { startMariadb, type Mariadb } from './rig/mariadb.js';
 import { checksumAllTables, createReplicationUser, generalLogLockStatements, gtidPosition, purgeBinaryLogs, startReplication, waitForGtid } from './rig/replication.js';
 import { freshBucket, testS3 } from './rig/shared-s3.js';
@@ -23,11 +20,8 @@ import { startSshd, type Sshd } from './rig/sshd.js';
 import { startTcpProxy, type TcpProxy } from './rig/tcp-proxy.js';
 import { startWriter, type Writer, type WriterResult } from './rig/writer.js';
 
-const AGENT = fileURLToPath(new URL('../../packages/agent/dist/main.js', import.meta.url));
 const REPL_PASSWORD = `pw-${randomBytes(8).toString('hex')}`;
 const TOKEN = randomBytes(32).toString('base64url');
-
-interface Collected { runId: string; body: Record<string, unknown>; auth: string | undefined }
 
 describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -36,9 +30,10 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
   let master: Mariadb;
   let sshd: Sshd;
   let proxy: TcpProxy;
-  let collector: Server;
+  let collector: Collector;
   let collectorPort: number;
-  const events: Collected[] = [];
+  let events: Collector['events'];
+  let setup: AgentSetup;
   let writer: Writer | undefined;
   let writerResult: WriterResult | undefined;
   let repo: Repository;
@@ -53,18 +48,13 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
     bucket = await freshBucket(s3);
     master = await startMariadb({ role: 'master', serverId: 1, generalLog: true });
     await createReplicationUser(master, { user: 'repl', password: REPL_PASSWORD, host: '%', seedDump: true });
-    collector = createServer(async (req, res) => {
-      let body = '';
-      for await (const c of req) body += c;
-      const m = /^\/runs\/([^/]+)\/events$/.exec(req.url ?? '');
-      if (req.method === 'POST' && m) events.push({ runId: decodeURIComponent(m[1]!), body: JSON.parse(body), auth: req.headers.authorization });
-      res.end('{}');
-    });
-    await new Promise<void>((r) => collector.listen(0, '127.0.0.1', () => r()));
-    collectorPort = (collector.address() as AddressInfo).port;
+    collector = await startCollector();
+    events = collector.events;
+    collectorPort = collector.port;
     sshd = await startSshd({ permitOpen: [`127.0.0.1:${master.port}`, `127.0.0.1:${collectorPort}`] });
     proxy = await startTcpProxy({ target: { host: sshd.host, port: sshd.port } });
     await writeFile(join(tmp.path, 'repl-password'), REPL_PASSWORD + '\n', { mode: 0o600 });
+    setup = { dir: tmp.path, s3, bucket, sshd, ssh: { host: proxy.host, port: proxy.port }, masterPort: master.port, collectorPort, token: TOKEN, passwordFile: join(tmp.path, 'repl-password') };
     const client = createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
     repo = await Repository.open(new S3Store({ client, bucket, prefix: 'db1/' }), { create: true });
     // A table of realistic size (about 30 MB), so that a cycle's changes are small next to the whole.
@@ -80,50 +70,20 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
     await writer?.stop().catch(() => undefined);
     await proxy?.stop();
     await sshd?.stop();
-    await new Promise((r) => collector?.close(r));
+    await collector?.close();
     await master?.destroy();
     await s3?.release();
     await tmp?.cleanup();
   });
 
-  function document(runId: string, overrides: { hostKeyFingerprint?: string; port?: number } = {}) {
-    const dir = join(tmp.path, runId);
-    return {
-      format: 'understudy-run',
-      version: 1,
-      runId,
-      target: 'db1',
-      deadline: new Date(Date.now() + 10 * 60_000).toISOString(),
-      master: {
-        flavor: 'mariadb',
-        ssh: { host: proxy.host, port: overrides.port ?? proxy.port, user: sshd.user, hostKeyFingerprint: overrides.hostKeyFingerprint ?? sshd.hostKeyFingerprint, auth: { type: 'privateKeyFile', path: sshd.clientKeyPath } },
-        mysql: { host: '127.0.0.1', port: master.port },
-      },
-      replication: { user: 'repl', password: { source: 'file', path: join(tmp.path, 'repl-password') } },
-      dispatcher: { host: '127.0.0.1', port: collectorPort, token: TOKEN },
-      repository: { url: `s3://${bucket}/db1?endpoint=${encodeURIComponent(s3.endpoint)}&region=${s3.region}` },
-      mysqld: { datadir: join(dir, 'datadir'), runDir: join(dir, 'run'), user: 'root', binary: '/usr/sbin/mariadbd', options: { 'innodb-buffer-pool-size': '64M', 'innodb-log-file-size': '16M' } },
-      backup: { chunkSize: 256 * 1024 },
-    };
+  function document(runId: string, overrides: Pick<DocumentOverrides, 'hostKeyFingerprint' | 'port'> = {}) {
+    return agentDocument(setup, runId, overrides);
   }
 
   async function runAgent(doc: object | string, opts: { hookDir?: string; poweroffMarker?: string } = {}): Promise<{ code: number; out: string }> {
     const runId = typeof doc === 'string' ? `raw-${++runNo}` : (doc as { runId: string }).runId;
-    const docPath = join(tmp.path, `${runId}.json`);
-    await writeFile(docPath, typeof doc === 'string' ? doc : JSON.stringify(doc));
-    // The machine is "powered off" by touching a marker file (the real command is systemctl poweroff).
-    const poweroff = opts.poweroffMarker ? ['--poweroff-command', `touch ${opts.poweroffMarker}`] : ['--no-poweroff'];
-    const args = [AGENT, '--config', docPath, ...poweroff, ...(opts.hookDir ? ['--test-hook-dir', opts.hookDir] : [])];
-    const child = spawn(process.execPath, args, {
-      env: { PATH: process.env.PATH, AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey, AWS_REGION: s3.region, AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (c) => (out += c));
-    child.stderr.on('data', (c) => (out += c));
-    const code = await new Promise<number>((r) => child.on('exit', (c) => r(c ?? 1)));
-    await writeFile(join(tmp.path, `${runId}.log`), out);
-    return { code, out };
+    const { code, out } = await (await startAgent(setup, runId, doc, opts)).exited;
+    return { code: code ?? 1, out };
   }
 
   const phasesOf = (runId: string) => events.filter((e) => e.runId === runId).map((e) => `${e.body.phase}:${e.body.status}`).filter((p) => !p.endsWith(':progress'));
@@ -315,16 +275,3 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
     }
   });
 });
-
-async function waitForFile(path: string, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await access(path);
-      return;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${path}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}

@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { prng } from './rig/prng.js';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
   backup, createS3Client, isUnderstudyError, openStore, parseRepoUrl, Repository, restore, RESTORE_MARKER, S3Store, verify,
@@ -36,18 +37,6 @@ type Damage = (typeof DAMAGES)[number];
 
 type Rig = Awaited<ReturnType<typeof testS3>>;
 
-/** xorshift32 in [0, 1). */
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x1_0000_0000;
-  };
-}
 
 /** Three generations of a data directory: files change in place, appear and disappear. */
 function generations(): TreeSpec[] {

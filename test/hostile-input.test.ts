@@ -17,23 +17,13 @@ import { localRepository, makeTree, tempDir } from '@understudy/core/testing';
 import { buildApp, createMetrics, isDispatcherError, parseDispatcherConfig, RunManager, RunStore } from '@understudy/dispatcher';
 import { pino } from 'pino';
 import { CLI } from './rig/dispatcher.js';
+import { prng } from './rig/prng.js';
 
 const AGENT = fileURLToPath(new URL('../../packages/agent/dist/main.js', import.meta.url));
 const SEED = Number(process.env.UNDERSTUDY_FUZZ_SEED ?? 20261124);
 const CASES = process.env.UNDERSTUDY_FAULTS === 'full' ? 20_000 : 2_000;
 const SECRET = 'S3cr3t-token-value-that-must-never-be-echoed-0123456789';
 
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x1_0000_0000;
-  };
-}
 
 const BOUNDARY: unknown[] = [
   null, true, false, 0, -1, 1, 65535, 65536, 2 ** 31, -(2 ** 53), Number.MAX_SAFE_INTEGER, 1.5, '', ' ', '0', 'null',

@@ -37,6 +37,7 @@
  */
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { prng } from './prng.js';
 
 export const S3_FAULT_KINDS = ['internal-error', 'slow-down', 'reset', 'stall', 'corrupt-request', 'corrupt-response'] as const;
 export type S3FaultKind = (typeof S3_FAULT_KINDS)[number];
@@ -120,16 +121,7 @@ export async function startS3FaultProxy(options: S3FaultProxyOptions): Promise<S
   let rate = checkRate(options.rate ?? 0);
   let kinds = new Set<S3FaultKind>(options.kinds ?? S3_FAULT_KINDS);
 
-  let x = seed;
-  /** xorshift32, uniform in [0, 1). */
-  const random = (): number => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x1_0000_0000;
-  };
+  const random = prng(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
 
   const kindStats = Object.fromEntries(S3_FAULT_KINDS.map((k) => [k, { injected: 0, recovered: 0, variants: {} }])) as Record<S3FaultKind, S3FaultKindStats>;

@@ -44,6 +44,8 @@ export interface SeedContext {
   readonly user: string;
   readonly password: string;
   readonly signal: AbortSignal;
+  /** Fault-injection points inside the seed (tests only; see test-hook.ts). */
+  readonly hook?: (point: string) => Promise<void> | void;
 }
 
 export interface CycleDeps {
@@ -61,7 +63,15 @@ export interface CycleDeps {
   readonly report: (event: RunEventInput) => void;
   readonly signal: AbortSignal;
   readonly pollIntervalMs?: number;
-  /** Called at named points: tests use it to inject faults deterministically. */
+  /**
+   * Called at named points: tests use it to inject faults deterministically (test-hook.ts). In order:
+   * tunnel-open; restore:marker-written, restore:chunk-written (each), restore:file-written (each),
+   * restore:files-written, restored; or seed:datadir-initialized, seed:dump-piped (each block),
+   * seed:loaded, seeded; replication-started, catch-up-poll (each poll short of the goal), caught-up,
+   * snapshot:replication-stopped, mysqld-stopped; backup:walked, backup:chunk-uploaded (each),
+   * backup:chunks-uploaded, backup:before-manifest, backup:manifest-written. (The agent's mysqld adds
+   * mysqld:spawned and mysqld:shutdown-requested: local-mysqld.ts.)
+   */
   readonly hook?: (point: string) => Promise<void> | void;
 }
 
@@ -157,10 +167,12 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
       await deps.initializeDatadir().catch((err: unknown) => {
         throw fail('AG_MYSQLD_FAILED', `could not initialise the data directory: ${(err as Error)?.message ?? err}`, err);
       });
+      await hook('seed:datadir-initialized');
       await startMysqld();
-      const position = await deps.seed({ ...source, signal }).catch((err: unknown) => {
+      const position = await deps.seed({ ...source, signal, hook: (point) => hook(`seed:${point}`) }).catch((err: unknown) => {
         throw fail('AG_SEED_FAILED', (err as Error)?.message ?? String(err), err);
       });
+      await hook('seed:loaded');
       for (const sql of dialect.setStartPosition(position)) await deps.mysqld.query(sql);
       leave({ message: `seeded at ${position}` });
       await hook('seeded');
@@ -197,6 +209,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
         lastReport = Date.now();
         deps.report({ phase: 'catch-up', status: 'progress', metrics: { goalPosition: goal, executedPosition: pos, lagSeconds: st.secondsBehind } });
       }
+      await hook('catch-up-poll'); // reached once per poll that found the goal not yet executed
       await sleep(deps.pollIntervalMs ?? 500, signal);
     }
     leave({ metrics: { goalPosition: goal } });
@@ -205,6 +218,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
     // Snapshot: stop replication, record where it stopped, shut down cleanly.
     enter('snapshot');
     await deps.mysqld.query(dialect.stopReplica());
+    await hook('snapshot:replication-stopped');
     const position = await executed(deps.mysqld, dialect);
     const [status] = await deps.mysqld.query(dialect.replicaStatusQuery());
     const [version] = await deps.mysqld.query<{ v: string }>('SELECT VERSION() AS v');
@@ -296,12 +310,17 @@ function throttle<T>(fn: (v: T) => void, ms = 1000): (v: T) => void {
   };
 }
 
+/** Waits `ms`, or less if `signal` aborts; the abort listener goes with the wait (polls add none). */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
+    const onAbort = (): void => {
       clearTimeout(t);
       resolve();
-    }, { once: true });
+    };
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -58,8 +58,11 @@ export interface BackupOptions {
   readonly onSkip?: (path: string, reason: string) => void;
   /** Lease of the shared repository lock (tests shorten it). */
   readonly lockLeaseMs?: number;
-  /** Called at named points: tests use it to inject faults deterministically. */
-  readonly hook?: (point: 'walked' | 'chunks-uploaded' | 'before-manifest') => Promise<void> | void;
+  /**
+   * Called at named points: tests use it to inject faults deterministically. 'chunk-uploaded' is
+   * reached once per new chunk stored; 'manifest-written' after the commit, before the lock is released.
+   */
+  readonly hook?: (point: 'walked' | 'chunk-uploaded' | 'chunks-uploaded' | 'before-manifest' | 'manifest-written') => Promise<void> | void;
 }
 
 export interface BackupResult {
@@ -147,6 +150,7 @@ async function backupTree(repo: Repository, sourceDir: string, options: BackupOp
                 progress.newBytes += len;
                 const sent = await repo.saveChunk(id, buf, signal);
                 progress.uploadedBytes += sent;
+                await options.hook?.('chunk-uploaded');
               }
               spare.push(whole);
               progress.bytesDone += len;
@@ -192,6 +196,7 @@ async function backupTree(repo: Repository, sourceDir: string, options: BackupOp
     await options.hook?.('before-manifest');
     lock.assertHeld();
     await repo.saveManifest(manifest, signal);
+    await options.hook?.('manifest-written');
     progress.phase = 'done';
     report();
     return { manifest };

@@ -45,7 +45,7 @@ export interface RestoreOptions {
   readonly signal?: AbortSignal;
   readonly onProgress?: (p: RestoreProgress) => void;
   /** Called at named points: tests use it to inject faults deterministically. */
-  readonly hook?: (point: 'marker-written' | 'chunk-written' | 'files-written') => Promise<void> | void;
+  readonly hook?: (point: 'marker-written' | 'chunk-written' | 'file-written' | 'files-written') => Promise<void> | void;
 }
 
 export async function restore(repo: Repository, targetDir: string, options: RestoreOptions = {}): Promise<{ manifest: Manifest }> {
@@ -97,6 +97,7 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
         await chmod(tmp, f.mode);
         const t = nsToSeconds(f.mtimeNs);
         await utimes(tmp, t, t);
+        await options.hook?.('file-written'); // complete under its temporary name, not yet renamed
         await rename(tmp, final);
         progress.filesDone++;
         report();

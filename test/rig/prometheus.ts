@@ -10,14 +10,14 @@
  * Prometheus applies new scrape targets every 5 s (its scrape manager's reload tick, not
  * configurable), so the first scrape comes up to ~5 s after start-up: wait with waitFor().
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tailOf } from './log-tail.js';
 import { freePort } from './ports.js';
+import { describeExit, spawnDaemon, terminate, type Daemon } from './daemon.js';
 
 export interface PrometheusOptions {
   /** host:port of each target, all on loopback (127.0.0.0/8, ::1 as [::1]:port, or localhost). */
@@ -135,7 +135,7 @@ scrape_configs:
 async function startDaemon(rig: Live, configPath: string, port: number, log: (line: string) => void): Promise<void> {
   const started = Date.now();
   const url = `http://127.0.0.1:${port}`;
-  const daemon = spawnDaemon(
+  const daemon = spawnPrometheus(
     [`--config.file=${configPath}`, `--storage.tsdb.path=${join(rig.dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`],
     rig.dir,
   );
@@ -154,7 +154,7 @@ async function startDaemon(rig: Live, configPath: string, port: number, log: (li
       reason = errorText(err);
     }
     if (Date.now() > deadline) {
-      await terminate(daemon);
+      await terminate(daemon, STOP_GRACE_MS);
       throw await failure(`timed out after ${READY_TIMEOUT_MS / 1000} s waiting for ${url}/-/ready (last: ${reason})`, rig);
     }
     await sleep(delay);
@@ -230,65 +230,12 @@ function makePrometheus(rig: Live, url: string): Prometheus {
 // ---------------------------------------------------------------------------------------------
 // The process
 
-interface ExitInfo {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-interface Daemon {
-  child: ChildProcess;
-  spawned: Promise<void>;
-  exit: Promise<ExitInfo>;
-  exited: ExitInfo | undefined;
-}
-
 function logPathIn(dir: string): string {
   return join(dir, 'prometheus.log');
 }
 
-function spawnDaemon(args: string[], dir: string): Daemon {
-  const out = openSync(logPathIn(dir), 'a');
-  let child: ChildProcess;
-  try {
-    // cwd: anything it might write relative to its working directory lands in the rig's dir.
-    child = spawn(PROMETHEUS, args, { cwd: dir, stdio: ['ignore', out, out] });
-  } finally {
-    closeSync(out);
-  }
-  // It must not keep this process alive: a forgotten stop() is caught by the exit hook below.
-  child.unref();
-  const daemon: Daemon = {
-    child,
-    spawned: new Promise((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', (err) => reject(new Error(`prometheus rig: could not start ${PROMETHEUS}: ${err.message}`)));
-    }),
-    exit: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
-    exited: undefined,
-  };
-  void daemon.exit.then((info) => (daemon.exited = info));
-  // A spawn failure also surfaces through `spawned`; keep it from being an unhandled 'error'.
-  child.on('error', () => {});
-  return daemon;
-}
-
-function describeExit(d: Daemon): string {
-  const e = d.exited;
-  return e === undefined ? `prometheus (pid ${d.child.pid}) is running` : `prometheus (pid ${d.child.pid}) exited with ${e.signal ?? `code ${e.code}`}`;
-}
-
-async function terminate(d: Daemon): Promise<void> {
-  if (d.exited !== undefined || d.child.pid === undefined) return;
-  // Unref'd children don't keep the event loop alive; waiting for this one's exit must.
-  d.child.ref();
-  d.child.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const exitedInTime = await Promise.race([d.exit.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), STOP_GRACE_MS)))]);
-  clearTimeout(timer);
-  if (!exitedInTime) {
-    d.child.kill('SIGKILL');
-    await d.exit;
-  }
+function spawnPrometheus(args: string[], dir: string): Daemon {
+  return spawnDaemon({ name: 'prometheus', cmd: PROMETHEUS, args, cwd: dir, outPath: logPathIn(dir) });
 }
 
 class PortTakenError extends Error {}
@@ -313,7 +260,7 @@ let exitHookInstalled = false;
 
 function stopRig(rig: Live): Promise<void> {
   rig.stopping ??= (async () => {
-    if (rig.daemon !== undefined) await terminate(rig.daemon);
+    if (rig.daemon !== undefined) await terminate(rig.daemon, STOP_GRACE_MS);
     live.delete(rig);
     await rm(rig.dir, { recursive: true, force: true, maxRetries: 3 });
   })();

@@ -6,15 +6,16 @@
  *
  * Every daemon runs in the foreground as a child of this process; stop() signals exactly those PIDs.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { closeSync, openSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, ListBucketsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { freePort } from './ports.js';
 import { lastLines, tailOf } from './log-tail.js';
+import { describeExit, spawnDaemon, terminate, type Daemon } from './daemon.js';
 
 export interface RadosgwOptions {
   /** Where everything lives; must be empty or missing. Default: a fresh directory under os.tmpdir(), removed by stop(). */
@@ -178,7 +179,7 @@ async function bringUp(rig: Live, opts: RadosgwOptions, log: (line: string) => v
   const start = async (name: string, cmd: string, args: string[]) => {
     // stopOnSignals() may have stopped the rig while it was coming up: start nothing more.
     if (rig.stopping !== undefined) throw new Error('radosgw rig: stopped while starting');
-    const d = spawnDaemon(name, cmd, args, dir);
+    const d = spawnCephDaemon(name, cmd, args, dir);
     daemons.push(d);
     await d.spawned;
   };
@@ -351,21 +352,8 @@ rgw thread pool size = 32
 // ---------------------------------------------------------------------------------------------
 // Daemons and commands
 
-interface ExitInfo {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-interface Daemon {
-  name: string;
-  child: ChildProcess;
-  /** Files whose tails explain a failure: the daemon's own log and its stdout/stderr. */
-  logs: string[];
-  /** Resolves once the process has started (rejects if it could not be spawned). */
-  spawned: Promise<void>;
-  exit: Promise<ExitInfo>;
-  exited: ExitInfo | undefined;
-}
+/** A Ceph daemon, and the files whose tails explain a failure: its own log and its stdout/stderr. */
+type CephDaemon = Daemon & { logs: string[] };
 
 /** Environment for every Ceph process: without CEPH_ARGS/CEPH_CONF, which could point elsewhere. */
 function cephEnv(): NodeJS.ProcessEnv {
@@ -375,47 +363,20 @@ function cephEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-function spawnDaemon(name: string, cmd: string, args: string[], dir: string): Daemon {
+function spawnCephDaemon(name: string, cmd: string, args: string[], dir: string): CephDaemon {
   const logDir = join(dir, 'log');
   const outPath = join(logDir, `${name}.out`);
-  const out = openSync(outPath, 'a');
-  let child: ChildProcess;
-  try {
-    // cwd: a crashing daemon's core file (core_pattern "core") lands in the rig's dir, not the repo.
-    child = spawn(cmd, args, { cwd: dir, stdio: ['ignore', out, out], env: cephEnv() });
-  } finally {
-    closeSync(out);
-  }
-  // Daemons must not keep this process alive: a forgotten stop() is caught by the exit hook below.
-  child.unref();
-  const daemon: Daemon = {
-    name,
-    child,
-    logs: [join(logDir, `${name}.log`), outPath],
-    spawned: new Promise((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', (err) => reject(new Error(`could not start ${cmd}: ${err.message}`)));
-    }),
-    exit: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
-    exited: undefined,
-  };
-  void daemon.exit.then((info) => (daemon.exited = info));
-  // A spawn failure also surfaces through `spawned`; keep it from being an unhandled 'error'.
-  child.on('error', () => {});
-  return daemon;
+  // cwd: a crashing daemon's core file (core_pattern "core") lands in the rig's dir, not the repo.
+  return Object.assign(spawnDaemon({ name, cmd, args, cwd: dir, outPath, env: cephEnv() }), { logs: [join(logDir, `${name}.log`), outPath] });
 }
 
-function describeExit(d: Daemon): string {
-  const e = d.exited;
-  return e === undefined ? `${d.name} is running` : `${d.name} (pid ${d.child.pid}) exited with ${e.signal ?? `code ${e.code}`}`;
-}
 
 /**
  * Runs a short-lived Ceph command and returns its stdout. It is killed after CALL_TIMEOUT_MS, or
  * as soon as one of `daemons` exits (a ceph CLI call would otherwise wait for a dead mon); a failure
  * carries its stderr and the daemons' log tails.
  */
-async function call(cmd: string, args: string[], cwd: string, daemons: Daemon[]): Promise<string> {
+async function call(cmd: string, args: string[], cwd: string, daemons: CephDaemon[]): Promise<string> {
   let child: ChildProcess | undefined;
   const died = Promise.race(daemons.map((d) => d.exit.then(() => d)));
   const ran = new Promise<{ stdout: string; err: string | undefined }>((resolve) => {
@@ -437,7 +398,7 @@ async function call(cmd: string, args: string[], cwd: string, daemons: Daemon[])
  * Polls check() until it returns true (anything else is the reason it is not ready yet); fails
  * early if a daemon exits, and after STEP_TIMEOUT_MS with the last reason.
  */
-async function waitFor(what: string, daemons: Daemon[], check: () => Promise<true | string>): Promise<void> {
+async function waitFor(what: string, daemons: CephDaemon[], check: () => Promise<true | string>): Promise<void> {
   const deadline = Date.now() + STEP_TIMEOUT_MS;
   let reason = 'not checked yet';
   for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
@@ -452,7 +413,7 @@ async function waitFor(what: string, daemons: Daemon[], check: () => Promise<tru
 }
 
 /** An error that says what failed, with the tail of every daemon's logs. */
-async function failure(message: string, daemons: Daemon[]): Promise<Error> {
+async function failure(message: string, daemons: CephDaemon[]): Promise<Error> {
   const parts = [`radosgw rig: ${message}`];
   for (const d of daemons) {
     parts.push(`--- ${describeExit(d)}`);
@@ -464,34 +425,21 @@ async function failure(message: string, daemons: Daemon[]): Promise<Error> {
 
 
 
-async function terminate(d: Daemon): Promise<void> {
-  if (d.exited !== undefined || d.child.pid === undefined) return;
-  // Unref'd children don't keep the event loop alive; waiting for this one's exit must.
-  d.child.ref();
-  d.child.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const exitedInTime = await Promise.race([d.exit.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), STOP_GRACE_MS)))]);
-  clearTimeout(timer);
-  if (!exitedInTime) {
-    d.child.kill('SIGKILL');
-    await d.exit;
-  }
-}
 
 /**
  * One at a time, in reverse start order: radosgw, then the OSD, then the mon. radosgw unwatches its
  * control objects on the way down and hangs until SIGKILL if the OSD is already gone; the OSD tells
  * the mon it is stopping. In order, all three are gone in about half a second.
  */
-async function stopDaemons(daemons: Daemon[]): Promise<void> {
-  for (const d of [...daemons].reverse()) await terminate(d);
+async function stopDaemons(daemons: CephDaemon[]): Promise<void> {
+  for (const d of [...daemons].reverse()) await terminate(d, STOP_GRACE_MS);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Lifecycle: stop(), and the safety nets for when stop() is not reached
 
 interface Live {
-  daemons: Daemon[];
+  daemons: CephDaemon[];
   dir: string;
   ownsDir: boolean;
   stopping?: Promise<void>;

@@ -8,14 +8,15 @@
  * (found through /proc before the listener goes), so a stopped sshd also drops its tunnels, as a
  * master going down would. Nothing else is ever signalled.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, isIP } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
 import { tailOf } from './log-tail.js';
+import { describeExit, spawnDaemon, type Daemon } from './daemon.js';
 
 export interface SshdOptions {
   /** Where everything lives; must be empty or missing. Default: a fresh directory under os.tmpdir(), removed by stop(). */
@@ -220,7 +221,7 @@ async function writeFiles(rig: Live): Promise<void> {
 async function startDaemon(rig: Live, host: string, port: number, log: (line: string) => void): Promise<void> {
   const started = Date.now();
   const p = pathsIn(rig.dir);
-  const daemon = spawnDaemon(['-D', '-e', '-f', p.config, '-E', p.log], rig.dir, p.out);
+  const daemon = spawnSshd(['-D', '-e', '-f', p.config, '-E', p.log], rig.dir, p.out);
   rig.daemon = daemon;
   await daemon.spawned;
   const deadline = Date.now() + READY_TIMEOUT_MS;
@@ -297,47 +298,12 @@ class PortTakenError extends Error {}
 // ---------------------------------------------------------------------------------------------
 // The daemon and its connections
 
-interface ExitInfo {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
+/** sshd, and the files whose tails explain a failure. */
+type SshdDaemon = Daemon & { logs: string[] };
 
-interface Daemon {
-  child: ChildProcess;
-  logs: string[];
-  spawned: Promise<void>;
-  exit: Promise<ExitInfo>;
-  exited: ExitInfo | undefined;
-}
-
-function spawnDaemon(args: string[], dir: string, outPath: string): Daemon {
-  const out = openSync(outPath, 'a');
-  let child: ChildProcess;
-  try {
-    // Absolute path: sshd re-executes itself for every connection and refuses a relative argv[0].
-    child = spawn(SSHD, args, { cwd: dir, stdio: ['ignore', out, out] });
-  } finally {
-    closeSync(out);
-  }
-  child.unref();
-  const daemon: Daemon = {
-    child,
-    logs: [join(dir, 'sshd.log'), outPath],
-    spawned: new Promise((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', (err) => reject(new Error(`sshd rig: could not start ${SSHD}: ${err.message}`)));
-    }),
-    exit: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
-    exited: undefined,
-  };
-  void daemon.exit.then((info) => (daemon.exited = info));
-  child.on('error', () => {});
-  return daemon;
-}
-
-function describeExit(d: Daemon): string {
-  const e = d.exited;
-  return e === undefined ? `sshd (pid ${d.child.pid}) is running` : `sshd (pid ${d.child.pid}) exited with ${e.signal ?? `code ${e.code}`}`;
+function spawnSshd(args: string[], dir: string, outPath: string): SshdDaemon {
+  // Absolute path: sshd re-executes itself for every connection and refuses a relative argv[0].
+  return Object.assign(spawnDaemon({ name: 'sshd', cmd: SSHD, args, cwd: dir, outPath }), { logs: [join(dir, 'sshd.log'), outPath] });
 }
 
 /** A process as /proc shows it; starttime tells a PID from a later process that reuses it. */
@@ -418,7 +384,7 @@ async function until(done: () => boolean, ms: number): Promise<void> {
 interface Live {
   dir: string;
   ownsDir: boolean;
-  daemon: Daemon | undefined;
+  daemon: SshdDaemon | undefined;
   /** What the rig wrote, kept to write again when restart() follows stop(). */
   files: { path: string; text: string; mode: number }[];
   stopping?: Promise<void>;

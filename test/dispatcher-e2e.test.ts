@@ -11,13 +11,12 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { createS3Client, Repository, S3Store } from '@understudy/core';
 import { tempDir } from '@understudy/core/testing';
 import type { RunDetailResponse, RunListResponse, RunView } from '@understudy/dispatcher';
 import { canvasInk, launchChromium, watchProblems } from './rig/chromium.js';
-import { CLI, killLocalAgents, startDispatcherProcess, type DispatcherProcess } from './rig/dispatcher.js';
+import { CLI, killLocalAgents, localTarget, startDispatcherProcess, type DispatcherProcess } from './rig/dispatcher.js';
 import { startMariadb, type Mariadb } from './rig/mariadb.js';
 import { freePort } from './rig/ports.js';
 import { startPrometheus, type Prometheus } from './rig/prometheus.js';
@@ -26,7 +25,6 @@ import { freshBucket, testS3 } from './rig/shared-s3.js';
 import { startSshd, type Sshd } from './rig/sshd.js';
 import { startWriter, type Writer } from './rig/writer.js';
 
-const AGENT = fileURLToPath(new URL('../../packages/agent/dist/main.js', import.meta.url));
 const REPL_PASSWORD = `pw-${randomBytes(8).toString('hex')}`;
 const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
 
@@ -86,16 +84,16 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
       watchdogIntervalSeconds: 0.5,
       targets: {
         db1: {
-          master: {
-            flavor: 'mariadb',
-            ssh: { host: sshd.host, port: sshd.port, user: sshd.user, hostKeyFingerprint: sshd.hostKeyFingerprint, auth: { type: 'privateKeyFile', path: sshd.clientKeyPath } },
-            mysql: { host: '127.0.0.1', port: master.port },
-          },
-          replication: { user: 'repl', password: { source: 'file', path: join(tmp.path, 'repl-password') } },
-          repository: { url: `s3://${bucket}/db1?endpoint=${encodeURIComponent(s3.endpoint)}&region=${s3.region}` },
+          ...localTarget({
+            sshd,
+            masterPort: master.port,
+            replication: { user: 'repl', passwordFile: join(tmp.path, 'repl-password') },
+            repositoryUrl: `s3://${bucket}/db1?endpoint=${encodeURIComponent(s3.endpoint)}&region=${s3.region}`,
+            agentArgs: ['--test-hook-dir', hookDir],
+            env: s3Env,
+          }),
           mysqld: { options: { 'innodb-buffer-pool-size': '64M', 'innodb-log-file-size': '16M' } },
           backup: { chunkSize: 256 * 1024 },
-          launcher: { type: 'local', agentCommand: [process.execPath, AGENT, '--test-hook-dir', hookDir], env: s3Env },
           heartbeatTimeoutSeconds: 8,
           hourlyCostUsd: 0.0416,
         },

@@ -17,9 +17,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { RunView } from '@understudy/dispatcher';
-import { CLI, killLocalAgents, startDispatcherProcess, type DispatcherProcess } from '../rig/dispatcher.js';
+import { CLI, killLocalAgents, localTarget, startDispatcherProcess, type DispatcherProcess } from '../rig/dispatcher.js';
 import { startMariadb, type Mariadb } from '../rig/mariadb.js';
 import { freePort } from '../rig/ports.js';
 import { checksumAllTables, createReplicationUser, gtidPosition, startReplication, waitForGtid } from '../rig/replication.js';
@@ -34,7 +33,6 @@ const bold = (s: string): string => (color ? `\x1b[1m${s}\x1b[22m` : s);
 const dim = (s: string): string => (color ? `\x1b[2m${s}\x1b[22m` : s);
 const green = (s: string): string => (color ? `\x1b[32m${s}\x1b[39m` : s);
 const red = (s: string): string => (color ? `\x1b[31m${s}\x1b[39m` : s);
-const AGENT = fileURLToPath(new URL('../../../packages/agent/dist/main.js', import.meta.url));
 
 let stepNo = 1; // step 1, install and build, was done by scripts/demo.mjs
 function step(title: string): void {
@@ -108,16 +106,9 @@ async function main(): Promise<void> {
       watchdogIntervalSeconds: 2,
       targets: {
         db1: {
-          master: {
-            flavor: 'mariadb',
-            ssh: { host: sshd.host, port: sshd.port, user: sshd.user, hostKeyFingerprint: sshd.hostKeyFingerprint, auth: { type: 'privateKeyFile', path: sshd.clientKeyPath } },
-            mysql: { host: '127.0.0.1', port: master.port },
-          },
-          replication: { user: 'understudy_repl', password: { source: 'file', path: join(dir, 'repl-password') } },
-          repository: { url: repo },
+          ...localTarget({ sshd, masterPort: master.port, replication: { user: 'understudy_repl', passwordFile: join(dir, 'repl-password') }, repositoryUrl: repo }),
           mysqld: { options: { 'innodb-buffer-pool-size': '128M', 'innodb-log-file-size': '32M' } },
           backup: { chunkSize: 1024 * 1024 },
-          launcher: { type: 'local', agentCommand: [process.execPath, AGENT] },
           heartbeatTimeoutSeconds: 120,
           hourlyCostUsd: 0.0832,
         },

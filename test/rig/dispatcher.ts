@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openSync, closeSync } from 'node:fs';
 import { tailOf } from './log-tail.js';
+import { AGENT_MAIN } from './agent-run.js';
+import type { Sshd } from './sshd.js';
 
 export const CLI = fileURLToPath(new URL('../../../packages/dispatcher/dist/cli.js', import.meta.url));
 
@@ -87,4 +89,34 @@ export async function killLocalAgents(workDir: string): Promise<number[]> {
     }
   }
   return killed;
+}
+
+export interface LocalTargetInput {
+  readonly sshd: Pick<Sshd, 'host' | 'port' | 'user' | 'hostKeyFingerprint' | 'clientKeyPath'>;
+  readonly masterPort: number;
+  readonly replication: { readonly user: string; readonly passwordFile: string };
+  readonly repositoryUrl: string;
+  /** Extra arguments for the agent (e.g. --test-hook-dir DIR). */
+  readonly agentArgs?: readonly string[];
+  /** Extra environment for the agent (S3 credentials for radosgw). */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The parts of a dispatcher target that every local-launcher setup shares: the master reached
+ * through the rig's sshd (its pinned host key and client key), the replication account, the
+ * repository, and the real agent as the local launcher's command. Callers add mysqld, backup and
+ * timeout settings of their own.
+ */
+export function localTarget(i: LocalTargetInput) {
+  return {
+    master: {
+      flavor: 'mariadb',
+      ssh: { host: i.sshd.host, port: i.sshd.port, user: i.sshd.user, hostKeyFingerprint: i.sshd.hostKeyFingerprint, auth: { type: 'privateKeyFile', path: i.sshd.clientKeyPath } },
+      mysql: { host: '127.0.0.1', port: i.masterPort },
+    },
+    replication: { user: i.replication.user, password: { source: 'file', path: i.replication.passwordFile } },
+    repository: { url: i.repositoryUrl },
+    launcher: { type: 'local', agentCommand: [process.execPath, AGENT_MAIN, ...(i.agentArgs ?? [])], ...(i.env ? { env: i.env } : {}) },
+  };
 }

@@ -1,0 +1,232 @@
+/**
+ * `npm run bench:cycle [-- --sizes 1,8] [--quick] [--rate 10] [--keep] [--svg PATH]`
+ *
+ * The whole Understudy cycle on this machine (issue 7), per database size (GiB):
+ * 1. Master impact: a paced sysbench load (cycle-load.ts) runs on the master for the whole
+ *    measurement; its throughput, p50/p99/max latency and errors are reported for a quiet window,
+ *    during the first (seed) cycle, during "the old way" (FLUSH TABLES WITH READ LOCK + copy +
+ *    UNLOCK, cycle-data.ts) and during the second cycle. The agent's CPU and peak memory come from
+ *    /proc (cycle-proc.ts).
+ * 2. Cycle time and cost: a sysbench-generated database, a first cycle (seed from the master) and
+ *    a second after a day of changes (cycle-data.ts DAY): phase times from the dispatcher, bytes
+ *    uploaded, objects written, S3 requests (a counting proxy in front of the gateway).
+ * 3. Peers on the first cycle's datadir (cycle-peers.ts): Understudy's backup alone, restic, tar |
+ *    split + rclone.
+ * Writes results.json and report.txt in the work dir (kept), and the SVG plot.
+ * Every server is on loopback and stopped by PID in `finally`; the work dir's bulk is removed.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { createBucket, startRadosgw, type Radosgw } from './rig.js';
+import { createReplicationUser, startMariadb, type Mariadb } from './cycle-rigs.js';
+import { startS3Counter, diffCounts, type S3Counter } from './cycle-s3-counter.js';
+import { startLoad, type Load } from './cycle-load.js';
+import { dayOfChanges, DAY, duBytes, oldWay, prepare, purgeBinlogs, shapeFor } from './cycle-data.js';
+import { newPassword, startUnderstudy, type Understudy } from './cycle-understudy.js';
+import { changedChunks, isExcluded } from './cycle-diff.js';
+import { runPeers } from './cycle-peers.js';
+import { cpuOf, machineBusySeconds } from './cycle-proc.js';
+import { storedIn } from './targets.js';
+import { render, svg, type CycleResult, type SizeResult, type Results } from './cycle-report.js';
+
+const { values } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '1,8' },
+    quick: { type: 'boolean', default: false },
+    rate: { type: 'string', default: '10' },
+    'quiet-seconds': { type: 'string' },
+    'uniform-share': { type: 'string', default: '0.1' },
+    keep: { type: 'boolean', default: false },
+    svg: { type: 'string' },
+  },
+  strict: true,
+});
+const GiB = 1024 ** 3;
+const sizes = values.quick ? [0.25] : values.sizes.split(',').map(Number);
+if (sizes.some((s) => !(s > 0))) throw new Error(`--sizes must be GiB numbers like 1,8, not ${values.sizes}`);
+const RATE = Number(values.rate);
+const THREADS = 2;
+const QUIET_S = Number(values['quiet-seconds'] ?? (values.quick ? 20 : 45));
+const UNIFORM = Number(values['uniform-share']);
+const LOAD_DB = 'sbload';
+const DATA_DB = 'sbtest';
+const CHUNK = 4 * 1024 * 1024; // the agent's default chunk size (not set in the target's config)
+const MYSQLD = { 'innodb-buffer-pool-size': '256M', 'innodb-log-file-size': '128M' };
+const MASTER_CNF = { innodb_buffer_pool_size: '256M', innodb_log_file_size: '128M' };
+
+const started = Date.now();
+const work = await mkdtemp(join(tmpdir(), 'understudy-cycle-bench-'));
+const say = (line: string): void => console.log(`- ${((Date.now() - started) / 1000).toFixed(0).padStart(5)} s  ${line}`);
+const mib = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MiB`;
+
+/** CPU of everything the benchmark knows about, to tell how much other processes used meanwhile. */
+async function knownCpu(pids: number[]): Promise<number> {
+  const self = process.cpuUsage();
+  return (await cpuOf(pids)) + (self.user + self.system) / 1e6;
+}
+
+async function oneCycle(label: string, us: Understudy, gw: Radosgw, bucket: string, counter: S3Counter, pids: number[]): Promise<CycleResult> {
+  const objectsBefore = await storedIn({ kind: 's3', s3: gw, bucket });
+  const s3Before = counter.snapshot();
+  const [busy0, known0] = [await machineBusySeconds(), await knownCpu(pids)];
+  say(`${label}: understudy backup --wait`);
+  const run = await us.cycle();
+  const [busy1, known1] = [await machineBusySeconds(), await knownCpu(pids)];
+  const s3 = diffCounts(counter.snapshot(), s3Before);
+  const objectsAfter = await storedIn({ kind: 's3', s3: gw, bucket });
+  const foreignCpuS = busy1 - busy0 - (known1 - known0) - run.usage.totalCpuS;
+  say(`${label}: ${run.seconds.toFixed(1)} s (${run.phases.map((p) => `${p.phase} ${p.seconds.toFixed(1)}`).join(', ')}), uploaded ${mib(run.uploadedBytes)}, ${s3.requests} S3 requests, agent ${run.usage.agentHwmMiB.toFixed(0)} MiB / mariadbd ${run.usage.mysqldHwmMiB.toFixed(0)} MiB peak, agent group ${run.usage.totalCpuS.toFixed(1)} CPU s`);
+  return { label, run, s3, objectsWritten: objectsAfter.objects - objectsBefore.objects, storedBytesAdded: objectsAfter.bytes - objectsBefore.bytes, foreignCpuS };
+}
+
+async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promise<SizeResult> {
+  const dir = join(work, `size-${gib}`);
+  await mkdir(dir, { recursive: true });
+  let master: Mariadb | undefined;
+  let load: Load | undefined;
+  let us: Understudy | undefined;
+  try {
+    master = await startMariadb({ role: 'master', serverId: 1, extraCnf: MASTER_CNF });
+    const repl = { user: 'understudy_repl', password: newPassword() };
+    await createReplicationUser(master, { ...repl, host: '%', seedDump: true });
+    const shape = shapeFor(gib * GiB);
+    say(`${gib} GiB: sysbench prepare ${shape.tables} tables x ${shape.tableSize} rows`);
+    const prepareSeconds = await prepare(master, DATA_DB, 'oltp_read_write', shape, THREADS);
+    const loadShape = { tables: 1, tableSize: values.quick ? 20_000 : 100_000 };
+    await prepare(master, LOAD_DB, 'oltp_write_only', loadShape, 1);
+    await purgeBinlogs(master);
+    const dataBytes = await duBytes(join(master.datadir, DATA_DB));
+    const datadirBytes = await duBytes(master.datadir);
+    say(`${gib} GiB: prepared in ${prepareSeconds.toFixed(0)} s: ${DATA_DB} ${mib(dataBytes)}, datadir ${mib(datadirBytes)}`);
+
+    const c = master.connectionOptions();
+    load = await startLoad({ ...c, db: LOAD_DB, ...loadShape, rate: RATE, threads: THREADS, workDir: dir });
+    const bucket = `cycle-${gib}-${randomBytes(4).toString('hex')}`.replace('.', '-');
+    await createBucket(gw, bucket);
+    us = await startUnderstudy({ dir, master, replication: repl, s3: { ...gw, endpoint: counter.endpoint }, bucket, mysqldOptions: MYSQLD });
+    const pids = [master.pid, load.pid, ...gw.pids];
+    await delay(5000); // the load settles
+    const q0 = Date.now();
+    const [qb0, qk0] = [await machineBusySeconds(), await knownCpu(pids)];
+    await delay(QUIET_S * 1000);
+    const quiet = load.window('quiet', q0, Date.now());
+    const quietForeign = (await machineBusySeconds()) - qb0 - ((await knownCpu(pids)) - qk0);
+    say(`quiet: ${quiet.tps.toFixed(1)} tps, p99 ${quiet.p99Ms.toFixed(1)} ms, max ${quiet.maxMs.toFixed(1)} ms, ${quiet.errors} errors`);
+
+    const first = await oneCycle('cycle 1 (seed)', us, gw, bucket, counter, pids);
+    load.check();
+    await delay(10_000);
+    const scratch = join(dir, 'old-way-copy');
+    say('the old way: FLUSH TABLES WITH READ LOCK, cp -a datadir, UNLOCK TABLES');
+    const old = await oldWay(master, scratch);
+    await delay(10_000);
+    await rm(scratch, { recursive: true, force: true });
+    say(`old way: lock held ${old.heldSeconds.toFixed(1)} s for ${mib(old.copiedBytes)}`);
+
+    say(`a day of changes (uniform share ${UNIFORM})`);
+    const day = await dayOfChanges(master, DATA_DB, shape, UNIFORM);
+    say(`day: ${day.inserted} inserted, ${day.updated} updated, ${day.deleted} deleted in ${day.seconds.toFixed(0)} s`);
+    await delay(5000);
+    const second = await oneCycle('cycle 2 (after a day)', us, gw, bucket, counter, pids);
+    load.check();
+    await delay(5000); // transactions scheduled during a window but run late have finished
+    // Windows are computed now, once every transaction scheduled inside them has run (late ones too).
+    const windows = [
+      load.window('quiet', q0, q0 + QUIET_S * 1000),
+      load.window('cycle 1 (seed)', first.run.startedMs, first.run.endedMs),
+      load.window('old way (lock held)', old.startedMs, old.unlockedMs),
+      load.window('old way, 10 s after unlock', old.unlockedMs, old.unlockedMs + 10_000),
+      load.window('cycle 2 (after a day)', second.run.startedMs, second.run.endedMs),
+    ];
+    const loadTx = load.window('all', started, Date.now()).transactions;
+    await load.stop();
+    load = undefined;
+
+    const changes = await changedChunks(join(first.run.instanceDir, 'datadir'), join(second.run.instanceDir, 'datadir'), CHUNK);
+    // The peers back up the first cycle's datadir (what cycle 1 uploaded), without the agent's excludes.
+    const peerInput = join(dir, 'peer-input', 'datadir');
+    await mkdir(join(dir, 'peer-input'), { recursive: true });
+    await execCp(join(first.run.instanceDir, 'datadir'), peerInput);
+    const peerBytes = await duBytes(peerInput);
+    await us.stop();
+    us = undefined;
+    await master.destroy();
+    master = undefined;
+    say(`peers on the first cycle's datadir (${mib(peerBytes)})`);
+    const peers = await runPeers(peerInput, peerBytes, { ...gw, endpoint: counter.endpoint }, counter, dir, say);
+    await rm(join(dir, 'peer-input'), { recursive: true, force: true });
+    return {
+      gib, shape, prepareSeconds, dataBytes, datadirBytes, peerInputBytes: peerBytes, quietForeignCpuS: quietForeign,
+      load: { rate: RATE, threads: THREADS, tables: loadShape.tables, tableSize: loadShape.tableSize, transactions: loadTx },
+      windows, oldWay: old, day: { ...DAY, uniformShare: UNIFORM, ...day }, cycles: [first, second], changes, peers,
+    };
+  } finally {
+    await load?.stop().catch(() => undefined);
+    await us?.stop().catch(() => undefined);
+    await master?.destroy().catch(() => undefined);
+    if (!values.keep) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** A hard-linked copy of a datadir without the files the agent excludes (binlogs, pid files...). */
+async function execCp(from: string, to: string): Promise<void> {
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('cp', ['-al', from, to]);
+  const { readdir } = await import('node:fs/promises');
+  for (const e of await readdir(to, { withFileTypes: true, recursive: true })) if (e.isFile() && isExcluded(e.name)) await rm(join(e.parentPath, e.name));
+}
+
+async function main(): Promise<void> {
+  const results: Results = {
+    startedAt: new Date().toISOString(),
+    args: process.argv.slice(2),
+    machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, ramGiB: (totalmem() / GiB).toFixed(1), kernel: release(), node: process.version, loadBefore: loadavg().map((l) => l.toFixed(2)).join(' ') },
+    sizes: [],
+  };
+  const save = () => writeFile(join(work, 'results.json'), JSON.stringify(results, null, 2));
+  console.log(`work dir ${work}; load average ${results.machine.loadBefore}`);
+  const maxGiB = Math.max(...sizes);
+  let gw: Radosgw | undefined;
+  let counter: S3Counter | undefined;
+  const stopAll = async (): Promise<void> => {
+    await counter?.stop().catch(() => undefined);
+    await gw?.stop().catch(() => undefined);
+  };
+  process.once('SIGINT', () => void stopAll().finally(() => process.exit(130)));
+  try {
+    gw = await startRadosgw({ memstoreBytes: Math.max(8, Math.ceil(maxGiB * 3)) * GiB, log: say });
+    counter = await startS3Counter(gw.endpoint);
+    for (const gib of sizes) {
+      results.sizes.push(await measureSize(gib, gw, counter));
+      await save();
+    }
+  } finally {
+    await stopAll();
+  }
+  results.machine.loadAfter = loadavg().map((l) => l.toFixed(2)).join(' ');
+  results.minutes = (Date.now() - started) / 60000;
+  await save();
+  const text = render(results);
+  await writeFile(join(work, 'report.txt'), text);
+  const svgPath = values.svg ?? join(work, 'cycle-phases.svg');
+  await writeFile(svgPath, svg(results));
+  console.log(`\n${text}\n\nraw results: ${join(work, 'results.json')}; plot: ${svgPath} (${results.minutes.toFixed(1)} min; load before ${results.machine.loadBefore}, after ${results.machine.loadAfter})`);
+}
+
+process.on('exit', () => {
+  if (!values.keep) for (const s of sizes) rmSync(join(work, `size-${s}`), { recursive: true, force: true });
+});
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+    console.error(`partial results: ${join(work, 'results.json')}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,102 @@
+/**
+ * Watches a local agent's process group from /proc until the agent exits: CPU seconds (user +
+ * system) of the agent (node) itself, of its mariadbd(s) and of everything else it ran
+ * (mariadb-dump, the mariadb client of the seed load), and the peak memory (VmHWM) of the agent
+ * and of mariadbd. Children the agent has reaped are counted through its cutime/cstime.
+ * Sampled every 250 ms: the last quarter second of a process may be missed.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+
+export interface GroupUsage {
+  readonly agentCpuS: number;
+  readonly mysqldCpuS: number;
+  readonly otherCpuS: number;
+  readonly totalCpuS: number;
+  readonly agentHwmMiB: number;
+  readonly mysqldHwmMiB: number;
+  readonly samples: number;
+}
+
+interface ProcInfo {
+  pid: number;
+  comm: string;
+  pgrp: number;
+  cpu: number;
+  childCpu: number;
+}
+
+const HZ = 100; // USER_HZ
+
+async function readProc(pid: number): Promise<ProcInfo | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  if (stat === '') return undefined;
+  const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  if (f[0] === 'Z') return undefined;
+  return { pid, comm, pgrp: Number(f[2]), cpu: (Number(f[11]) + Number(f[12])) / HZ, childCpu: (Number(f[13]) + Number(f[14])) / HZ };
+}
+
+async function hwmMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  return Number(/^VmHWM:\s+(\d+)/m.exec(status)?.[1] ?? 0) / 1024;
+}
+
+export interface GroupWatch {
+  /** Resolves when the agent has exited, with what was seen. */
+  readonly done: Promise<GroupUsage>;
+  stop(): void;
+}
+
+export function watchGroup(agentPid: number): GroupWatch {
+  const lastCpu = new Map<number, { comm: string; cpu: number }>();
+  let agentChildCpu = 0;
+  let agentHwm = 0;
+  let mysqldHwm = 0;
+  let samples = 0;
+  let stopped = false;
+  const sample = async (): Promise<boolean> => {
+    const agent = await readProc(agentPid);
+    if (agent === undefined) return false;
+    agentChildCpu = agent.childCpu;
+    lastCpu.set(agentPid, { comm: agent.comm, cpu: agent.cpu });
+    agentHwm = Math.max(agentHwm, await hwmMiB(agentPid));
+    for (const name of await readdir('/proc')) {
+      if (!/^\d+$/.test(name) || Number(name) === agentPid) continue;
+      const p = await readProc(Number(name));
+      if (p === undefined || p.pgrp !== agentPid) continue;
+      lastCpu.set(p.pid, { comm: p.comm, cpu: p.cpu });
+      if (p.comm === 'mariadbd' || p.comm === 'mysqld') mysqldHwm = Math.max(mysqldHwm, await hwmMiB(p.pid));
+    }
+    samples++;
+    return true;
+  };
+  const done = (async (): Promise<GroupUsage> => {
+    while (!stopped && (await sample())) await new Promise((r) => setTimeout(r, 250));
+    const agentCpuS = lastCpu.get(agentPid)?.cpu ?? 0;
+    let mysqldCpuS = 0;
+    let childrenSeen = 0;
+    for (const [pid, p] of lastCpu) {
+      if (pid === agentPid) continue;
+      childrenSeen += p.cpu;
+      if (p.comm === 'mariadbd' || p.comm === 'mysqld') mysqldCpuS += p.cpu;
+    }
+    // Reaped children are in the agent's cutime; children seen alive but not reaped yet are not.
+    const totalCpuS = agentCpuS + Math.max(agentChildCpu, childrenSeen);
+    return { agentCpuS, mysqldCpuS, otherCpuS: Math.max(0, totalCpuS - agentCpuS - mysqldCpuS), totalCpuS, agentHwmMiB: agentHwm, mysqldHwmMiB: mysqldHwm, samples };
+  })();
+  return { done, stop: () => (stopped = true) };
+}
+
+/** CPU seconds the whole machine spent busy since boot (everything but idle and iowait). */
+export async function machineBusySeconds(): Promise<number> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!;
+  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number) as number[];
+  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / HZ;
+}
+
+/** CPU seconds used so far by these processes (the master's mariadbd, the gateway's daemons, sysbench). */
+export async function cpuOf(pids: readonly number[]): Promise<number> {
+  let s = 0;
+  for (const pid of pids) s += (await readProc(pid))?.cpu ?? 0;
+  return s;
+}

@@ -3,6 +3,7 @@
  * clients the entry point passes in, runs the cycle under the run's deadline, and reports. Returns
  * the process exit code (0 committed, 2 bad document, 3 cycle failed); never throws.
  */
+import { setMaxListeners } from 'node:events';
 import { crc32 } from 'node:zlib';
 import { readFile } from 'node:fs/promises';
 import type { Repository } from '@understudy/core';
@@ -44,6 +45,9 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
   const config = parsed.config;
   const log = deps.log.child({ runId: config.runId, target: config.target });
   const controller = new AbortController();
+  // Every store request and chunk task in flight listens on this signal: up to a few per unit of
+  // backup.concurrency (max 256). Above Node's default of 10 is expected, not a leak.
+  setMaxListeners(4 * (config.backup.concurrency ?? 8) + 32, controller.signal);
   // The tunnel has its own lifetime: it must outlive an aborted cycle so the failure can be reported.
   const tunnelController = new AbortController();
   let tunnel: Tunnel | undefined;

@@ -5,6 +5,7 @@
  * (commands/program.ts), runs it, and turns whatever it throws into a message and an exit code
  * (core's error registry decides the code).
  */
+import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { CommanderError } from 'commander';
 import { exitCodeOf, UnderstudyError, type ErrorCode } from '@understudy/core';
@@ -36,6 +37,9 @@ async function main(argv: string[]): Promise<Outcome> {
   quietWarnings(debug);
 
   const controller = new AbortController();
+  // Every store request and chunk task in flight listens on this signal: a few per unit of
+  // --concurrency (at most 1024). More than Node's default of 10 is expected, not a leak.
+  setMaxListeners(4 * 1024 + 32, controller.signal);
   let interrupts = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (++interrupts > 1) process.exit(130);

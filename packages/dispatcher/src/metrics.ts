@@ -66,7 +66,7 @@ export function createMetrics(store: RunStore, opts: { now?: () => Date; targets
       registers: [registry],
       collect() {
         this.reset();
-        for (const b of store.totals().bytes) this.inc({ target: b.target }, b[field]);
+        for (const b of store.bytesByTarget()) this.inc({ target: b.target }, b[field]);
       },
     });
   };
@@ -80,7 +80,7 @@ export function createMetrics(store: RunStore, opts: { now?: () => Date; targets
     registers: [registry],
     collect() {
       this.reset();
-      for (const s of store.totals().byStatus) this.inc({ target: s.target, status: s.status }, s.n);
+      for (const s of store.countsByStatus()) this.inc({ target: s.target, status: s.status }, s.n);
     },
   });
   new Counter({
@@ -90,7 +90,7 @@ export function createMetrics(store: RunStore, opts: { now?: () => Date; targets
     registers: [registry],
     collect() {
       this.reset();
-      for (const f of store.totals().failuresByPhase) this.inc({ target: f.target, phase: f.phase }, f.n);
+      for (const f of store.failuresByPhase()) this.inc({ target: f.target, phase: f.phase }, f.n);
     },
   });
   new Gauge({

@@ -246,21 +246,23 @@ export class RunStore {
     return (this.db.prepare("SELECT * FROM runs WHERE status IN ('succeeded', 'failed') AND instance_id IS NOT NULL AND terminated_at IS NULL").all() as Row[]).map(fromRow);
   }
 
-  /** Aggregates for the metrics: per target, counts by status and failures by phase, and byte totals. */
-  totals(): {
-    byStatus: { target: string; status: string; n: number }[];
-    failuresByPhase: { target: string; phase: string; n: number }[];
-    bytes: { target: string; uploaded: number; reused: number }[];
-  } {
-    return {
-      byStatus: this.db.prepare('SELECT target, status, COUNT(*) AS n FROM runs GROUP BY target, status').all() as { target: string; status: string; n: number }[],
-      failuresByPhase: this.db
-        .prepare("SELECT target, COALESCE(error_phase, 'launch') AS phase, COUNT(*) AS n FROM runs WHERE status = 'failed' GROUP BY target, COALESCE(error_phase, 'launch')")
-        .all() as { target: string; phase: string; n: number }[],
-      bytes: this.db
-        .prepare("SELECT target, COALESCE(SUM(json_extract(metrics, '$.uploadedBytes')), 0) AS uploaded, COALESCE(SUM(json_extract(metrics, '$.reusedBytes')), 0) AS reused FROM runs WHERE status = 'succeeded' GROUP BY target")
-        .all() as { target: string; uploaded: number; reused: number }[],
-    };
+  /** For the metrics: runs per target and status. */
+  countsByStatus(): { target: string; status: string; n: number }[] {
+    return this.db.prepare('SELECT target, status, COUNT(*) AS n FROM runs GROUP BY target, status').all() as { target: string; status: string; n: number }[];
+  }
+
+  /** For the metrics: failed runs per target and the phase they failed in ('launch' before any report). */
+  failuresByPhase(): { target: string; phase: string; n: number }[] {
+    return this.db
+      .prepare("SELECT target, COALESCE(error_phase, 'launch') AS phase, COUNT(*) AS n FROM runs WHERE status = 'failed' GROUP BY target, COALESCE(error_phase, 'launch')")
+      .all() as { target: string; phase: string; n: number }[];
+  }
+
+  /** For the metrics: bytes uploaded and reused over the successful runs, per target. */
+  bytesByTarget(): { target: string; uploaded: number; reused: number }[] {
+    return this.db
+      .prepare("SELECT target, COALESCE(SUM(json_extract(metrics, '$.uploadedBytes')), 0) AS uploaded, COALESCE(SUM(json_extract(metrics, '$.reusedBytes')), 0) AS reused FROM runs WHERE status = 'succeeded' GROUP BY target")
+      .all() as { target: string; uploaded: number; reused: number }[];
   }
 
   /** The newest successful run of each target. */

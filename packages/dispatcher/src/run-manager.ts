@@ -101,7 +101,8 @@ export class RunManager {
       if (known) return { stored: false, run: before };
       throw new DispatcherError('DS_RUN_FINISHED', `run ${runId} has ended (${before.status}${before.errorCode ? `: ${before.errorCode}` : ''}); it takes no more reports`);
     }
-    const result = this.deps.store.appendEvent(runId, event, this.now().toISOString(), (run) => applyEvent(run, event, this.now().toISOString()));
+    const receivedAt = this.now().toISOString();
+    const result = this.deps.store.appendEvent(runId, event, receivedAt, (run) => applyEvent(run, event, receivedAt));
     if (result.stored) {
       const log = this.deps.log.child({ runId, phase: event.phase });
       if (event.status !== 'progress') log.info({ status: event.status, ...(event.error ? { error: event.error } : {}) }, `phase ${event.phase} ${event.status}`);

@@ -162,7 +162,6 @@ async function reportInvalidDocument(deps: AgentDeps, why: string): Promise<void
   } catch {
     return;
   }
-  if (raw.master === null || typeof raw.master !== 'object') return;
   const ssh = RunConfigSchema.shape.master.shape.ssh.safeParse(raw.master?.ssh);
   const dispatcher = RunConfigSchema.shape.dispatcher.safeParse(raw.dispatcher);
   if (!ssh.success || !dispatcher.success || !hints.runId) return;

@@ -209,6 +209,20 @@ interface ProcInfo {
   comm: string;
   state: string;
   pgrp: number;
+  /** Already on its way out: PF_EXITING set, or a SIGKILL pending (a large mariadbd takes a moment to die). */
+  dying: boolean;
+}
+
+const PF_EXITING = 0x4;
+const SIGKILL_BIT = 1n << 8n; // signal 9 in the pending masks of /proc/<pid>/status
+
+async function killPending(pid: number): Promise<boolean> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    return [...status.matchAll(/^(?:SigPnd|ShdPnd):\s*([0-9a-f]+)$/gm)].some((m) => (BigInt(`0x${m[1]}`) & SIGKILL_BIT) !== 0n);
+  } catch {
+    return true; // gone meanwhile
+  }
 }
 
 async function processesOfGroup(pgid: number): Promise<ProcInfo[]> {
@@ -222,8 +236,10 @@ async function processesOfGroup(pgid: number): Promise<ProcInfo[]> {
       continue; // gone meanwhile
     }
     const close = stat.lastIndexOf(')');
-    const [state = '', , pgrp = ''] = stat.slice(close + 2).split(' ');
-    if (Number(pgrp) === pgid) out.push({ pid: Number(name), comm: stat.slice(stat.indexOf('(') + 1, close), state, pgrp: Number(pgrp) });
+    const [state = '', , pgrp = '', , , , flags = '0'] = stat.slice(close + 2).split(' ');
+    if (Number(pgrp) !== pgid) continue;
+    const dying = (Number(flags) & PF_EXITING) !== 0 || (await killPending(Number(name)));
+    out.push({ pid: Number(name), comm: stat.slice(stat.indexOf('(') + 1, close), state, pgrp: Number(pgrp), dying });
   }
   return out;
 }
@@ -231,10 +247,12 @@ async function processesOfGroup(pgid: number): Promise<ProcInfo[]> {
 /**
  * SIGKILLs every process still in the group and waits until none of them runs (a zombie left to a
  * parent that does not reap it counts as gone: it holds no files, locks or memory). Returns the
- * processes that were still running when called (`comm` names, e.g. ['mariadbd']).
+ * processes that were still running when called (`comm` names, e.g. ['mariadbd']); one already
+ * dying of a SIGKILL (exiting, or the signal pending) is not counted: it was taken down, it just
+ * has not finished releasing its memory.
  */
 export async function killProcessGroup(pgid: number, timeoutMs = 30_000): Promise<string[]> {
-  const alive = (await processesOfGroup(pgid)).filter((p) => p.state !== 'Z');
+  const alive = (await processesOfGroup(pgid)).filter((p) => p.state !== 'Z' && !p.dying);
   try {
     process.kill(-pgid, 'SIGKILL');
   } catch (err) {

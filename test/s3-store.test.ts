@@ -83,8 +83,8 @@ describe('S3Store specifics (radosgw)', () => {
       const root = new S3Store({ client: c, bucket });
       assert.equal(a.location, `s3://${bucket}/prod/db1/`);
       const body = Buffer.from('x');
-      await a.put('k/1', body, { contentMD5: md5(body) });
-      await b.put('k/2', body, { contentMD5: md5(body) });
+      await a.put('k/1', body, { checksum: md5(body) });
+      await b.put('k/2', body, { checksum: md5(body) });
       assert.deepEqual(await keys(a), ['k/1']);
       assert.deepEqual(await keys(b), ['k/2']);
       assert.deepEqual(await keys(root), ['prod/db1/k/1', 'prod/db10/k/2']);
@@ -102,7 +102,7 @@ describe('S3Store specifics (radosgw)', () => {
     try {
       const store = new S3Store({ client: c, bucket });
       const body = Buffer.from('x');
-      await assert.rejects(store.put('k', body, { contentMD5: md5(body) }), (err: unknown) => {
+      await assert.rejects(store.put('k', body, { checksum: md5(body) }), (err: unknown) => {
         const e = err as { code?: unknown; details?: Record<string, unknown> };
         assert.equal(e.code, 'US_STORE_DENIED');
         assert.equal(e.details?.httpStatus, 403);
@@ -150,11 +150,11 @@ describe('S3Store specifics (radosgw)', () => {
       const body = Buffer.from('stored, but the 200 never arrives');
 
       proxy.dropNextResponse();
-      await assert.rejects(s3store.put('probe', body, { contentMD5: md5(body) }), { code: 'US_STORE_UNAVAILABLE' });
+      await assert.rejects(s3store.put('probe', body, { checksum: md5(body) }), { code: 'US_STORE_UNAVAILABLE' });
       assert.ok((await s3store.get('probe')).equals(body), 'the server stored the object although the response was lost');
 
       proxy.dropNextResponse();
-      await store.put('chunk', body, { contentMD5: md5(body), ifNoneMatch: true });
+      await store.put('chunk', body, { checksum: md5(body), ifNoneMatch: true });
       assert.equal(retries.length, 1);
       assert.equal((retries[0] as { code?: unknown }).code, 'US_STORE_UNAVAILABLE');
       assert.ok((await s3store.get('chunk')).equals(body));
@@ -162,7 +162,7 @@ describe('S3Store specifics (radosgw)', () => {
       // Someone else's content under the key stays a conflict.
       const other = Buffer.from('different');
       proxy.dropNextResponse();
-      await assert.rejects(store.put('chunk', other, { contentMD5: md5(other), ifNoneMatch: true }), { code: 'US_ALREADY_EXISTS' });
+      await assert.rejects(store.put('chunk', other, { checksum: md5(other), ifNoneMatch: true }), { code: 'US_ALREADY_EXISTS' });
       assert.ok((await s3store.get('chunk')).equals(body));
     } finally {
       c.destroy();

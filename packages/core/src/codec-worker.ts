@@ -2,6 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { codecOps, type CodecSettings } from './codec.js';
 import { UnderstudyError } from './errors.js';
+import type { ChecksumAlgorithm } from './store/store.js';
 
 const settings = workerData as { keys: { encryptionKey?: Uint8Array; idKey?: Uint8Array }; level: number };
 const asBuffer = (u: Uint8Array | undefined): Buffer | undefined => (u ? Buffer.from(u.buffer, u.byteOffset, u.byteLength) : undefined);
@@ -19,16 +20,24 @@ function owned(buf: Buffer): { view: Uint8Array; transfer: ArrayBuffer[] } {
   return { view: copy, transfer: [copy.buffer] };
 }
 
-parentPort!.on('message', (m: { seq: number; op: string; plain?: Uint8Array; stored?: Uint8Array; name?: string }) => {
+parentPort!.on('message', (m: { seq: number; op: string; plain?: Uint8Array; stored?: Uint8Array; into?: Uint8Array; name?: string; checksum?: ChecksumAlgorithm }) => {
   try {
     if (m.op === 'id') {
       parentPort!.postMessage({ seq: m.seq, ok: true, result: ops.contentId(asBuffer(m.plain)!) });
     } else if (m.op === 'seal') {
-      const { body, md5 } = ops.seal(asBuffer(m.plain)!, m.name!);
+      const { body, checksum } = ops.seal(asBuffer(m.plain)!, m.name!, m.checksum!);
       const b = owned(body);
-      parentPort!.postMessage({ seq: m.seq, ok: true, result: { body: b.view, md5 } }, b.transfer);
+      parentPort!.postMessage({ seq: m.seq, ok: true, result: { body: b.view, checksum } }, b.transfer);
     } else if (m.op === 'open') {
-      const { plain, id } = ops.open(asBuffer(m.stored)!, m.name!);
+      const into = asBuffer(m.into);
+      const { plain, id } = ops.open(asBuffer(m.stored)!, m.name!, into);
+      // Written into the caller's shared memory: only the id goes back, with the stored body's memory,
+      // which the caller's thread frees. Freed here, it would wait for this thread's garbage collector,
+      // which seldom runs when a thread allocates nothing else: a restore's RSS grew by 100 MiB so.
+      if (into) {
+        const back = m.stored!.buffer instanceof ArrayBuffer ? [m.stored!.buffer] : [];
+        return void parentPort!.postMessage({ seq: m.seq, ok: true, result: { id }, stored: m.stored }, back);
+      }
       const p = owned(plain);
       parentPort!.postMessage({ seq: m.seq, ok: true, result: { plain: p.view, id } }, p.transfer);
     } else {

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { InlineCodec, WorkerCodec } from './codec.js';
 import { isUnderstudyError } from './errors.js';
 import { encryptedKeys, plainKeys } from './keys.js';
+import { checksumOf } from './store/store.js';
 import { seededBytes } from './testing/trees.js';
 
 describe('codecs', () => {
@@ -19,10 +20,22 @@ describe('codecs', () => {
         assert.equal(await workers.contentId(shared), id);
         assert.equal(await workers.contentId(plain), id, 'a non-shared buffer is copied, not detached');
         assert.equal(plain.length, 200_000);
-        const sealedByWorker = await workers.seal(shared, 'chunks/x');
+        const sealedByWorker = await workers.seal(shared, 'chunks/x', 'md5');
+        assert.deepEqual(sealedByWorker.checksum, checksumOf('md5', sealedByWorker.body));
         assert.deepEqual(await inline.open(Buffer.from(sealedByWorker.body), 'chunks/x'), { plain, id });
-        const sealedInline = await inline.seal(plain, 'chunks/x');
+        const sealedInline = await inline.seal(plain, 'chunks/x', 'crc32');
+        assert.deepEqual(sealedInline.checksum, checksumOf('crc32', sealedInline.body), 'the CRC continued from the frame equals the CRC of the whole body');
+        const empty = await workers.seal(Buffer.alloc(0), 'chunks/e', 'crc32');
+        assert.deepEqual(empty.checksum, checksumOf('crc32', empty.body));
         assert.deepEqual(await workers.open(sealedInline.body, 'chunks/x'), { plain, id });
+        const into = Buffer.from(new SharedArrayBuffer(plain.length));
+        const again = (await inline.seal(plain, 'chunks/x', 'crc32')).body; // the open above consumed sealedInline.body
+        const opened = await workers.open(Buffer.from(again), 'chunks/x', into);
+        assert.equal(opened.plain, into, 'opened into the caller\'s buffer');
+        assert.deepEqual({ plain: Buffer.from(into), id: opened.id }, { plain, id });
+        const short = Buffer.from(new SharedArrayBuffer(plain.length - 1));
+        await assert.rejects(workers.open(Buffer.from(again), 'chunks/x', short), (e) => isUnderstudyError(e, 'US_OBJECT_CORRUPT') && e.message.includes('expected 199999'));
+        await assert.rejects(workers.open(Buffer.from(again), 'chunks/x', Buffer.alloc(plain.length)), (e) => isUnderstudyError(e, 'US_INTERNAL'), 'only shared memory');
         const bad = Buffer.from(sealedByWorker.body);
         bad[bad.length - 2] = bad[bad.length - 2]! ^ 1;
         await assert.rejects(workers.open(bad, 'chunks/x'), (e) => isUnderstudyError(e, 'US_OBJECT_CORRUPT') && e.message.includes('chunks/x'));

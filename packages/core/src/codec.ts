@@ -4,23 +4,29 @@
  * `WorkerCodec` spreads it over worker threads so a backup or restore uses every core while the
  * main thread does I/O. Buffers backed by a SharedArrayBuffer reach a worker without a copy.
  */
-import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { UnderstudyError, type ErrorCode } from './errors.js';
 import { contentIdOf, type RepositoryKeys } from './keys.js';
-import { open, seal } from './object-format.js';
+import { open, plainFrameCrc32, seal } from './object-format.js';
+import { checksumOf, crc32Bytes, type ChecksumAlgorithm } from './store/store.js';
 
 export interface Sealed {
   readonly body: Buffer;
-  readonly md5: Buffer;
+  /** The body's checksum in the algorithm `seal` was asked for (the store's). */
+  readonly checksum: Buffer;
 }
 
 export interface ChunkCodec {
   contentId(plain: Buffer): Promise<string>;
-  seal(plain: Buffer, name: string): Promise<Sealed>;
-  /** Opens a stored chunk and returns its plaintext with the content id computed from it. `stored` may be consumed. */
-  open(stored: Buffer, name: string): Promise<{ plain: Buffer; id: string }>;
+  /** Frames `plain` for the object `name` and computes the checksum the store wants for it. */
+  seal(plain: Buffer, name: string, checksum: ChecksumAlgorithm): Promise<Sealed>;
+  /**
+   * Opens a stored chunk and returns its plaintext with the content id computed from it. `stored`
+   * may be consumed. With `into` (exactly the plaintext's length; shared memory for WorkerCodec) the
+   * plaintext is written there and `plain` is `into`.
+   */
+  open(stored: Buffer, name: string, into?: Buffer): Promise<{ plain: Buffer; id: string }>;
   close(): Promise<void>;
 }
 
@@ -34,12 +40,14 @@ export function codecOps(settings: CodecSettings) {
   const { keys, level } = settings;
   return {
     contentId: (plain: Buffer): string => contentIdOf(keys, plain),
-    seal: (plain: Buffer, name: string): Sealed => {
+    seal: (plain: Buffer, name: string, checksum: ChecksumAlgorithm): Sealed => {
       const body = seal(plain, name, { compress: true, level, encryptionKey: keys.encryptionKey });
-      return { body, md5: createHash('md5').update(body).digest() };
+      // An unencrypted frame ends with the CRC-32 of everything before it: continue that one.
+      if (checksum === 'crc32' && !keys.encryptionKey) return { body, checksum: crc32Bytes(plainFrameCrc32(body)) };
+      return { body, checksum: checksumOf(checksum, body) };
     },
-    open: (stored: Buffer, name: string): { plain: Buffer; id: string } => {
-      const plain = open(stored, name, keys.encryptionKey);
+    open: (stored: Buffer, name: string, into?: Buffer): { plain: Buffer; id: string } => {
+      const plain = open(stored, name, keys.encryptionKey, into);
       return { plain, id: contentIdOf(keys, plain) };
     },
   };
@@ -53,11 +61,11 @@ export class InlineCodec implements ChunkCodec {
   async contentId(plain: Buffer): Promise<string> {
     return this.ops.contentId(plain);
   }
-  async seal(plain: Buffer, name: string): Promise<Sealed> {
-    return this.ops.seal(plain, name);
+  async seal(plain: Buffer, name: string, checksum: ChecksumAlgorithm): Promise<Sealed> {
+    return this.ops.seal(plain, name, checksum);
   }
-  async open(stored: Buffer, name: string): Promise<{ plain: Buffer; id: string }> {
-    return this.ops.open(stored, name);
+  async open(stored: Buffer, name: string, into?: Buffer): Promise<{ plain: Buffer; id: string }> {
+    return this.ops.open(stored, name, into);
   }
   async close(): Promise<void> {}
 }
@@ -102,16 +110,20 @@ export class WorkerCodec implements ChunkCodec {
     return (await this.call('id', { plain: view }, transfer)) as string;
   }
 
-  async seal(plain: Buffer, name: string): Promise<Sealed> {
+  async seal(plain: Buffer, name: string, checksum: ChecksumAlgorithm): Promise<Sealed> {
     const { view, transfer } = postable(plain);
-    const r = (await this.call('seal', { plain: view, name }, transfer)) as { body: Uint8Array; md5: Uint8Array };
-    return { body: Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength), md5: Buffer.from(r.md5) };
+    const r = (await this.call('seal', { plain: view, name, checksum }, transfer)) as { body: Uint8Array; checksum: Uint8Array };
+    return { body: Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength), checksum: Buffer.from(r.checksum) };
   }
 
-  async open(stored: Buffer, name: string): Promise<{ plain: Buffer; id: string }> {
+  async open(stored: Buffer, name: string, into?: Buffer): Promise<{ plain: Buffer; id: string }> {
+    if (into && !(into.buffer instanceof SharedArrayBuffer)) {
+      throw new UnderstudyError('US_INTERNAL', 'WorkerCodec.open writes only into shared memory (a Buffer over a SharedArrayBuffer)');
+    }
     const { view, transfer } = postable(stored, true);
-    const r = (await this.call('open', { stored: view, name }, transfer)) as { plain: Uint8Array; id: string };
-    return { plain: Buffer.from(r.plain.buffer, r.plain.byteOffset, r.plain.byteLength), id: r.id };
+    const r = (await this.call('open', { stored: view, name, into }, transfer)) as { plain?: Uint8Array; id: string };
+    if (into) return { plain: into, id: r.id };
+    return { plain: Buffer.from(r.plain!.buffer, r.plain!.byteOffset, r.plain!.byteLength), id: r.id };
   }
 
   async close(): Promise<void> {

@@ -8,7 +8,7 @@ import type { Manifest } from './manifest.js';
 import { CORRUPT_READ_ATTEMPTS, CONFIG_KEY, Repository, type CorruptReadInfo } from './repository.js';
 import { restore } from './restore.js';
 import { LocalStore } from './store/local.js';
-import type { ObjectInfo, PutOptions, Store } from './store/store.js';
+import type { ChecksumAlgorithm, ObjectInfo, PutOptions, Store } from './store/store.js';
 import { compareTrees, makeTree, seededBytes } from './testing/trees.js';
 import { tempDir } from './testing/repo.js';
 import { verify } from './verify.js';
@@ -22,6 +22,7 @@ import { verify } from './verify.js';
  */
 class DamagingStore implements Store {
   readonly location: string;
+  readonly checksumAlgorithm: ChecksumAlgorithm;
   /** key -> how many more gets of it come back with a byte flipped. */
   readonly damage = new Map<string, number>();
   /** Which byte is flipped (default: the middle one). */
@@ -29,6 +30,7 @@ class DamagingStore implements Store {
   readonly gets: string[] = [];
   constructor(private readonly inner: Store) {
     this.location = inner.location;
+    this.checksumAlgorithm = inner.checksumAlgorithm;
   }
   put(key: string, body: Buffer, options: PutOptions): Promise<void> {
     return this.inner.put(key, body, options);

@@ -17,8 +17,8 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { UnderstudyError, isUnderstudyError } from './errors.js';
-import { LOCKS_PREFIX, md5 } from './repository.js';
-import type { Store } from './store/store.js';
+import { LOCKS_PREFIX } from './repository.js';
+import { checksumOf, type Store } from './store/store.js';
 
 const LockSchema = z.strictObject({
   kind: z.enum(['shared', 'exclusive']),
@@ -122,7 +122,7 @@ export class RepositoryLock {
 
   private async writeInfo(info: LockInfo, ifNoneMatch: boolean): Promise<void> {
     const body = Buffer.from(JSON.stringify(info), 'utf8');
-    await this.store.put(this.key, body, { contentMD5: md5(body), ifNoneMatch });
+    await this.store.put(this.key, body, { checksum: checksumOf(this.store.checksumAlgorithm, body), ifNoneMatch });
   }
 }
 

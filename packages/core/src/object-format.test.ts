@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { crc32 } from 'node:zlib';
 import { isUnderstudyError } from './errors.js';
-import { open, seal } from './object-format.js';
+import { open, plainFrameCrc32, seal } from './object-format.js';
 import { seededBytes } from './testing/trees.js';
 
 const key = seededBytes(32, 1);
@@ -19,6 +20,41 @@ describe('object format', () => {
       });
     }
   }
+
+  it('objects sealed one after another do not share memory (the compression buffer is reused)', () => {
+    for (const encryptionKey of [undefined, key]) {
+      const big = Buffer.from('row 1234567890 text '.repeat(50_000));
+      const small = Buffer.from('other text, other bytes '.repeat(100));
+      const first = seal(big, 'a', { compress: true, encryptionKey });
+      const copy = Buffer.from(first);
+      const second = seal(small, 'b', { compress: true, encryptionKey });
+      seal(seededBytes(300_000, 9), 'c', { compress: true, encryptionKey });
+      assert.deepEqual(first, copy, 'the first object is unchanged by the later seals');
+      assert.deepEqual(open(first, 'a', encryptionKey), big);
+      assert.deepEqual(open(second, 'b', encryptionKey), small);
+    }
+  });
+
+  it('opens into a buffer of exactly the plaintext\'s length, and refuses any other length', () => {
+    for (const encryptionKey of [undefined, key]) {
+      for (const [name, plain] of Object.entries(bodies)) {
+        const stored = seal(plain, 'k', { compress: true, encryptionKey });
+        const into = Buffer.alloc(plain.length);
+        assert.equal(open(stored, 'k', encryptionKey, into), into);
+        assert.deepEqual(into, plain, name);
+        for (const wrong of [plain.length + 1, Math.max(0, plain.length - 1)].filter((n) => n !== plain.length)) {
+          assert.throws(() => open(stored, 'k', encryptionKey, Buffer.alloc(wrong)), (e) => isUnderstudyError(e, 'US_OBJECT_CORRUPT') && e.message.includes(`${wrong}`), `${name} into ${wrong}`);
+        }
+      }
+    }
+  });
+
+  it('the CRC-32 of a whole plain object follows from its frame CRC', () => {
+    for (const plain of Object.values(bodies)) {
+      const stored = seal(plain, 'k', { compress: true });
+      assert.equal(plainFrameCrc32(stored), crc32(stored));
+    }
+  });
 
   it('detects a flipped bit at every position of a small object', () => {
     for (const encryptionKey of [undefined, key]) {

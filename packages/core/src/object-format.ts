@@ -14,7 +14,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { UnderstudyError } from './errors.js';
-import { compress, decompress } from './compress.js';
+import { compressBound, compressInto, decompress, decompressInto } from './compress.js';
 
 const MAGIC = Buffer.from('UST', 'latin1');
 const VERSION = 1;
@@ -33,14 +33,22 @@ export interface SealOptions {
   readonly encryptionKey?: Buffer | undefined;
 }
 
+/**
+ * This thread's buffer for compressed payloads (grown to the largest chunk seen, then reused): zstd
+ * writes straight into it and the payload is copied once, into the framed object.
+ */
+let scratch: Buffer | undefined;
+
 /** Frames `plain` for storage under `name` (the object key; bound into the tag when encrypted). */
 export function seal(plain: Buffer, name: string, options: SealOptions): Buffer {
   let flags = 0;
   let payload = plain;
   if (options.compress && plain.length > 0) {
-    const packed = compress(plain, options.level ?? 3);
-    if (packed.length < plain.length) {
-      payload = packed;
+    const bound = compressBound(plain.length);
+    if (!scratch || scratch.length < bound) scratch = Buffer.allocUnsafe(bound);
+    const n = compressInto(scratch, plain, options.level ?? 3);
+    if (n < plain.length) {
+      payload = scratch.subarray(0, n);
       flags |= FLAG_ZSTD;
     }
   }
@@ -61,8 +69,22 @@ export function seal(plain: Buffer, name: string, options: SealOptions): Buffer 
   return out;
 }
 
-/** Reverses `seal`; throws US_OBJECT_CORRUPT (naming `name`) on any framing, CRC or tag failure. */
-export function open(stored: Buffer, name: string, encryptionKey?: Buffer): Buffer {
+/**
+ * CRC-32 of a whole object `seal` framed without encryption, from the CRC its frame already ends
+ * with (CRC-32 continues over more data: crc(A + B) = crc32(B, crc(A))): 4 bytes hashed, not all.
+ */
+export function plainFrameCrc32(sealed: Buffer): number {
+  const end = sealed.length - 4;
+  return crc32(sealed.subarray(end), sealed.readUInt32BE(end));
+}
+
+/**
+ * Reverses `seal`; throws US_OBJECT_CORRUPT (naming `name`) on any framing, CRC or tag failure.
+ * With `into`, the plaintext is written there (it must be exactly the plaintext's length, or the
+ * object is refused as corrupt) and `into` is returned: a caller that reuses its buffers allocates
+ * nothing per object.
+ */
+export function open(stored: Buffer, name: string, encryptionKey?: Buffer, into?: Buffer): Buffer {
   const corrupt = (why: string, cause?: unknown): UnderstudyError =>
     new UnderstudyError('US_OBJECT_CORRUPT', `object ${name} is corrupt: ${why}`, { cause, details: { object: name } });
   if (stored.length < HEADER_LEN || !stored.subarray(0, 3).equals(MAGIC)) throw corrupt('bad magic (not an Understudy object)');
@@ -97,10 +119,15 @@ export function open(stored: Buffer, name: string, encryptionKey?: Buffer): Buff
   }
   if (flags & FLAG_ZSTD) {
     try {
-      return decompress(payload);
+      if (!into) return decompress(payload);
+      decompressInto(into, payload);
+      return into;
     } catch (err) {
-      throw corrupt('zstd payload does not decompress', err);
+      throw corrupt(`zstd payload does not decompress${into ? ` into its ${into.length} bytes` : ''}: ${(err as Error).message}`, err);
     }
   }
-  return payload;
+  if (!into) return payload;
+  if (payload.length !== into.length) throw corrupt(`holds ${payload.length} bytes, expected ${into.length}`);
+  payload.copy(into);
+  return into;
 }

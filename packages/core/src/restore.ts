@@ -5,11 +5,11 @@
  * file, link and directory is in place and synced, so an interrupted restore is recognised (by this
  * code and by backup, which refuses such a tree) and never mistaken for a good one. Files are written
  * under temporary names, fsynced, given their mode and mtime, then renamed. Every chunk is verified
- * against its content id before its bytes are written. All-zero chunks are not downloaded: the file is
- * sized with ftruncate first, so they stay holes (a sparse file restores sparse).
+ * against its content id before its bytes are written. Whole chunks of zeros are not downloaded: the
+ * file is sized with ftruncate first, so they stay holes (a sparse file restores sparse).
  *
- * Memory: `concurrency` chunks in flight, each as its stored body and its plaintext: at most about
- * concurrency x 2 x chunkSize bytes of buffers.
+ * Memory: `concurrency` chunks in flight, each as its stored body and its plaintext (in one of at
+ * most `concurrency` reused buffers of chunkSize): at most about concurrency x 2 x chunkSize bytes.
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, lutimes, mkdir, open as openFile, readdir, rename, rm, symlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
@@ -82,6 +82,9 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
 
   const pool = new TaskPool(options.concurrency ?? 8, signal);
   const open = new Set<FileHandle>();
+  // Chunks are opened into these (shared memory, one per task in flight, recycled once written):
+  // nothing is allocated per chunk, so the garbage collector has little to do.
+  const spare: Buffer[] = [];
   try {
     for (const f of files) {
       const final = join(target, f.path);
@@ -106,7 +109,10 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
       f.chunks.forEach((id, i) => {
         const len = chunkLength(f.size, manifest.chunkSize, i);
         const offset = i * manifest.chunkSize;
-        if (id === repo.zeroChunkId(len)) progress.bytesDone += len; // a hole: ftruncate made it
+        // A whole chunk of zeros is a hole: ftruncate made it. Only whole chunks are checked: the
+        // id of zeros of one length costs a hash of that many zeros, and every file's last chunk
+        // has a length of its own (a short zero tail is read like any chunk).
+        if (len === manifest.chunkSize && id === repo.zeroChunkId(len)) progress.bytesDone += len;
         else work.push({ id, offset, len });
       });
       remaining = work.length;
@@ -116,9 +122,11 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
       }
       for (const { id, offset, len } of work) {
         await pool.submit(async () => {
-          const data = await repo.loadChunk(id, len, signal);
+          const whole = spare.pop() ?? Buffer.from(new SharedArrayBuffer(manifest.chunkSize));
+          const data = await repo.loadChunk(id, len, signal, whole.subarray(0, len));
           let written = 0;
           while (written < len) written += (await fh.write(data, written, len - written, offset + written)).bytesWritten;
+          spare.push(whole);
           progress.bytesDone += len;
           progress.downloadedChunks++;
           await options.hook?.('chunk-written');

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { ErrorCode } from '../errors.js';
-import type { ObjectInfo, Store } from './store.js';
+import { checksumOf, type ObjectInfo, type Store } from './store.js';
 
 /**
  * The conformance suite every Store implementation runs (restic's backend test suite). It
@@ -23,7 +23,7 @@ export function storeConformance(name: string, setup: () => Promise<{ store: Sto
     it('round-trips empty, small and multi-MB bodies byte for byte', withStore(async (store) => {
       const bodies = { empty: Buffer.alloc(0), small: Buffer.from('hello, store\n'), large: randomBytes(5 * 1024 * 1024 + 17) };
       for (const [key, body] of Object.entries(bodies)) {
-        await store.put(`rt/${key}`, body, { contentMD5: md5(body) });
+        await store.put(`rt/${key}`, body, { checksum: sum(store, body) });
       }
       for (const [key, body] of Object.entries(bodies)) {
         const got = await store.get(`rt/${key}`);
@@ -113,18 +113,18 @@ export function storeConformance(name: string, setup: () => Promise<{ store: Sto
 
     it('a conditional put creates a new key and refuses an existing one, leaving it unchanged', withStore(async (store) => {
       const first = Buffer.from('the original');
-      await store.put('cond/k', first, { contentMD5: md5(first), ifNoneMatch: true });
+      await store.put('cond/k', first, { checksum: sum(store, first), ifNoneMatch: true });
       assert.ok((await store.get('cond/k')).equals(first));
       const second = Buffer.from('an impostor');
-      await rejectsWith(store.put('cond/k', second, { contentMD5: md5(second), ifNoneMatch: true }), 'US_ALREADY_EXISTS');
-      await rejectsWith(store.put('cond/k', first, { contentMD5: md5(first), ifNoneMatch: true }), 'US_ALREADY_EXISTS');
+      await rejectsWith(store.put('cond/k', second, { checksum: sum(store, second), ifNoneMatch: true }), 'US_ALREADY_EXISTS');
+      await rejectsWith(store.put('cond/k', first, { checksum: sum(store, first), ifNoneMatch: true }), 'US_ALREADY_EXISTS');
       assert.ok((await store.get('cond/k')).equals(first));
       assert.deepEqual(await keys(store, 'cond/'), ['cond/k']);
     }));
 
     it('concurrent conditional puts of one key: exactly one wins', withStore(async (store) => {
       const bodies = Array.from({ length: 8 }, (_, i) => Buffer.from(`writer ${i}`));
-      const results = await Promise.allSettled(bodies.map((b) => store.put('race/k', b, { contentMD5: md5(b), ifNoneMatch: true })));
+      const results = await Promise.allSettled(bodies.map((b) => store.put('race/k', b, { checksum: sum(store, b), ifNoneMatch: true })));
       const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
       assert.equal(won.length, 1, `winners: ${won.join(',')}`);
       for (const r of results) {
@@ -134,21 +134,21 @@ export function storeConformance(name: string, setup: () => Promise<{ store: Sto
       assert.ok(winner !== undefined && (await store.get('race/k')).equals(winner));
     }));
 
-    it('a put whose Content-MD5 does not match stores nothing', withStore(async (store) => {
+    it('a put whose checksum does not match stores nothing', withStore(async (store) => {
       const body = randomBytes(4096);
-      const wrong = md5(Buffer.concat([body, Buffer.from('x')]));
-      await rejectsWith(store.put('md5/new', body, { contentMD5: wrong }), 'US_CHECKSUM_MISMATCH');
-      await rejectsWith(store.put('md5/new', body, { contentMD5: wrong, ifNoneMatch: true }), 'US_CHECKSUM_MISMATCH');
+      const wrong = sum(store, Buffer.concat([body, Buffer.from('x')]));
+      await rejectsWith(store.put('md5/new', body, { checksum: wrong }), 'US_CHECKSUM_MISMATCH');
+      await rejectsWith(store.put('md5/new', body, { checksum: wrong, ifNoneMatch: true }), 'US_CHECKSUM_MISMATCH');
       await rejectsWith(store.head('md5/new'), 'US_NOT_FOUND');
       await rejectsWith(store.get('md5/new'), 'US_NOT_FOUND');
       assert.deepEqual(await keys(store, ''), []);
     }));
 
-    it('a put whose Content-MD5 does not match leaves the existing object unchanged', withStore(async (store) => {
+    it('a put whose checksum does not match leaves the existing object unchanged', withStore(async (store) => {
       const old = Buffer.from('old content');
       await put(store, 'md5/old', old);
       const body = Buffer.from('new content that never lands');
-      await rejectsWith(store.put('md5/old', body, { contentMD5: md5(old) }), 'US_CHECKSUM_MISMATCH');
+      await rejectsWith(store.put('md5/old', body, { checksum: sum(store, old) }), 'US_CHECKSUM_MISMATCH');
       assert.ok((await store.get('md5/old')).equals(old));
       assert.equal((await store.head('md5/old')).size, old.length);
     }));
@@ -156,7 +156,7 @@ export function storeConformance(name: string, setup: () => Promise<{ store: Sto
     it('invalid keys are rejected with US_KEY_INVALID', withStore(async (store) => {
       const body = Buffer.from('x');
       for (const key of ['../x', '/abs', 'a//b', '', 'a/', 'a/./b', 'a/../b', 'sp ace', 'a\\b']) {
-        await rejectsWith(store.put(key, body, { contentMD5: md5(body) }), 'US_KEY_INVALID', `put ${JSON.stringify(key)}`);
+        await rejectsWith(store.put(key, body, { checksum: sum(store, body) }), 'US_KEY_INVALID', `put ${JSON.stringify(key)}`);
         await rejectsWith(store.get(key), 'US_KEY_INVALID', `get ${JSON.stringify(key)}`);
         await rejectsWith(store.head(key), 'US_KEY_INVALID', `head ${JSON.stringify(key)}`);
         await rejectsWith(store.delete(key), 'US_KEY_INVALID', `delete ${JSON.stringify(key)}`);
@@ -166,12 +166,13 @@ export function storeConformance(name: string, setup: () => Promise<{ store: Sto
   });
 }
 
-function md5(body: Buffer): Buffer {
-  return createHash('md5').update(body).digest();
+/** The body's checksum in the algorithm the store asks for. */
+function sum(store: Store, body: Buffer): Buffer {
+  return checksumOf(store.checksumAlgorithm, body);
 }
 
 async function put(store: Store, key: string, body: Buffer): Promise<void> {
-  await store.put(key, body, { contentMD5: md5(body) });
+  await store.put(key, body, { checksum: sum(store, body) });
 }
 
 async function keys(store: Store, prefix: string): Promise<string[]> {

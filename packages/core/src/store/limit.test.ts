@@ -11,6 +11,7 @@ import type { ObjectInfo, Store } from './store.js';
  */
 class CountingStore implements Store {
   readonly location = 'fake://counting';
+  readonly checksumAlgorithm = 'md5' as const;
   inFlight = 0;
   maxInFlight = 0;
   calls = 0;
@@ -45,7 +46,7 @@ class CountingStore implements Store {
   }
 }
 
-const opts = { contentMD5: Buffer.alloc(16) };
+const opts = { checksum: Buffer.alloc(16) };
 
 describe('LimitStore', () => {
   for (const n of [1, 3, 8]) {

@@ -1,6 +1,6 @@
 import { UnderstudyError } from '../errors.js';
 import { Semaphore } from './semaphore.js';
-import type { ObjectInfo, PutOptions, Store } from './store.js';
+import type { ObjectInfo, PutOptions, Store, ChecksumAlgorithm } from './store.js';
 
 export interface LimitStoreOptions {
   /** Most requests in flight at once (integer 1..1024). */
@@ -23,6 +23,7 @@ export interface LimitStoreOptions {
  */
 export class LimitStore implements Store {
   readonly location: string;
+  readonly checksumAlgorithm: ChecksumAlgorithm;
   readonly #inner: Store;
   readonly #sem: Semaphore;
 
@@ -36,6 +37,7 @@ export class LimitStore implements Store {
     this.#inner = inner;
     this.#sem = new Semaphore(n);
     this.location = inner.location;
+    this.checksumAlgorithm = inner.checksumAlgorithm;
   }
 
   put(key: string, body: Buffer, options: PutOptions): Promise<void> {

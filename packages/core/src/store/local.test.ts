@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LimitStore } from './limit.js';
 import { LocalStore } from './local.js';
+import { checksumOf } from './store.js';
 import { RetryStore } from './retry.js';
 import { storeConformance } from './conformance.js';
 
@@ -21,7 +21,7 @@ storeConformance('RetryStore(LimitStore(LocalStore))', async () => {
   return { store, cleanup: () => rm(root, { recursive: true, force: true }) };
 });
 
-const md5 = (b: Buffer): Buffer => createHash('md5').update(b).digest();
+const crc = (b: Buffer): Buffer => checksumOf('crc32', b);
 
 describe('LocalStore specifics', () => {
   let root: string;
@@ -34,13 +34,13 @@ describe('LocalStore specifics', () => {
 
   it('leaves no temp file behind after failed puts', async () => {
     const body = Buffer.from('payload');
-    await store.put('t/exists', body, { contentMD5: md5(body) });
-    await assert.rejects(store.put('t/bad', body, { contentMD5: md5(Buffer.from('other')) }), { code: 'US_CHECKSUM_MISMATCH' });
-    await assert.rejects(store.put('t/exists', body, { contentMD5: md5(body), ifNoneMatch: true }), { code: 'US_ALREADY_EXISTS' });
-    await assert.rejects(store.put('t/exists/below', body, { contentMD5: md5(body) }), { code: 'US_KEY_INVALID' });
+    await store.put('t/exists', body, { checksum: crc(body) });
+    await assert.rejects(store.put('t/bad', body, { checksum: crc(Buffer.from('other')) }), { code: 'US_CHECKSUM_MISMATCH' });
+    await assert.rejects(store.put('t/exists', body, { checksum: crc(body), ifNoneMatch: true }), { code: 'US_ALREADY_EXISTS' });
+    await assert.rejects(store.put('t/exists/below', body, { checksum: crc(body) }), { code: 'US_KEY_INVALID' });
     const ac = new AbortController();
     ac.abort();
-    await assert.rejects(store.put('t/aborted', body, { contentMD5: md5(body), signal: ac.signal }), { code: 'US_ABORTED' });
+    await assert.rejects(store.put('t/aborted', body, { checksum: crc(body), signal: ac.signal }), { code: 'US_ABORTED' });
     const tmp = await readdir(join(root, '.tmp')).catch(() => []);
     assert.deepEqual(tmp, []);
     assert.deepEqual(await readdir(join(root, 't')), ['exists']);
@@ -50,7 +50,7 @@ describe('LocalStore specifics', () => {
     await mkdir(join(root, '.tmp'), { recursive: true });
     await writeFile(join(root, '.tmp', '12345-deadbeef'), 'half-written');
     const body = Buffer.from('visible');
-    await store.put('v/one', body, { contentMD5: md5(body) });
+    await store.put('v/one', body, { checksum: crc(body) });
     const keys: string[] = [];
     for await (const info of store.list('')) keys.push(info.key);
     assert.ok(keys.includes('v/one'));
@@ -59,14 +59,14 @@ describe('LocalStore specifics', () => {
     for await (const info of store.list('.tmp/')) dotTmp.push(info.key);
     assert.deepEqual(dotTmp, []);
     await assert.rejects(store.get('.tmp/12345-deadbeef'), { code: 'US_KEY_INVALID' });
-    await assert.rejects(store.put('.tmp/x', body, { contentMD5: md5(body) }), { code: 'US_KEY_INVALID' });
+    await assert.rejects(store.put('.tmp/x', body, { checksum: crc(body) }), { code: 'US_KEY_INVALID' });
   });
 
   it('skips files whose names are not valid keys', async () => {
     await mkdir(join(root, 'w'), { recursive: true });
     await writeFile(join(root, 'w', 'has space'), 'x');
     const body = Buffer.from('ok');
-    await store.put('w/ok', body, { contentMD5: md5(body) });
+    await store.put('w/ok', body, { checksum: crc(body) });
     const keys: string[] = [];
     for await (const info of store.list('w/')) keys.push(info.key);
     assert.deepEqual(keys, ['w/ok']);
@@ -74,7 +74,7 @@ describe('LocalStore specifics', () => {
 
   it('writes objects as regular files at root/<key>', async () => {
     const body = Buffer.from('on disk');
-    await store.put('f/g/h', body, { contentMD5: md5(body) });
+    await store.put('f/g/h', body, { checksum: crc(body) });
     assert.deepEqual(await readdir(join(root, 'f', 'g')), ['h']);
   });
 });

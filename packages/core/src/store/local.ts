@@ -1,10 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
 import { link, lstat, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { UnderstudyError } from '../errors.js';
 import { abortedError, throwIfAborted } from './semaphore.js';
-import { assertValidKey, isValidKey, type ObjectInfo, type PutOptions, type Store } from './store.js';
+import { assertValidKey, checksumOf, isValidKey, type ObjectInfo, type PutOptions, type Store } from './store.js';
 
 /** Directory under the root for uploads in progress; never part of the key space. */
 const TMP_DIR = '.tmp';
@@ -25,6 +25,8 @@ const TMP_DIR = '.tmp';
  */
 export class LocalStore implements Store {
   readonly location: string;
+  /** CRC-32: the store checks the body itself, on its own CPU (see ChecksumAlgorithm). */
+  readonly checksumAlgorithm = 'crc32' as const;
   readonly #root: string;
 
   constructor(root: string) {
@@ -36,10 +38,10 @@ export class LocalStore implements Store {
   async put(key: string, body: Buffer, options: PutOptions): Promise<void> {
     const target = this.#path(key);
     throwIfAborted(options.signal, `put ${key}`);
-    const actual = createHash('md5').update(body).digest();
-    if (!actual.equals(options.contentMD5)) {
-      throw new UnderstudyError('US_CHECKSUM_MISMATCH', `put ${key}: body does not match its Content-MD5`, {
-        details: { key, expected: options.contentMD5.toString('base64'), actual: actual.toString('base64') },
+    const actual = checksumOf(this.checksumAlgorithm, body);
+    if (!actual.equals(options.checksum)) {
+      throw new UnderstudyError('US_CHECKSUM_MISMATCH', `put ${key}: body does not match its CRC-32 checksum`, {
+        details: { key, expected: options.checksum.toString('hex'), actual: actual.toString('hex') },
       });
     }
 

@@ -12,6 +12,7 @@ import type { ObjectInfo, PutOptions, Store } from './store.js';
  */
 class FlakyStore implements Store {
   readonly location = 'fake://flaky';
+  readonly checksumAlgorithm = 'md5' as const;
   readonly objects = new Map<string, Buffer>();
   readonly calls: string[] = [];
   /** Scripted outcomes, consumed one per call: an error code to throw, or 'store-then-fail'. */
@@ -103,7 +104,7 @@ describe('RetryStore', () => {
     const { inner, store } = setup();
     inner.script.put = ['US_CHECKSUM_MISMATCH'];
     const body = Buffer.from('body');
-    await store.put('k', body, { contentMD5: md5(body) });
+    await store.put('k', body, { checksum: md5(body) });
     assert.deepEqual(inner.calls, ['put', 'put']);
     assert.ok(inner.objects.get('k')?.equals(body));
   });
@@ -145,7 +146,7 @@ describe('RetryStore', () => {
     const { inner, store } = setup();
     inner.script.put = ['store-then-fail'];
     const body = Buffer.from('chunk bytes');
-    await store.put('c', body, { contentMD5: md5(body), ifNoneMatch: true });
+    await store.put('c', body, { checksum: md5(body), ifNoneMatch: true });
     assert.deepEqual(inner.calls, ['put', 'put', 'get']); // second put: US_ALREADY_EXISTS, then the read-back
     assert.ok(inner.objects.get('c')?.equals(body));
   });
@@ -164,7 +165,7 @@ describe('RetryStore', () => {
       inner.objects.set(key, theirs);
       return realPut(key, body, options);
     };
-    await assert.rejects(store.put('c', ours, { contentMD5: md5(ours), ifNoneMatch: true }), { code: 'US_ALREADY_EXISTS' });
+    await assert.rejects(store.put('c', ours, { checksum: md5(ours), ifNoneMatch: true }), { code: 'US_ALREADY_EXISTS' });
     assert.ok(inner.objects.get('c')?.equals(theirs));
   });
 
@@ -181,7 +182,7 @@ describe('RetryStore', () => {
       damaged[3] = damaged[3]! ^ 0x20; // one byte flipped in transit
       return damaged;
     };
-    await store.put('m', body, { contentMD5: md5(body), ifNoneMatch: true });
+    await store.put('m', body, { checksum: md5(body), ifNoneMatch: true });
     assert.deepEqual(inner.calls, ['put', 'put', 'get', 'get']);
   });
 
@@ -197,7 +198,7 @@ describe('RetryStore', () => {
       first = false;
       return realPut(key, b, options);
     };
-    await assert.rejects(store.put('c', ours, { contentMD5: md5(ours), ifNoneMatch: true }), { code: 'US_ALREADY_EXISTS' });
+    await assert.rejects(store.put('c', ours, { checksum: md5(ours), ifNoneMatch: true }), { code: 'US_ALREADY_EXISTS' });
     assert.deepEqual(inner.calls, ['put', 'put', 'get', 'get', 'get']); // same length: read three times
   });
 
@@ -205,7 +206,7 @@ describe('RetryStore', () => {
     const { inner, store } = setup();
     inner.objects.set('c', Buffer.from('same'));
     const body = Buffer.from('same');
-    await assert.rejects(store.put('c', body, { contentMD5: md5(body), ifNoneMatch: true }), { code: 'US_ALREADY_EXISTS' });
+    await assert.rejects(store.put('c', body, { checksum: md5(body), ifNoneMatch: true }), { code: 'US_ALREADY_EXISTS' });
     assert.deepEqual(inner.calls, ['put']); // no read-back: the object predates this put
   });
 
@@ -214,7 +215,7 @@ describe('RetryStore', () => {
     inner.script.put = ['store-then-fail'];
     inner.script.get = ['US_STORE_UNAVAILABLE'];
     const body = Buffer.from('chunk');
-    await store.put('c', body, { contentMD5: md5(body), ifNoneMatch: true });
+    await store.put('c', body, { checksum: md5(body), ifNoneMatch: true });
     assert.deepEqual(inner.calls, ['put', 'put', 'get', 'put', 'get']);
   });
 

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { isUnderstudyError, UnderstudyError } from '../errors.js';
 import { abortedError, throwIfAborted } from './semaphore.js';
-import type { ObjectInfo, PutOptions, Store } from './store.js';
+import type { ObjectInfo, PutOptions, Store, ChecksumAlgorithm } from './store.js';
 
 export interface RetryInfo {
   readonly operation: 'put' | 'get' | 'head' | 'list' | 'delete';
@@ -56,6 +56,7 @@ const defaultSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
  */
 export class RetryStore implements Store {
   readonly location: string;
+  readonly checksumAlgorithm: ChecksumAlgorithm;
   readonly #inner: Store;
   readonly #attempts: number;
   readonly #baseDelayMs: number;
@@ -76,6 +77,7 @@ export class RetryStore implements Store {
     }
     this.#inner = inner;
     this.location = inner.location;
+    this.checksumAlgorithm = inner.checksumAlgorithm;
     this.#attempts = attempts;
     this.#baseDelayMs = baseDelayMs;
     this.#maxDelayMs = maxDelayMs;

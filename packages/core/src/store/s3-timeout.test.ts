@@ -63,7 +63,7 @@ describe('S3 requests give up on a silent server (idle timeout)', () => {
     const { client, store: s } = store(300);
     const body = Buffer.from('x'.repeat(1000));
     try {
-      await assert.rejects(s.put('k', body, { contentMD5: createHash('md5').update(body).digest() }), (e) => isUnderstudyError(e, 'US_STORE_UNAVAILABLE'));
+      await assert.rejects(s.put('k', body, { checksum: createHash('md5').update(body).digest() }), (e) => isUnderstudyError(e, 'US_STORE_UNAVAILABLE'));
     } finally {
       client.destroy();
     }

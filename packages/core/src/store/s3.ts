@@ -87,6 +87,8 @@ export interface S3StoreOptions {
  */
 export class S3Store implements Store {
   readonly location: string;
+  /** S3 checks Content-MD5 against the bytes it received and refuses the PUT when they differ. */
+  readonly checksumAlgorithm = 'md5' as const;
   readonly #client: S3Client;
   readonly #bucket: string;
   readonly #prefix: string;
@@ -117,7 +119,7 @@ export class S3Store implements Store {
           Key: this.#prefix + key,
           Body: body,
           ContentLength: body.length,
-          ContentMD5: options.contentMD5.toString('base64'),
+          ContentMD5: options.checksum.toString('base64'),
           ContentType: 'application/octet-stream',
           ...(options.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
         }),

@@ -20,12 +20,15 @@ function owned(buf: Buffer): { view: Uint8Array; transfer: ArrayBuffer[] } {
   return { view: copy, transfer: [copy.buffer] };
 }
 
-parentPort!.on('message', (m: { seq: number; op: string; plain?: Uint8Array; stored?: Uint8Array; into?: Uint8Array; name?: string; checksum?: ChecksumAlgorithm }) => {
+parentPort!.on('message', (m: { seq: number; op: string; plain?: Uint8Array; stored?: Uint8Array; into?: Uint8Array; out?: Uint8Array; name?: string; checksum?: ChecksumAlgorithm }) => {
   try {
     if (m.op === 'id') {
       parentPort!.postMessage({ seq: m.seq, ok: true, result: ops.contentId(asBuffer(m.plain)!) });
     } else if (m.op === 'seal') {
-      const { body, checksum } = ops.seal(asBuffer(m.plain)!, m.name!, m.checksum!);
+      const out = asBuffer(m.out);
+      const { body, checksum } = ops.seal(asBuffer(m.plain)!, m.name!, m.checksum!, out);
+      // Written into the caller's shared memory: only its length goes back.
+      if (out) return void parentPort!.postMessage({ seq: m.seq, ok: true, result: { length: body.length, checksum } });
       const b = owned(body);
       parentPort!.postMessage({ seq: m.seq, ok: true, result: { body: b.view, checksum } }, b.transfer);
     } else if (m.op === 'open') {

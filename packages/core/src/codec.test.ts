@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { InlineCodec, WorkerCodec } from './codec.js';
 import { isUnderstudyError } from './errors.js';
 import { encryptedKeys, plainKeys } from './keys.js';
+import { sealedBound } from './object-format.js';
 import { checksumOf } from './store/store.js';
 import { seededBytes } from './testing/trees.js';
 
@@ -28,6 +29,12 @@ describe('codecs', () => {
         const empty = await workers.seal(Buffer.alloc(0), 'chunks/e', 'crc32');
         assert.deepEqual(empty.checksum, checksumOf('crc32', empty.body));
         assert.deepEqual(await workers.open(sealedInline.body, 'chunks/x'), { plain, id });
+        const out = Buffer.from(new SharedArrayBuffer(sealedBound(plain.length)));
+        const sealedOut = await workers.seal(shared, 'chunks/x', 'crc32', out);
+        assert.equal(sealedOut.body.buffer, out.buffer, 'sealed into the caller\'s buffer');
+        assert.deepEqual(sealedOut.checksum, checksumOf('crc32', sealedOut.body));
+        assert.deepEqual(await inline.open(Buffer.from(sealedOut.body), 'chunks/x'), { plain, id });
+        await assert.rejects(workers.seal(shared, 'chunks/x', 'crc32', Buffer.alloc(sealedBound(plain.length))), (e) => isUnderstudyError(e, 'US_INTERNAL'), 'only shared memory');
         const into = Buffer.from(new SharedArrayBuffer(plain.length));
         const again = (await inline.seal(plain, 'chunks/x', 'crc32')).body; // the open above consumed sealedInline.body
         const opened = await workers.open(Buffer.from(again), 'chunks/x', into);

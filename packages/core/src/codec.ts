@@ -19,8 +19,12 @@ export interface Sealed {
 
 export interface ChunkCodec {
   contentId(plain: Buffer): Promise<string>;
-  /** Frames `plain` for the object `name` and computes the checksum the store wants for it. */
-  seal(plain: Buffer, name: string, checksum: ChecksumAlgorithm): Promise<Sealed>;
+  /**
+   * Frames `plain` for the object `name` and computes the checksum the store wants for it. With
+   * `out` (at least `sealedBound(plain.length)` bytes; shared memory for WorkerCodec) the object is
+   * written there and `body` is a view of it.
+   */
+  seal(plain: Buffer, name: string, checksum: ChecksumAlgorithm, out?: Buffer): Promise<Sealed>;
   /**
    * Opens a stored chunk and returns its plaintext with the content id computed from it. `stored`
    * may be consumed. With `into` (exactly the plaintext's length; shared memory for WorkerCodec) the
@@ -40,8 +44,8 @@ export function codecOps(settings: CodecSettings) {
   const { keys, level } = settings;
   return {
     contentId: (plain: Buffer): string => contentIdOf(keys, plain),
-    seal: (plain: Buffer, name: string, checksum: ChecksumAlgorithm): Sealed => {
-      const body = seal(plain, name, { compress: true, level, encryptionKey: keys.encryptionKey });
+    seal: (plain: Buffer, name: string, checksum: ChecksumAlgorithm, out?: Buffer): Sealed => {
+      const body = seal(plain, name, { compress: true, level, encryptionKey: keys.encryptionKey }, out);
       // An unencrypted frame ends with the CRC-32 of everything before it: continue that one.
       if (checksum === 'crc32' && !keys.encryptionKey) return { body, checksum: crc32Bytes(plainFrameCrc32(body)) };
       return { body, checksum: checksumOf(checksum, body) };
@@ -61,8 +65,8 @@ export class InlineCodec implements ChunkCodec {
   async contentId(plain: Buffer): Promise<string> {
     return this.ops.contentId(plain);
   }
-  async seal(plain: Buffer, name: string, checksum: ChecksumAlgorithm): Promise<Sealed> {
-    return this.ops.seal(plain, name, checksum);
+  async seal(plain: Buffer, name: string, checksum: ChecksumAlgorithm, out?: Buffer): Promise<Sealed> {
+    return this.ops.seal(plain, name, checksum, out);
   }
   async open(stored: Buffer, name: string, into?: Buffer): Promise<{ plain: Buffer; id: string }> {
     return this.ops.open(stored, name, into);
@@ -88,6 +92,12 @@ function postable(buf: Buffer, consume = false): { view: Uint8Array; transfer: A
   return { view: copy, transfer: [copy.buffer] };
 }
 
+function assertShared(buf: Buffer, op: string): void {
+  if (!(buf.buffer instanceof SharedArrayBuffer)) {
+    throw new UnderstudyError('US_INTERNAL', `WorkerCodec.${op} writes only into shared memory (a Buffer over a SharedArrayBuffer)`);
+  }
+}
+
 /**
  * A pool of worker threads, started on first use. Workers hold no reference on the event loop while
  * idle, so a process that forgets close() still exits. Jobs go to the worker with the fewest pending.
@@ -110,16 +120,16 @@ export class WorkerCodec implements ChunkCodec {
     return (await this.call('id', { plain: view }, transfer)) as string;
   }
 
-  async seal(plain: Buffer, name: string, checksum: ChecksumAlgorithm): Promise<Sealed> {
+  async seal(plain: Buffer, name: string, checksum: ChecksumAlgorithm, out?: Buffer): Promise<Sealed> {
+    if (out) assertShared(out, 'seal');
     const { view, transfer } = postable(plain);
-    const r = (await this.call('seal', { plain: view, name, checksum }, transfer)) as { body: Uint8Array; checksum: Uint8Array };
-    return { body: Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength), checksum: Buffer.from(r.checksum) };
+    const r = (await this.call('seal', { plain: view, name, checksum, out }, transfer)) as { body?: Uint8Array; length?: number; checksum: Uint8Array };
+    const body = out ? out.subarray(0, r.length) : Buffer.from(r.body!.buffer, r.body!.byteOffset, r.body!.byteLength);
+    return { body, checksum: Buffer.from(r.checksum) };
   }
 
   async open(stored: Buffer, name: string, into?: Buffer): Promise<{ plain: Buffer; id: string }> {
-    if (into && !(into.buffer instanceof SharedArrayBuffer)) {
-      throw new UnderstudyError('US_INTERNAL', 'WorkerCodec.open writes only into shared memory (a Buffer over a SharedArrayBuffer)');
-    }
+    if (into) assertShared(into, 'open');
     const { view, transfer } = postable(stored, true);
     const r = (await this.call('open', { stored: view, name, into }, transfer)) as { plain?: Uint8Array; id: string };
     if (into) return { plain: into, id: r.id };

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { crc32 } from 'node:zlib';
 import { isUnderstudyError } from './errors.js';
-import { open, plainFrameCrc32, seal } from './object-format.js';
+import { open, plainFrameCrc32, seal, sealedBound } from './object-format.js';
 import { seededBytes } from './testing/trees.js';
 
 const key = seededBytes(32, 1);
@@ -20,6 +20,18 @@ describe('object format', () => {
       });
     }
   }
+
+  it('seals into a caller\'s buffer of sealedBound bytes, and refuses a smaller one', () => {
+    for (const encryptionKey of [undefined, key]) {
+      for (const [name, plain] of Object.entries(bodies)) {
+        const out = Buffer.alloc(sealedBound(plain.length));
+        const stored = seal(plain, 'k', { compress: true, encryptionKey }, out);
+        assert.equal(stored.buffer, out.buffer, `${name}: written into out`);
+        assert.deepEqual(open(Buffer.from(stored), 'k', encryptionKey), plain);
+        assert.throws(() => seal(plain, 'k', { compress: true, encryptionKey }, Buffer.alloc(sealedBound(plain.length) - 1)), /buffer for up to/);
+      }
+    }
+  });
 
   it('objects sealed one after another do not share memory (the compression buffer is reused)', () => {
     for (const encryptionKey of [undefined, key]) {
@@ -40,10 +52,10 @@ describe('object format', () => {
       for (const [name, plain] of Object.entries(bodies)) {
         const stored = seal(plain, 'k', { compress: true, encryptionKey });
         const into = Buffer.alloc(plain.length);
-        assert.equal(open(stored, 'k', encryptionKey, into), into);
+        assert.equal(open(Buffer.from(stored), 'k', encryptionKey, into), into); // a copy: opening into a buffer consumes `stored`
         assert.deepEqual(into, plain, name);
         for (const wrong of [plain.length + 1, Math.max(0, plain.length - 1)].filter((n) => n !== plain.length)) {
-          assert.throws(() => open(stored, 'k', encryptionKey, Buffer.alloc(wrong)), (e) => isUnderstudyError(e, 'US_OBJECT_CORRUPT') && e.message.includes(`${wrong}`), `${name} into ${wrong}`);
+          assert.throws(() => open(Buffer.from(stored), 'k', encryptionKey, Buffer.alloc(wrong)), (e) => isUnderstudyError(e, 'US_OBJECT_CORRUPT') && e.message.includes(`${wrong}`), `${name} into ${wrong}`);
         }
       }
     }

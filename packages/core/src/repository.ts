@@ -15,7 +15,7 @@ import { UnderstudyError, isUnderstudyError } from './errors.js';
 import { InlineCodec, WorkerCodec, type ChunkCodec, type Sealed } from './codec.js';
 import { contentIdOf, encryptedKeys, keyCheck, keyCheckMatches, plainKeys, type RepositoryKeys } from './keys.js';
 import { parseManifest, BACKUP_ID_RE, type Manifest } from './manifest.js';
-import { open, seal } from './object-format.js';
+import { open, seal, sealedBound } from './object-format.js';
 import { checksumOf, type Store } from './store/store.js';
 
 export const CONFIG_KEY = 'config';
@@ -73,8 +73,13 @@ export interface CorruptReadInfo {
  */
 export const CORRUPT_READ_ATTEMPTS = 3;
 
+/** Framing buffers kept for reuse: more than any sane upload concurrency. */
+const MAX_SPARE_BODIES = 64;
+
 export class Repository {
   private readonly zeroIds = new Map<number, string>();
+  private readonly spareBodies: Buffer[] = [];
+  private largestChunk = 0;
 
   private readonly codec: ChunkCodec;
 
@@ -144,12 +149,24 @@ export class Repository {
     return `${CHUNKS_PREFIX}${id.slice(0, 2)}/${id}`;
   }
 
-  /** Frames and uploads one chunk; returns the bytes sent. The id must be `contentId(plain)`. */
+  /**
+   * Frames and uploads one chunk; returns the bytes sent. The id must be `contentId(plain)`.
+   * Chunks are framed into reused buffers (shared memory, one per upload in flight, each
+   * `sealedBound` of the largest chunk seen), so an upload allocates nothing per chunk.
+   */
   async saveChunk(id: string, plain: Buffer, signal?: AbortSignal): Promise<number> {
     const key = this.chunkKey(id);
-    const sealed: Sealed = await this.codec.seal(plain, key, this.store.checksumAlgorithm);
-    await this.store.put(key, sealed.body, { checksum: sealed.checksum, signal });
-    return sealed.body.length;
+    this.largestChunk = Math.max(this.largestChunk, plain.length);
+    let out = this.spareBodies.pop();
+    if (!out || out.length < sealedBound(plain.length)) out = Buffer.from(new SharedArrayBuffer(sealedBound(this.largestChunk)));
+    try {
+      const sealed: Sealed = await this.codec.seal(plain, key, this.store.checksumAlgorithm, out);
+      await this.store.put(key, sealed.body, { checksum: sealed.checksum, signal });
+      return sealed.body.length;
+    } finally {
+      // Back to the pool only when the put is over (a retry sends the same bytes again).
+      if (this.spareBodies.length < MAX_SPARE_BODIES) this.spareBodies.push(out);
+    }
   }
 
   /**

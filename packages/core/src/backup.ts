@@ -6,8 +6,9 @@
  * A crash at any point before the manifest leaves only unreferenced chunks, which prune removes.
  *
  * Memory: one chunk being read plus `concurrency` chunks being hashed, sealed and uploaded, each
- * held as its plaintext and its framed body: at most about (concurrency + 1) x 2 x chunkSize bytes
- * of buffers (8 tasks x 4 MiB chunks: about 72 MiB), whatever the size of the tree.
+ * held as its plaintext until it is framed and as its framed body until its upload ends: at most
+ * about (concurrency + 1) x 2 x chunkSize bytes of reused buffers (8 tasks x 4 MiB chunks: about
+ * 72 MiB), fewer when uploads are slower than framing, whatever the size of the tree.
  */
 import { open as openFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -144,15 +145,16 @@ async function backupTree(repo: Repository, sourceDir: string, options: BackupOp
               chunks[index] = id;
               if (known.has(id)) {
                 progress.reusedBytes += len;
+                spare.push(whole);
               } else {
                 known.add(id);
                 newChunks++;
                 progress.newBytes += len;
-                const sent = await repo.saveChunk(id, buf, signal);
+                // The read buffer is free once the chunk is framed, while its upload still runs.
+                const sent = await repo.saveChunk(id, buf, signal, () => spare.push(whole));
                 progress.uploadedBytes += sent;
                 await options.hook?.('chunk-uploaded');
               }
-              spare.push(whole);
               progress.bytesDone += len;
               report();
             });

@@ -151,16 +151,18 @@ export class Repository {
 
   /**
    * Frames and uploads one chunk; returns the bytes sent. The id must be `contentId(plain)`.
+   * `onSealed` is called once `plain` has been framed and is no longer needed.
    * Chunks are framed into reused buffers (shared memory, one per upload in flight, each
    * `sealedBound` of the largest chunk seen), so an upload allocates nothing per chunk.
    */
-  async saveChunk(id: string, plain: Buffer, signal?: AbortSignal): Promise<number> {
+  async saveChunk(id: string, plain: Buffer, signal?: AbortSignal, onSealed?: () => void): Promise<number> {
     const key = this.chunkKey(id);
     this.largestChunk = Math.max(this.largestChunk, plain.length);
     let out = this.spareBodies.pop();
     if (!out || out.length < sealedBound(plain.length)) out = Buffer.from(new SharedArrayBuffer(sealedBound(this.largestChunk)));
     try {
       const sealed: Sealed = await this.codec.seal(plain, key, this.store.checksumAlgorithm, out);
+      onSealed?.(); // `plain` is no longer read: the caller may reuse it while the upload runs
       await this.store.put(key, sealed.body, { checksum: sealed.checksum, signal });
       return sealed.body.length;
     } finally {

@@ -14,6 +14,8 @@ const CLI_CONCURRENCY = 8;
 
 export interface OpRequest {
   readonly op: 'backup' | 'restore';
+  /** restore: false writes through the page cache (for comparisons; the default is the library's). */
+  readonly directIo?: boolean;
   readonly dir: string;
   readonly target: Target;
   readonly chunkSize?: number;
@@ -44,7 +46,7 @@ async function main(): Promise<void> {
       const { manifest } = await backup(repo, req.dir, { concurrency: CLI_CONCURRENCY, ...(req.chunkSize !== undefined ? { chunkSize: req.chunkSize } : {}) });
       report(started, { totals: manifest.totals });
     } else {
-      await restore(repo, req.dir, { concurrency: CLI_CONCURRENCY });
+      await restore(repo, req.dir, { concurrency: CLI_CONCURRENCY, ...(req.directIo !== undefined ? { directIo: req.directIo } : {}) });
       report(started, {});
     }
   } finally {

@@ -8,13 +8,19 @@
  * against its content id before its bytes are written. Whole chunks of zeros are not downloaded: the
  * file is sized with ftruncate first, so they stay holes (a sparse file restores sparse).
  *
- * Memory: `concurrency` chunks in flight, each as its stored body and its plaintext (in one of at
- * most `concurrency` reused buffers of chunkSize): at most about concurrency x 2 x chunkSize bytes.
+ * Files are written with O_DIRECT when the target's filesystem takes it and the chunk size is a
+ * multiple of 4096 (direct-io.ts: why, and how buffers are aligned): no page cache is filled with
+ * bytes nobody reads back that way, which on the machines measured halved a restore's CPU. A file's
+ * last chunk is written padded to 4096 bytes and the file cut to its size before it is synced.
+ *
+ * Memory: `concurrency` chunks in flight, each as its stored body and its plaintext (in one of
+ * `concurrency` reused buffers of chunkSize): at most about concurrency x 2 x chunkSize bytes.
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, lutimes, mkdir, open as openFile, readdir, rename, rm, symlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join, posix, resolve } from 'node:path';
 import { resolveBackup, type ResolveOptions } from './backups.js';
+import { alignedSharedBuffers, alignUp, DIRECT_ALIGN, DIRECT_CREATE_FLAGS, directWritesWork } from './direct-io.js';
 import { asLocalIoError, UnderstudyError } from './errors.js';
 import { chunkLength, type FileEntry, type Manifest } from './manifest.js';
 import type { Repository } from './repository.js';
@@ -38,6 +44,11 @@ export interface RestoreOptions {
   readonly force?: boolean;
   /** Chunks downloaded at once (default 8). */
   readonly concurrency?: number;
+  /**
+   * Write files with O_DIRECT when the target's filesystem takes it (default true; it falls back to
+   * buffered writes by itself). false: always buffered.
+   */
+  readonly directIo?: boolean;
   /** Allow symlinks whose target is absolute or leaves the restored tree (refused by default). */
   readonly allowExternalSymlinks?: boolean;
   readonly skipUndecodable?: ResolveOptions['skipUndecodable'];
@@ -48,7 +59,13 @@ export interface RestoreOptions {
   readonly hook?: (point: 'marker-written' | 'chunk-written' | 'file-written' | 'files-written') => Promise<void> | void;
 }
 
-export async function restore(repo: Repository, targetDir: string, options: RestoreOptions = {}): Promise<{ manifest: Manifest }> {
+export interface RestoreResult {
+  readonly manifest: Manifest;
+  /** Whether files were written with O_DIRECT (see the module comment). */
+  readonly directIo: boolean;
+}
+
+export async function restore(repo: Repository, targetDir: string, options: RestoreOptions = {}): Promise<RestoreResult> {
   try {
     return await restoreTree(repo, targetDir, options);
   } catch (err) {
@@ -56,7 +73,7 @@ export async function restore(repo: Repository, targetDir: string, options: Rest
   }
 }
 
-async function restoreTree(repo: Repository, targetDir: string, options: RestoreOptions): Promise<{ manifest: Manifest }> {
+async function restoreTree(repo: Repository, targetDir: string, options: RestoreOptions): Promise<RestoreResult> {
   const signal = options.signal;
   const manifest = await resolveBackup(repo, options.backupId, { skipUndecodable: options.skipUndecodable, onSkip: options.onSkipBackup, signal });
   const target = resolve(targetDir);
@@ -80,20 +97,24 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
   // Directories first, writable by us until their real modes are set at the end.
   for (const e of manifest.entries) if (e.type === 'dir') await mkdir(join(target, e.path), { mode: 0o700 });
 
-  const pool = new TaskPool(options.concurrency ?? 8, signal);
+  const concurrency = options.concurrency ?? 8;
+  const pool = new TaskPool(concurrency, signal);
   const open = new Set<FileHandle>();
   // Chunks are opened into these (shared memory, one per task in flight, recycled once written):
-  // nothing is allocated per chunk, so the garbage collector has little to do.
-  const spare: Buffer[] = [];
+  // nothing is allocated per chunk, so the garbage collector has little to do. Page-aligned ones
+  // when files can be written directly.
+  const { spare, direct } = await chunkBuffers(target, manifest.chunkSize, concurrency, options.directIo ?? true);
   try {
     for (const f of files) {
       const final = join(target, f.path);
       const tmp = join(dirname(final), `.understudy-tmp-${randomBytes(6).toString('hex')}`);
-      const fh = await openFile(tmp, 'wx', 0o600);
+      const fh = await openFile(tmp, direct ? DIRECT_CREATE_FLAGS : 'wx', 0o600);
       open.add(fh);
       await fh.truncate(f.size);
       let remaining = 0;
+      let padded = false;
       const finish = async (): Promise<void> => {
+        if (padded) await fh.truncate(f.size);
         await fh.sync();
         await fh.close();
         open.delete(fh);
@@ -122,11 +143,22 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
       }
       for (const { id, offset, len } of work) {
         await pool.submit(async () => {
-          const whole = spare.pop() ?? Buffer.from(new SharedArrayBuffer(manifest.chunkSize));
-          const data = await repo.loadChunk(id, len, signal, whole.subarray(0, len));
-          let written = 0;
-          while (written < len) written += (await fh.write(data, written, len - written, offset + written)).bytesWritten;
-          spare.push(whole);
+          const whole = spare.pop() ?? (direct ? undefined : Buffer.from(new SharedArrayBuffer(manifest.chunkSize)));
+          if (whole === undefined) throw new UnderstudyError('US_INTERNAL', 'restore: more chunks in flight than aligned buffers');
+          try {
+            await repo.loadChunk(id, len, signal, whole.subarray(0, len));
+            // Direct writes are whole blocks: a short last chunk goes out padded with zeros (the file
+            // is cut to its size before it is synced).
+            const out = direct ? alignUp(len) : len;
+            if (out > len) {
+              whole.fill(0, len, out);
+              padded = true;
+            }
+            let written = 0;
+            while (written < out) written += (await fh.write(whole, written, out - written, offset + written)).bytesWritten;
+          } finally {
+            spare.push(whole);
+          }
           progress.bytesDone += len;
           progress.downloadedChunks++;
           await options.hook?.('chunk-written');
@@ -165,7 +197,19 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
   await syncDir(target);
   progress.phase = 'done';
   report();
-  return { manifest };
+  return { manifest, directIo: direct };
+}
+
+/**
+ * The restore's chunk buffers: page-aligned shared memory and direct writes when the chunk size is a
+ * multiple of DIRECT_ALIGN and a probe write into the target works; otherwise an empty list that
+ * fills with plain shared buffers as tasks need them.
+ */
+async function chunkBuffers(target: string, chunkSize: number, concurrency: number, wanted: boolean): Promise<{ spare: Buffer[]; direct: boolean }> {
+  if (!wanted || chunkSize % DIRECT_ALIGN !== 0) return { spare: [], direct: false };
+  const buffers = alignedSharedBuffers(concurrency, chunkSize);
+  if (buffers === undefined || !(await directWritesWork(target, buffers[0]!))) return { spare: [], direct: false };
+  return { spare: buffers, direct: true };
 }
 
 async function prepareTarget(target: string, backupId: string, force: boolean): Promise<void> {

@@ -7,14 +7,16 @@
  * watchdog, a dispatcher restart in the middle of a run, and forged, cross-run and malformed reports.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { createS3Client, Repository, S3Store } from '@understudy/core';
 import { tempDir } from '@understudy/core/testing';
 import type { RunDetailResponse, RunListResponse, RunView } from '@understudy/dispatcher';
+import { processesOfGroup } from './rig/agent-run.js';
 import { canvasInk, launchChromium, watchProblems } from './rig/chromium.js';
 import { CLI, killLocalAgents, localTarget, startDispatcherProcess, type DispatcherProcess } from './rig/dispatcher.js';
 import { startMariadb, type Mariadb } from './rig/mariadb.js';
@@ -42,6 +44,8 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+const execFileP = promisify(execFile);
 
 describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, radosgw)', { timeout: 600_000 }, () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -283,6 +287,14 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
     const run = await startPausedRun('replication-started');
     const dir = await instanceDir(run);
     const { pid } = JSON.parse(await readFile(join(dir, 'instance.json'), 'utf8')) as { pid: number };
+    // The local launcher's default priority: the agent and what it started (its mariadbd) yield
+    // the CPU and the disk to the master.
+    const group = await processesOfGroup(pid);
+    assert.ok(group.some((p) => p.comm === 'mariadbd'), `the agent's mariadbd runs: ${group.map((p) => p.comm).join(' ')}`);
+    for (const p of group) {
+      assert.equal(p.nice, 10, `${p.comm} (${p.pid}) runs at nice 10`);
+      assert.equal((await execFileP('ionice', ['-p', String(p.pid)])).stdout.trim(), 'best-effort: prio 7', `${p.comm} (${p.pid}) I/O priority`);
+    }
     process.kill(-pid, 'SIGSTOP'); // the whole machine hangs: agent, mariadbd, heartbeat and all
     const failed = await waitFor(
       'the watchdog',

@@ -204,11 +204,13 @@ export async function waitForFile(path: string, timeoutMs = 120_000): Promise<vo
 // ---------------------------------------------------------------------------------------------
 // Process groups
 
-interface ProcInfo {
+export interface ProcInfo {
   pid: number;
   comm: string;
   state: string;
   pgrp: number;
+  /** Its CPU niceness (-20..19). */
+  nice: number;
   /** Already on its way out: PF_EXITING set, or a SIGKILL pending (a large mariadbd takes a moment to die). */
   dying: boolean;
 }
@@ -225,7 +227,7 @@ async function killPending(pid: number): Promise<boolean> {
   }
 }
 
-async function processesOfGroup(pgid: number): Promise<ProcInfo[]> {
+export async function processesOfGroup(pgid: number): Promise<ProcInfo[]> {
   const out: ProcInfo[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -236,10 +238,11 @@ async function processesOfGroup(pgid: number): Promise<ProcInfo[]> {
       continue; // gone meanwhile
     }
     const close = stat.lastIndexOf(')');
-    const [state = '', , pgrp = '', , , , flags = '0'] = stat.slice(close + 2).split(' ');
+    const fields = stat.slice(close + 2).split(' '); // from field 3 (state) of proc(5)
+    const [state = '', , pgrp = '', , , , flags = '0'] = fields;
     if (Number(pgrp) !== pgid) continue;
     const dying = (Number(flags) & PF_EXITING) !== 0 || (await killPending(Number(name)));
-    out.push({ pid: Number(name), comm: stat.slice(stat.indexOf('(') + 1, close), state, pgrp: Number(pgrp), dying });
+    out.push({ pid: Number(name), comm: stat.slice(stat.indexOf('(') + 1, close), state, pgrp: Number(pgrp), nice: Number(fields[16]), dying });
   }
   return out;
 }

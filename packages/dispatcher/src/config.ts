@@ -30,6 +30,16 @@ export const LocalLauncherConfigSchema = z
       .optional()
       .describe("The agent's command line, program first. Default: this Node.js and the agent package's dist/main.js."),
     mysqldBinary: AbsPath.default('/usr/sbin/mariadbd').describe("The server binary the agent starts (it replaces the run document's `mysqld.binary`)."),
+    priority: z
+      .strictObject({
+        nice: z.number().int().min(0).max(19).default(10).describe('CPU niceness of the agent and everything it starts (its mariadbd, the seed\'s dump and client): 0 to 19. Default 10: the master\'s own server, at 0, is served first.'),
+        io: z
+          .enum(['normal', 'low', 'idle'])
+          .default('low')
+          .describe('I/O priority (ionice): `normal` as any process, `low` best-effort level 7 (default), `idle` only when no one else uses the disk (can stall the agent for long on a busy master).'),
+      })
+      .default({ nice: 10, io: 'low' })
+      .describe("The agent runs on the master's machine with the local launcher: it yields the CPU and the disk to the master by default (on EC2 it has a host of its own)."),
     keepInstances: z.boolean().default(false).describe("Keep an instance's directories after its run, for inspection. Default: removed (the agent log stays)."),
     env: z
       .record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/), z.string())

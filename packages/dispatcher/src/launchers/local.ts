@@ -53,6 +53,16 @@ interface Live {
 /** Time between SIGTERM to the agent's process group and SIGKILL. */
 const KILL_AFTER_MS = 20_000;
 
+/**
+ * nice(1) and ionice(1) in front of the agent's command: both exec it, so the child's pid is the
+ * agent's, and every process and thread it starts inherits the priorities (os.setPriority after the
+ * spawn would miss the threads Node starts first).
+ */
+export function priorityPrefix(p: LocalLauncherConfig['priority']): string[] {
+  const io = p.io === 'normal' ? [] : p.io === 'low' ? ['ionice', '-c', '2', '-n', '7'] : ['ionice', '-c', '3'];
+  return [...(p.nice > 0 ? ['nice', '-n', String(p.nice)] : []), ...io];
+}
+
 export function defaultAgentCommand(): string[] {
   const main = join(dirname(createRequire(import.meta.url).resolve('@understudy/agent')), 'main.js');
   return [process.execPath, main];
@@ -137,7 +147,7 @@ export class LocalLauncher implements Launcher {
       // The instance's copy, as an EC2 instance can read its own (0600: it holds the run's report token).
       await writeFile(join(dir, 'user-data.json'), userData, { mode: 0o600 });
       const imds = await startImdsServer({ instanceId, region: this.options.region ?? 'local', localIpv4: '127.0.0.1', userData });
-      const [cmd, ...args] = this.options.config.agentCommand ?? defaultAgentCommand();
+      const [cmd, ...args] = [...priorityPrefix(this.options.config.priority), ...(this.options.config.agentCommand ?? defaultAgentCommand())];
       const logFile = createWriteStream(join(dir, 'agent.log'), { flags: 'a', mode: 0o600 });
       await new Promise<void>((resolve, reject) => logFile.once('open', () => resolve()).once('error', reject));
       const child = spawn(cmd!, [...args, '--imds-endpoint', imds.endpoint, '--no-poweroff'], {

@@ -31,7 +31,7 @@ import { dayOfChanges, DAY, duBytes, oldWay, prepare, purgeBinlogs, shapeFor } f
 import { newPassword, startUnderstudy, type Understudy } from './cycle-understudy.js';
 import { changedChunks, isExcluded } from './cycle-diff.js';
 import { runPeers } from './cycle-peers.js';
-import { cpuOf, machineBusySeconds } from './cycle-proc.js';
+import { cpuOf, machineBusySeconds, reniceThreads } from './cycle-proc.js';
 import { storedIn } from './targets.js';
 import { render, svg, type CycleResult, type SizeResult, type Results } from './cycle-report.js';
 
@@ -43,6 +43,8 @@ const { values } = parseArgs({
     'quiet-seconds': { type: 'string' },
     'uniform-share': { type: 'string', default: '0.1' },
     keep: { type: 'boolean', default: false },
+    'agent-nice': { type: 'string', default: '10' },
+    'gateway-nice': { type: 'string', default: '0' },
     svg: { type: 'string' },
   },
   strict: true,
@@ -51,6 +53,18 @@ const GiB = 1024 ** 3;
 const sizes = values.quick ? [0.25] : values.sizes.split(',').map(Number);
 if (sizes.some((s) => !(s > 0))) throw new Error(`--sizes must be GiB numbers like 1,8, not ${values.sizes}`);
 const RATE = Number(values.rate);
+/** Unit sizes at which the change between the cycles is also counted: InnoDB's 16 KiB page up to the chunk. */
+const UNITS = [16, 64, 256, 1024, 4096].map((k) => k * 1024);
+const niceOf = (v: string, name: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 19) throw new Error(`--${name} must be a niceness from 0 to 19, not ${v}`);
+  return n;
+};
+/** The local launcher's priority for the agent (its default: nice 10, best-effort I/O level 7); 0 = as any process. */
+const AGENT_NICE = niceOf(values['agent-nice'], 'agent-nice');
+const AGENT_PRIORITY = AGENT_NICE === 0 ? { nice: 0, io: 'normal' as const } : { nice: AGENT_NICE, io: 'low' as const };
+/** The gateway stands in for S3, which in production is not on the master's cores: optionally niced. */
+const GATEWAY_NICE = niceOf(values['gateway-nice'], 'gateway-nice');
 const THREADS = 2;
 const QUIET_S = Number(values['quiet-seconds'] ?? (values.quick ? 20 : 45));
 const UNIFORM = Number(values['uniform-share']);
@@ -109,7 +123,7 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
     load = await startLoad({ ...c, db: LOAD_DB, ...loadShape, rate: RATE, threads: THREADS, workDir: dir });
     const bucket = `cycle-${gib}-${randomBytes(4).toString('hex')}`.replace('.', '-');
     await createBucket(gw, bucket);
-    us = await startUnderstudy({ dir, master, replication: repl, s3: { ...gw, endpoint: counter.endpoint }, bucket, mysqldOptions: MYSQLD });
+    us = await startUnderstudy({ dir, master, replication: repl, s3: { ...gw, endpoint: counter.endpoint }, bucket, mysqldOptions: MYSQLD, agentPriority: AGENT_PRIORITY });
     const pids = [master.pid, load.pid, ...gw.pids];
     await delay(5000); // the load settles
     const q0 = Date.now();
@@ -148,7 +162,7 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
     await load.stop();
     load = undefined;
 
-    const changes = await changedChunks(join(first.run.instanceDir, 'datadir'), join(second.run.instanceDir, 'datadir'), CHUNK);
+    const changes = await changedChunks(join(first.run.instanceDir, 'datadir'), join(second.run.instanceDir, 'datadir'), CHUNK, UNITS);
     // The peers back up the first cycle's datadir (what cycle 1 uploaded), without the agent's excludes.
     const peerInput = join(dir, 'peer-input', 'datadir');
     await mkdir(join(dir, 'peer-input'), { recursive: true });
@@ -190,7 +204,7 @@ async function main(): Promise<void> {
   const results: Results = {
     startedAt: new Date().toISOString(),
     args: process.argv.slice(2),
-    machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, ramGiB: (totalmem() / GiB).toFixed(1), kernel: release(), node: process.version, loadBefore: loadavg().map((l) => l.toFixed(2)).join(' ') },
+    machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, ramGiB: (totalmem() / GiB).toFixed(1), kernel: release(), node: process.version, priorities: `agent nice ${AGENT_PRIORITY.nice}, I/O ${AGENT_PRIORITY.io === 'low' ? 'best-effort 7' : 'normal'}; gateway nice ${GATEWAY_NICE}`, loadBefore: loadavg().map((l) => l.toFixed(2)).join(' ') },
     sizes: [],
   };
   const save = () => writeFile(join(work, 'results.json'), JSON.stringify(results, null, 2));
@@ -205,6 +219,7 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void stopAll().finally(() => process.exit(130)));
   try {
     gw = await startRadosgw({ memstoreBytes: Math.max(8, Math.ceil(maxGiB * 3)) * GiB, log: say });
+    if (GATEWAY_NICE > 0) for (const pid of gw.pids) await reniceThreads(pid, GATEWAY_NICE);
     counter = await startS3Counter(gw.endpoint);
     for (const gib of sizes) {
       results.sizes.push(await measureSize(gib, gw, counter));

@@ -11,7 +11,10 @@ export interface ChangeGroup {
   readonly group: string;
   readonly files: number;
   readonly bytes: number;
+  /** Bytes in chunks (of the backup's chunk size) that differ. */
   readonly changedBytes: number;
+  /** The same at other unit sizes (what a repository cutting files into units of that size would upload). */
+  readonly byUnit: Array<{ readonly unit: number; readonly changedBytes: number }>;
 }
 
 /** The agent's DATADIR_EXCLUDES (packages/agent/src/cycle.ts), as regular expressions on the base name. */
@@ -38,27 +41,53 @@ export async function listFiles(root: string): Promise<Array<{ path: string; siz
   return out;
 }
 
-export async function changedChunks(older: string, newer: string, chunkSize: number): Promise<ChangeGroup[]> {
-  const groups = new Map<string, { files: number; bytes: number; changedBytes: number }>();
-  const a = Buffer.alloc(chunkSize);
-  const b = Buffer.alloc(chunkSize);
+/**
+ * Compares the files page by page (the smallest unit) in one pass and counts, for each unit size
+ * (each a multiple of the smallest and a divisor of the largest), the bytes of units that differ.
+ */
+export async function changedChunks(older: string, newer: string, chunkSize: number, units: readonly number[] = [chunkSize]): Promise<ChangeGroup[]> {
+  const sizes = [...new Set([...units, chunkSize])].sort((x, y) => x - y);
+  const page = sizes[0]!;
+  const block = sizes[sizes.length - 1]!;
+  if (sizes.some((u) => u % page !== 0 || block % u !== 0)) throw new Error(`unit sizes ${sizes.join(', ')} must divide each other`);
+  type G = { files: number; bytes: number; changed: Map<number, number> };
+  const groups = new Map<string, G>();
+  const a = Buffer.alloc(block);
+  const b = Buffer.alloc(block);
+  const pagesPerBlock = block / page;
+  const dirty = new Uint8Array(pagesPerBlock);
   for (const f of await listFiles(newer)) {
-    const g = groups.get(groupOf(f.path)) ?? { files: 0, bytes: 0, changedBytes: 0 };
-    groups.set(groupOf(f.path), g);
+    const name = groupOf(f.path);
+    const g = groups.get(name) ?? { files: 0, bytes: 0, changed: new Map(sizes.map((u) => [u, 0])) };
+    groups.set(name, g);
     g.files++;
     g.bytes += f.size;
     const fb = await open(join(newer, f.path), 'r');
     const fa = await open(join(older, f.path), 'r').catch(() => undefined);
     try {
-      for (let off = 0; off < f.size; off += chunkSize) {
-        const n = (await fb.read(b, 0, chunkSize, off)).bytesRead;
-        const m = fa === undefined ? -1 : (await fa.read(a, 0, chunkSize, off)).bytesRead;
-        if (m !== n || !a.subarray(0, m).equals(b.subarray(0, n))) g.changedBytes += n;
+      for (let off = 0; off < f.size; off += block) {
+        const n = (await fb.read(b, 0, block, off)).bytesRead;
+        const m = fa === undefined ? 0 : (await fa.read(a, 0, block, off)).bytesRead;
+        for (let p = 0; p * page < n; p++) {
+          const lo = p * page;
+          const hi = Math.min(n, lo + page);
+          dirty[p] = hi > m || !a.subarray(lo, hi).equals(b.subarray(lo, hi)) ? 1 : 0;
+        }
+        for (const u of sizes) {
+          const per = u / page;
+          for (let lo = 0; lo < n; lo += u) {
+            let any = false;
+            for (let p = lo / page; p < lo / page + per && p * page < n; p++) any ||= dirty[p] === 1;
+            if (any) g.changed.set(u, g.changed.get(u)! + Math.min(u, n - lo));
+          }
+        }
       }
     } finally {
       await fb.close();
       await fa?.close();
     }
   }
-  return [...groups].map(([group, g]) => ({ group, ...g })).sort((x, y) => y.changedBytes - x.changedBytes);
+  return [...groups]
+    .map(([group, g]) => ({ group, files: g.files, bytes: g.bytes, changedBytes: g.changed.get(chunkSize)!, byUnit: sizes.map((unit) => ({ unit, changedBytes: g.changed.get(unit)! })) }))
+    .sort((x, y) => y.changedBytes - x.changedBytes);
 }

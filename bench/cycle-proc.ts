@@ -6,6 +6,7 @@
  * Sampled every 250 ms: the last quarter second of a process may be missed.
  */
 import { readdir, readFile } from 'node:fs/promises';
+import { setPriority } from 'node:os';
 
 export interface GroupUsage {
   readonly agentCpuS: number;
@@ -99,4 +100,18 @@ export async function cpuOf(pids: readonly number[]): Promise<number> {
   let s = 0;
   for (const pid of pids) s += (await readProc(pid))?.cpu ?? 0;
   return s;
+}
+
+/**
+ * Sets the niceness of every thread of `pid` (setpriority on Linux applies to one thread; threads
+ * started later inherit their creator's).
+ */
+export async function reniceThreads(pid: number, nice: number): Promise<void> {
+  for (const tid of await readdir(`/proc/${pid}/task`)) {
+    try {
+      setPriority(Number(tid), nice);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
 }

@@ -65,6 +65,7 @@ export function render(r: Results): string {
     const [c1, c2] = s.cycles as [CycleResult, CycleResult];
     out.push(`== ${s.gib} GiB: sysbench ${s.shape.tables} tables x ${s.shape.tableSize} rows (prepare ${f0(s.prepareSeconds)} s); sbtest ${mib(s.dataBytes)} MiB, datadir ${mib(s.datadirBytes)} MiB; the datadir backed up ${mib(s.peerInputBytes)} MiB`);
     out.push(`load: sysbench oltp_write_only paced at ${s.load.rate} tps, ${s.load.threads} threads, on its own table (${s.load.tables} x ${s.load.tableSize} rows) for the whole measurement (${s.load.transactions} transactions)`);
+    if (r.machine.priorities !== undefined) out.push(`priorities: ${r.machine.priorities} (the master, its sshd, sysbench: nice 0)`);
     out.push('', 'Master impact (latency from each transaction\'s scheduled start):');
     const quiet = s.windows[0]!;
     out.push(table(['window', 's', 'tx', 'tps', 'p50 ms', 'p99 ms', 'max ms', 'p99 vs quiet', 'errors'], s.windows.map((w) => [w.label, f0(w.seconds), String(w.transactions), f1(w.tps), f1(w.p50Ms), f1(w.p99Ms), f1(w.maxMs), `${f0((100 * w.p99Ms) / quiet.p99Ms)}%`, String(w.errors + w.reconnects)])));
@@ -76,6 +77,18 @@ export function render(r: Results): string {
     out.push(`day of changes: ${s.day.inserted} rows inserted (${s.day.insertPct}%), ${s.day.updated} updated (${s.day.updatePct}%: ${100 - 100 * s.day.uniformShare}% in the newest ${s.day.hotIdsPct}% of ids, ${100 * s.day.uniformShare}% anywhere), ${s.day.deleted} oldest deleted (${s.day.deletePct}%), in ${f0(s.day.seconds)} s`);
     out.push('', 'What changed between the two cycles\' datadirs, in 4 MiB chunks at the same offsets:');
     out.push(table(['files', 'count', 'MiB', 'changed MiB', 'changed'], s.changes.map((g) => [g.group, String(g.files), mib(g.bytes), mib(g.changedBytes), `${f0((100 * g.changedBytes) / g.bytes)}%`])));
+    const units = s.changes[0]?.byUnit?.map((u) => u.unit) ?? [];
+    if (units.length > 0) {
+      const label = (u: number): string => (u >= MiB ? `${u / MiB} MiB` : `${u / 1024} KiB`);
+      const total = (pick: (g: ChangeGroup) => number): number => s.changes.reduce((n, g) => n + pick(g), 0);
+      const allBytes = total((g) => g.bytes);
+      const row = (name: string, gs: ChangeGroup[]): string[] => {
+        const bytes = gs.reduce((n, g) => n + g.bytes, 0);
+        return [name, ...units.map((u) => `${f1((100 * gs.reduce((n, g) => n + (g.byUnit.find((x) => x.unit === u)?.changedBytes ?? 0), 0)) / bytes)}%`)];
+      };
+      out.push('', `The same change counted in units of other sizes (share of the bytes in changed units; ${mib(allBytes)} MiB in all):`);
+      out.push(table(['files', ...units.map(label)], [...s.changes.map((g) => row(g.group, [g])), row('all files', s.changes)]));
+    }
     out.push('', `Peers on the first cycle's datadir (${mib(s.peerInputBytes)} MiB), each to a fresh bucket on the same gateway:`);
     const rows = s.peers.map((p) => [p.label, f1(p.seconds), f0(p.inputBytes / 1e6 / p.seconds), f1(p.cpuSeconds), f0(p.maxRssMiB), mib(p.s3.bytesSent), mib(p.stored.bytes), String(p.stored.objects), String(p.s3.requests)]);
     const up = phaseSeconds(c1, 'upload') + phaseSeconds(c1, 'commit');

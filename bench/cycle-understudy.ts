@@ -50,6 +50,8 @@ export interface UnderstudyOptions {
   readonly s3: S3Endpoint;
   readonly bucket: string;
   readonly mysqldOptions: Record<string, string>;
+  /** The local launcher's priority for the agent. */
+  readonly agentPriority: { nice: number; io: 'normal' | 'low' | 'idle' };
 }
 
 export async function startUnderstudy(o: UnderstudyOptions): Promise<Understudy> {
@@ -85,6 +87,7 @@ export async function startUnderstudy(o: UnderstudyOptions): Promise<Understudy>
           launcher: {
             type: 'local',
             agentCommand: [process.execPath, AGENT],
+            priority: o.agentPriority,
             keepInstances: true, // the first cycle's datadir is the peers' input, and the second's is compared with it
             env: { AWS_ACCESS_KEY_ID: o.s3.accessKeyId, AWS_SECRET_ACCESS_KEY: o.s3.secretAccessKey, AWS_REGION: o.s3.region },
           },

@@ -44,7 +44,9 @@ const { values } = parseArgs({
     'uniform-share': { type: 'string', default: '0.1' },
     keep: { type: 'boolean', default: false },
     'agent-nice': { type: 'string', default: '10' },
+    'agent-io': { type: 'string', default: 'low' },
     'gateway-nice': { type: 'string', default: '0' },
+    'peers-up-to': { type: 'string' },
     svg: { type: 'string' },
   },
   strict: true,
@@ -60,10 +62,15 @@ const niceOf = (v: string, name: string): number => {
   if (!Number.isInteger(n) || n < 0 || n > 19) throw new Error(`--${name} must be a niceness from 0 to 19, not ${v}`);
   return n;
 };
-/** The local launcher's priority for the agent (its default: nice 10, best-effort I/O level 7); 0 = as any process. */
+/** The local launcher's priority for the agent (its default: nice 10, best-effort I/O level 7). */
 const AGENT_NICE = niceOf(values['agent-nice'], 'agent-nice');
-const AGENT_PRIORITY = AGENT_NICE === 0 ? { nice: 0, io: 'normal' as const } : { nice: AGENT_NICE, io: 'low' as const };
+const AGENT_IO = values['agent-io'] as 'normal' | 'low' | 'idle';
+if (!['normal', 'low', 'idle'].includes(AGENT_IO)) throw new Error(`--agent-io must be normal, low or idle, not ${AGENT_IO}`);
+const AGENT_PRIORITY = { nice: AGENT_NICE, io: AGENT_IO };
 /** The gateway stands in for S3, which in production is not on the master's cores: optionally niced. */
+/** Peers run for sizes up to this many GiB (default: every size). */
+const PEERS_UP_TO = values['peers-up-to'] === undefined ? Infinity : Number(values['peers-up-to']);
+if (!(PEERS_UP_TO >= 0)) throw new Error(`--peers-up-to must be a number of GiB, not ${values['peers-up-to']}`);
 const GATEWAY_NICE = niceOf(values['gateway-nice'], 'gateway-nice');
 const THREADS = 2;
 const QUIET_S = Number(values['quiet-seconds'] ?? (values.quick ? 20 : 45));
@@ -95,7 +102,7 @@ async function oneCycle(label: string, us: Understudy, gw: Radosgw, bucket: stri
   const s3 = diffCounts(counter.snapshot(), s3Before);
   const objectsAfter = await storedIn({ kind: 's3', s3: gw, bucket });
   const foreignCpuS = busy1 - busy0 - (known1 - known0) - run.usage.totalCpuS;
-  say(`${label}: ${run.seconds.toFixed(1)} s (${run.phases.map((p) => `${p.phase} ${p.seconds.toFixed(1)}`).join(', ')}), uploaded ${mib(run.uploadedBytes)}, ${s3.requests} S3 requests, agent ${run.usage.agentHwmMiB.toFixed(0)} MiB / mariadbd ${run.usage.mysqldHwmMiB.toFixed(0)} MiB peak, agent group ${run.usage.totalCpuS.toFixed(1)} CPU s`);
+  say(`${label}: ${run.seconds.toFixed(1)} s (${run.phases.filter((p) => Number.isFinite(p.seconds)).map((p) => `${p.phase} ${p.seconds.toFixed(1)}`).join(', ')}), uploaded ${mib(run.uploadedBytes)}, ${s3.requests} S3 requests, agent ${run.usage.agentHwmMiB.toFixed(0)} MiB / mariadbd ${run.usage.mysqldHwmMiB.toFixed(0)} MiB peak, agent group ${run.usage.totalCpuS.toFixed(1)} CPU s`);
   return { label, run, s3, objectsWritten: objectsAfter.objects - objectsBefore.objects, storedBytesAdded: objectsAfter.bytes - objectsBefore.bytes, foreignCpuS };
 }
 
@@ -157,6 +164,10 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
       load.window('old way (lock held)', old.startedMs, old.unlockedMs),
       load.window('old way, 10 s after unlock', old.unlockedMs, old.unlockedMs + 10_000),
       load.window('cycle 2 (after a day)', second.run.startedMs, second.run.endedMs),
+      // Where in a cycle the master feels it: its phases of 2 s or more, each a window of its own.
+      ...[first, second].flatMap((c, i) =>
+        c.run.phases.filter((p) => p.endedMs - p.startedMs >= 2000).map((p) => load!.window(`  cycle ${i + 1}: ${p.phase}`, p.startedMs, p.endedMs)),
+      ),
     ];
     const loadTx = load.window('all', started, Date.now()).transactions;
     await load.stop();
@@ -164,10 +175,14 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
 
     const changes = await changedChunks(join(first.run.instanceDir, 'datadir'), join(second.run.instanceDir, 'datadir'), CHUNK, UNITS);
     // The peers back up the first cycle's datadir (what cycle 1 uploaded), without the agent's excludes.
+    const withPeers = gib <= PEERS_UP_TO;
     const peerInput = join(dir, 'peer-input', 'datadir');
-    await mkdir(join(dir, 'peer-input'), { recursive: true });
-    await execCp(join(first.run.instanceDir, 'datadir'), peerInput);
-    const peerBytes = await duBytes(peerInput);
+    let peerBytes = NaN;
+    if (withPeers) {
+      await mkdir(join(dir, 'peer-input'), { recursive: true });
+      await execCp(join(first.run.instanceDir, 'datadir'), peerInput);
+      peerBytes = await duBytes(peerInput);
+    }
     await us.stop();
     us = undefined;
     await master.destroy();
@@ -176,9 +191,12 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
     // gateway's memstore (RAM) holds one size's repository or one peer's bucket, never both (at
     // 8 GiB that is about 9 GiB of cycles beside up to 11 GiB of tar pieces, on 23.5 GiB).
     await removeTarget({ kind: 's3', s3: gw, bucket });
-    say(`peers on the first cycle's datadir (${mib(peerBytes)})`);
-    const peers = await runPeers(peerInput, peerBytes, { ...gw, endpoint: counter.endpoint }, counter, dir, say);
-    await rm(join(dir, 'peer-input'), { recursive: true, force: true });
+    let peers: Awaited<ReturnType<typeof runPeers>> = [];
+    if (withPeers) {
+      say(`peers on the first cycle's datadir (${mib(peerBytes)})`);
+      peers = await runPeers(peerInput, peerBytes, { ...gw, endpoint: counter.endpoint }, counter, dir, say);
+      await rm(join(dir, 'peer-input'), { recursive: true, force: true });
+    } else say(`peers not run at ${gib} GiB (--peers-up-to ${PEERS_UP_TO})`);
     return {
       gib, shape, prepareSeconds, dataBytes, datadirBytes, peerInputBytes: peerBytes, quietForeignCpuS: quietForeign,
       load: { rate: RATE, threads: THREADS, tables: loadShape.tables, tableSize: loadShape.tableSize, transactions: loadTx },
@@ -204,7 +222,7 @@ async function main(): Promise<void> {
   const results: Results = {
     startedAt: new Date().toISOString(),
     args: process.argv.slice(2),
-    machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, ramGiB: (totalmem() / GiB).toFixed(1), kernel: release(), node: process.version, priorities: `agent nice ${AGENT_PRIORITY.nice}, I/O ${AGENT_PRIORITY.io === 'low' ? 'best-effort 7' : 'normal'}; gateway nice ${GATEWAY_NICE}`, loadBefore: loadavg().map((l) => l.toFixed(2)).join(' ') },
+    machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, ramGiB: (totalmem() / GiB).toFixed(1), kernel: release(), node: process.version, priorities: `agent nice ${AGENT_PRIORITY.nice}, I/O ${{ low: 'best-effort 7', idle: 'idle', normal: 'normal' }[AGENT_PRIORITY.io]}; gateway nice ${GATEWAY_NICE}`, loadBefore: loadavg().map((l) => l.toFixed(2)).join(' ') },
     sizes: [],
   };
   const save = () => writeFile(join(work, 'results.json'), JSON.stringify(results, null, 2));

@@ -89,11 +89,12 @@ export function render(r: Results): string {
       out.push('', `The same change counted in units of other sizes (share of the bytes in changed units; ${mib(allBytes)} MiB in all):`);
       out.push(table(['files', ...units.map(label)], [...s.changes.map((g) => row(g.group, [g])), row('all files', s.changes)]));
     }
-    out.push('', `Peers on the first cycle's datadir (${mib(s.peerInputBytes)} MiB), each to a fresh bucket on the same gateway:`);
+    if (s.peers.length === 0) out.push('', 'Peers: not run at this size (--peers-up-to).');
+    else out.push('', `Peers on the first cycle's datadir (${mib(s.peerInputBytes)} MiB), each to a fresh bucket on the same gateway:`);
     const rows = s.peers.map((p) => [p.label, f1(p.seconds), f0(p.inputBytes / 1e6 / p.seconds), f1(p.cpuSeconds), f0(p.maxRssMiB), mib(p.s3.bytesSent), mib(p.stored.bytes), String(p.stored.objects), String(p.s3.requests)]);
     const up = phaseSeconds(c1, 'upload') + phaseSeconds(c1, 'commit');
     rows.unshift(['understudy cycle 1: upload + commit', f1(up), f0(s.peerInputBytes / 1e6 / up), '-', f0(c1.run.usage.agentHwmMiB), mib(c1.s3.bytesSent), mib(c1.storedBytesAdded), String(c1.objectsWritten), String(c1.s3.requests)]);
-    out.push(table(['run', 's', 'MB/s', 'CPU s', 'RSS MiB', 'sent MiB', 'stored MiB', 'objects', 'S3 req'], rows));
+    if (s.peers.length > 0) out.push(table(['run', 's', 'MB/s', 'CPU s', 'RSS MiB', 'sent MiB', 'stored MiB', 'objects', 'S3 req'], rows));
     for (const p of s.peers.slice(1)) out.push(`  understudy alone / ${p.label}: time ${(s.peers[0]!.seconds / p.seconds).toFixed(2)}x, bytes stored ${(s.peers[0]!.stored.bytes / p.stored.bytes).toFixed(2)}x, requests ${(s.peers[0]!.s3.requests / p.s3.requests).toFixed(2)}x`);
     out.push('', 'Targets:');
     const w1 = s.windows[1]!;

@@ -19,6 +19,9 @@ export interface PhaseTime {
   readonly phase: string;
   readonly seconds: number;
   readonly status: string;
+  /** Epoch ms of the agent's reports that opened and closed the phase (NaN when not closed). */
+  readonly startedMs: number;
+  readonly endedMs: number;
 }
 
 export interface CycleRun {
@@ -147,7 +150,13 @@ async function cycle(url: string, localDir: string, env: NodeJS.ProcessEnv): Pro
     startedMs,
     endedMs,
     seconds: (endedMs - startedMs) / 1000,
-    phases: run.phases.map((p) => ({ phase: p.phase, seconds: p.seconds ?? NaN, status: p.status })),
+    phases: run.phases.map((p) => ({
+      phase: p.phase,
+      seconds: p.seconds ?? NaN,
+      status: p.status,
+      startedMs: Date.parse(p.startedAt),
+      endedMs: p.finishedAt === null ? NaN : Date.parse(p.finishedAt),
+    })),
     uploadedBytes: run.uploadedBytes ?? NaN,
     reusedBytes: run.reusedBytes ?? NaN,
     restoredFrom: run.restoredFrom,
@@ -160,7 +169,7 @@ async function cycle(url: string, localDir: string, env: NodeJS.ProcessEnv): Pro
 /** The fields of the dispatcher's RunView (packages/dispatcher/src/api.ts) this benchmark reads. */
 interface RunJson {
   status: string;
-  phases: Array<{ phase: string; status: string; seconds: number | null }>;
+  phases: Array<{ phase: string; status: string; seconds: number | null; startedAt: string; finishedAt: string | null }>;
   uploadedBytes: number | null;
   reusedBytes: number | null;
   restoredFrom: string | null;

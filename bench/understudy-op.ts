@@ -14,7 +14,7 @@ const CLI_CONCURRENCY = 8;
 
 export interface OpRequest {
   readonly op: 'backup' | 'restore';
-  /** restore: false writes through the page cache (for comparisons; the default is the library's). */
+  /** Direct I/O on or off (for comparisons; the default is the library's: restore on, backup off). */
   readonly directIo?: boolean;
   readonly dir: string;
   readonly target: Target;
@@ -43,7 +43,11 @@ async function main(): Promise<void> {
   const repo = await Repository.open(store, { create: req.op === 'backup', key });
   try {
     if (req.op === 'backup') {
-      const { manifest } = await backup(repo, req.dir, { concurrency: CLI_CONCURRENCY, ...(req.chunkSize !== undefined ? { chunkSize: req.chunkSize } : {}) });
+      const { manifest } = await backup(repo, req.dir, {
+        concurrency: CLI_CONCURRENCY,
+        ...(req.chunkSize !== undefined ? { chunkSize: req.chunkSize } : {}),
+        ...(req.directIo !== undefined ? { directIo: req.directIo } : {}),
+      });
       report(started, { totals: manifest.totals });
     } else {
       await restore(repo, req.dir, { concurrency: CLI_CONCURRENCY, ...(req.directIo !== undefined ? { directIo: req.directIo } : {}) });

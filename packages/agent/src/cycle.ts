@@ -250,6 +250,8 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
       metadata,
       ...(config.backup.chunkSize ? { chunkSize: config.backup.chunkSize } : {}),
       ...(config.backup.concurrency ? { concurrency: config.backup.concurrency } : {}),
+      // The datadir was written by the server with O_DIRECT and is read once: not through the cache.
+      directIo: true,
       signal,
       hook: async (point) => {
         // Every chunk is stored: what remains is the commit (the check that all are present, then the manifest).

@@ -266,12 +266,13 @@ describe('restored mtimes', () => {
   });
 });
 
-describe('restore with direct I/O (O_DIRECT)', () => {
+describe('backup and restore with direct I/O (O_DIRECT)', () => {
   const cleanups: Array<() => Promise<void>> = [];
   after(async () => {
     for (const c of cleanups) await c();
   });
-  // Lengths around the 4096-byte blocks direct writes need and around the chunk size, and a hole.
+  let readDirect: boolean | undefined;
+  // Lengths around the 4096-byte blocks direct I/O needs and around the chunk size, and a hole.
   const spec = (cs: number) => ({
     'empty': { file: '' },
     'one-byte': { file: 'x' },
@@ -283,14 +284,16 @@ describe('restore with direct I/O (O_DIRECT)', () => {
     'sub': { dir: { 'sparse-tail': { sparse: 5 * cs + 100, data: [{ offset: 2 * cs + 7, bytes: seededBytes(5000, 16) }] } } },
   });
 
-  async function restoreInto(dst: (t: string) => string, opts: { chunkSize?: number; directIo?: boolean } = {}) {
+  async function restoreInto(dst: (t: string) => string, opts: { chunkSize?: number; directIo?: boolean; srcDir?: string } = {}) {
     const t = await tempDir();
     cleanups.push(t.cleanup);
     const cs = opts.chunkSize ?? CS;
-    const src = join(t.path, 'src');
+    const src = opts.srcDir ?? join(t.path, 'src');
     await makeTree(src, spec(cs));
     const { repo } = await localRepository(join(t.path, 'repo'));
-    await backup(repo, src, { chunkSize: cs });
+    // The backup reads directly too, when the restore is told nothing of it (the agent's way).
+    const read = await backup(repo, src, { chunkSize: cs, directIo: opts.directIo ?? true });
+    readDirect = read.directIo;
     const target = dst(t.path);
     const result = await restore(repo, target, opts.directIo === undefined ? {} : { directIo: opts.directIo });
     assert.deepEqual(await compareTrees(src, target), [], 'restored tree equals the source');
@@ -298,23 +301,26 @@ describe('restore with direct I/O (O_DIRECT)', () => {
     return result;
   }
 
-  it('writes directly where the filesystem takes it, and the bytes are the source bytes', async () => {
+  it('reads and writes directly where the filesystem takes it, and the bytes are the source bytes', async () => {
     // ext4 and tmpfs (Linux >= 6.6) take O_DIRECT: this machine's and CI's temp dirs.
     const { directIo } = await restoreInto((p) => join(p, 'dst'));
-    assert.equal(directIo, true, `direct I/O used under ${tmpdir()}`);
+    assert.equal(directIo, true, `direct writes used under ${tmpdir()}`);
+    assert.equal(readDirect, true, `direct reads used under ${tmpdir()}`);
   });
 
-  it('writes through the page cache when told to', async () => {
+  it('reads and writes through the page cache when told to', async () => {
     const { directIo } = await restoreInto((p) => join(p, 'dst'), { directIo: false });
     assert.equal(directIo, false);
+    assert.equal(readDirect, false);
   });
 
-  it('falls back to buffered writes on a chunk size that is not a multiple of 4096', async () => {
+  it('falls back to buffered reads and writes on a chunk size that is not a multiple of 4096', async () => {
     const { directIo } = await restoreInto((p) => join(p, 'dst'), { chunkSize: CS + 512 });
     assert.equal(directIo, false);
+    assert.equal(readDirect, false);
   });
 
-  it('falls back to buffered writes on a filesystem that refuses O_DIRECT (ramfs)', async (ctx) => {
+  it('falls back to buffered reads and writes on a filesystem that refuses O_DIRECT (ramfs)', async (ctx) => {
     // tmpfs takes O_DIRECT since Linux 6.6; ramfs does not. Mounting one needs root (CI runs as root).
     if (process.getuid?.() !== 0) return ctx.skip('mounting a ramfs needs root');
     const t = await tempDir();
@@ -324,7 +330,10 @@ describe('restore with direct I/O (O_DIRECT)', () => {
     await execFileP('mount', ['-t', 'ramfs', '-o', 'mode=0700', 'understudy-test', mnt]);
     try {
       const { directIo } = await restoreInto(() => join(mnt, 'dst'));
-      assert.equal(directIo, false);
+      assert.equal(directIo, false, 'restore into the ramfs');
+      assert.equal(readDirect, true, 'backup from the temp dir');
+      await restoreInto((p) => join(p, 'dst'), { srcDir: join(mnt, 'src') });
+      assert.equal(readDirect, false, 'backup from the ramfs');
     } finally {
       await execFileP('umount', [mnt]);
     }

@@ -1,12 +1,15 @@
 /**
- * Direct I/O (O_DIRECT) for restore: writes that go from our buffer to the disk without passing
+ * Direct I/O (O_DIRECT): reads and writes that go between our buffer and the disk without passing
  * through the page cache.
  *
  * Why: a restore writes every byte once and nobody reads it back through the cache (InnoDB reads its
  * data files with O_DIRECT itself, MariaDB's default). Buffered, each written page must first be
  * allocated in the page cache and copied there, then written back by the kernel; on the VMs measured
  * (bench/RESULTS.md) that cost 5.0 s of system CPU per 2 GiB (dd conv=fsync: 358 MB/s) against
- * 0.17 s with O_DIRECT (1.5 GB/s), and a restore is CPU-bound.
+ * 0.17 s with O_DIRECT (1.5 GB/s), and a restore is CPU-bound. Likewise the agent's backup reads a
+ * datadir that is not in the cache (the server wrote it with O_DIRECT) and is never read again: read
+ * buffered it would fill the cache of the machine it shares with nobody on EC2, and with the master
+ * under the local launcher, evicting the master's cached files.
  *
  * O_DIRECT needs the buffer's address, the file offset and the length aligned to the device's logical
  * block size. JavaScript cannot see an address, and ArrayBuffers come from malloc (16-byte aligned):
@@ -47,6 +50,38 @@ export function alignedSharedBuffers(count: number, size: number): Buffer[] | un
 
 /** Opens a new file for direct writes: O_WRONLY | O_CREAT | O_EXCL | O_DIRECT. */
 export const DIRECT_CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT;
+/** Opens a file for direct reads. */
+export const DIRECT_READ_FLAGS = constants.O_RDONLY | constants.O_DIRECT;
+
+/**
+ * Reused buffers of `size` bytes over shared memory (codec threads read and write them without a
+ * copy), page-aligned when `aligned` (made `slab` at a time, in one WebAssembly.Memory each).
+ * Buffers are taken and given back; the pool holds what was given back, so it never holds more
+ * than the most that were out at once.
+ */
+export class SharedBufferPool {
+  readonly #spare: Buffer[] = [];
+
+  constructor(
+    readonly size: number,
+    readonly aligned: boolean,
+    private readonly slab: number,
+  ) {}
+
+  take(): Buffer {
+    const b = this.#spare.pop();
+    if (b !== undefined) return b;
+    if (!this.aligned) return Buffer.from(new SharedArrayBuffer(this.size));
+    const made = alignedSharedBuffers(this.slab, this.size) ?? alignedSharedBuffers(1, this.size);
+    if (made === undefined) throw new Error(`no ${this.size}-byte aligned buffer: the size must be a multiple of ${DIRECT_ALIGN} under 4 GiB`);
+    this.#spare.push(...made.slice(1));
+    return made[0]!;
+  }
+
+  give(b: Buffer): void {
+    this.#spare.push(b);
+  }
+}
 
 /** True when a file created in `dir` takes an aligned O_DIRECT write (false on tmpfs, for one). */
 export async function directWritesWork(dir: string, buffer: Buffer): Promise<boolean> {

@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, lutimes, mkdir, open as openFile, readdir, rename, rm, symlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join, posix, resolve } from 'node:path';
 import { resolveBackup, type ResolveOptions } from './backups.js';
-import { alignedSharedBuffers, alignUp, DIRECT_ALIGN, DIRECT_CREATE_FLAGS, directWritesWork } from './direct-io.js';
+import { alignUp, DIRECT_ALIGN, DIRECT_CREATE_FLAGS, directWritesWork, SharedBufferPool } from './direct-io.js';
 import { asLocalIoError, UnderstudyError } from './errors.js';
 import { chunkLength, type FileEntry, type Manifest } from './manifest.js';
 import type { Repository } from './repository.js';
@@ -103,7 +103,7 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
   // Chunks are opened into these (shared memory, one per task in flight, recycled once written):
   // nothing is allocated per chunk, so the garbage collector has little to do. Page-aligned ones
   // when files can be written directly.
-  const { spare, direct } = await chunkBuffers(target, manifest.chunkSize, concurrency, options.directIo ?? true);
+  const { buffers, direct } = await chunkBuffers(target, manifest.chunkSize, concurrency, options.directIo ?? true);
   try {
     for (const f of files) {
       const final = join(target, f.path);
@@ -143,8 +143,7 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
       }
       for (const { id, offset, len } of work) {
         await pool.submit(async () => {
-          const whole = spare.pop() ?? (direct ? undefined : Buffer.from(new SharedArrayBuffer(manifest.chunkSize)));
-          if (whole === undefined) throw new UnderstudyError('US_INTERNAL', 'restore: more chunks in flight than aligned buffers');
+          const whole = buffers.take();
           try {
             await repo.loadChunk(id, len, signal, whole.subarray(0, len));
             // Direct writes are whole blocks: a short last chunk goes out padded with zeros (the file
@@ -157,7 +156,7 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
             let written = 0;
             while (written < out) written += (await fh.write(whole, written, out - written, offset + written)).bytesWritten;
           } finally {
-            spare.push(whole);
+            buffers.give(whole);
           }
           progress.bytesDone += len;
           progress.downloadedChunks++;
@@ -201,15 +200,17 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
 }
 
 /**
- * The restore's chunk buffers: page-aligned shared memory and direct writes when the chunk size is a
- * multiple of DIRECT_ALIGN and a probe write into the target works; otherwise an empty list that
- * fills with plain shared buffers as tasks need them.
+ * The restore's chunk buffers: page-aligned, and direct writes, when the chunk size is a multiple
+ * of DIRECT_ALIGN and a probe write into the target works; plain shared buffers otherwise.
  */
-async function chunkBuffers(target: string, chunkSize: number, concurrency: number, wanted: boolean): Promise<{ spare: Buffer[]; direct: boolean }> {
-  if (!wanted || chunkSize % DIRECT_ALIGN !== 0) return { spare: [], direct: false };
-  const buffers = alignedSharedBuffers(concurrency, chunkSize);
-  if (buffers === undefined || !(await directWritesWork(target, buffers[0]!))) return { spare: [], direct: false };
-  return { spare: buffers, direct: true };
+async function chunkBuffers(target: string, chunkSize: number, concurrency: number, wanted: boolean): Promise<{ buffers: SharedBufferPool; direct: boolean }> {
+  if (wanted && chunkSize % DIRECT_ALIGN === 0) {
+    const buffers = new SharedBufferPool(chunkSize, true, concurrency);
+    const probe = buffers.take();
+    buffers.give(probe);
+    if (await directWritesWork(target, probe)) return { buffers, direct: true };
+  }
+  return { buffers: new SharedBufferPool(chunkSize, false, concurrency), direct: false };
 }
 
 async function prepareTarget(target: string, backupId: string, force: boolean): Promise<void> {

@@ -18,10 +18,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { CLI } from './rig/dispatcher.js';
 
 const SYSTEMD_DIR = fileURLToPath(new URL('../../systemd/', import.meta.url));
 const UNIT_SUFFIXES = ['.service', '.timer', '.socket', '.path', '.target', '.mount'];
-const EXPECTED_UNITS = ['understudy-agent.service', 'understudy-backup.service', 'understudy-backup.timer', 'understudy-dispatcher.service'];
+const EXPECTED_UNITS = ['understudy-agent.service', 'understudy-backup.service', 'understudy-backup.timer', 'understudy-dispatcher.service', 'understudy-prune.service', 'understudy-prune.timer'];
 /** The binaries the units run, as the installed layout has them (symlinks into /opt/understudy). */
 const STAND_INS = ['/usr/bin/understudy', '/usr/bin/understudy-agent'];
 const HOST_UNITS = '/usr/lib/systemd/system';
@@ -181,7 +182,7 @@ describe('systemd units', () => {
     if (root !== undefined) await rm(root, { recursive: true, force: true });
   });
 
-  it('systemd/ holds the four units, and its README names each', async () => {
+  it('systemd/ holds the six units, and its README names each', async () => {
     assert.deepEqual([...texts.keys()].sort(), EXPECTED_UNITS);
     const readme = await readFile(join(SYSTEMD_DIR, 'README.md'), 'utf8');
     for (const name of EXPECTED_UNITS) assert.ok(readme.includes(name), `README.md does not mention ${name}`);
@@ -288,6 +289,44 @@ describe('systemd units', () => {
     assert.equal(b.has('Install'), false, 'the timer starts it: no [Install] section');
   });
 
+  it('the retention: a weekly oneshot prune of the target\'s repository with a policy, away from the backup window', async () => {
+    const p = unit('understudy-prune.service');
+    const cmd = execStart(p);
+    assert.deepEqual(cmd.slice(0, 4), ['/usr/bin/understudy', '--config', '/etc/understudy/dispatcher.json', 'prune']);
+    assert.ok(!cmd.includes('--dry-run'), 'the scheduled prune must prune');
+    for (const rule of ['--keep-last', '--keep-daily', '--keep-weekly']) {
+      const n = Number(cmd[cmd.indexOf(rule) + 1]);
+      assert.ok(cmd.includes(rule) && Number.isInteger(n) && n >= 1, `${rule} N (N >= 1) is missing: ${cmd.join(' ')}`);
+    }
+    // The CLI accepts exactly this command line (a typo in a flag would fail only at 05:00 on Sunday).
+    const help = await new Promise<Outcome>((resolve) =>
+      execFile(process.execPath, [CLI, ...cmd.slice(1, 3), 'prune', '--help'], (err, stdout, stderr) => resolve({ code: err === null ? 0 : (err.code as number), stdout, stderr })),
+    );
+    for (const flag of cmd.slice(4).filter((w) => w.startsWith('--'))) assert.ok(help.stdout.includes(flag), `understudy prune has no ${flag}:\n${help.stdout}`);
+    assert.equal(value(p, 'Service', 'Type'), 'oneshot');
+    assert.equal(value(p, 'Service', 'User'), 'understudy');
+    assert.equal(p.has('Install'), false, 'the timer starts it: no [Install] section');
+
+    const t = unit('understudy-prune.timer');
+    const calendars = values(t, 'Timer', 'OnCalendar');
+    assert.equal(calendars.length, 1);
+    const r = await analyze(['calendar', '--iterations=2', '--base-time=2030-01-01 12:00:00 UTC', calendars[0]!]);
+    assert.equal(r.code, 0, `systemd-analyze calendar ${calendars[0]}:\n${r.stdout}${r.stderr}`);
+    const elapses = [...r.stdout.matchAll(/(?:Next elapse|Iter\. #\d+): \w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC/g)].map((m) => new Date(`${m[1]!.replace(' ', 'T')}Z`));
+    assert.equal(elapses.length, 2, r.stdout);
+    assert.equal(elapses[1]!.getTime() - elapses[0]!.getTime(), 7 * 86_400_000, `not once a week:\n${r.stdout}`);
+    // Not inside the backup timer's window (its OnCalendar time plus its random delay).
+    const backupAt = /(\d\d):(\d\d):\d\d$/.exec(value(unit('understudy-backup.timer'), 'Timer', 'OnCalendar') ?? '');
+    assert.ok(backupAt, 'the backup timer runs at a fixed time of day');
+    const backupMin = Number(backupAt[1]) * 60 + Number(backupAt[2]);
+    const pruneMin = elapses[0]!.getUTCHours() * 60 + elapses[0]!.getUTCMinutes();
+    const backupWindowMin = (await timespanUs(value(unit('understudy-backup.timer'), 'Timer', 'RandomizedDelaySec')!)) / 60e6;
+    assert.ok(pruneMin >= backupMin + backupWindowMin + 60 || pruneMin + 24 * 60 <= backupMin, `prune at ${pruneMin} min is within an hour after the backup window (${backupMin}+${backupWindowMin} min)`);
+    assert.ok(isTrue(value(t, 'Timer', 'Persistent')), 'Persistent=true is missing');
+    assert.equal(value(t, 'Timer', 'Unit'), 'understudy-prune.service');
+    assert.deepEqual(words(t, 'Install', 'WantedBy'), ['timers.target']);
+  });
+
   it('the agent: runs once at boot as root, and the instance powers off however it ends', async () => {
     const a = unit('understudy-agent.service');
     assert.deepEqual(execStart(a), ['/usr/bin/understudy-agent']);
@@ -303,7 +342,7 @@ describe('systemd units', () => {
   });
 
   it('the master-side services stay sandboxed (systemd-analyze security --offline)', async () => {
-    for (const name of ['understudy-dispatcher.service', 'understudy-backup.service']) {
+    for (const name of ['understudy-dispatcher.service', 'understudy-backup.service', 'understudy-prune.service']) {
       await writeFile(join(root, UNIT_DIR_IN_ROOT, name), texts.get(name)!);
       const r = await analyze(['security', '--offline=yes', `--root=${root}`, `--threshold=${MAX_EXPOSURE}`, `${UNIT_DIR_IN_ROOT}/${name}`]);
       const score = /Overall exposure level for \S+: (\d+\.\d)/.exec(r.stdout)?.[1];

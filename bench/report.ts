@@ -15,7 +15,10 @@ export interface Cycle {
   readonly treeBytes: number;
   readonly backup: BackupRun;
   readonly stored: Stored;
+  /** The median restore by time (of `restoreSeconds.length` restores into a fresh directory each). */
   readonly restore?: RestoreRun;
+  /** Every restore's seconds, in the order they ran. */
+  readonly restoreSeconds?: number[];
   /** Files whose restored bytes differ from the source (empty: restore verified). */
   readonly restoreMismatches?: string[];
   readonly second?: BackupRun;
@@ -92,6 +95,11 @@ export function render(r: Results): string {
   out.push('', 'Headline, backup then restore (tool defaults; restic always encrypts and compresses; restore checked against the source;');
   out.push('"on disk" adds a sync after restic\'s restore, which does not fsync; Understudy fsyncs every restored file):');
   out.push(table(CYCLE_HEAD, r.headline.map(cycleRow)));
+  const runs = r.headline.filter((c) => (c.restoreSeconds?.length ?? 0) > 1);
+  if (runs.length > 0) {
+    out.push(`restore: the median of ${runs[0]!.restoreSeconds!.length} restores, each into a fresh directory and checked (RSS: the largest); their seconds in order:`);
+    for (const c of runs) out.push(`  ${c.label.padEnd(28)} ${c.restoreSeconds!.map((x) => x.toFixed(1)).join('  ')}`);
+  }
   out.push('', "Second backup after the 2% change (uploaded = the tool's own count; stored + = growth of the target):");
   out.push(table(SECOND_HEAD, r.headline.filter((c) => c.second).map(secondRow)));
   const s3 = r.headline.filter((c) => c.serverCpuSeconds);

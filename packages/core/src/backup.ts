@@ -13,7 +13,7 @@
 import { open as openFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { alignUp, DIRECT_ALIGN, DIRECT_READ_FLAGS, SharedBufferPool } from './direct-io.js';
+import { alignUp, DIRECT_ALIGN, openForDirectRead, SharedBufferPool } from './direct-io.js';
 import { asLocalIoError, UnderstudyError } from './errors.js';
 import { RepositoryLock } from './lock.js';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, newBackupId, type Entry, type Manifest, type Totals } from './manifest.js';
@@ -138,7 +138,7 @@ async function backupTree(repo: Repository, sourceDir: string, options: BackupOp
       } else {
         // Slots filled in as chunk tasks finish; complete once the pool has drained.
         const chunks: string[] = new Array<string>(Math.ceil(e.size / chunkSize)).fill('');
-        let fh = await (direct ? openFile(e.absPath, DIRECT_READ_FLAGS).catch((err: NodeJS.ErrnoException) => (err.code === 'EINVAL' ? undefined : Promise.reject(err))) : undefined);
+        let fh = direct ? await openForDirectRead(e.absPath) : undefined;
         if (fh === undefined) {
           direct = false; // the filesystem refuses O_DIRECT: buffered from here on
           fh = await openFile(e.absPath, 'r');

@@ -16,11 +16,12 @@
  * the memory of a WebAssembly.Memory is mapped by V8 at a page boundary, and a shared one is a
  * SharedArrayBuffer, so the codec workers can write into it. Buffers here start at multiples of
  * DIRECT_ALIGN (4096, a page: at least any logical block size in use) inside one such memory.
- * Whether the target's filesystem takes O_DIRECT (tmpfs does not) is asked by a probe write.
+ * Whether a filesystem takes O_DIRECT (ramfs does not; tmpfs does since Linux 6.6) is found out by
+ * trying: a probe write for restore, the open itself for backup.
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export const DIRECT_ALIGN = 4096;
@@ -50,8 +51,15 @@ export function alignedSharedBuffers(count: number, size: number): Buffer[] | un
 
 /** Opens a new file for direct writes: O_WRONLY | O_CREAT | O_EXCL | O_DIRECT. */
 export const DIRECT_CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT;
-/** Opens a file for direct reads. */
-export const DIRECT_READ_FLAGS = constants.O_RDONLY | constants.O_DIRECT;
+/** Opens `path` for direct reads; undefined when its filesystem refuses O_DIRECT (EINVAL). */
+export async function openForDirectRead(path: string): Promise<FileHandle | undefined> {
+  try {
+    return await open(path, constants.O_RDONLY | constants.O_DIRECT);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return undefined;
+    throw err;
+  }
+}
 
 /**
  * Reused buffers of `size` bytes over shared memory (codec threads read and write them without a
@@ -83,7 +91,7 @@ export class SharedBufferPool {
   }
 }
 
-/** True when a file created in `dir` takes an aligned O_DIRECT write (false on tmpfs, for one). */
+/** True when a file created in `dir` takes an aligned O_DIRECT write (false on ramfs, for one). */
 export async function directWritesWork(dir: string, buffer: Buffer): Promise<boolean> {
   const probe = join(dir, `.understudy-direct-probe-${randomBytes(6).toString('hex')}`);
   let fh;

@@ -24,12 +24,15 @@ const ops = codecOps({
  */
 const GCM_COLLECT_BYTES = 4 * 1024 * 1024;
 let gcmBytes = 0;
-const collect: (options: { type: 'minor' }) => void = (() => {
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as (options: { type: 'minor' }) => void;
-})();
+/** Made only in a thread that encrypts: an unencrypted repository never sets the flag. */
+const collect: ((options: { type: 'minor' }) => void) | undefined = settings.keys.encryptionKey
+  ? (() => {
+      setFlagsFromString('--expose-gc');
+      return runInNewContext('gc') as (options: { type: 'minor' }) => void;
+    })()
+  : undefined;
 function afterGcm(bytes: number): void {
-  if (!settings.keys.encryptionKey) return;
+  if (collect === undefined) return;
   gcmBytes += bytes;
   if (gcmBytes < GCM_COLLECT_BYTES) return;
   gcmBytes = 0;

@@ -67,10 +67,10 @@ const AGENT_NICE = niceOf(values['agent-nice'], 'agent-nice');
 const AGENT_IO = values['agent-io'] as 'normal' | 'low' | 'idle';
 if (!['normal', 'low', 'idle'].includes(AGENT_IO)) throw new Error(`--agent-io must be normal, low or idle, not ${AGENT_IO}`);
 const AGENT_PRIORITY = { nice: AGENT_NICE, io: AGENT_IO };
-/** The gateway stands in for S3, which in production is not on the master's cores: optionally niced. */
 /** Peers run for sizes up to this many GiB (default: every size). */
 const PEERS_UP_TO = values['peers-up-to'] === undefined ? Infinity : Number(values['peers-up-to']);
 if (!(PEERS_UP_TO >= 0)) throw new Error(`--peers-up-to must be a number of GiB, not ${values['peers-up-to']}`);
+/** The gateway stands in for S3, which in production is not on the master's cores: optionally niced. */
 const GATEWAY_NICE = niceOf(values['gateway-nice'], 'gateway-nice');
 const THREADS = 2;
 const QUIET_S = Number(values['quiet-seconds'] ?? (values.quick ? 20 : 45));

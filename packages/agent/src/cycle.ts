@@ -252,6 +252,9 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
       ...(config.backup.concurrency ? { concurrency: config.backup.concurrency } : {}),
       // The datadir was written by the server with O_DIRECT and is read once: not through the cache.
       directIo: true,
+      // What changed since the restored backup is stored as deltas against its chunks (core backup.ts).
+      ...(previous ? { deltaFrom: previous } : {}),
+      onWarning: (message) => deps.log.warn({ phase: 'upload' }, message),
       signal,
       hook: async (point) => {
         // Every chunk is stored: what remains is the commit (the check that all are present, then the manifest).

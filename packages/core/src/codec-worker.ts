@@ -48,13 +48,13 @@ function owned(buf: Buffer): { view: Uint8Array; transfer: ArrayBuffer[] } {
   return { view: copy, transfer: [copy.buffer] };
 }
 
-parentPort!.on('message', (m: { seq: number; op: string; plain?: Uint8Array; stored?: Uint8Array; into?: Uint8Array; out?: Uint8Array; name?: string; checksum?: ChecksumAlgorithm }) => {
+parentPort!.on('message', (m: { seq: number; op: string; plain?: Uint8Array; stored?: Uint8Array; into?: Uint8Array; out?: Uint8Array; base?: Uint8Array; name?: string; checksum?: ChecksumAlgorithm }) => {
   try {
     if (m.op === 'id') {
       parentPort!.postMessage({ seq: m.seq, ok: true, result: ops.contentId(asBuffer(m.plain)!) });
     } else if (m.op === 'seal') {
       const out = asBuffer(m.out);
-      const { body, checksum } = ops.seal(asBuffer(m.plain)!, m.name!, m.checksum!, out);
+      const { body, checksum } = ops.seal(asBuffer(m.plain)!, m.name!, m.checksum!, out, asBuffer(m.base));
       afterGcm(body.length);
       // Written into the caller's shared memory: only its length goes back.
       if (out) return void parentPort!.postMessage({ seq: m.seq, ok: true, result: { length: body.length, checksum } });
@@ -62,7 +62,7 @@ parentPort!.on('message', (m: { seq: number; op: string; plain?: Uint8Array; sto
       parentPort!.postMessage({ seq: m.seq, ok: true, result: { body: b.view, checksum } }, b.transfer);
     } else if (m.op === 'open') {
       const into = asBuffer(m.into);
-      const { plain, id } = ops.open(asBuffer(m.stored)!, m.name!, into);
+      const { plain, id } = ops.open(asBuffer(m.stored)!, m.name!, into, asBuffer(m.base));
       afterGcm(m.stored!.byteLength);
       // Written into the caller's shared memory: only the id goes back, with the stored body's memory,
       // which the caller's thread frees. Freed here, it would wait for this thread's garbage collector,

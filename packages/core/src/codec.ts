@@ -22,15 +22,16 @@ export interface ChunkCodec {
   /**
    * Frames `plain` for the object `name` and computes the checksum the store wants for it. With
    * `out` (at least `sealedBound(plain.length)` bytes; shared memory for WorkerCodec) the object is
-   * written there and `body` is a view of it.
+   * written there and `body` is a view of it. With `base` (another chunk's plaintext) the object is
+   * a delta against it (object-format.ts).
    */
-  seal(plain: Buffer, name: string, checksum: ChecksumAlgorithm, out?: Buffer): Promise<Sealed>;
+  seal(plain: Buffer, name: string, checksum: ChecksumAlgorithm, out?: Buffer, base?: Buffer): Promise<Sealed>;
   /**
    * Opens a stored chunk and returns its plaintext with the content id computed from it. `stored`
    * may be consumed. With `into` (exactly the plaintext's length; shared memory for WorkerCodec) the
-   * plaintext is written there and `plain` is `into`.
+   * plaintext is written there and `plain` is `into`. A delta opens only with its `base`.
    */
-  open(stored: Buffer, name: string, into?: Buffer): Promise<{ plain: Buffer; id: string }>;
+  open(stored: Buffer, name: string, into?: Buffer, base?: Buffer): Promise<{ plain: Buffer; id: string }>;
   close(): Promise<void>;
 }
 
@@ -44,14 +45,14 @@ export function codecOps(settings: CodecSettings) {
   const { keys, level } = settings;
   return {
     contentId: (plain: Buffer): string => contentIdOf(keys, plain),
-    seal: (plain: Buffer, name: string, checksum: ChecksumAlgorithm, out?: Buffer): Sealed => {
-      const body = seal(plain, name, { compress: true, level, encryptionKey: keys.encryptionKey }, out);
+    seal: (plain: Buffer, name: string, checksum: ChecksumAlgorithm, out?: Buffer, base?: Buffer): Sealed => {
+      const body = seal(plain, name, { compress: true, level, encryptionKey: keys.encryptionKey, base }, out);
       // An unencrypted frame ends with the CRC-32 of everything before it: continue that one.
       if (checksum === 'crc32' && !keys.encryptionKey) return { body, checksum: crc32Bytes(plainFrameCrc32(body)) };
       return { body, checksum: checksumOf(checksum, body) };
     },
-    open: (stored: Buffer, name: string, into?: Buffer): { plain: Buffer; id: string } => {
-      const plain = open(stored, name, keys.encryptionKey, into);
+    open: (stored: Buffer, name: string, into?: Buffer, base?: Buffer): { plain: Buffer; id: string } => {
+      const plain = open(stored, name, keys.encryptionKey, into, base);
       return { plain, id: contentIdOf(keys, plain) };
     },
   };
@@ -65,11 +66,11 @@ export class InlineCodec implements ChunkCodec {
   async contentId(plain: Buffer): Promise<string> {
     return this.ops.contentId(plain);
   }
-  async seal(plain: Buffer, name: string, checksum: ChecksumAlgorithm, out?: Buffer): Promise<Sealed> {
-    return this.ops.seal(plain, name, checksum, out);
+  async seal(plain: Buffer, name: string, checksum: ChecksumAlgorithm, out?: Buffer, base?: Buffer): Promise<Sealed> {
+    return this.ops.seal(plain, name, checksum, out, base);
   }
-  async open(stored: Buffer, name: string, into?: Buffer): Promise<{ plain: Buffer; id: string }> {
-    return this.ops.open(stored, name, into);
+  async open(stored: Buffer, name: string, into?: Buffer, base?: Buffer): Promise<{ plain: Buffer; id: string }> {
+    return this.ops.open(stored, name, into, base);
   }
   async close(): Promise<void> {}
 }
@@ -120,18 +121,20 @@ export class WorkerCodec implements ChunkCodec {
     return (await this.call('id', { plain: view }, transfer)) as string;
   }
 
-  async seal(plain: Buffer, name: string, checksum: ChecksumAlgorithm, out?: Buffer): Promise<Sealed> {
+  async seal(plain: Buffer, name: string, checksum: ChecksumAlgorithm, out?: Buffer, base?: Buffer): Promise<Sealed> {
     if (out) assertShared(out, 'seal');
     const { view, transfer } = postable(plain);
-    const r = (await this.call('seal', { plain: view, name, checksum, out }, transfer)) as { body?: Uint8Array; length?: number; checksum: Uint8Array };
+    const b = base ? postable(base) : undefined;
+    const r = (await this.call('seal', { plain: view, name, checksum, out, base: b?.view }, [...transfer, ...(b?.transfer ?? [])])) as { body?: Uint8Array; length?: number; checksum: Uint8Array };
     const body = out ? out.subarray(0, r.length) : Buffer.from(r.body!.buffer, r.body!.byteOffset, r.body!.byteLength);
     return { body, checksum: Buffer.from(r.checksum) };
   }
 
-  async open(stored: Buffer, name: string, into?: Buffer): Promise<{ plain: Buffer; id: string }> {
+  async open(stored: Buffer, name: string, into?: Buffer, base?: Buffer): Promise<{ plain: Buffer; id: string }> {
     if (into) assertShared(into, 'open');
     const { view, transfer } = postable(stored, true);
-    const r = (await this.call('open', { stored: view, name, into }, transfer)) as { plain?: Uint8Array; id: string };
+    const b = base ? postable(base) : undefined;
+    const r = (await this.call('open', { stored: view, name, into, base: b?.view }, [...transfer, ...(b?.transfer ?? [])])) as { plain?: Uint8Array; id: string };
     if (into) return { plain: into, id: r.id };
     return { plain: Buffer.from(r.plain!.buffer, r.plain!.byteOffset, r.plain!.byteLength), id: r.id };
   }

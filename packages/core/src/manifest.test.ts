@@ -15,6 +15,8 @@ function manifest(entries: unknown[], extra: Record<string, unknown> = {}): stri
   return JSON.stringify(m);
 }
 const C = 'a'.repeat(64);
+const D = 'd'.repeat(64);
+const E = 'e'.repeat(64);
 const file = (path: string, size = 1, chunks = [C]) => ({ type: 'file', path, mode: 0o644, mtimeNs: '1', size, chunks });
 const dir = (path: string) => ({ type: 'dir', path, mode: 0o755, mtimeNs: '1' });
 const link = (path: string, target: string) => ({ type: 'symlink', path, target, mtimeNs: '1' });
@@ -31,6 +33,12 @@ describe('manifest schema', () => {
     assert.equal(m.entries.length, 4);
   });
 
+  it('accepts a version 2 manifest with deltas, and a version 1 manifest as before', () => {
+    const m = parseManifest(manifest([file('f', 1, [C])], { version: 2, deltas: { [C]: D } }), id);
+    assert.deepEqual(m.deltas, { [C]: D });
+    assert.equal(parseManifest(manifest([file('f', 1, [C])]), id).deltas, undefined);
+  });
+
   const bad: Record<string, string> = {
     'path traversal': manifest([file('../etc/passwd')]),
     'absolute path': manifest([file('/etc/passwd')]),
@@ -43,7 +51,11 @@ describe('manifest schema', () => {
     'chunk count does not match size': manifest([file('f', 65537, [C])]),
     'bad chunk id': manifest([file('f', 1, ['xyz'])]),
     'unknown field': manifest([], { extra: 1 }),
-    'wrong version': manifest([], { version: 2 }),
+    'wrong version': manifest([], { version: 3 }),
+    'deltas in a version 1 manifest': manifest([file('f', 1, [C])], { deltas: { [C]: D } }),
+    'a delta whose base is a delta': manifest([file('f', 2 * 65536, [C, D])], { version: 2, deltas: { [C]: D, [D]: E } }),
+    'a delta that is its own base': manifest([file('f', 1, [C])], { version: 2, deltas: { [C]: C } }),
+    'a delta base that is no content id': manifest([file('f', 1, [C])], { version: 2, deltas: { [C]: 'xyz' } }),
     'negative size': manifest([file('f', -1, [])]),
     'another backup id': manifest([], { id: newBackupId() }),
     'not json': '{"format":',

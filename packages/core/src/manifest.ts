@@ -9,7 +9,12 @@ import { z } from 'zod';
 import { UnderstudyError } from './errors.js';
 
 export const MANIFEST_FORMAT = 'understudy-manifest';
-export const MANIFEST_VERSION = 1;
+/**
+ * 1: every chunk is stored whole. 2: adds `deltas`, chunks stored as deltas against a base chunk.
+ * A backup is written as version 1 when it holds no delta, so older readers still read it.
+ */
+export const MANIFEST_VERSION = 2;
+export const MANIFEST_VERSION_WHOLE = 1;
 
 /** Backup ids sort by creation time: 20261124T054600.123Z-1a2b3c4d. */
 export const BACKUP_ID_RE = /^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{8}$/;
@@ -67,12 +72,14 @@ export const TotalsSchema = z.strictObject({
   uploadedBytes: Size,
   /** Logical bytes served by chunks the store already held (or earlier in this backup). */
   reusedBytes: Size,
+  /** Of `newChunks`, those stored as deltas (version 2). */
+  newDeltas: Size.optional(),
 });
 
 export const ManifestSchema = z
   .strictObject({
     format: z.literal(MANIFEST_FORMAT),
-    version: z.literal(MANIFEST_VERSION),
+    version: z.union([z.literal(MANIFEST_VERSION_WHOLE), z.literal(MANIFEST_VERSION)]),
     id: BackupId,
     createdAt: z.iso.datetime(),
     completedAt: z.iso.datetime(),
@@ -82,6 +89,11 @@ export const ManifestSchema = z
     /** Lineage: the backup this tree was restored from before it was changed and backed up. */
     restoredFrom: BackupId.nullable(),
     entries: z.array(EntrySchema),
+    /**
+     * Chunks stored as deltas (version 2): content id -> the whole chunk it is a delta against, of
+     * the same length. Restore, verify and prune read such a chunk as the pair. A base is never a delta.
+     */
+    deltas: z.record(ContentId, ContentId).optional(),
     totals: TotalsSchema,
     /** Free-form, for the caller (the agent keeps the replication position here). */
     metadata: z.record(z.string(), z.unknown()),
@@ -99,8 +111,15 @@ export type Manifest = z.infer<typeof ManifestSchema>;
  * Structural rules beyond field types: unique paths; every entry's parent is a directory entry
  * listed before it (so nothing can be placed under a symlink or a file); chunk counts match sizes.
  */
-export function checkStructure(m: Pick<Manifest, 'entries' | 'chunkSize'>): string[] {
+export function checkStructure(m: Pick<Manifest, 'entries' | 'chunkSize' | 'deltas' | 'version'>): string[] {
   const problems: string[] = [];
+  const deltas = m.deltas ?? {};
+  if (m.version === MANIFEST_VERSION_WHOLE && m.deltas !== undefined) problems.push(`a version ${MANIFEST_VERSION_WHOLE} manifest has no deltas`);
+  for (const [id, base] of Object.entries(deltas)) {
+    if (Object.hasOwn(deltas, base)) problems.push(`delta ${id} has base ${base}, itself a delta`);
+    if (id === base) problems.push(`delta ${id} is its own base`);
+    if (problems.length >= 20) return problems;
+  }
   const kinds = new Map<string, Entry['type']>();
   for (const e of m.entries) {
     if (kinds.has(e.path)) problems.push(`duplicate path ${JSON.stringify(e.path)}`);

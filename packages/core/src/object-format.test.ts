@@ -89,4 +89,25 @@ describe('object format', () => {
     assert.throws(() => open(plain, 'k', key), (e) => isUnderstudyError(e, 'US_OBJECT_CORRUPT'), 'no unencrypted object in an encrypted repository');
     assert.throws(() => open(Buffer.from('not ours at all'), 'k'), (e) => isUnderstudyError(e, 'US_OBJECT_CORRUPT') && /magic/.test(e.message));
   });
+
+  it('seals a delta against a base: small for a small change, opens only with that base, and never in place of a whole chunk', () => {
+    const base = seededBytes(256 * 1024, 5);
+    const changed = Buffer.from(base);
+    changed.write('a few changed bytes', 1000);
+    changed.write('and some more', 200_000);
+    for (const encryptionKey of [undefined, key]) {
+      const delta = seal(changed, 'deltas/x', { compress: true, encryptionKey, base });
+      assert.ok(delta.length < 1000, `a delta of ${delta.length} bytes for 32 changed bytes of 256 KiB`);
+      assert.deepEqual(open(delta, 'deltas/x', encryptionKey, undefined, base), changed);
+      const into = Buffer.alloc(changed.length);
+      assert.equal(open(Buffer.from(delta), 'deltas/x', encryptionKey, into, base), into);
+      assert.deepEqual(into, changed);
+      assert.throws(() => open(delta, 'deltas/x', encryptionKey), (e) => isUnderstudyError(e, 'US_OBJECT_CORRUPT') && /delta/.test(e.message), 'without its base');
+      // Another base of the same length: zstd cannot tell, the content would be wrong; the chunk's
+      // content id catches it (repository.ts). A base of another length fails outright.
+      assert.throws(() => open(delta, 'deltas/x', encryptionKey, undefined, base.subarray(0, 1000)), (e) => isUnderstudyError(e, 'US_OBJECT_CORRUPT'));
+      const whole = seal(changed, 'chunks/x', { compress: true, encryptionKey });
+      assert.throws(() => open(whole, 'chunks/x', encryptionKey, undefined, base), (e) => isUnderstudyError(e, 'US_OBJECT_CORRUPT') && /whole chunk/.test(e.message));
+    }
+  });
 });

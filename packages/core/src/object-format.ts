@@ -2,7 +2,8 @@
  * The framing of every object Understudy stores (chunks, manifests, the repository config):
  *
  *   magic "UST" | version (1) | flags (1) | body
- *   flags bit 0: payload is zstd-compressed; bit 1: body is encrypted
+ *   flags bit 0: payload is zstd-compressed; bit 1: body is encrypted; bit 2: the zstd payload is a
+ *                delta: compressed with another chunk's plaintext (its base) as the dictionary
  *   plain body:     payload | crc32(header + payload) as uint32 big-endian
  *   encrypted body: nonce (12) | AES-256-GCM(payload) | tag (16); the header and the object's
  *                   key name are the additional authenticated data, so an object cannot be
@@ -14,13 +15,14 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { UnderstudyError } from './errors.js';
-import { compressBound, compressInto, decompress, decompressInto } from './compress.js';
+import { compressBound, compressDeltaInto, compressInto, decompress, decompressDeltaInto, decompressInto, frameContentSize, MAX_DELTA_CHUNK } from './compress.js';
 
 const MAGIC = Buffer.from('UST', 'latin1');
 const VERSION = 1;
 const HEADER_LEN = 5;
 const FLAG_ZSTD = 1;
 const FLAG_ENCRYPTED = 2;
+const FLAG_DELTA = 4;
 const NONCE_LEN = 12;
 const TAG_LEN = 16;
 
@@ -31,6 +33,11 @@ export interface SealOptions {
   readonly level?: number;
   /** 32-byte AES-256-GCM key; absent = not encrypted. */
   readonly encryptionKey?: Buffer | undefined;
+  /**
+   * Seal a delta: the payload is `plain` compressed with `base` as the dictionary (always
+   * compressed, whatever its size: the caller decides whether a delta is worth storing).
+   */
+  readonly base?: Buffer | undefined;
 }
 
 /** The most bytes `seal` can write for `plainLength` bytes of plaintext: the size its `out` must have. */
@@ -74,13 +81,19 @@ export function seal(plain: Buffer, name: string, options: SealOptions, out?: Bu
   const start = key ? HEADER_LEN + NONCE_LEN : HEADER_LEN; // where the payload goes
   let flags = key ? FLAG_ENCRYPTED : 0;
   let length = plain.length;
-  // zstd writes straight into the frame; kept raw when it does not make the payload smaller.
-  const n = options.compress && plain.length > 0 ? compressInto(w.subarray(start, start + compressBound(plain.length)), plain, options.level ?? 3) : plain.length;
-  if (n < plain.length) {
-    flags |= FLAG_ZSTD;
-    length = n;
+  const room = w.subarray(start, start + compressBound(plain.length));
+  if (options.base) {
+    flags |= FLAG_ZSTD | FLAG_DELTA;
+    length = compressDeltaInto(room, plain, options.base);
   } else {
-    plain.copy(w, start);
+    // zstd writes straight into the frame; kept raw when it does not make the payload smaller.
+    const n = options.compress && plain.length > 0 ? compressInto(room, plain, options.level ?? 3) : plain.length;
+    if (n < plain.length) {
+      flags |= FLAG_ZSTD;
+      length = n;
+    } else {
+      plain.copy(w, start);
+    }
   }
   w.set(MAGIC, 0);
   w[3] = VERSION;
@@ -115,15 +128,21 @@ export function plainFrameCrc32(sealed: Buffer): number {
  * Reverses `seal`; throws US_OBJECT_CORRUPT (naming `name`) on any framing, CRC or tag failure.
  * With `into`, the plaintext is written there (it must be exactly the plaintext's length, or the
  * object is refused as corrupt) and `into` is returned: a caller that reuses its buffers allocates
- * nothing per object. With `into`, `stored` is consumed (decrypted in place).
+ * nothing per object. With `into`, `stored` is consumed (decrypted in place). A delta object opens
+ * only with its `base` (the base chunk's plaintext); any other object refuses one.
  */
-export function open(stored: Buffer, name: string, encryptionKey?: Buffer, into?: Buffer): Buffer {
+export function open(stored: Buffer, name: string, encryptionKey?: Buffer, into?: Buffer, base?: Buffer): Buffer {
   const corrupt = (why: string, cause?: unknown): UnderstudyError =>
     new UnderstudyError('US_OBJECT_CORRUPT', `object ${name} is corrupt: ${why}`, { cause, details: { object: name } });
   if (stored.length < HEADER_LEN || !stored.subarray(0, 3).equals(MAGIC)) throw corrupt('bad magic (not an Understudy object)');
   if (stored[3] !== VERSION) throw corrupt(`unsupported format version ${stored[3]}`);
   const flags = stored[4]!;
-  if ((flags & ~(FLAG_ZSTD | FLAG_ENCRYPTED)) !== 0) throw corrupt(`unknown flags 0x${flags.toString(16)}`);
+  if ((flags & ~(FLAG_ZSTD | FLAG_ENCRYPTED | FLAG_DELTA)) !== 0) throw corrupt(`unknown flags 0x${flags.toString(16)}`);
+  const delta = (flags & FLAG_DELTA) !== 0;
+  if (delta && !(flags & FLAG_ZSTD)) throw corrupt('a delta that is not compressed');
+  // What the caller expects comes from the object's name; a mismatch is a misplaced or altered object.
+  if (delta && !base) throw corrupt('it is a delta, where a whole chunk was expected');
+  if (!delta && base) throw corrupt('it is a whole chunk, where a delta was expected');
   const header = stored.subarray(0, HEADER_LEN);
   let payload: Buffer;
   if (flags & FLAG_ENCRYPTED) {
@@ -158,6 +177,15 @@ export function open(stored: Buffer, name: string, encryptionKey?: Buffer, into?
     if (crc32(stored.subarray(0, end)) !== stored.readUInt32BE(end)) throw corrupt('CRC mismatch (modified or truncated)');
     payload = stored.subarray(HEADER_LEN, end);
   }
+  if (delta) {
+    try {
+      const dst = into ?? Buffer.allocUnsafe(deltaContentSize(payload));
+      decompressDeltaInto(dst, payload, base!);
+      return dst;
+    } catch (err) {
+      throw corrupt(`delta payload does not decompress against its base${into ? ` into its ${into.length} bytes` : ''}: ${(err as Error).message}`, err);
+    }
+  }
   if (flags & FLAG_ZSTD) {
     try {
       if (!into) return decompress(payload);
@@ -171,4 +199,11 @@ export function open(stored: Buffer, name: string, encryptionKey?: Buffer, into?
   if (payload.length !== into.length) throw corrupt(`holds ${payload.length} bytes, expected ${into.length}`);
   payload.copy(into);
   return into;
+}
+
+/** The content size a delta frame names (a frame without one, or an absurd one, is refused). */
+function deltaContentSize(frame: Buffer): number {
+  const size = frameContentSize(frame);
+  if (size === null || size > MAX_DELTA_CHUNK) throw new Error(`the frame names ${size === null ? 'no' : 'an impossible'} content size`);
+  return size;
 }

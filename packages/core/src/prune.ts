@@ -1,6 +1,6 @@
 /**
  * Prune: forget the backups a retention policy does not keep, then delete every chunk no kept
- * manifest references, and expired lock objects. Runs under an exclusive repository lock, so no
+ * manifest references (a delta keeps its base), and expired lock objects. Runs under an exclusive repository lock, so no
  * backup can be between listing its reusable chunks and committing its manifest meanwhile.
  *
  * Prune refuses to run while any manifest fails to decode: the chunks such a backup needs cannot be
@@ -60,14 +60,34 @@ export async function prune(repo: Repository, policy: RetentionPolicy, options: 
     );
     const kept = manifests.filter((m) => keep.has(m.id));
     const removed = manifests.filter((m) => !keep.has(m.id)).map((m) => m.id);
+    // Whole chunks by id; deltas by chunk id and base. A delta keeps its base.
     const referenced = new Set<string>();
-    for (const m of kept) for (const e of m.entries) if (e.type === 'file') for (const c of e.chunks) referenced.add(c);
+    const referencedDeltas = new Set<string>();
+    for (const m of kept) {
+      const deltas = m.deltas ?? {};
+      for (const e of m.entries) {
+        if (e.type !== 'file') continue;
+        for (const c of e.chunks) {
+          const base = Object.hasOwn(deltas, c) ? deltas[c] : undefined;
+          if (base === undefined) referenced.add(c);
+          else {
+            referenced.add(base);
+            referencedDeltas.add(repo.deltaKey(c, base));
+          }
+        }
+      }
+    }
 
     let chunksTotal = 0;
-    const garbage: Array<{ id: string; size: number }> = [];
+    const garbage: Array<{ key: string; size: number }> = [];
     for await (const c of repo.listChunks(signal)) {
       chunksTotal++;
-      if (!referenced.has(c.id)) garbage.push(c);
+      if (!referenced.has(c.id)) garbage.push({ key: repo.chunkKey(c.id), size: c.size });
+    }
+    for await (const d of repo.listDeltas(signal)) {
+      chunksTotal++;
+      const key = repo.deltaKey(d.id, d.base);
+      if (!referencedDeltas.has(key)) garbage.push({ key, size: d.size });
     }
     let locksRemoved = 0;
     if (!dryRun && lock) {
@@ -78,7 +98,7 @@ export async function prune(repo: Repository, policy: RetentionPolicy, options: 
       for (const id of removed) await pool.submit(() => repo.store.delete(repo.manifestKey(id), { signal }));
       await pool.drain();
       lock.assertHeld();
-      for (const c of garbage) await pool.submit(() => repo.store.delete(repo.chunkKey(c.id), { signal }));
+      for (const c of garbage) await pool.submit(() => repo.store.delete(c.key, { signal }));
       await pool.drain();
       } finally {
         await pool.settle();

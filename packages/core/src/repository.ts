@@ -3,6 +3,9 @@
  *
  *   config                    repository id, format version, encryption key check (framed, unencrypted)
  *   chunks/<id[0:2]>/<id>     one chunk: file content, content-addressed (framed, compressed, maybe encrypted)
+ *   deltas/<id[0:2]>/<id>.<base>
+ *                             one chunk stored as a delta against a whole chunk, its base (the same
+ *                             position's content in an older backup): zstd with the base as dictionary
  *   manifests/<backup id>     one backup's manifest, the commit record (framed, compressed, maybe encrypted)
  *   locks/<lock id>           leases that keep prune and backups apart (plain JSON)
  *
@@ -20,6 +23,7 @@ import { checksumOf, type Store } from './store/store.js';
 
 export const CONFIG_KEY = 'config';
 export const CHUNKS_PREFIX = 'chunks/';
+export const DELTAS_PREFIX = 'deltas/';
 export const MANIFESTS_PREFIX = 'manifests/';
 export const LOCKS_PREFIX = 'locks/';
 
@@ -171,19 +175,57 @@ export class Repository {
     }
   }
 
+  deltaKey(id: string, base: string): string {
+    return `${DELTAS_PREFIX}${id.slice(0, 2)}/${id}.${base}`;
+  }
+
+  /**
+   * Frames `plain` as a delta against `base` (the plaintext of whole chunk `base.id`, as long as
+   * `plain`) and uploads it, if its frame is at most `maxBytes`; returns the bytes sent, or
+   * undefined when the delta was larger (nothing stored; `plain` untouched, to be stored whole).
+   */
+  async saveDelta(id: string, plain: Buffer, base: { id: string; plain: Buffer }, maxBytes: number, signal?: AbortSignal, onSealed?: () => void): Promise<number | undefined> {
+    const key = this.deltaKey(id, base.id);
+    this.largestChunk = Math.max(this.largestChunk, plain.length);
+    let out = this.spareBodies.pop();
+    if (!out || out.length < sealedBound(plain.length)) out = Buffer.from(new SharedArrayBuffer(sealedBound(this.largestChunk)));
+    try {
+      const sealed: Sealed = await this.codec.seal(plain, key, this.store.checksumAlgorithm, out, base.plain);
+      if (sealed.body.length > maxBytes) return undefined;
+      onSealed?.();
+      await this.store.put(key, sealed.body, { checksum: sealed.checksum, signal });
+      return sealed.body.length;
+    } finally {
+      if (this.spareBodies.length < MAX_SPARE_BODIES) this.spareBodies.push(out);
+    }
+  }
+
   /**
    * Downloads, opens and verifies one chunk against its content id (and length when given). With
    * `into` (shared memory, as long as the chunk; its length is the expected length) the plaintext is
    * written there and `into` is returned: restores reuse a few buffers instead of allocating one per chunk.
+   *
+   * With `base`, the chunk is stored as a delta against whole chunk `base.id` (as long as this one):
+   * the base is loaded and verified too (into `base.into` when given), both downloads at once.
    */
-  async loadChunk(id: string, expectedLength?: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
-    const key = this.chunkKey(id);
+  async loadChunk(id: string, expectedLength?: number, signal?: AbortSignal, into?: Buffer, base?: { id: string; into?: Buffer }): Promise<Buffer> {
+    const key = base ? this.deltaKey(id, base.id) : this.chunkKey(id);
     if (into && expectedLength !== undefined && into.length !== expectedLength) {
       throw new UnderstudyError('US_INTERNAL', `loadChunk: a ${into.length}-byte buffer for a ${expectedLength}-byte chunk`);
     }
+    // The base loads (and verifies, rereading on its own) while the delta downloads. Its failure is
+    // its own: carried past readVerified, so a missing or corrupt base is not taken for a bad delta.
+    const baseLoad = base?.id
+      ? this.loadChunk(base.id, expectedLength, signal, base.into).then(
+          (plain) => ({ plain }),
+          (err: unknown) => ({ failed: new BaseFailed(err) }),
+        )
+      : undefined;
     try {
       return await readVerified(this.store, key, signal, this.onCorruptRead, async (stored) => {
-        const { plain, id: actual } = await this.codec.open(stored, key, into);
+        const b = baseLoad ? await baseLoad : undefined;
+        if (b && 'failed' in b) throw b.failed;
+        const { plain, id: actual } = await this.codec.open(stored, key, into, b?.plain);
         if (expectedLength !== undefined && plain.length !== expectedLength) {
           throw new UnderstudyError('US_OBJECT_CORRUPT', `chunk ${id} holds ${plain.length} bytes, expected ${expectedLength}`, { details: { chunk: id } });
         }
@@ -193,10 +235,13 @@ export class Repository {
         return plain;
       });
     } catch (err) {
+      if (err instanceof BaseFailed) throw err.error;
       if (isUnderstudyError(err, 'US_NOT_FOUND')) {
         throw new UnderstudyError('US_CHUNK_MISSING', `chunk ${id} is missing from the repository (${key})`, { cause: err, details: { chunk: id } });
       }
       throw err;
+    } finally {
+      await baseLoad; // never rejects; `base.into` is not written to after this returns
     }
   }
 
@@ -212,6 +257,32 @@ export class Repository {
     const ids = new Set<string>();
     for await (const { id } of this.listChunks(signal)) ids.add(id);
     return ids;
+  }
+
+  /** Whole chunks the store holds, with their stored sizes. */
+  async chunkSizes(signal?: AbortSignal): Promise<Map<string, number>> {
+    const sizes = new Map<string, number>();
+    for await (const { id, size } of this.listChunks(signal)) sizes.set(id, size);
+    return sizes;
+  }
+
+  /** All deltas the store holds: the chunk each stands for, its base, and its stored size. */
+  async *listDeltas(signal?: AbortSignal): AsyncIterable<{ id: string; base: string; size: number }> {
+    for await (const info of this.store.list(DELTAS_PREFIX, { signal })) {
+      const m = /^([0-9a-f]{64})\.([0-9a-f]{64})$/.exec(info.key.slice(info.key.lastIndexOf('/') + 1));
+      if (m && info.key === this.deltaKey(m[1]!, m[2]!)) yield { id: m[1]!, base: m[2]!, size: info.size };
+    }
+  }
+
+  /** The deltas the store holds, as chunk id -> the bases it is stored against. */
+  async deltaIndex(signal?: AbortSignal): Promise<Map<string, string[]>> {
+    const index = new Map<string, string[]>();
+    for await (const { id, base } of this.listDeltas(signal)) {
+      const bases = index.get(id);
+      if (bases) bases.push(base);
+      else index.set(id, [base]);
+    }
+    return index;
   }
 
   manifestKey(backupId: string): string {
@@ -254,6 +325,11 @@ export class Repository {
     }
     return ids.sort();
   }
+}
+
+/** A delta's base failed to load: thrown through readVerified (not a reason to read the delta again). */
+class BaseFailed {
+  constructor(readonly error: unknown) {}
 }
 
 /**

@@ -13,8 +13,12 @@
  * bytes nobody reads back that way, which on the machines measured halved a restore's CPU. A file's
  * last chunk is written padded to 4096 bytes and the file cut to its size before it is synced.
  *
+ * A chunk stored as a delta (manifest `deltas`) is read as two objects, its base and the delta, both
+ * verified: the base against its own content id, the chunk against its id once the delta is applied.
+ *
  * Memory: `concurrency` chunks in flight, each as its stored body and its plaintext (in one of
- * `concurrency` reused buffers of chunkSize): at most about concurrency x 2 x chunkSize bytes.
+ * `concurrency` reused buffers of chunkSize): at most about concurrency x 2 x chunkSize bytes; a
+ * backup with deltas adds one base buffer per chunk in flight (x 3, and the base's stored body).
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, lutimes, mkdir, open as openFile, readdir, rename, rm, symlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
@@ -104,6 +108,9 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
   // nothing is allocated per chunk, so the garbage collector has little to do. Page-aligned ones
   // when files can be written directly.
   const { buffers, direct } = await chunkBuffers(target, manifest.chunkSize, concurrency, options.directIo ?? true);
+  const baseBuffers = new SharedBufferPool(manifest.chunkSize, false, concurrency); // allocated only when used
+  const deltas = manifest.deltas ?? {};
+  const deltaBase = (id: string): string | undefined => (Object.hasOwn(deltas, id) ? deltas[id] : undefined);
   try {
     for (const f of files) {
       const final = join(target, f.path);
@@ -144,8 +151,10 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
       for (const { id, offset, len } of work) {
         await pool.submit(async () => {
           const whole = buffers.take();
+          const base = deltaBase(id);
+          const baseWhole = base !== undefined ? baseBuffers.take() : undefined;
           try {
-            await repo.loadChunk(id, len, signal, whole.subarray(0, len));
+            await repo.loadChunk(id, len, signal, whole.subarray(0, len), base !== undefined ? { id: base, into: baseWhole!.subarray(0, len) } : undefined);
             // Direct writes are whole blocks: a short last chunk goes out padded with zeros (the file
             // is cut to its size before it is synced).
             const out = direct ? alignUp(len) : len;
@@ -157,6 +166,7 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
             while (written < out) written += (await fh.write(whole, written, out - written, offset + written)).bytesWritten;
           } finally {
             buffers.give(whole);
+            if (baseWhole) baseBuffers.give(baseWhole);
           }
           progress.bytesDone += len;
           progress.downloadedChunks++;

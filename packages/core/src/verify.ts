@@ -2,7 +2,8 @@
  * Verification of committed backups. Without readData: every manifest decodes and every chunk it
  * names is listed by the store. With readData: every chunk is also downloaded, its frame checked
  * (CRC or GCM tag), decompressed, and hashed against its content id. Problems name the object and,
- * for chunks, the backups and files that need it.
+ * for chunks, the backups and files that need it. A chunk stored as a delta needs two objects, the
+ * delta and its base (a whole chunk): both are checked, and read together with readData.
  *
  * Memory: `concurrency` chunks in flight (x 2 x chunkSize), plus one entry per distinct chunk id.
  */
@@ -52,18 +53,21 @@ export async function verify(repo: Repository, options: VerifyOptions = {}): Pro
   const ids = options.backupIds ? [...options.backupIds] : await repo.listBackupIds(signal);
   const problems: VerifyProblem[] = [];
   const badBackups = new Set<string>();
-  /** chunk id -> its length and where it is used */
-  const chunks = new Map<string, { len: number; usedBy: Array<{ backup: string; path: string }> }>();
+  /** chunk id (with its base, for a delta) -> its length and where it is used */
+  const chunks = new Map<string, { id: string; base?: string; len: number; usedBy: Array<{ backup: string; path: string }> }>();
   options.onProgress?.({ phase: 'manifests', chunksTotal: 0, chunksDone: 0 });
 
   for (const id of ids) {
     try {
       const m = await repo.loadManifest(id, signal);
+      const deltas = m.deltas ?? {};
       for (const e of m.entries) {
         if (e.type !== 'file') continue;
         e.chunks.forEach((cid, i) => {
-          let c = chunks.get(cid);
-          if (!c) chunks.set(cid, (c = { len: chunkLength(e.size, m.chunkSize, i), usedBy: [] }));
+          const base = Object.hasOwn(deltas, cid) ? deltas[cid] : undefined;
+          const key = base === undefined ? cid : `${cid}.${base}`;
+          let c = chunks.get(key);
+          if (!c) chunks.set(key, (c = { id: cid, ...(base !== undefined ? { base } : {}), len: chunkLength(e.size, m.chunkSize, i), usedBy: [] }));
           const last = c.usedBy[c.usedBy.length - 1];
           if (c.usedBy.length < MAX_USES_LISTED && !(last?.backup === id && last.path === e.path)) c.usedBy.push({ backup: id, path: e.path });
         });
@@ -77,13 +81,29 @@ export async function verify(repo: Repository, options: VerifyOptions = {}): Pro
 
   options.onProgress?.({ phase: 'list', chunksTotal: chunks.size, chunksDone: 0 });
   const present = await repo.chunkIdSet(signal);
-  const chunkProblem = (id: string, problem: VerifyProblem['problem'], message: string): void => {
-    const usedBy = chunks.get(id)?.usedBy ?? [];
+  const presentDeltas = await repo.deltaIndex(signal);
+  const chunkProblem = (key: string, id: string, problem: VerifyProblem['problem'], message: string): void => {
+    const usedBy = chunks.get(key)?.usedBy ?? [];
     for (const u of usedBy) badBackups.add(u.backup);
     problems.push({ object: 'chunk', id, problem, message, usedBy });
   };
-  for (const id of chunks.keys()) {
-    if (!present.has(id)) chunkProblem(id, 'missing', `chunk ${id} is missing (${repo.chunkKey(id)})`);
+  /** Whether every object the chunk needs is listed (problems reported when not). */
+  const listed = new Map<string, boolean>();
+  for (const [key, c] of chunks) {
+    let ok = true;
+    if (c.base === undefined) {
+      if (!present.has(c.id)) (ok = false), chunkProblem(key, c.id, 'missing', `chunk ${c.id} is missing (${repo.chunkKey(c.id)})`);
+    } else {
+      if (!presentDeltas.get(c.id)?.includes(c.base)) {
+        ok = false;
+        chunkProblem(key, c.id, 'missing', `chunk ${c.id} is missing: its delta ${repo.deltaKey(c.id, c.base)}`);
+      }
+      if (!present.has(c.base)) {
+        ok = false;
+        chunkProblem(key, c.base, 'missing', `chunk ${c.base}, the base of delta chunk ${c.id}, is missing (${repo.chunkKey(c.base)})`);
+      }
+    }
+    listed.set(key, ok);
   }
 
   let chunksDone = 0;
@@ -91,15 +111,18 @@ export async function verify(repo: Repository, options: VerifyOptions = {}): Pro
   if (readData) {
     const pool = new TaskPool(options.concurrency ?? 8, signal);
     try {
-    for (const [id, c] of chunks) {
-      if (!present.has(id)) continue;
+    for (const [key, c] of chunks) {
+      if (!listed.get(key)) continue;
       await pool.submit(async () => {
         try {
-          await repo.loadChunk(id, c.len, signal);
+          await repo.loadChunk(c.id, c.len, signal, undefined, c.base !== undefined ? { id: c.base } : undefined);
           bytesRead += c.len;
         } catch (err) {
           if (!isUnderstudyError(err, 'US_OBJECT_CORRUPT') && !isUnderstudyError(err, 'US_CHUNK_MISSING')) throw err;
-          chunkProblem(id, err.code === 'US_CHUNK_MISSING' ? 'missing' : 'corrupt', err.message);
+          // A delta's failure may be its base's: the error names the base's id or object key then.
+          const named = err.details?.['chunk'] ?? err.details?.['object'];
+          const bad = c.base !== undefined && (named === c.base || named === repo.chunkKey(c.base)) ? c.base : c.id;
+          chunkProblem(key, bad, err.code === 'US_CHUNK_MISSING' ? 'missing' : 'corrupt', bad === c.id ? err.message : `${err.message} (the base of delta chunk ${c.id})`);
         }
         chunksDone++;
         options.onProgress?.({ phase: 'read', chunksTotal: chunks.size, chunksDone });

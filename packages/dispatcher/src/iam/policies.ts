@@ -245,7 +245,7 @@ function repositoryStatements(partition: Partition, location: Extract<RepoLocati
   const base = location.prefix === '' ? '' : `${literal(location.prefix)}/`;
   return [
     {
-      // ListObjectsV2 of chunks/, manifests/ and locks/. S3 also consults ListBucket, with the key as
+      // ListObjectsV2 of chunks/, deltas/, manifests/ and locks/. S3 also consults ListBucket, with the key as
       // s3:prefix, to answer 404 rather than 403 for a missing key (the first backup creates the
       // repository when `config` is missing).
       Sid: 'ListOnlyTheRepository',
@@ -255,7 +255,7 @@ function repositoryStatements(partition: Partition, location: Extract<RepoLocati
       ...(base === '' ? {} : { Condition: { StringLike: { 's3:prefix': `${base}*` } } }),
     },
     {
-      // Get (and Head) and Put (conditional puts are plain PutObject) of config, chunks, manifests
+      // Get (and Head) and Put (conditional puts are plain PutObject) of config, chunks, deltas, manifests
       // and locks.
       Sid: 'ReadAndWriteTheRepository',
       Effect: 'Allow',
@@ -263,7 +263,7 @@ function repositoryStatements(partition: Partition, location: Extract<RepoLocati
       Resource: [s3Arn(partition, `${bucket}/${base}*`)],
     },
     {
-      // The agent deletes only its own lock when it releases it (core lock.ts); removing chunks and
+      // The agent deletes only its own lock when it releases it (core lock.ts); removing chunks, deltas and
       // manifests is prune's, which runs on the master with the operator's credentials.
       Sid: 'DeleteOnlyLocks',
       Effect: 'Allow',

@@ -30,7 +30,8 @@ import { startLoad, type Load } from './cycle-load.js';
 import { dayOfChanges, DAY, duBytes, oldWay, prepare, purgeBinlogs, shapeFor } from './cycle-data.js';
 import { newPassword, startUnderstudy, type Understudy } from './cycle-understudy.js';
 import { changedChunks, isExcluded } from './cycle-diff.js';
-import { runPeers } from './cycle-peers.js';
+import { runPeers, settle } from './cycle-peers.js';
+import { understudy } from './tools.js';
 import { cpuOf, machineBusySeconds, reniceThreads } from './cycle-proc.js';
 import { storedIn } from './targets.js';
 import { render, svg, type CycleResult, type SizeResult, type Results } from './cycle-report.js';
@@ -174,6 +175,23 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
     load = undefined;
 
     const changes = await changedChunks(join(first.run.instanceDir, 'datadir'), join(second.run.instanceDir, 'datadir'), CHUNK, UNITS);
+    // The next cycle's restore, measured alone: the newest backup (cycle 2's, its changed chunks
+    // stored as deltas) restored from the bucket and compared with the datadir it was made from.
+    say('restore test: cycle 2\'s backup restored alone, and compared with its datadir');
+    const restoreDir = join(dir, 'restore-test');
+    await settle();
+    const rBefore = counter.snapshot();
+    const rt = await understudy({ kind: 's3', s3: { ...gw, endpoint: counter.endpoint }, bucket }).restore(restoreDir, restoreDir);
+    const rS3 = diffCounts(counter.snapshot(), rBefore);
+    // Both ways round: a file or tail missing on either side counts as differing.
+    const rDiff = await changedChunks(join(second.run.instanceDir, 'datadir'), restoreDir, CHUNK);
+    const rBack = await changedChunks(restoreDir, join(second.run.instanceDir, 'datadir'), CHUNK);
+    await rm(restoreDir, { recursive: true, force: true });
+    const restoreTest = {
+      seconds: rt.seconds, cpuSeconds: rt.cpuSeconds, maxRssMiB: rt.maxRssMiB, s3: rS3,
+      files: rDiff.reduce((n, g) => n + g.files, 0), bytes: rDiff.reduce((n, g) => n + g.bytes, 0), differingBytes: [...rDiff, ...rBack].reduce((n, g) => n + g.changedBytes, 0),
+    };
+    say(`restore test: ${rt.seconds.toFixed(1)} s, ${rS3.byKind['GET'] ?? 0} GETs, ${restoreTest.differingBytes} bytes differ from the datadir backed up`);
     // The peers back up the first cycle's datadir (what cycle 1 uploaded), without the agent's excludes.
     const withPeers = gib <= PEERS_UP_TO;
     const peerInput = join(dir, 'peer-input', 'datadir');
@@ -200,7 +218,7 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
     return {
       gib, shape, prepareSeconds, dataBytes, datadirBytes, peerInputBytes: peerBytes, quietForeignCpuS: quietForeign,
       load: { rate: RATE, threads: THREADS, tables: loadShape.tables, tableSize: loadShape.tableSize, transactions: loadTx },
-      windows, oldWay: old, day: { ...DAY, uniformShare: UNIFORM, ...day }, cycles: [first, second], changes, peers,
+      windows, oldWay: old, day: { ...DAY, uniformShare: UNIFORM, ...day }, cycles: [first, second], changes, restoreTest, peers,
     };
   } finally {
     await load?.stop().catch(() => undefined);

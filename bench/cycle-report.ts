@@ -34,6 +34,16 @@ export interface SizeResult {
   readonly day: DayDone & { insertPct: number; updatePct: number; hotIdsPct: number; deletePct: number; uniformShare: number };
   readonly cycles: CycleResult[];
   readonly changes: ChangeGroup[];
+  /** Cycle 2's backup restored alone (what the next cycle's restore does), compared with its datadir. */
+  readonly restoreTest?: {
+    readonly seconds: number;
+    readonly cpuSeconds: number;
+    readonly maxRssMiB: number;
+    readonly s3: S3Counts;
+    readonly files: number;
+    readonly bytes: number;
+    readonly differingBytes: number;
+  };
   readonly peers: PeerRun[];
 }
 
@@ -89,6 +99,15 @@ export function render(r: Results): string {
       out.push('', `The same change counted in units of other sizes (share of the bytes in changed units; ${mib(allBytes)} MiB in all):`);
       out.push(table(['files', ...units.map(label)], [...s.changes.map((g) => row(g.group, [g])), row('all files', s.changes)]));
     }
+    const rt = s.restoreTest;
+    if (rt) {
+      const second = s.cycles[1];
+      out.push('', `Restore test: cycle 2's backup (its changed chunks stored as deltas) restored alone from the bucket, as the next cycle restores it:`);
+      out.push(table(['restore', 's', 'MB/s', 'CPU s', 'RSS MiB', 'GET', 'received MiB', 'files', 'MiB', 'bytes differing from the datadir backed up'], [
+        ['cycle 2\'s backup, alone', f1(rt.seconds), f0(rt.bytes / 1e6 / rt.seconds), f1(rt.cpuSeconds), f0(rt.maxRssMiB), String(rt.s3.byKind['GET'] ?? 0), mib(rt.s3.bytesReceived), String(rt.files), mib(rt.bytes), String(rt.differingBytes)],
+      ]));
+      if (second) out.push(`  (cycle 2's own restore phase, of cycle 1's backup, whole chunks: ${f1(phaseSeconds(second, 'restore'))} s, inside the cycle)`);
+    }
     if (s.peers.length === 0) out.push('', 'Peers: not run at this size (--peers-up-to).');
     else out.push('', `Peers on the first cycle's datadir (${mib(s.peerInputBytes)} MiB), each to a fresh bucket on the same gateway:`);
     const rows = s.peers.map((p) => [p.label, f1(p.seconds), f0(p.inputBytes / 1e6 / p.seconds), f1(p.cpuSeconds), f0(p.maxRssMiB), mib(p.s3.bytesSent), mib(p.stored.bytes), String(p.stored.objects), String(p.s3.requests)]);
@@ -104,6 +123,7 @@ export function render(r: Results): string {
     for (const w of [w1, w2]) out.push(`  p99 during ${w.label} within 10% of quiet: ${f1(w.p99Ms)} vs ${f1(quiet.p99Ms)} ms (${f0((100 * w.p99Ms) / quiet.p99Ms - 100)}%) ${w.p99Ms <= 1.1 * quiet.p99Ms ? 'PASS' : 'FAIL'}`);
     const ratio = c2.run.uploadedBytes / c1.run.uploadedBytes;
     out.push(`  second cycle uploads <= 15% of the first: ${mib(c2.run.uploadedBytes)} of ${mib(c1.run.uploadedBytes)} MiB = ${(100 * ratio).toFixed(1)}% ${ratio <= 0.15 ? 'PASS' : 'FAIL'}`);
+    if (s.restoreTest) out.push(`  (check) cycle 2's backup restores byte for byte: ${s.restoreTest.differingBytes === 0 && s.restoreTest.bytes > 0 ? 'PASS' : `FAIL (${s.restoreTest.differingBytes} bytes differ)`}`);
     out.push('');
   }
   if (r.sizes.length >= 2) {

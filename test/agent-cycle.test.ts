@@ -114,6 +114,10 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
     assert.ok(phasesOf('run-2').includes('restore:succeeded'));
     assert.ok(m.totals.uploadedBytes < first.totals.uploadedBytes * 0.25, `second run uploaded ${m.totals.uploadedBytes} bytes, first ${first.totals.uploadedBytes}`);
     assert.notEqual(m.metadata.gtidPosition, first.metadata.gtidPosition, 'the writer moved the position');
+    // Changed chunks went up as deltas against the restored backup's chunks (core backup.ts).
+    assert.ok((m.totals.newDeltas ?? 0) > 0, `no chunk stored as a delta: ${JSON.stringify(m.totals)}`);
+    const firstChunks = new Set(first.entries.flatMap((e) => (e.type === 'file' ? e.chunks : [])));
+    for (const base of Object.values(m.deltas ?? {})) assert.ok(firstChunks.has(base), `delta base ${base} is a chunk of the restored backup`);
     t.diagnostic(`uploaded: first run ${first.totals.uploadedBytes} bytes (of ${first.totals.bytes}), second run ${m.totals.uploadedBytes} (${((100 * m.totals.uploadedBytes) / first.totals.uploadedBytes).toFixed(1)}%)`);
   });
 
@@ -129,8 +133,12 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
     await writeFile(join(hookDir, 'replication-started.continue'), '');
     const { code, out } = await run;
     assert.equal(code, 0, out.slice(-3000));
-    manifests.push(await latestManifest());
+    const m = await latestManifest();
+    manifests.push(m);
     assert.match(out, /reconnect/i, 'the tunnel reconnected');
+    // This run restored the second run's backup, deltas and all (each verified against its chunk id).
+    assert.equal(m.restoredFrom, manifests[1]!.id);
+    assert.ok(Object.keys(manifests[1]!.deltas ?? {}).length > 0, 'the restored backup had deltas');
   });
 
   it('the writer never saw a failed or blocked write, and the master never logged a lock', async (t) => {

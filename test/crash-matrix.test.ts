@@ -346,15 +346,35 @@ describe(`crash matrix: the agent SIGKILLed at ${FULL ? 'every' : 'a representat
     assert.deepEqual(report.removed, []);
     assert.equal(report.locksRemoved, locks.length);
     assert.deepEqual(await repo.listBackupIds(), ids);
+    // Whole chunks by id (a delta's base among them), deltas as id.base.
     const referenced = new Set<string>();
-    for (const id of ids) for (const e of (await repo.loadManifest(id)).entries) if (e.type === 'file') for (const c of e.chunks) referenced.add(c);
+    const referencedDeltas = new Set<string>();
+    for (const id of ids) {
+      const m = await repo.loadManifest(id);
+      const deltas = m.deltas ?? {};
+      for (const e of m.entries) {
+        if (e.type !== 'file') continue;
+        for (const c of e.chunks) {
+          const base = Object.hasOwn(deltas, c) ? deltas[c] : undefined;
+          if (base === undefined) referenced.add(c);
+          else {
+            referenced.add(base);
+            referencedDeltas.add(`${c}.${base}`);
+          }
+        }
+      }
+    }
     const present = await repo.chunkIdSet();
     assert.deepEqual([...present].filter((c) => !referenced.has(c)), [], 'no unreferenced chunk is left');
     assert.deepEqual([...referenced].filter((c) => !present.has(c)), [], 'no referenced chunk was removed');
+    const presentDeltas = new Set<string>();
+    for await (const d of repo.listDeltas()) presentDeltas.add(`${d.id}.${d.base}`);
+    assert.deepEqual([...presentDeltas].filter((d) => !referencedDeltas.has(d)), [], 'no unreferenced delta is left');
+    assert.deepEqual([...referencedDeltas].filter((d) => !presentDeltas.has(d)), [], 'no referenced delta was removed');
     assert.deepEqual(await listLocks(repo.store), [], 'no lock is left');
     const v = await verify(repo, { readData: true });
     assert.ok(v.ok, JSON.stringify(v.problems.slice(0, 5)));
-    t.diagnostic(`prune: ${report.chunksDeleted} unreferenced chunk(s) (${report.bytesFreed} bytes) left by the crashes removed, ${report.locksRemoved} expired lock(s) removed; ${present.size} chunks kept for ${ids.length} backups`);
+    t.diagnostic(`prune: ${report.chunksDeleted} unreferenced chunk(s) and delta(s) (${report.bytesFreed} bytes) left by the crashes removed, ${report.locksRemoved} expired lock(s) removed; ${present.size} chunks and ${presentDeltas.size} deltas kept for ${ids.length} backups`);
   });
 
   let writerResult: Awaited<ReturnType<Writer['stop']>> | undefined;

@@ -27,12 +27,12 @@ import { removeTarget } from './targets.js';
 import { createReplicationUser, startMariadb, type Mariadb } from './cycle-rigs.js';
 import { startS3Counter, diffCounts, type S3Counter } from './cycle-s3-counter.js';
 import { startLoad, type Load } from './cycle-load.js';
-import { dayOfChanges, DAY, duBytes, oldWay, prepare, purgeBinlogs, shapeFor } from './cycle-data.js';
+import { dayOfChanges, DAY, duBytes, oldWay, prepare, purgeBinlogs, shapeFor, waitForFlushed } from './cycle-data.js';
 import { newPassword, startUnderstudy, type Understudy } from './cycle-understudy.js';
 import { changedChunks, isExcluded } from './cycle-diff.js';
 import { runPeers, settle } from './cycle-peers.js';
 import { understudy } from './tools.js';
-import { cpuOf, machineBusySeconds, reniceThreads } from './cycle-proc.js';
+import { cpuCap, cpuOf, machineBusySeconds, reniceThreads, type CpuCap } from './cycle-proc.js';
 import { storedIn } from './targets.js';
 import { render, svg, type CycleResult, type SizeResult, type Results } from './cycle-report.js';
 
@@ -48,6 +48,7 @@ const { values } = parseArgs({
     'agent-io': { type: 'string', default: 'low' },
     'gateway-nice': { type: 'string', default: '0' },
     'peers-up-to': { type: 'string' },
+    'remote-cpu': { type: 'string' },
     svg: { type: 'string' },
   },
   strict: true,
@@ -73,6 +74,13 @@ const PEERS_UP_TO = values['peers-up-to'] === undefined ? Infinity : Number(valu
 if (!(PEERS_UP_TO >= 0)) throw new Error(`--peers-up-to must be a number of GiB, not ${values['peers-up-to']}`);
 /** The gateway stands in for S3, which in production is not on the master's cores: optionally niced. */
 const GATEWAY_NICE = niceOf(values['gateway-nice'], 'gateway-nice');
+/**
+ * `--remote-cpu N`: the agents and the gateway (in production: other hosts and S3) share a hard
+ * cap of N CPUs (a cgroup v1 CFS quota), so the master keeps the rest of the machine. Default: none.
+ */
+const REMOTE_CPU = values['remote-cpu'] !== undefined ? Number(values['remote-cpu']) : undefined;
+if (REMOTE_CPU !== undefined && !(REMOTE_CPU > 0 && REMOTE_CPU < 64)) throw new Error(`--remote-cpu must be a number of CPUs like 0.5, not ${values['remote-cpu']}`);
+let remoteCap: CpuCap | undefined;
 const THREADS = 2;
 const QUIET_S = Number(values['quiet-seconds'] ?? (values.quick ? 20 : 45));
 const UNIFORM = Number(values['uniform-share']);
@@ -123,6 +131,8 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
     const loadShape = { tables: 1, tableSize: values.quick ? 20_000 : 100_000 };
     await prepare(master, LOAD_DB, 'oltp_write_only', loadShape, 1);
     await purgeBinlogs(master);
+    const flushed = await waitForFlushed(master);
+    say(`${gib} GiB: the master wrote back its dirty pages in ${flushed.seconds.toFixed(0)} s (${flushed.dirty} of ${flushed.total} pages dirty)`);
     const dataBytes = await duBytes(join(master.datadir, DATA_DB));
     const datadirBytes = await duBytes(master.datadir);
     say(`${gib} GiB: prepared in ${prepareSeconds.toFixed(0)} s: ${DATA_DB} ${mib(dataBytes)}, datadir ${mib(datadirBytes)}`);
@@ -132,6 +142,8 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
     const bucket = `cycle-${gib}-${randomBytes(4).toString('hex')}`.replace('.', '-');
     await createBucket(gw, bucket);
     us = await startUnderstudy({ dir, master, replication: repl, s3: { ...gw, endpoint: counter.endpoint }, bucket, mysqldOptions: MYSQLD, agentPriority: AGENT_PRIORITY });
+    // The agents the dispatcher starts inherit its cgroup (the dispatcher itself only takes reports).
+    await remoteCap?.add(us.dispatcherPid);
     const pids = [master.pid, load.pid, ...gw.pids];
     await delay(5000); // the load settles
     const q0 = Date.now();
@@ -240,7 +252,7 @@ async function main(): Promise<void> {
   const results: Results = {
     startedAt: new Date().toISOString(),
     args: process.argv.slice(2),
-    machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, ramGiB: (totalmem() / GiB).toFixed(1), kernel: release(), node: process.version, priorities: `agent nice ${AGENT_PRIORITY.nice}, I/O ${{ low: 'best-effort 7', idle: 'idle', normal: 'normal' }[AGENT_PRIORITY.io]}; gateway nice ${GATEWAY_NICE}`, loadBefore: loadavg().map((l) => l.toFixed(2)).join(' ') },
+    machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, ramGiB: (totalmem() / GiB).toFixed(1), kernel: release(), node: process.version, priorities: `agent nice ${AGENT_PRIORITY.nice}, I/O ${{ low: 'best-effort 7', idle: 'idle', normal: 'normal' }[AGENT_PRIORITY.io]}; gateway nice ${GATEWAY_NICE}${REMOTE_CPU !== undefined ? `; agents and gateway capped at ${REMOTE_CPU} CPU (cgroup CFS quota)` : ''}`, loadBefore: loadavg().map((l) => l.toFixed(2)).join(' ') },
     sizes: [],
   };
   const save = () => writeFile(join(work, 'results.json'), JSON.stringify(results, null, 2));
@@ -251,11 +263,16 @@ async function main(): Promise<void> {
   const stopAll = async (): Promise<void> => {
     await counter?.stop().catch(() => undefined);
     await gw?.stop().catch(() => undefined);
+    await remoteCap?.remove();
   };
   process.once('SIGINT', () => void stopAll().finally(() => process.exit(130)));
   try {
     gw = await startRadosgw({ memstoreBytes: Math.max(8, Math.ceil(maxGiB * 3)) * GiB, log: say });
     if (GATEWAY_NICE > 0) for (const pid of gw.pids) await reniceThreads(pid, GATEWAY_NICE);
+    if (REMOTE_CPU !== undefined) {
+      remoteCap = await cpuCap(REMOTE_CPU);
+      for (const pid of gw.pids) await remoteCap.add(pid);
+    }
     counter = await startS3Counter(gw.endpoint);
     for (const gib of sizes) {
       results.sizes.push(await measureSize(gib, gw, counter));

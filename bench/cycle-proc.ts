@@ -5,7 +5,7 @@
  * and of mariadbd. Children the agent has reaped are counted through its cutime/cstime.
  * Sampled every 250 ms: the last quarter second of a process may be missed.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { setPriority } from 'node:os';
 
 export interface GroupUsage {
@@ -114,4 +114,36 @@ export async function reniceThreads(pid: number, nice: number): Promise<void> {
       // the thread ended meanwhile
     }
   }
+}
+
+/**
+ * A hard CPU cap (cgroup v1 cpu controller, CFS quota) for what stands in for other hosts in
+ * production: the agent (with its mariadbd) and the S3 gateway. Processes added, and the children
+ * they start afterwards, share `cores` CPUs' worth of time per 100 ms period.
+ */
+export interface CpuCap {
+  readonly path: string;
+  add(pid: number): Promise<void>;
+  remove(): Promise<void>;
+}
+
+const CPU_CGROUP_ROOT = '/sys/fs/cgroup/cpu';
+
+export async function cpuCap(cores: number): Promise<CpuCap> {
+  if (!(cores > 0 && cores <= 64)) throw new Error(`a CPU cap of ${cores} cores`);
+  const path = `${CPU_CGROUP_ROOT}/understudy-bench-${process.pid}`;
+  await mkdir(path);
+  await writeFile(`${path}/cpu.cfs_period_us`, '100000');
+  await writeFile(`${path}/cpu.cfs_quota_us`, String(Math.round(cores * 100_000)));
+  return {
+    path,
+    // cgroup.procs moves every thread of the process; one pid per write.
+    add: (pid) => appendFile(`${path}/cgroup.procs`, `${pid}\n`),
+    async remove() {
+      // Whatever is left (everything started is stopped by now) goes back to the root first.
+      const left = (await readFile(`${path}/cgroup.procs`, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+      for (const pid of left) await appendFile(`${CPU_CGROUP_ROOT}/cgroup.procs`, `${pid}\n`).catch(() => undefined);
+      await rmdir(path).catch(() => undefined);
+    },
+  };
 }

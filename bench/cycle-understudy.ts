@@ -41,6 +41,8 @@ export interface CycleRun {
 
 export interface Understudy {
   readonly stateDir: string;
+  /** The dispatcher's process: the local launcher's agents are its children. */
+  readonly dispatcherPid: number;
   cycle(): Promise<CycleRun>;
   stop(): Promise<void>;
 }
@@ -102,7 +104,7 @@ export async function startUnderstudy(o: UnderstudyOptions): Promise<Understudy>
     await writeFile(configPath, JSON.stringify(config, null, 2));
     const env = { PATH: process.env.PATH, HOME: o.dir, UNDERSTUDY_DISPATCHER_CONFIG: configPath, AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1' };
     dispatcher = await startDispatcherProcess({ configPath, url, logPath: join(o.dir, 'dispatcher.log'), env });
-    return { stateDir, cycle: () => cycle(url, localDir, env), stop };
+    return { stateDir, dispatcherPid: dispatcher.pid, cycle: () => cycle(url, localDir, env), stop };
   } catch (err) {
     await stop();
     throw err;

@@ -276,9 +276,10 @@ async function main() {
     step('Change some files');
     await changeTree(src, tree);
 
-    step('Second backup: only the changes are uploaded');
-    const second = await understudy(['--repo', repo, '--json', 'backup', src, '--chunk-size', '1MiB', '--metadata', 'demo=second'], 'json');
+    step('Second backup: only the changes are uploaded, a chunk changed in place as a delta against the first backup');
+    const second = await understudy(['--repo', repo, '--json', 'backup', src, '--chunk-size', '1MiB', '--metadata', 'demo=second', '--delta-from', 'latest'], 'json');
     const s = second.totals;
+    if (s.newDeltas) say(`${s.newChunks} new chunks, ${s.newDeltas} of them stored as deltas against the first backup's chunks`);
     const pct = ((s.uploadedBytes / s.bytes) * 100).toFixed(1);
     say(`backup ${second.backupId}: ${s.files} files, ${formatBytes(s.bytes)}; ${formatBytes(s.reusedBytes)} already in the repository`);
     say(bold(`second backup uploaded ${formatBytes(s.uploadedBytes)} of ${formatBytes(s.bytes)} (${pct}%); the first uploaded ${formatBytes(f.uploadedBytes)}`));

@@ -342,4 +342,45 @@ describe('understudy with an encrypted repository', () => {
     await assertSameTree(src, dst);
     ok(cli(['--repo', repo, '--key-file', key, 'verify', '--read-data']), 'verify with the key');
   });
+
+  it('backup --delta-from latest stores changed chunks as deltas; restore, verify and prune handle them', async () => {
+    const src = join(tmp, 'delta-src');
+    await makeTree(src);
+    const repo = `file://${join(tmp, 'delta-repo')}`;
+    // 'latest' in a repository without backups: the first backup is stored whole.
+    const first = JSON.parse(ok(cli(['--repo', repo, '--json', 'backup', src, '--chunk-size', '64KiB', '--delta-from', 'latest']), 'first backup').stdout) as {
+      backupId: string;
+      totals: Record<string, number>;
+    };
+    assert.equal(first.totals.newDeltas, undefined);
+    // A few bytes changed in place in two chunks of ibdata1 (300 KiB of random data).
+    const ibdata = join(src, 'data/ibdata1');
+    const bytes = await readFile(ibdata);
+    bytes.write('changed', 1000);
+    bytes.write('changed too', 200 * 1024);
+    await writeFile(ibdata, bytes);
+    const second = JSON.parse(ok(cli(['--repo', repo, '--json', 'backup', src, '--chunk-size', '64KiB', '--delta-from', 'latest']), 'delta backup').stdout) as {
+      backupId: string;
+      totals: Record<string, number>;
+    };
+    assert.equal(second.totals.newChunks, 2);
+    assert.equal(second.totals.newDeltas, 2);
+    assert.ok(second.totals.uploadedBytes! < 1000, `two deltas of a few bytes each: ${second.totals.uploadedBytes} bytes uploaded`);
+    const human = ok(cli(['--repo', repo, '--no-progress', 'backup', src, '--chunk-size', '64KiB', '--delta-from', second.backupId]), 'third backup').stdout;
+    assert.match(human, /reused/);
+    const dst = join(tmp, 'delta-dst');
+    ok(cli(['--repo', repo, 'restore', second.backupId, dst]), 'restore the delta backup');
+    await assertSameTree(src, dst);
+    ok(cli(['--repo', repo, 'verify', '--read-data']), 'verify --read-data');
+    // Forgetting the first backup keeps the chunks its successors' deltas are made against.
+    ok(cli(['--repo', repo, 'prune', '--keep-last', '2']), 'prune');
+    const list = JSON.parse(ok(cli(['--repo', repo, '--json', 'list']), 'list').stdout) as Array<{ id: string }>;
+    assert.ok(!list.some((b) => b.id === first.backupId));
+    const after = join(tmp, 'delta-after-prune');
+    ok(cli(['--repo', repo, 'restore', second.backupId, after]), 'restore after prune');
+    await assertSameTree(src, after);
+    const bad = cli(['--repo', repo, 'backup', src, '--delta-from', '20990101T000000.000Z-00000000']);
+    assert.equal(bad.code, 4);
+    assert.match(bad.stderr, /no backup 20990101T000000.000Z-00000000/);
+  });
 });

@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { relative, resolve, sep } from 'node:path';
 import type { Command } from 'commander';
-import { backup, DEFAULT_CHUNK_SIZE, excludeGlobs, UnderstudyError } from '@understudy/core';
+import { backup, DEFAULT_CHUNK_SIZE, excludeGlobs, isUnderstudyError, resolveBackup, UnderstudyError, type Manifest } from '@understudy/core';
 import { formatBinary, formatBytes, formatDuration, formatRate, parseSize, plural } from '../format.js';
 import { checkChunkSize, collect, CommandContext, type CliIo } from './context.js';
 import { dispatcherOption, runDispatcherBackup } from './dispatcher.js';
@@ -23,6 +23,7 @@ interface BackupFlags {
   readonly chunkSize?: string;
   readonly exclude?: string[];
   readonly metadata?: string[];
+  readonly deltaFrom?: string;
 }
 
 export function registerBackup(program: Command, io: CliIo): void {
@@ -41,6 +42,10 @@ export function registerBackup(program: Command, io: CliIo): void {
     .option('--chunk-size <size>', `split files into chunks of this size: bytes, or with KiB/MiB/GiB (default ${formatBinary(DEFAULT_CHUNK_SIZE)}, or chunkSize from --config)`)
     .option('--exclude <glob>', 'leave out paths matching GLOB (relative to DIR; a glob without "/" matches names at any depth); repeatable', collect)
     .option('--metadata <key=value>', 'store KEY=VALUE in the backup manifest (shown by list --json); repeatable', collect)
+    .option(
+      '--delta-from <backup>',
+      'store each changed chunk as a delta against the chunk at the same place in BACKUP (an id, or latest) when that is much smaller: for a tree restored from BACKUP and changed in place, as the agent does every cycle',
+    )
     .option('--wait', 'run mode: wait for the run to end, printing its phases; the exit code is its outcome')
     .option('--target <name>', 'run mode: the target to back up (needed when the dispatcher has several)')
     .option('--reseed', 'run mode: seed from the master instead of restoring the newest backup (after AG_BINLOGS_PURGED)')
@@ -51,12 +56,13 @@ export function registerBackup(program: Command, io: CliIo): void {
       '\nExamples:\n' +
         '  understudy --repo s3://acme-backups/db1 --key-file /etc/understudy/key backup /var/lib/mysql-snapshot\n' +
         "  understudy backup /data --exclude '*.pid' --exclude 'tmp/**' --metadata reason=pre-upgrade\n" +
+        '  understudy backup /var/lib/mysql-copy --delta-from latest\n' +
         '  understudy backup --wait                 # a database backup run, through the dispatcher\n',
     )
     .action(async (dir: string | undefined, flags: BackupFlags & RunFlags, command: Command) => {
       const ctx = new CommandContext(io, command);
       if (dir === undefined) {
-        const dirOnly = (['chunkSize', 'exclude', 'metadata'] as const).filter((f) => flags[f] !== undefined);
+        const dirOnly = (['chunkSize', 'exclude', 'metadata', 'deltaFrom'] as const).filter((f) => flags[f] !== undefined);
         if (dirOnly.length > 0) throw new UnderstudyError('US_CONFIG_INVALID', `--${dirOnly[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} applies to backing up a directory: give the directory`);
         await runDispatcherBackup(ctx, flags);
         return;
@@ -93,6 +99,15 @@ async function runBackup(ctx: CommandContext, dir: string, flags: BackupFlags): 
   }
 
   const repo = await ctx.repository(true);
+  let deltaFrom: Manifest | undefined;
+  if (flags.deltaFrom !== undefined) {
+    try {
+      deltaFrom = await resolveBackup(repo, flags.deltaFrom, { signal: ctx.signal });
+    } catch (err) {
+      // 'latest' in an empty repository: the first backup, stored whole. A named backup must exist.
+      if (!(flags.deltaFrom === 'latest' && isUnderstudyError(err, 'US_BACKUP_NOT_FOUND'))) throw err;
+    }
+  }
   // Memory: about (concurrency + 1) x 2 x chunkSize of buffers (core's bound): 72 MiB at the
   // defaults (8 x 4 MiB), about 2 GiB at --concurrency 64 --chunk-size 16MiB.
   const progress = ctx.progress('backup');
@@ -104,8 +119,10 @@ async function runBackup(ctx: CommandContext, dir: string, flags: BackupFlags): 
       concurrency: settings.concurrency,
       ...(exclude !== undefined ? { exclude } : {}),
       metadata,
+      ...(deltaFrom !== undefined ? { deltaFrom } : {}),
       signal: ctx.signal,
       onSkip: (path, reason) => ctx.warn(`skipped ${path}: ${reason}`),
+      onWarning: (message) => ctx.warn(message),
       onProgress: (p) =>
         progress.update({ phase: p.phase, done: p.bytesDone, total: p.bytesTotal, unit: 'bytes', detail: `${p.filesDone}/${p.filesTotal} files` }),
     });
@@ -135,7 +152,7 @@ async function runBackup(ctx: CommandContext, dir: string, flags: BackupFlags): 
     [
       `backup ${m.id} saved to ${repo.store.location}`,
       `  files     ${plural(t.files, 'file')}, ${plural(t.dirs, 'dir')}, ${plural(t.symlinks, 'symlink')}, ${formatBytes(t.bytes)}`,
-      `  new       ${formatBytes(t.newBytes)} in ${plural(t.newChunks, 'chunk')}, ${formatBytes(t.uploadedBytes)} uploaded after compression${repo.encrypted ? ' and encryption' : ''}`,
+      `  new       ${formatBytes(t.newBytes)} in ${plural(t.newChunks, 'chunk')}${t.newDeltas ? ` (${t.newDeltas} as deltas against ${deltaFrom?.id ?? 'older chunks'})` : ''}, ${formatBytes(t.uploadedBytes)} uploaded after compression${repo.encrypted ? ' and encryption' : ''}`,
       `  reused    ${formatBytes(t.reusedBytes)} already in the repository`,
       `  duration  ${formatDuration(durationMs)}, ${formatRate(t.bytes, durationMs)}`,
     ].join('\n'),

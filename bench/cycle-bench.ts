@@ -32,7 +32,7 @@ import { newPassword, startUnderstudy, type Understudy } from './cycle-understud
 import { changedChunks, isExcluded } from './cycle-diff.js';
 import { runPeers, settle } from './cycle-peers.js';
 import { understudy } from './tools.js';
-import { cpuCap, cpuOf, machineBusySeconds, reniceThreads, type CpuCap } from './cycle-proc.js';
+import { cpuCap, cpuOf, machineBusySeconds, reniceThreads, splitCores, type CoreSplit, type CpuCap } from './cycle-proc.js';
 import { storedIn } from './targets.js';
 import { render, svg, type CycleResult, type SizeResult, type Results } from './cycle-report.js';
 
@@ -49,6 +49,7 @@ const { values } = parseArgs({
     'gateway-nice': { type: 'string', default: '0' },
     'peers-up-to': { type: 'string' },
     'remote-cpu': { type: 'string' },
+    'split-cores': { type: 'boolean', default: false },
     svg: { type: 'string' },
   },
   strict: true,
@@ -81,6 +82,17 @@ const GATEWAY_NICE = niceOf(values['gateway-nice'], 'gateway-nice');
 const REMOTE_CPU = values['remote-cpu'] !== undefined ? Number(values['remote-cpu']) : undefined;
 if (REMOTE_CPU !== undefined && !(REMOTE_CPU > 0 && REMOTE_CPU < 64)) throw new Error(`--remote-cpu must be a number of CPUs like 0.5, not ${values['remote-cpu']}`);
 let remoteCap: CpuCap | undefined;
+/**
+ * `--split-cores`: two hosts out of the two cores (cgroup v1 cpusets). CPU 0 is the master's host:
+ * the master, the sshd the agent dials, and sysbench (its latency is what is measured). CPU 1 is
+ * everything that runs elsewhere in production: the agents and their mariadbd, the dispatcher
+ * (on the master in production, but it only takes reports and the agents are its children), the
+ * S3 gateway, the S3 counter and this driver, and the old way's cp. What the two still share: the
+ * disk, memory bandwidth, caches and the kernel.
+ */
+const SPLIT_CORES = values['split-cores'] === true;
+if (SPLIT_CORES && REMOTE_CPU !== undefined) throw new Error('--split-cores and --remote-cpu are two different answers to one question: pick one');
+let split: CoreSplit | undefined;
 const THREADS = 2;
 const QUIET_S = Number(values['quiet-seconds'] ?? (values.quick ? 20 : 45));
 const UNIFORM = Number(values['uniform-share']);
@@ -123,6 +135,7 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
   let us: Understudy | undefined;
   try {
     master = await startMariadb({ role: 'master', serverId: 1, extraCnf: MASTER_CNF });
+    await split?.master.add(master.pid);
     const repl = { user: 'understudy_repl', password: newPassword() };
     await createReplicationUser(master, { ...repl, host: '%', seedDump: true });
     const shape = shapeFor(gib * GiB);
@@ -139,11 +152,13 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
 
     const c = master.connectionOptions();
     load = await startLoad({ ...c, db: LOAD_DB, ...loadShape, rate: RATE, threads: THREADS, workDir: dir });
+    await split?.master.add(load.pid);
     const bucket = `cycle-${gib}-${randomBytes(4).toString('hex')}`.replace('.', '-');
     await createBucket(gw, bucket);
     us = await startUnderstudy({ dir, master, replication: repl, s3: { ...gw, endpoint: counter.endpoint }, bucket, mysqldOptions: MYSQLD, agentPriority: AGENT_PRIORITY });
     // The agents the dispatcher starts inherit its cgroup (the dispatcher itself only takes reports).
     await remoteCap?.add(us.dispatcherPid);
+    if (split) await split.master.add(us.sshdPid);
     const pids = [master.pid, load.pid, ...gw.pids];
     await delay(5000); // the load settles
     const q0 = Date.now();
@@ -252,7 +267,7 @@ async function main(): Promise<void> {
   const results: Results = {
     startedAt: new Date().toISOString(),
     args: process.argv.slice(2),
-    machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, ramGiB: (totalmem() / GiB).toFixed(1), kernel: release(), node: process.version, priorities: `agent nice ${AGENT_PRIORITY.nice}, I/O ${{ low: 'best-effort 7', idle: 'idle', normal: 'normal' }[AGENT_PRIORITY.io]}; gateway nice ${GATEWAY_NICE}${REMOTE_CPU !== undefined ? `; agents and gateway capped at ${REMOTE_CPU} CPU (cgroup CFS quota)` : ''}`, loadBefore: loadavg().map((l) => l.toFixed(2)).join(' ') },
+    machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, ramGiB: (totalmem() / GiB).toFixed(1), kernel: release(), node: process.version, priorities: `agent nice ${AGENT_PRIORITY.nice}, I/O ${{ low: 'best-effort 7', idle: 'idle', normal: 'normal' }[AGENT_PRIORITY.io]}; gateway nice ${GATEWAY_NICE}${REMOTE_CPU !== undefined ? `; agents and gateway capped at ${REMOTE_CPU} CPU (cgroup CFS quota)` : ''}${SPLIT_CORES ? '; cores split (cgroup cpusets): CPU 0 the master, its sshd and sysbench, CPU 1 the agents, the dispatcher, the gateway and the driver' : ''}`, loadBefore: loadavg().map((l) => l.toFixed(2)).join(' ') },
     sizes: [],
   };
   const save = () => writeFile(join(work, 'results.json'), JSON.stringify(results, null, 2));
@@ -264,9 +279,14 @@ async function main(): Promise<void> {
     await counter?.stop().catch(() => undefined);
     await gw?.stop().catch(() => undefined);
     await remoteCap?.remove();
+    await split?.remove();
   };
   process.once('SIGINT', () => void stopAll().finally(() => process.exit(130)));
   try {
+    if (SPLIT_CORES) {
+      split = await splitCores();
+      await split.remote.add(process.pid);
+    }
     gw = await startRadosgw({ memstoreBytes: Math.max(8, Math.ceil(maxGiB * 3)) * GiB, log: say });
     if (GATEWAY_NICE > 0) for (const pid of gw.pids) await reniceThreads(pid, GATEWAY_NICE);
     if (REMOTE_CPU !== undefined) {

@@ -135,6 +135,11 @@ export async function cpuCap(cores: number): Promise<CpuCap> {
   await mkdir(path);
   await writeFile(`${path}/cpu.cfs_period_us`, '100000');
   await writeFile(`${path}/cpu.cfs_quota_us`, String(Math.round(cores * 100_000)));
+  return group(CPU_CGROUP_ROOT, path);
+}
+
+/** A cgroup v1 group made under `root`: add moves a process in, remove hands what is left back. */
+function group(root: string, path: string): CpuCap {
   return {
     path,
     // cgroup.procs moves every thread of the process; one pid per write.
@@ -142,8 +147,44 @@ export async function cpuCap(cores: number): Promise<CpuCap> {
     async remove() {
       // Whatever is left (everything started is stopped by now) goes back to the root first.
       const left = (await readFile(`${path}/cgroup.procs`, 'utf8').catch(() => '')).split('\n').filter(Boolean);
-      for (const pid of left) await appendFile(`${CPU_CGROUP_ROOT}/cgroup.procs`, `${pid}\n`).catch(() => undefined);
+      for (const pid of left) await appendFile(`${root}/cgroup.procs`, `${pid}\n`).catch(() => undefined);
       await rmdir(path).catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * Two hosts out of one machine (cgroup v1 cpuset controller): the master's side gets CPU 0, the
+ * rest (what runs on other hosts in production: the agent, its mariadbd, the S3 gateway) CPU 1.
+ * The benchmark driver moves itself into the remote set first, so everything it starts lands there
+ * unless moved into the master's set. Memory node 0 for both (this machine has one).
+ */
+export interface CoreSplit {
+  master: CpuCap;
+  remote: CpuCap;
+  remove(): Promise<void>;
+}
+
+const CPUSET_ROOT = '/sys/fs/cgroup/cpuset';
+
+export async function splitCores(): Promise<CoreSplit> {
+  const cpus = (await readFile(`${CPUSET_ROOT}/cpuset.cpus`, 'utf8')).trim();
+  if (cpus !== '0-1') throw new Error(`--split-cores wants exactly CPUs 0-1, this machine has ${cpus}`);
+  const make = async (name: string, cpu: string): Promise<CpuCap> => {
+    const path = `${CPUSET_ROOT}/understudy-bench-${name}-${process.pid}`;
+    await mkdir(path);
+    await writeFile(`${path}/cpuset.cpus`, cpu);
+    await writeFile(`${path}/cpuset.mems`, '0');
+    return group(CPUSET_ROOT, path);
+  };
+  const master = await make('master', '0');
+  const remote = await make('remote', '1');
+  return {
+    master,
+    remote,
+    async remove() {
+      await master.remove();
+      await remote.remove();
     },
   };
 }

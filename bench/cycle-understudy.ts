@@ -43,6 +43,8 @@ export interface Understudy {
   readonly stateDir: string;
   /** The dispatcher's process: the local launcher's agents are its children. */
   readonly dispatcherPid: number;
+  /** The sshd the agents dial (on the master's host in production); it forks one child per connection. */
+  readonly sshdPid: number;
   cycle(): Promise<CycleRun>;
   stop(): Promise<void>;
 }
@@ -104,7 +106,7 @@ export async function startUnderstudy(o: UnderstudyOptions): Promise<Understudy>
     await writeFile(configPath, JSON.stringify(config, null, 2));
     const env = { PATH: process.env.PATH, HOME: o.dir, UNDERSTUDY_DISPATCHER_CONFIG: configPath, AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1' };
     dispatcher = await startDispatcherProcess({ configPath, url, logPath: join(o.dir, 'dispatcher.log'), env });
-    return { stateDir, dispatcherPid: dispatcher.pid, cycle: () => cycle(url, localDir, env), stop };
+    return { stateDir, dispatcherPid: dispatcher.pid, sshdPid: sshd.pid, cycle: () => cycle(url, localDir, env), stop };
   } catch (err) {
     await stop();
     throw err;

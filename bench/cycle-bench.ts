@@ -16,12 +16,13 @@
  * Every server is on loopback and stopped by PID in `finally`; the work dir's bulk is removed.
  */
 import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { createBucket, startRadosgw, type Radosgw } from './rig.js';
 import { removeTarget } from './targets.js';
 import { createReplicationUser, startMariadb, type Mariadb } from './cycle-rigs.js';
@@ -50,6 +51,7 @@ const { values } = parseArgs({
     'peers-up-to': { type: 'string' },
     'remote-cpu': { type: 'string' },
     'split-cores': { type: 'boolean', default: false },
+    'agent-tmpfs': { type: 'boolean', default: false },
     svg: { type: 'string' },
   },
   strict: true,
@@ -93,6 +95,14 @@ let remoteCap: CpuCap | undefined;
 const SPLIT_CORES = values['split-cores'] === true;
 if (SPLIT_CORES && REMOTE_CPU !== undefined) throw new Error('--split-cores and --remote-cpu are two different answers to one question: pick one');
 let split: CoreSplit | undefined;
+/**
+ * `--agent-tmpfs`: the agents' instance dirs (restored datadir, their mariadbd's files) on a tmpfs
+ * the benchmark mounts, as if the agent had its own disk (its own EBS volume in production), so the
+ * master keeps the machine's disk to itself. With --split-cores: two hosts but for memory and the
+ * kernel. The peers hard-link the first cycle's datadir, which a tmpfs cannot give: peers off.
+ */
+const AGENT_TMPFS = values['agent-tmpfs'] === true;
+if (AGENT_TMPFS && PEERS_UP_TO > 0) throw new Error('--agent-tmpfs needs --peers-up-to 0 (the peers hard-link the first cycle\'s datadir, which lives on the tmpfs)');
 const THREADS = 2;
 const QUIET_S = Number(values['quiet-seconds'] ?? (values.quick ? 20 : 45));
 const UNIFORM = Number(values['uniform-share']);
@@ -102,6 +112,7 @@ const CHUNK = 4 * 1024 * 1024; // the agent's default chunk size (not set in the
 const MYSQLD = { 'innodb-buffer-pool-size': '256M', 'innodb-log-file-size': '128M' };
 const MASTER_CNF = { innodb_buffer_pool_size: '256M', innodb_log_file_size: '128M' };
 
+const execFileAsync = promisify(execFile);
 const started = Date.now();
 const work = await mkdtemp(join(tmpdir(), 'understudy-cycle-bench-'));
 const say = (line: string): void => console.log(`- ${((Date.now() - started) / 1000).toFixed(0).padStart(5)} s  ${line}`);
@@ -133,6 +144,7 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
   let master: Mariadb | undefined;
   let load: Load | undefined;
   let us: Understudy | undefined;
+  let tmpfs: string | undefined;
   try {
     master = await startMariadb({ role: 'master', serverId: 1, extraCnf: MASTER_CNF });
     await split?.master.add(master.pid);
@@ -155,6 +167,14 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
     await split?.master.add(load.pid);
     const bucket = `cycle-${gib}-${randomBytes(4).toString('hex')}`.replace('.', '-');
     await createBucket(gw, bucket);
+    if (AGENT_TMPFS) {
+      // The dispatcher's local launcher makes its instance dirs here; both cycles' are kept.
+      const local = join(dir, 'dispatcher', 'local');
+      await mkdir(local, { recursive: true });
+      await execFileAsync('mount', ['-t', 'tmpfs', '-o', `size=${Math.ceil(gib * 6)}g,mode=0755`, 'understudy-bench', local]);
+      tmpfs = local;
+      say(`${gib} GiB: the agents' instance dirs on a tmpfs at ${local}`);
+    }
     us = await startUnderstudy({ dir, master, replication: repl, s3: { ...gw, endpoint: counter.endpoint }, bucket, mysqldOptions: MYSQLD, agentPriority: AGENT_PRIORITY });
     // The agents the dispatcher starts inherit its cgroup (the dispatcher itself only takes reports).
     await remoteCap?.add(us.dispatcherPid);
@@ -251,6 +271,7 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
     await load?.stop().catch(() => undefined);
     await us?.stop().catch(() => undefined);
     await master?.destroy().catch(() => undefined);
+    if (tmpfs !== undefined) await execFileAsync('umount', [tmpfs]).catch((err: Error) => say(`umount ${tmpfs}: ${err.message}`));
     if (!values.keep) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
 }
@@ -267,7 +288,7 @@ async function main(): Promise<void> {
   const results: Results = {
     startedAt: new Date().toISOString(),
     args: process.argv.slice(2),
-    machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, ramGiB: (totalmem() / GiB).toFixed(1), kernel: release(), node: process.version, priorities: `agent nice ${AGENT_PRIORITY.nice}, I/O ${{ low: 'best-effort 7', idle: 'idle', normal: 'normal' }[AGENT_PRIORITY.io]}; gateway nice ${GATEWAY_NICE}${REMOTE_CPU !== undefined ? `; agents and gateway capped at ${REMOTE_CPU} CPU (cgroup CFS quota)` : ''}${SPLIT_CORES ? '; cores split (cgroup cpusets): CPU 0 the master, its sshd and sysbench, CPU 1 the agents, the dispatcher, the gateway and the driver' : ''}`, loadBefore: loadavg().map((l) => l.toFixed(2)).join(' ') },
+    machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, ramGiB: (totalmem() / GiB).toFixed(1), kernel: release(), node: process.version, priorities: `agent nice ${AGENT_PRIORITY.nice}, I/O ${{ low: 'best-effort 7', idle: 'idle', normal: 'normal' }[AGENT_PRIORITY.io]}; gateway nice ${GATEWAY_NICE}${REMOTE_CPU !== undefined ? `; agents and gateway capped at ${REMOTE_CPU} CPU (cgroup CFS quota)` : ''}${AGENT_TMPFS ? '; the agents\' instance dirs on a tmpfs' : ''}${SPLIT_CORES ? '; cores split (cgroup cpusets): CPU 0 the master, its sshd and sysbench, CPU 1 the agents, the dispatcher, the gateway and the driver' : ''}`, loadBefore: loadavg().map((l) => l.toFixed(2)).join(' ') },
     sizes: [],
   };
   const save = () => writeFile(join(work, 'results.json'), JSON.stringify(results, null, 2));

@@ -35,7 +35,7 @@ import { runPeers, settle } from './cycle-peers.js';
 import { understudy } from './tools.js';
 import { cpuCap, cpuOf, machineBusySeconds, reniceThreads, splitCores, type CoreSplit, type CpuCap } from './cycle-proc.js';
 import { storedIn } from './targets.js';
-import { render, svg, type CycleResult, type SizeResult, type Results } from './cycle-report.js';
+import { render, svg, type CycleResult, type LaterDay, type SizeResult, type Results } from './cycle-report.js';
 
 const { values } = parseArgs({
   options: {
@@ -52,6 +52,7 @@ const { values } = parseArgs({
     'remote-cpu': { type: 'string' },
     'split-cores': { type: 'boolean', default: false },
     'agent-tmpfs': { type: 'boolean', default: false },
+    days: { type: 'string', default: '1' },
     svg: { type: 'string' },
   },
   strict: true,
@@ -101,6 +102,14 @@ let split: CoreSplit | undefined;
  * master keeps the machine's disk to itself. With --split-cores: two hosts but for memory and the
  * kernel. The peers hard-link the first cycle's datadir, which a tmpfs cannot give: peers off.
  */
+/**
+ * `--days N`: after the usual two cycles (day 1), N - 1 more days of the same changes, each followed
+ * by a cycle, to see how deltas age: each is made against the chunk's last whole copy, so it grows
+ * with the change since that copy until it passes DELTA_MAX_SHARE and the chunk is stored whole.
+ * Measured after the master-impact windows (the load is stopped by then). Default 1.
+ */
+const DAYS = Number(values.days);
+if (!(Number.isInteger(DAYS) && DAYS >= 1 && DAYS <= 30)) throw new Error(`--days must be a whole number of days from 1 to 30, not ${values.days}`);
 const AGENT_TMPFS = values['agent-tmpfs'] === true;
 if (AGENT_TMPFS && PEERS_UP_TO > 0) throw new Error('--agent-tmpfs needs --peers-up-to 0 (the peers hard-link the first cycle\'s datadir, which lives on the tmpfs)');
 const THREADS = 2;
@@ -171,7 +180,7 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
       // The dispatcher's local launcher makes its instance dirs here; both cycles' are kept.
       const local = join(dir, 'dispatcher', 'local');
       await mkdir(local, { recursive: true });
-      await execFileAsync('mount', ['-t', 'tmpfs', '-o', `size=${Math.ceil(gib * 6)}g,mode=0755`, 'understudy-bench', local]);
+      await execFileAsync('mount', ['-t', 'tmpfs', '-o', `size=${Math.ceil(gib * (4 + 2 * DAYS))}g,mode=0755`, 'understudy-bench', local]);
       tmpfs = local;
       say(`${gib} GiB: the agents' instance dirs on a tmpfs at ${local}`);
     }
@@ -239,6 +248,20 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
       files: rDiff.reduce((n, g) => n + g.files, 0), bytes: rDiff.reduce((n, g) => n + g.bytes, 0), differingBytes: [...rDiff, ...rBack].reduce((n, g) => n + g.changedBytes, 0),
     };
     say(`restore test: ${rt.seconds.toFixed(1)} s, ${rS3.byKind['GET'] ?? 0} GETs, ${restoreTest.differingBytes} bytes differ from the datadir backed up`);
+    let laterDays: LaterDay[] | undefined;
+    if (DAYS > 1) {
+      const runs: Array<{ day: number; run: CycleResult['run'] }> = [{ day: 1, run: second.run }];
+      for (let d = 2; d <= DAYS; d++) {
+        const more = await dayOfChanges(master, DATA_DB, shape, UNIFORM);
+        say(`day ${d}: ${more.inserted} inserted, ${more.updated} updated, ${more.deleted} deleted`);
+        const run = await us.cycle();
+        say(`day ${d}: cycle ${run.seconds.toFixed(1)} s, uploaded ${mib(run.uploadedBytes)} (${((100 * run.uploadedBytes) / first.run.uploadedBytes).toFixed(1)}% of cycle 1), restored ${run.restoredFrom} ${run.restoreVerified ? 'verified' : 'NOT verified'}`);
+        runs.push({ day: d, run });
+      }
+      // Newest last: the last DAYS backups are the cycles after days 1..DAYS.
+      const listed = (await us.listBackups()).slice(-DAYS);
+      laterDays = runs.map((r, i) => ({ ...r, newChunks: listed[i]?.totals.newChunks ?? NaN, newDeltas: listed[i]?.totals.newDeltas ?? 0 }));
+    }
     // The peers back up the first cycle's datadir (what cycle 1 uploaded), without the agent's excludes.
     const withPeers = gib <= PEERS_UP_TO;
     const peerInput = join(dir, 'peer-input', 'datadir');
@@ -266,6 +289,7 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
       gib, shape, prepareSeconds, dataBytes, datadirBytes, peerInputBytes: peerBytes, quietForeignCpuS: quietForeign,
       load: { rate: RATE, threads: THREADS, tables: loadShape.tables, tableSize: loadShape.tableSize, transactions: loadTx },
       windows, oldWay: old, day: { ...DAY, uniformShare: UNIFORM, ...day }, cycles: [first, second], changes, restoreTest, peers,
+      ...(laterDays ? { laterDays } : {}),
     };
   } finally {
     await load?.stop().catch(() => undefined);

@@ -104,19 +104,27 @@ export async function dayOfChanges(m: Mariadb, db: string, shape: DataShape, uni
   let deleted = 0;
   for (let i = 1; i <= shape.tables; i++) {
     const table = `\`${db}\`.sbtest${i}`;
+    // Relative to the table as it is today, so later days (--days) insert after, update among the
+    // newest of, and delete the oldest of the rows present: on the first day lo = 1 and hi = n.
+    // The newest 5% are counted in rows, not ids: INSERT ... SELECT leaves gaps in the ids it takes.
+    const hotRows = Math.round(n * (DAY.hotIdsPct / 100));
+    const [bounds] = await m.query<{ lo: number; hi: number }>(`SELECT MIN(id) AS lo, MAX(id) AS hi FROM ${table}`);
+    const [hot] = await m.query<{ id: number }>(`SELECT id FROM ${table} ORDER BY id DESC LIMIT 1 OFFSET ${hotRows}`);
+    const lo = Number(bounds?.lo ?? 1);
+    const hi = Number(bounds?.hi ?? n);
+    const hotFrom = Number(hot?.id ?? lo);
     const ins = Math.round((n * DAY.insertPct) / 100);
     const r1 = await m.query<{ affectedRows: number }>(`INSERT INTO ${table} (k, c, pad) SELECT FLOOR(1 + RAND() * ${n}), ${randomC()}, ${randomPad()} FROM \`${db}\`.seq_1_to_${ins}`);
     inserted += r1[0]?.affectedRows ?? 0;
     const upd = (n * DAY.updatePct) / 100;
-    const hotFrom = Math.round(n * (1 - DAY.hotIdsPct / 100));
-    const hotP = (upd * (1 - uniformShare)) / (n - hotFrom);
-    const r2 = await m.query<{ affectedRows: number }>(`UPDATE ${table} SET k = k + 1, c = ${randomC()} WHERE id > ${hotFrom} AND id <= ${n} AND RAND() < ${hotP}`);
+    const hotP = (upd * (1 - uniformShare)) / hotRows;
+    const r2 = await m.query<{ affectedRows: number }>(`UPDATE ${table} SET k = k + 1, c = ${randomC()} WHERE id > ${hotFrom} AND id <= ${hi} AND RAND() < ${hotP}`);
     updated += r2[0]?.affectedRows ?? 0;
     if (uniformShare > 0) {
       const r3 = await m.query<{ affectedRows: number }>(`UPDATE ${table} SET k = k + 1, c = ${randomC()} WHERE RAND() < ${(upd * uniformShare) / n}`);
       updated += r3[0]?.affectedRows ?? 0;
     }
-    const r4 = await m.query<{ affectedRows: number }>(`DELETE FROM ${table} WHERE id <= ${Math.round((n * DAY.deletePct) / 100)}`);
+    const r4 = await m.query<{ affectedRows: number }>(`DELETE FROM ${table} WHERE id < ${lo + Math.round((n * DAY.deletePct) / 100)}`);
     deleted += r4[0]?.affectedRows ?? 0;
   }
   return { inserted, updated, deleted, seconds: (Date.now() - t) / 1000 };

@@ -45,6 +45,16 @@ export interface SizeResult {
     readonly differingBytes: number;
   };
   readonly peers: PeerRun[];
+  /** `--days N`: the cycle after each day 1..N (day 1's is cycle 2), each restoring the one before. */
+  readonly laterDays?: LaterDay[];
+}
+
+/** One more day of changes and the cycle after it (how deltas age against their bases). */
+export interface LaterDay {
+  readonly day: number;
+  readonly run: CycleRun;
+  readonly newChunks: number;
+  readonly newDeltas: number;
 }
 
 export interface Results {
@@ -69,7 +79,7 @@ function table(head: string[], rows: string[][]): string {
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
-const phaseSeconds = (c: CycleResult, p: string): number => c.run.phases.filter((x) => x.phase === p).reduce((n, x) => n + x.seconds, 0);
+const phaseSeconds = (c: { readonly run: CycleRun }, p: string): number => c.run.phases.filter((x) => x.phase === p).reduce((n, x) => n + x.seconds, 0);
 
 export function render(r: Results): string {
   const out: string[] = [];
@@ -109,6 +119,13 @@ export function render(r: Results): string {
         ['cycle 2\'s backup, alone', f1(rt.seconds), f0(rt.bytes / 1e6 / rt.seconds), f1(rt.cpuSeconds), f0(rt.maxRssMiB), String(rt.s3.byKind['GET'] ?? 0), mib(rt.s3.bytesReceived), String(rt.files), mib(rt.bytes), String(rt.differingBytes)],
       ]));
       if (second) out.push(`  (cycle 2's own restore phase, of cycle 1's backup, whole chunks: ${f1(phaseSeconds(second, 'restore'))} s, inside the cycle)`);
+    }
+    if (s.laterDays && s.laterDays.length > 0) {
+      out.push('', `Day after day (--days ${s.laterDays.length}): each day's changes as above, then a cycle that restores the previous backup and stores changed chunks as deltas against their last whole copy:`);
+      out.push(table(['day', 'cycle s', 'restore s', 'catch-up s', 'upload s', 'uploaded MiB', 'of cycle 1', 'new chunks', 'as deltas', 'whole', 'agent peak MiB'], s.laterDays.map((d) => [
+        String(d.day), f1(d.run.seconds), f1(phaseSeconds(d, 'restore')), f1(phaseSeconds(d, 'catch-up')), f1(phaseSeconds(d, 'upload')),
+        mib(d.run.uploadedBytes), `${f1((100 * d.run.uploadedBytes) / c1.run.uploadedBytes)}%`, String(d.newChunks), String(d.newDeltas), String(d.newChunks - d.newDeltas), f0(d.run.usage.agentHwmMiB),
+      ])));
     }
     if (s.peers.length === 0) out.push('', 'Peers: not run at this size (--peers-up-to).');
     else out.push('', `Peers on the first cycle's datadir (${mib(s.peerInputBytes)} MiB), each to a fresh bucket on the same gateway:`);

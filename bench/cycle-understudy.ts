@@ -4,7 +4,8 @@
  * cycle started the way the timer starts one (`understudy backup --wait`). While it runs, the agent's
  * process group is watched from /proc; afterwards the run's phases come from GET /runs/:id.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { CLI, killLocalAgents, startDispatcherProcess, startSshd, freePort, type
 import { watchGroup, type GroupUsage } from './cycle-proc.js';
 import type { S3Endpoint } from './rig.js';
 
+const execFileAsync = promisify(execFile);
 const AGENT = fileURLToPath(new URL('../../packages/agent/dist/main.js', import.meta.url));
 
 export interface PhaseTime {
@@ -46,7 +48,14 @@ export interface Understudy {
   /** The sshd the agents dial (on the master's host in production); it forks one child per connection. */
   readonly sshdPid: number;
   cycle(): Promise<CycleRun>;
+  /** The repository's backups, oldest first, as `understudy list --json` prints them. */
+  listBackups(): Promise<BackupListed[]>;
   stop(): Promise<void>;
+}
+
+export interface BackupListed {
+  readonly id: string;
+  readonly totals: { readonly newChunks?: number; readonly newDeltas?: number; readonly uploadedBytes?: number; readonly bytes?: number };
 }
 
 export interface UnderstudyOptions {
@@ -106,11 +115,17 @@ export async function startUnderstudy(o: UnderstudyOptions): Promise<Understudy>
     await writeFile(configPath, JSON.stringify(config, null, 2));
     const env = { PATH: process.env.PATH, HOME: o.dir, UNDERSTUDY_DISPATCHER_CONFIG: configPath, AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1' };
     dispatcher = await startDispatcherProcess({ configPath, url, logPath: join(o.dir, 'dispatcher.log'), env });
-    return { stateDir, dispatcherPid: dispatcher.pid, sshdPid: sshd.pid, cycle: () => cycle(url, localDir, env), stop };
+    const listEnv = { ...env, AWS_ACCESS_KEY_ID: o.s3.accessKeyId, AWS_SECRET_ACCESS_KEY: o.s3.secretAccessKey, AWS_REGION: o.s3.region };
+    return { stateDir, dispatcherPid: dispatcher.pid, sshdPid: sshd.pid, cycle: () => cycle(url, localDir, env), listBackups: () => listBackups(configPath, listEnv), stop };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+async function listBackups(configPath: string, env: NodeJS.ProcessEnv): Promise<BackupListed[]> {
+  const { stdout } = await execFileAsync(process.execPath, [CLI, '--config', configPath, '--json', 'list'], { env, maxBuffer: 64 * 1024 * 1024 });
+  return JSON.parse(stdout) as BackupListed[];
 }
 
 async function instances(localDir: string): Promise<string[]> {

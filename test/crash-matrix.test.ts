@@ -47,7 +47,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createS3Client, isUnderstudyError, listLocks, prune, Repository, restore, S3Store, verify, type Manifest } from '@understudy/core';
+import { createS3Client, deltaName, isUnderstudyError, listLocks, prune, referencedObjects, Repository, restore, S3Store, verify, type Manifest } from '@understudy/core';
 import { tempDir } from '@understudy/core/testing';
 import { createConnection, type Connection } from 'mysql2/promise';
 import { agentDocument, armKill, hookName, killedMarker, killProcessGroup, startAgent, startCollector, waitForFile, type AgentSetup, type Collector } from './rig/agent-run.js';
@@ -346,29 +346,15 @@ describe(`crash matrix: the agent SIGKILLed at ${FULL ? 'every' : 'a representat
     assert.deepEqual(report.removed, []);
     assert.equal(report.locksRemoved, locks.length);
     assert.deepEqual(await repo.listBackupIds(), ids);
-    // Whole chunks by id (a delta's base among them), deltas as id.base.
-    const referenced = new Set<string>();
-    const referencedDeltas = new Set<string>();
-    for (const id of ids) {
-      const m = await repo.loadManifest(id);
-      const deltas = m.deltas ?? {};
-      for (const e of m.entries) {
-        if (e.type !== 'file') continue;
-        for (const c of e.chunks) {
-          const base = Object.hasOwn(deltas, c) ? deltas[c] : undefined;
-          if (base === undefined) referenced.add(c);
-          else {
-            referenced.add(base);
-            referencedDeltas.add(`${c}.${base}`);
-          }
-        }
-      }
-    }
+    // Whole chunks by id (a delta's base among them), deltas by name.
+    const manifests: Manifest[] = [];
+    for (const id of ids) manifests.push(await repo.loadManifest(id));
+    const { chunks: referenced, deltas: referencedDeltas } = referencedObjects(manifests);
     const present = await repo.chunkIdSet();
     assert.deepEqual([...present].filter((c) => !referenced.has(c)), [], 'no unreferenced chunk is left');
     assert.deepEqual([...referenced].filter((c) => !present.has(c)), [], 'no referenced chunk was removed');
     const presentDeltas = new Set<string>();
-    for await (const d of repo.listDeltas()) presentDeltas.add(`${d.id}.${d.base}`);
+    for await (const d of repo.listDeltas()) presentDeltas.add(deltaName(d.id, d.base));
     assert.deepEqual([...presentDeltas].filter((d) => !referencedDeltas.has(d)), [], 'no unreferenced delta is left');
     assert.deepEqual([...referencedDeltas].filter((d) => !presentDeltas.has(d)), [], 'no referenced delta was removed');
     assert.deepEqual(await listLocks(repo.store), [], 'no lock is left');

@@ -25,7 +25,7 @@ import { alignUp, DIRECT_ALIGN, openForDirectRead, SharedBufferPool } from './di
 import { asLocalIoError, UnderstudyError } from './errors.js';
 import { RepositoryLock } from './lock.js';
 import { MAX_DELTA_CHUNK } from './compress.js';
-import { chunkLength, MANIFEST_FORMAT, MANIFEST_VERSION, MANIFEST_VERSION_WHOLE, newBackupId, type Entry, type FileEntry, type Manifest, type Totals } from './manifest.js';
+import { chunkLength, deltaBaseOf, MANIFEST_FORMAT, MANIFEST_VERSION, MANIFEST_VERSION_WHOLE, newBackupId, type Entry, type FileEntry, type Manifest, type Totals } from './manifest.js';
 import type { Repository } from './repository.js';
 import { RESTORE_MARKER } from './restore.js';
 import { TaskPool } from './task-pool.js';
@@ -309,12 +309,11 @@ async function backupTree(repo: Repository, sourceDir: string, options: BackupOp
 function deltaBases(from: Manifest): (path: string, index: number, len: number) => string | undefined {
   const files = new Map<string, FileEntry>();
   for (const e of from.entries) if (e.type === 'file') files.set(e.path, e);
-  const fromDeltas = from.deltas ?? {};
   return (path, index, len) => {
     const f = files.get(path);
     const id = f?.chunks[index];
     if (f === undefined || id === undefined || chunkLength(f.size, from.chunkSize, index) !== len) return undefined;
-    return Object.hasOwn(fromDeltas, id) ? fromDeltas[id] : id;
+    return deltaBaseOf(from, id) ?? id;
   };
 }
 

@@ -107,6 +107,37 @@ export type FileEntry = z.infer<typeof FileEntry>;
 export type Totals = z.infer<typeof TotalsSchema>;
 export type Manifest = z.infer<typeof ManifestSchema>;
 
+/** The base chunk `id` is stored as a delta against in this backup, or undefined: stored whole. */
+export function deltaBaseOf(m: Pick<Manifest, 'deltas'>, id: string): string | undefined {
+  return m.deltas !== undefined && Object.hasOwn(m.deltas, id) ? m.deltas[id] : undefined;
+}
+
+/** A delta's name, `<id>.<base>`: what tells two deltas of one chunk apart (and ends its object key). */
+export const deltaName = (id: string, base: string): string => `${id}.${base}`;
+
+/**
+ * What a set of backups needs from the store: whole chunks by id (every delta's base among them)
+ * and deltas by name.
+ */
+export function referencedObjects(manifests: Iterable<Pick<Manifest, 'entries' | 'deltas'>>): { chunks: Set<string>; deltas: Set<string> } {
+  const chunks = new Set<string>();
+  const deltas = new Set<string>();
+  for (const m of manifests) {
+    for (const e of m.entries) {
+      if (e.type !== 'file') continue;
+      for (const c of e.chunks) {
+        const base = deltaBaseOf(m, c);
+        if (base === undefined) chunks.add(c);
+        else {
+          chunks.add(base);
+          deltas.add(deltaName(c, base));
+        }
+      }
+    }
+  }
+  return { chunks, deltas };
+}
+
 /**
  * Structural rules beyond field types: unique paths; every entry's parent is a directory entry
  * listed before it (so nothing can be placed under a symlink or a file); chunk counts match sizes.

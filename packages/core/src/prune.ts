@@ -8,7 +8,7 @@
  */
 import { isUnderstudyError, UnderstudyError } from './errors.js';
 import { listLocks, RepositoryLock } from './lock.js';
-import type { Manifest } from './manifest.js';
+import { deltaName, referencedObjects, type Manifest } from './manifest.js';
 import type { Repository } from './repository.js';
 import { applyRetention, validatePolicy, type RetentionPolicy } from './retention.js';
 import { TaskPool } from './task-pool.js';
@@ -60,23 +60,8 @@ export async function prune(repo: Repository, policy: RetentionPolicy, options: 
     );
     const kept = manifests.filter((m) => keep.has(m.id));
     const removed = manifests.filter((m) => !keep.has(m.id)).map((m) => m.id);
-    // Whole chunks by id; deltas by chunk id and base. A delta keeps its base.
-    const referenced = new Set<string>();
-    const referencedDeltas = new Set<string>();
-    for (const m of kept) {
-      const deltas = m.deltas ?? {};
-      for (const e of m.entries) {
-        if (e.type !== 'file') continue;
-        for (const c of e.chunks) {
-          const base = Object.hasOwn(deltas, c) ? deltas[c] : undefined;
-          if (base === undefined) referenced.add(c);
-          else {
-            referenced.add(base);
-            referencedDeltas.add(repo.deltaKey(c, base));
-          }
-        }
-      }
-    }
+    // A delta keeps its base.
+    const { chunks: referenced, deltas: referencedDeltas } = referencedObjects(kept);
 
     let chunksTotal = 0;
     const garbage: Array<{ key: string; size: number }> = [];
@@ -86,8 +71,7 @@ export async function prune(repo: Repository, policy: RetentionPolicy, options: 
     }
     for await (const d of repo.listDeltas(signal)) {
       chunksTotal++;
-      const key = repo.deltaKey(d.id, d.base);
-      if (!referencedDeltas.has(key)) garbage.push({ key, size: d.size });
+      if (!referencedDeltas.has(deltaName(d.id, d.base))) garbage.push({ key: repo.deltaKey(d.id, d.base), size: d.size });
     }
     let locksRemoved = 0;
     if (!dryRun && lock) {

@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { UnderstudyError, isUnderstudyError } from './errors.js';
 import { InlineCodec, WorkerCodec, type ChunkCodec, type Sealed } from './codec.js';
 import { contentIdOf, encryptedKeys, keyCheck, keyCheckMatches, plainKeys, type RepositoryKeys } from './keys.js';
-import { parseManifest, BACKUP_ID_RE, type Manifest } from './manifest.js';
+import { deltaName, parseManifest, BACKUP_ID_RE, type Manifest } from './manifest.js';
 import { open, seal, sealedBound } from './object-format.js';
 import { checksumOf, type Store } from './store/store.js';
 
@@ -160,23 +160,11 @@ export class Repository {
    * `sealedBound` of the largest chunk seen), so an upload allocates nothing per chunk.
    */
   async saveChunk(id: string, plain: Buffer, signal?: AbortSignal, onSealed?: () => void): Promise<number> {
-    const key = this.chunkKey(id);
-    this.largestChunk = Math.max(this.largestChunk, plain.length);
-    let out = this.spareBodies.pop();
-    if (!out || out.length < sealedBound(plain.length)) out = Buffer.from(new SharedArrayBuffer(sealedBound(this.largestChunk)));
-    try {
-      const sealed: Sealed = await this.codec.seal(plain, key, this.store.checksumAlgorithm, out);
-      onSealed?.(); // `plain` is no longer read: the caller may reuse it while the upload runs
-      await this.store.put(key, sealed.body, { checksum: sealed.checksum, signal });
-      return sealed.body.length;
-    } finally {
-      // Back to the pool only when the put is over (a retry sends the same bytes again).
-      if (this.spareBodies.length < MAX_SPARE_BODIES) this.spareBodies.push(out);
-    }
+    return (await this.#sealAndPut(this.chunkKey(id), plain, undefined, Infinity, signal, onSealed))!;
   }
 
   deltaKey(id: string, base: string): string {
-    return `${DELTAS_PREFIX}${id.slice(0, 2)}/${id}.${base}`;
+    return `${DELTAS_PREFIX}${id.slice(0, 2)}/${deltaName(id, base)}`;
   }
 
   /**
@@ -185,17 +173,22 @@ export class Repository {
    * undefined when the delta was larger (nothing stored; `plain` untouched, to be stored whole).
    */
   async saveDelta(id: string, plain: Buffer, base: { id: string; plain: Buffer }, maxBytes: number, signal?: AbortSignal, onSealed?: () => void): Promise<number | undefined> {
-    const key = this.deltaKey(id, base.id);
+    return this.#sealAndPut(this.deltaKey(id, base.id), plain, base.plain, maxBytes, signal, onSealed);
+  }
+
+  /** Frames `plain` (as a delta against `base` when given) into a spare body and puts it, unless the frame exceeds `maxBytes`. */
+  async #sealAndPut(key: string, plain: Buffer, base: Buffer | undefined, maxBytes: number, signal?: AbortSignal, onSealed?: () => void): Promise<number | undefined> {
     this.largestChunk = Math.max(this.largestChunk, plain.length);
     let out = this.spareBodies.pop();
     if (!out || out.length < sealedBound(plain.length)) out = Buffer.from(new SharedArrayBuffer(sealedBound(this.largestChunk)));
     try {
-      const sealed: Sealed = await this.codec.seal(plain, key, this.store.checksumAlgorithm, out, base.plain);
+      const sealed: Sealed = await this.codec.seal(plain, key, this.store.checksumAlgorithm, out, base);
       if (sealed.body.length > maxBytes) return undefined;
-      onSealed?.();
+      onSealed?.(); // `plain` is no longer read: the caller may reuse it while the upload runs
       await this.store.put(key, sealed.body, { checksum: sealed.checksum, signal });
       return sealed.body.length;
     } finally {
+      // Back to the pool only when the put is over (a retry sends the same bytes again).
       if (this.spareBodies.length < MAX_SPARE_BODIES) this.spareBodies.push(out);
     }
   }

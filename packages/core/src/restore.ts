@@ -26,7 +26,7 @@ import { dirname, join, posix, resolve } from 'node:path';
 import { resolveBackup, type ResolveOptions } from './backups.js';
 import { alignUp, DIRECT_ALIGN, DIRECT_CREATE_FLAGS, directWritesWork, SharedBufferPool } from './direct-io.js';
 import { asLocalIoError, UnderstudyError } from './errors.js';
-import { chunkLength, type FileEntry, type Manifest } from './manifest.js';
+import { chunkLength, deltaBaseOf, type FileEntry, type Manifest } from './manifest.js';
 import type { Repository } from './repository.js';
 import { TaskPool } from './task-pool.js';
 
@@ -109,8 +109,6 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
   // when files can be written directly.
   const { buffers, direct } = await chunkBuffers(target, manifest.chunkSize, concurrency, options.directIo ?? true);
   const baseBuffers = new SharedBufferPool(manifest.chunkSize, false, concurrency); // allocated only when used
-  const deltas = manifest.deltas ?? {};
-  const deltaBase = (id: string): string | undefined => (Object.hasOwn(deltas, id) ? deltas[id] : undefined);
   try {
     for (const f of files) {
       const final = join(target, f.path);
@@ -151,7 +149,7 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
       for (const { id, offset, len } of work) {
         await pool.submit(async () => {
           const whole = buffers.take();
-          const base = deltaBase(id);
+          const base = deltaBaseOf(manifest, id);
           const baseWhole = base !== undefined ? baseBuffers.take() : undefined;
           try {
             await repo.loadChunk(id, len, signal, whole.subarray(0, len), base !== undefined ? { id: base, into: baseWhole!.subarray(0, len) } : undefined);

@@ -8,7 +8,7 @@
  * Memory: `concurrency` chunks in flight (x 2 x chunkSize), plus one entry per distinct chunk id.
  */
 import { isUnderstudyError, UnderstudyError } from './errors.js';
-import { chunkLength } from './manifest.js';
+import { chunkLength, deltaBaseOf, deltaName } from './manifest.js';
 import type { Repository } from './repository.js';
 import { TaskPool } from './task-pool.js';
 
@@ -60,12 +60,11 @@ export async function verify(repo: Repository, options: VerifyOptions = {}): Pro
   for (const id of ids) {
     try {
       const m = await repo.loadManifest(id, signal);
-      const deltas = m.deltas ?? {};
       for (const e of m.entries) {
         if (e.type !== 'file') continue;
         e.chunks.forEach((cid, i) => {
-          const base = Object.hasOwn(deltas, cid) ? deltas[cid] : undefined;
-          const key = base === undefined ? cid : `${cid}.${base}`;
+          const base = deltaBaseOf(m, cid);
+          const key = base === undefined ? cid : deltaName(cid, base);
           let c = chunks.get(key);
           if (!c) chunks.set(key, (c = { id: cid, ...(base !== undefined ? { base } : {}), len: chunkLength(e.size, m.chunkSize, i), usedBy: [] }));
           const last = c.usedBy[c.usedBy.length - 1];

@@ -33,7 +33,7 @@ import { newPassword, startUnderstudy, type Understudy } from './cycle-understud
 import { changedChunks, isExcluded } from './cycle-diff.js';
 import { runPeers, settle } from './cycle-peers.js';
 import { understudy } from './tools.js';
-import { cpuCap, cpuOf, machineBusySeconds, reniceThreads, splitCores, type CoreSplit, type CpuCap } from './cycle-proc.js';
+import { cpuCap, cpuOf, machineBusySeconds, reniceThreads, splitCores, type Cgroup, type CoreSplit } from './cycle-proc.js';
 import { storedIn } from './targets.js';
 import { render, svg, type CycleResult, type LaterDay, type SizeResult, type Results } from './cycle-report.js';
 
@@ -84,7 +84,7 @@ const GATEWAY_NICE = niceOf(values['gateway-nice'], 'gateway-nice');
  */
 const REMOTE_CPU = values['remote-cpu'] !== undefined ? Number(values['remote-cpu']) : undefined;
 if (REMOTE_CPU !== undefined && !(REMOTE_CPU > 0 && REMOTE_CPU < 64)) throw new Error(`--remote-cpu must be a number of CPUs like 0.5, not ${values['remote-cpu']}`);
-let remoteCap: CpuCap | undefined;
+let remoteCap: Cgroup | undefined;
 /**
  * `--split-cores`: two hosts out of the two cores (cgroup v1 cpusets). CPU 0 is the master's host:
  * the master, the sshd the agent dials, and sysbench (its latency is what is measured). CPU 1 is

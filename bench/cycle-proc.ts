@@ -116,12 +116,8 @@ export async function reniceThreads(pid: number, nice: number): Promise<void> {
   }
 }
 
-/**
- * A hard CPU cap (cgroup v1 cpu controller, CFS quota) for what stands in for other hosts in
- * production: the agent (with its mariadbd) and the S3 gateway. Processes added, and the children
- * they start afterwards, share `cores` CPUs' worth of time per 100 ms period.
- */
-export interface CpuCap {
+/** A cgroup v1 group this benchmark made: processes added, and the children they start afterwards, are in it. */
+export interface Cgroup {
   readonly path: string;
   add(pid: number): Promise<void>;
   remove(): Promise<void>;
@@ -129,7 +125,12 @@ export interface CpuCap {
 
 const CPU_CGROUP_ROOT = '/sys/fs/cgroup/cpu';
 
-export async function cpuCap(cores: number): Promise<CpuCap> {
+/**
+ * A hard CPU cap (cgroup v1 cpu controller, CFS quota) for what stands in for other hosts in
+ * production: the agent (with its mariadbd) and the S3 gateway. What is in the group shares
+ * `cores` CPUs' worth of time per 100 ms period.
+ */
+export async function cpuCap(cores: number): Promise<Cgroup> {
   if (!(cores > 0 && cores <= 64)) throw new Error(`a CPU cap of ${cores} cores`);
   const path = `${CPU_CGROUP_ROOT}/understudy-bench-${process.pid}`;
   await mkdir(path);
@@ -139,7 +140,7 @@ export async function cpuCap(cores: number): Promise<CpuCap> {
 }
 
 /** A cgroup v1 group made under `root`: add moves a process in, remove hands what is left back. */
-function group(root: string, path: string): CpuCap {
+function group(root: string, path: string): Cgroup {
   return {
     path,
     // cgroup.procs moves every thread of the process; one pid per write.
@@ -160,8 +161,8 @@ function group(root: string, path: string): CpuCap {
  * unless moved into the master's set. Memory node 0 for both (this machine has one).
  */
 export interface CoreSplit {
-  master: CpuCap;
-  remote: CpuCap;
+  master: Cgroup;
+  remote: Cgroup;
   remove(): Promise<void>;
 }
 
@@ -170,7 +171,7 @@ const CPUSET_ROOT = '/sys/fs/cgroup/cpuset';
 export async function splitCores(): Promise<CoreSplit> {
   const cpus = (await readFile(`${CPUSET_ROOT}/cpuset.cpus`, 'utf8')).trim();
   if (cpus !== '0-1') throw new Error(`--split-cores wants exactly CPUs 0-1, this machine has ${cpus}`);
-  const make = async (name: string, cpu: string): Promise<CpuCap> => {
+  const make = async (name: string, cpu: string): Promise<Cgroup> => {
     const path = `${CPUSET_ROOT}/understudy-bench-${name}-${process.pid}`;
     await mkdir(path);
     await writeFile(`${path}/cpuset.cpus`, cpu);

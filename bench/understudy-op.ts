@@ -1,12 +1,12 @@
 /**
  * One Understudy operation in its own process (the benchmark measures its time and peak RSS):
  *   node bench/dist/understudy-op.js '{"op":"backup"|"restore","dir":...,"target":{...},"chunkSize"?,"key"?}'
- * The store is composed as the CLI composes it (packages/dispatcher/src/compose.ts): a local
- * directory as LimitStore(LocalStore), S3 as LimitStore(RetryStore(S3Store)), with the CLI's
+ * The store is composed as the CLI composes it (packages/core/src/compose.ts): a local
+ * directory as LimitStore(LocalStore), S3 as LimitStore(RetryStore(S3Store with an S3Reader)), with the CLI's
  * default concurrency; codec threads and everything else are core's defaults.
  * Prints one line of JSON: { seconds, maxRssMiB, totals? }.
  */
-import { backup, createS3Client, LimitStore, LocalStore, Repository, restore, RetryStore, S3Store, type Store } from '@understudy/core';
+import { backup, createS3Client, LimitStore, LocalStore, Repository, restore, RetryStore, S3Reader, S3Store, type Store } from '@understudy/core';
 import type { Target } from './targets.js';
 
 /** The CLI's default (packages/dispatcher/src/compose.ts DEFAULT_CONCURRENCY). */
@@ -31,8 +31,15 @@ function openStore(t: Target): { store: Store; close: () => void } {
     forcePathStyle: true,
     credentials: { accessKeyId: t.s3.accessKeyId, secretAccessKey: t.s3.secretAccessKey },
   });
-  const store = new LimitStore(new RetryStore(new S3Store({ client, bucket: t.bucket })), { concurrency: CLI_CONCURRENCY });
-  return { store, close: () => client.destroy() };
+  const reader = process.env.NOREADER ? undefined : new S3Reader(client);
+  const store = new LimitStore(new RetryStore(new S3Store({ client, bucket: t.bucket, ...(reader ? { reader } : {}) })), { concurrency: CLI_CONCURRENCY });
+  return {
+    store,
+    close: () => {
+      client.destroy();
+      void reader?.close();
+    },
+  };
 }
 
 async function main(): Promise<void> {

@@ -9,7 +9,7 @@ import { Repository } from './repository.js';
 import { LimitStore } from './store/limit.js';
 import { LocalStore } from './store/local.js';
 import { RetryStore, type RetryInfo } from './store/retry.js';
-import { createS3Client, S3Store } from './store/s3.js';
+import { createS3Client, S3Reader, S3Store } from './store/s3.js';
 import type { Store } from './store/store.js';
 
 /** Store requests in flight when the caller does not say (also core's default worker count). */
@@ -55,7 +55,8 @@ export function openStore(location: RepoLocation, opts: OpenStoreOptions): Store
     forcePathStyle: location.forcePathStyle || (location.endpoint === undefined && envEndpoint !== undefined),
     ...(opts.s3IdleTimeoutMs !== undefined ? { idleTimeoutMs: opts.s3IdleTimeoutMs } : {}),
   });
-  const inner = new S3Store({ client, bucket: location.bucket, prefix: location.prefix });
+  const reader = new S3Reader(client, opts.s3IdleTimeoutMs !== undefined ? { idleTimeoutMs: opts.s3IdleTimeoutMs } : {});
+  const inner = new S3Store({ client, bucket: location.bucket, prefix: location.prefix, reader });
   // Retry inside the limit: an operation keeps its slot while it backs off. Most retries on S3 are
   // throttling (503 SlowDown); if a backing-off request freed its slot, another request would take
   // it at once and the request rate would not fall, which is exactly what SlowDown asks for. With

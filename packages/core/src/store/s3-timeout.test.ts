@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { isUnderstudyError } from '../errors.js';
-import { createS3Client, S3Store } from './s3.js';
+import { localHttpServer, type LocalHttpServer } from '../testing/http-server.js';
+import { createS3Client, S3Reader, S3Store } from './s3.js';
 
 /**
  * A server that goes silent must not hold a request forever. Regression: createS3Client set no
@@ -13,45 +13,37 @@ import { createS3Client, S3Store } from './s3.js';
  * plays the stalled S3 server: no answer at all, or the headers and part of the body, then silence.
  */
 describe('S3 requests give up on a silent server (idle timeout)', () => {
-  let server: Server;
+  let server: LocalHttpServer;
   let endpoint: string;
-  const sockets = new Set<Socket>();
   let mode: 'silent' | 'mid-body' = 'silent';
   before(async () => {
-    server = createServer((req: IncomingMessage, res: ServerResponse) => {
-      req.resume();
+    server = await localHttpServer((_req: IncomingMessage, res: ServerResponse) => {
       if (mode === 'mid-body') {
         res.writeHead(200, { 'content-length': '1000', 'content-type': 'application/octet-stream' });
         res.write(Buffer.alloc(10));
       }
       // and then nothing, until the client gives up
     });
-    server.on('connection', (s: Socket) => {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    endpoint = server.endpoint;
   });
-  after(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
+  after(() => server.close());
 
-  const store = (idleTimeoutMs: number) => {
+  const store = (idleTimeoutMs: number, withReader = false) => {
     const client = createS3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, idleTimeoutMs });
-    return { client, store: new S3Store({ client, bucket: 'bucket' }) };
+    const reader = withReader ? new S3Reader(client, { idleTimeoutMs }) : undefined;
+    return { client, reader, store: new S3Store({ client, bucket: 'bucket', ...(reader ? { reader } : {}) }) };
   };
 
-  for (const m of ['silent', 'mid-body'] as const) {
-    it(`a GET ${m === 'silent' ? 'with no response' : 'whose body stops'} fails as US_STORE_UNAVAILABLE after the idle timeout`, async () => {
+  for (const [m, via] of [['silent', 'sdk'], ['mid-body', 'sdk'], ['silent', 'reader'], ['mid-body', 'reader']] as const) {
+    it(`a GET ${m === 'silent' ? 'with no response' : 'whose body stops'} fails as US_STORE_UNAVAILABLE after the idle timeout (${via === 'sdk' ? 'the SDK' : 'S3Reader'})`, async () => {
       mode = m;
-      const { client, store: s } = store(300);
+      const { client, reader, store: s } = store(300, via === 'reader');
       const t0 = Date.now();
       try {
         await assert.rejects(s.get('k'), (e) => isUnderstudyError(e, 'US_STORE_UNAVAILABLE') && e.retryable);
       } finally {
         client.destroy();
+        await reader?.close();
       }
       const took = Date.now() - t0;
       assert.ok(took >= 250 && took < 5000, `gave up after ${took} ms`);
@@ -72,6 +64,7 @@ describe('S3 requests give up on a silent server (idle timeout)', () => {
   it('rejects an idle timeout that is not a positive whole number of ms', () => {
     for (const bad of [0, -1, 1.5, Number.NaN, 3_600_001]) {
       assert.throws(() => createS3Client({ idleTimeoutMs: bad }), (e) => isUnderstudyError(e, 'US_CONFIG_INVALID'));
+      assert.throws(() => new S3Reader(createS3Client(), { idleTimeoutMs: bad }), (e) => isUnderstudyError(e, 'US_CONFIG_INVALID'));
     }
   });
 });

@@ -9,6 +9,7 @@ import {
 import { Readable } from 'node:stream';
 import { UnderstudyError, type ErrorCode } from '../errors.js';
 import { abortedError, throwIfAborted } from './semaphore.js';
+import { checkIdleTimeout, DEFAULT_S3_IDLE_TIMEOUT_MS, S3Reader, shortBody } from './s3-reader.js';
 import { assertValidKey, isValidKey, type ObjectInfo, type PutOptions, type Store } from './store.js';
 
 export interface CreateS3ClientOptions {
@@ -35,7 +36,7 @@ export interface CreateS3ClientOptions {
   readonly idleTimeoutMs?: number;
 }
 
-export const DEFAULT_S3_IDLE_TIMEOUT_MS = 60_000;
+export { DEFAULT_S3_IDLE_TIMEOUT_MS, S3Reader, type S3ReaderOptions } from './s3-reader.js';
 
 /**
  * Builds an S3Client for S3Store. Call it in a composition root and pass the client in.
@@ -50,10 +51,7 @@ export function createS3Client(options: CreateS3ClientOptions = {}): S3Client {
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
     throw new UnderstudyError('US_CONFIG_INVALID', `S3 maxAttempts must be an integer >= 1, got ${String(maxAttempts)}`);
   }
-  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_S3_IDLE_TIMEOUT_MS;
-  if (!Number.isInteger(idleTimeoutMs) || idleTimeoutMs < 1 || idleTimeoutMs > 3_600_000) {
-    throw new UnderstudyError('US_CONFIG_INVALID', `S3 idle timeout must be a whole number of ms from 1 to 3600000, got ${String(idleTimeoutMs)}`);
-  }
+  const idleTimeoutMs = checkIdleTimeout(options.idleTimeoutMs ?? DEFAULT_S3_IDLE_TIMEOUT_MS);
   return new S3Client({
     ...(options.region !== undefined ? { region: options.region } : {}),
     ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
@@ -78,6 +76,11 @@ export interface S3StoreOptions {
   readonly prefix?: string;
   /** MaxKeys per ListObjectsV2 page, 1..1000. Default 1000. */
   readonly pageSize?: number;
+  /**
+   * Downloads for get() (built from the same client, in the composition root): a leaner path than
+   * GetObjectCommand (see S3Reader). Without it, or for a bucket it cannot sign for, get() uses the SDK.
+   */
+  readonly reader?: S3Reader;
 }
 
 /**
@@ -94,6 +97,7 @@ export class S3Store implements Store {
   readonly #bucket: string;
   readonly #prefix: string;
   readonly #pageSize: number;
+  readonly #reader: S3Reader | undefined;
 
   constructor(options: S3StoreOptions) {
     if (options.bucket.length === 0 || /[/\s]/.test(options.bucket)) {
@@ -107,6 +111,7 @@ export class S3Store implements Store {
     this.#bucket = options.bucket;
     this.#prefix = normalisePrefix(options.prefix ?? '');
     this.#pageSize = pageSize;
+    this.#reader = options.reader;
     this.location = `s3://${this.#bucket}/${this.#prefix}`;
   }
 
@@ -135,6 +140,8 @@ export class S3Store implements Store {
     assertValidKey(key);
     throwIfAborted(options?.signal, `get ${key}`);
     try {
+      const endpoint = await this.#reader?.endpoint(this.#bucket);
+      if (endpoint !== undefined) return await this.#reader!.get(endpoint, this.#prefix + key, options?.signal);
       const out = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: this.#prefix + key }), sendOptions(options?.signal));
       if (out.Body === undefined) throw new UnderstudyError('US_STORE_UNAVAILABLE', `get ${key}: response has no body`, { details: { key } });
       const length = out.ContentLength;
@@ -318,8 +325,4 @@ export function s3Error(err: unknown, operation: string, key: string, signal?: A
     return make('US_STORE_UNAVAILABLE', `network error (${sysCode ?? name ?? 'unknown'}): ${message}`);
   }
   return make('US_STORE_UNAVAILABLE', `request failed (${name ?? 'unknown'}${status !== undefined ? `, HTTP ${status}` : ''}): ${message}`);
-}
-
-function shortBody(key: string, received: number, expected: number): UnderstudyError {
-  return new UnderstudyError('US_STORE_UNAVAILABLE', `get ${key}: received ${received} of ${expected} bytes`, { details: { operation: 'get', key } });
 }

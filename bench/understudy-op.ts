@@ -4,6 +4,8 @@
  * The store is composed as the CLI composes it (packages/core/src/compose.ts): a local
  * directory as LimitStore(LocalStore), S3 as LimitStore(RetryStore(S3Store with an S3Reader)), with the CLI's
  * default concurrency; codec threads and everything else are core's defaults.
+ * With NOREADER=1 in the environment, S3 gets go through the SDK's GetObject instead (to measure
+ * what S3Reader saves: see its header).
  * Prints one line of JSON: { seconds, maxRssMiB, totals? }.
  */
 import { backup, createS3Client, LimitStore, LocalStore, Repository, restore, RetryStore, S3Reader, S3Store, type Store } from '@understudy/core';

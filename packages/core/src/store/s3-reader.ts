@@ -19,7 +19,12 @@ export function checkIdleTimeout(ms: number): number {
  * China), once per bucket.
  */
 interface BucketEndpoint {
+  /** `http://host:port` or `https://host`: where undici sends the request. */
   readonly origin: string;
+  /** The same, as the signer wants it. */
+  readonly protocol: string;
+  readonly hostname: string;
+  readonly port: number | undefined;
   /** Path of the bucket's root, without a trailing '/': '' (virtual-hosted) or '/bucket' (path style). */
   readonly root: string;
   readonly host: string;
@@ -83,9 +88,10 @@ export class S3Reader {
   async #resolve(bucket: string): Promise<BucketEndpoint | undefined> {
     const cfg = this.#config;
     const custom = cfg.endpoint !== undefined ? await cfg.endpoint() : undefined;
+    const region = await cfg.region();
     const ep = cfg.endpointProvider({
       Bucket: bucket,
-      Region: await cfg.region(),
+      Region: region,
       UseFIPS: await cfg.useFipsEndpoint(),
       UseDualStack: await cfg.useDualstackEndpoint(),
       ForcePathStyle: cfg.forcePathStyle,
@@ -96,24 +102,24 @@ export class S3Reader {
     if (scheme === undefined || scheme.name !== 'sigv4' || ep.url.search !== '') return undefined;
     const signer = new SignatureV4({
       service: scheme.signingName ?? 's3',
-      region: scheme.signingRegion ?? (await cfg.region()),
+      region: scheme.signingRegion ?? region,
       credentials: cfg.credentials,
       sha256: cfg.sha256,
       // S3 signs the path as sent (no second round of escaping), as the SDK's S3 signer does.
       uriEscapePath: false,
       applyChecksum: false,
     });
-    return { origin: ep.url.origin, root: ep.url.pathname.replace(/\/+$/, ''), host: ep.url.host, signer };
+    const { origin, protocol, hostname, port, host, pathname } = ep.url;
+    return { origin, protocol, hostname, port: port !== '' ? Number(port) : undefined, root: pathname.replace(/\/+$/, ''), host, signer };
   }
 
   /** GETs `key` (the full object key: Understudy keys need no escaping) through `endpoint`. */
   async get(endpoint: BucketEndpoint, key: string, signal: AbortSignal | undefined): Promise<Buffer> {
-    const url = new URL(endpoint.origin);
     const signed = await endpoint.signer.sign({
       method: 'GET',
-      protocol: url.protocol,
-      hostname: url.hostname,
-      ...(url.port !== '' ? { port: Number(url.port) } : {}),
+      protocol: endpoint.protocol,
+      hostname: endpoint.hostname,
+      ...(endpoint.port !== undefined ? { port: endpoint.port } : {}),
       path: `${endpoint.root}/${key}`,
       query: {},
       headers: { host: endpoint.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'user-agent': 'understudy' },
@@ -186,8 +192,9 @@ class GetHandler implements Dispatcher.DispatchHandler {
     this.resolve(this.#body);
   }
 
+  /** An aborted signal makes any error US_ABORTED (s3Error checks the signal). */
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    this.#fail(this.signal?.aborted ? Object.assign(new Error('aborted', { cause: err }), { name: 'AbortError' }) : timeoutNamed(err));
+    this.#fail(timeoutNamed(err));
   }
 
   #fail(err: unknown): void {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,25 @@ import { restore, RESTORE_MARKER } from './restore.js';
 import { verify } from './verify.js';
 import { compareTrees, makeTree, seededBytes } from './testing/trees.js';
 import { localRepository, tempDir } from './testing/repo.js';
+import { Repository } from './repository.js';
+import { LocalStore } from './store/local.js';
+
+/** A local store that counts chunk downloads, and the most at once. */
+class CountingStore extends LocalStore {
+  chunkGets = 0;
+  inFlight = 0;
+  maxInFlight = 0;
+  override async get(key: string, options?: { signal?: AbortSignal }): Promise<Buffer> {
+    if (!key.startsWith('chunks/')) return super.get(key, options);
+    this.chunkGets++;
+    this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
+    try {
+      return await super.get(key, options);
+    } finally {
+      this.inFlight--;
+    }
+  }
+}
 
 const execFileP = promisify(execFile);
 const CS = 64 * 1024; // the smallest chunk size, so the edge cases stay small
@@ -140,6 +160,43 @@ describe('backup and restore round trips (local store)', () => {
     const dst = join(t.path, 'dst');
     await restore(repo, dst);
     assert.deepEqual(await compareTrees(src, dst), []);
+  });
+
+  it('downloads at most `concurrency` chunks at once, while up to `writeBehind` more wait for their writes', async () => {
+    const t = await tempDir();
+    cleanups.push(t.cleanup);
+    const src = join(t.path, 'src');
+    await makeTree(src, { 'big.ibd': { file: seededBytes(16 * CS, 11) } });
+    const store = new CountingStore(join(t.path, 'repo'));
+    const repo = await Repository.open(store, { create: true });
+    await backup(repo, src, { chunkSize: CS });
+    for (const writeBehind of [0, 3]) {
+      store.chunkGets = 0;
+      store.maxInFlight = 0;
+      // Every chunk's write stalls (the hook runs right after it) until released.
+      let release!: () => void;
+      const stalled = new Promise<void>((r) => (release = r));
+      const dst = join(t.path, `dst-${writeBehind}`);
+      const done = restore(repo, dst, {
+        concurrency: 2,
+        writeBehind,
+        hook: async (point) => {
+          if (point === 'chunk-written') await stalled;
+        },
+      });
+      await sleep(300); // time for any download that may start to start
+      assert.equal(store.chunkGets, 2 + writeBehind, `writeBehind ${writeBehind}: downloads while every write stalls`);
+      release();
+      await done;
+      assert.equal(store.chunkGets, 16);
+      assert.ok(store.maxInFlight <= 2, `writeBehind ${writeBehind}: at most 2 downloads at once, saw ${store.maxInFlight}`);
+      assert.deepEqual(await compareTrees(src, dst), []);
+    }
+    for (const bad of [{ writeBehind: -1 }, { writeBehind: 1.5 }, { concurrency: 0 }]) {
+      const dst = join(t.path, 'dst-bad');
+      await assert.rejects(restore(repo, dst, bad), (e) => isUnderstudyError(e, 'US_CONFIG_INVALID'), JSON.stringify(bad));
+      await assert.rejects(readdir(dst), { code: 'ENOENT' }, 'nothing written for a bad option');
+    }
   });
 
   it('refuses a non-empty target, and recognises an interrupted restore', async () => {

@@ -16,9 +16,11 @@
  * A chunk stored as a delta (manifest `deltas`) is read as two objects, its base and the delta, both
  * verified: the base against its own content id, the chunk against its id once the delta is applied.
  *
- * Memory: `concurrency` chunks in flight, each as its stored body and its plaintext (in one of
- * `concurrency` reused buffers of chunkSize): at most about concurrency x 2 x chunkSize bytes; a
- * backup with deltas adds one base buffer per chunk in flight (x 3, and the base's stored body).
+ * Memory: `concurrency` chunks downloading, each as its stored body and its plaintext, and up to
+ * `writeBehind` more waiting for or in their file writes, as plaintext only (plaintexts live in
+ * `concurrency + writeBehind` reused buffers of chunkSize): at most about
+ * (2 x concurrency + writeBehind) x chunkSize bytes; a backup with deltas adds one base buffer per
+ * chunk downloading (and the base's stored body).
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, lutimes, mkdir, open as openFile, readdir, rename, rm, symlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
@@ -28,9 +30,11 @@ import { alignUp, DIRECT_ALIGN, DIRECT_CREATE_FLAGS, directWritesWork, SharedBuf
 import { asLocalIoError, UnderstudyError } from './errors.js';
 import { chunkLength, deltaBaseOf, type FileEntry, type Manifest } from './manifest.js';
 import type { Repository } from './repository.js';
+import { Semaphore } from './store/semaphore.js';
 import { TaskPool } from './task-pool.js';
 
 export const RESTORE_MARKER = '.understudy-restore-in-progress';
+export const DEFAULT_WRITE_BEHIND = 4;
 
 export interface RestoreProgress {
   readonly phase: 'prepare' | 'download' | 'finish' | 'done';
@@ -48,6 +52,11 @@ export interface RestoreOptions {
   readonly force?: boolean;
   /** Chunks downloaded at once (default 8). */
   readonly concurrency?: number;
+  /**
+   * Downloaded chunks that may wait for, or be in, their file write while `concurrency` more
+   * download (default 4): a slow write does not hold a download back. Each holds one plaintext buffer.
+   */
+  readonly writeBehind?: number;
   /**
    * Write files with O_DIRECT when the target's filesystem takes it (default true; it falls back to
    * buffered writes by itself). false: always buffered.
@@ -79,6 +88,14 @@ export async function restore(repo: Repository, targetDir: string, options: Rest
 
 async function restoreTree(repo: Repository, targetDir: string, options: RestoreOptions): Promise<RestoreResult> {
   const signal = options.signal;
+  const concurrency = options.concurrency ?? 8;
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1024) {
+    throw new UnderstudyError('US_CONFIG_INVALID', `restore concurrency must be an integer from 1 to 1024, got ${concurrency}`);
+  }
+  const writeBehind = options.writeBehind ?? DEFAULT_WRITE_BEHIND;
+  if (!Number.isInteger(writeBehind) || writeBehind < 0 || writeBehind > 256) {
+    throw new UnderstudyError('US_CONFIG_INVALID', `restore writeBehind must be an integer from 0 to 256, got ${writeBehind}`);
+  }
   const manifest = await resolveBackup(repo, options.backupId, { skipUndecodable: options.skipUndecodable, onSkip: options.onSkipBackup, signal });
   const target = resolve(targetDir);
   checkSymlinks(manifest, options.allowExternalSymlinks ?? false);
@@ -101,13 +118,15 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
   // Directories first, writable by us until their real modes are set at the end.
   for (const e of manifest.entries) if (e.type === 'dir') await mkdir(join(target, e.path), { mode: 0o700 });
 
-  const concurrency = options.concurrency ?? 8;
-  const pool = new TaskPool(concurrency, signal);
+  // A task downloads (within `downloads`), then writes: up to `writeBehind` tasks write while
+  // `concurrency` download.
+  const pool = new TaskPool(concurrency + writeBehind, signal);
+  const downloads = new Semaphore(concurrency);
   const open = new Set<FileHandle>();
   // Chunks are opened into these (shared memory, one per task in flight, recycled once written):
   // nothing is allocated per chunk, so the garbage collector has little to do. Page-aligned ones
   // when files can be written directly.
-  const { buffers, direct } = await chunkBuffers(target, manifest.chunkSize, concurrency, options.directIo ?? true);
+  const { buffers, direct } = await chunkBuffers(target, manifest.chunkSize, concurrency + writeBehind, options.directIo ?? true);
   const baseBuffers = new SharedBufferPool(manifest.chunkSize, false, concurrency); // allocated only when used
   try {
     for (const f of files) {
@@ -150,9 +169,16 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
         await pool.submit(async () => {
           const whole = buffers.take();
           const base = deltaBaseOf(manifest, id);
-          const baseWhole = base !== undefined ? baseBuffers.take() : undefined;
           try {
-            await repo.loadChunk(id, len, signal, whole.subarray(0, len), base !== undefined ? { id: base, into: baseWhole!.subarray(0, len) } : undefined);
+            await downloads.run(async () => {
+              // A base is needed only while its delta opens: its buffer is held within the download.
+              const baseWhole = base !== undefined ? baseBuffers.take() : undefined;
+              try {
+                await repo.loadChunk(id, len, signal, whole.subarray(0, len), base !== undefined ? { id: base, into: baseWhole!.subarray(0, len) } : undefined);
+              } finally {
+                if (baseWhole) baseBuffers.give(baseWhole);
+              }
+            }, signal);
             // Direct writes are whole blocks: a short last chunk goes out padded with zeros (the file
             // is cut to its size before it is synced).
             const out = direct ? alignUp(len) : len;
@@ -164,7 +190,6 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
             while (written < out) written += (await fh.write(whole, written, out - written, offset + written)).bytesWritten;
           } finally {
             buffers.give(whole);
-            if (baseWhole) baseBuffers.give(baseWhole);
           }
           progress.bytesDone += len;
           progress.downloadedChunks++;

@@ -49,7 +49,8 @@ async function runRestore(ctx: CommandContext, backupId: string, dir: string, fl
   const repo = await ctx.repository();
   const progress = ctx.progress('restore');
   const target = resolve(dir);
-  // Memory: about concurrency x 2 x chunkSize of buffers (core's bound; chunkSize is the backup's).
+  // Memory: about (2 x concurrency + 4) x chunkSize of buffers (core's bound, with its default
+  // writeBehind of 4; chunkSize is the backup's).
   const started = Date.now();
   let result;
   try {

@@ -92,7 +92,11 @@ describe('S3Reader (S3Store.get without the SDK middleware)', () => {
         res.writeHead(200, { 'transfer-encoding': 'chunked' });
         res.end(Buffer.alloc(100));
       };
-      await assert.rejects(store.get('chunked'), (e: unknown) => isUnderstudyError(e, 'US_STORE_UNAVAILABLE') && /Content-Length/.test(e.message));
+      // Named by the store's key, as the SDK path names it: not by the prefixed object key.
+      await assert.rejects(
+        store.get('chunked'),
+        (e: unknown) => isUnderstudyError(e, 'US_STORE_UNAVAILABLE') && /^get chunked: .*Content-Length/.test(e.message) && e.details?.key === 'chunked',
+      );
     });
   });
 

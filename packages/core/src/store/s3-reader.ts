@@ -113,8 +113,11 @@ export class S3Reader {
     return { origin, protocol, hostname, port: port !== '' ? Number(port) : undefined, root: pathname.replace(/\/+$/, ''), host, signer };
   }
 
-  /** GETs `key` (the full object key: Understudy keys need no escaping) through `endpoint`. */
-  async get(endpoint: BucketEndpoint, key: string, signal: AbortSignal | undefined): Promise<Buffer> {
+  /**
+   * GETs `key` (the full object key: Understudy keys need no escaping) through `endpoint`. Errors
+   * name `name` (the caller's key, without its store's prefix; `key` by default).
+   */
+  async get(endpoint: BucketEndpoint, key: string, signal: AbortSignal | undefined, name: string = key): Promise<Buffer> {
     const signed = await endpoint.signer.sign({
       method: 'GET',
       protocol: endpoint.protocol,
@@ -126,7 +129,7 @@ export class S3Reader {
     });
     signal?.throwIfAborted();
     return new Promise<Buffer>((resolve, reject) => {
-      const handler = new GetHandler(key, signal, resolve, reject);
+      const handler = new GetHandler(name, signal, resolve, reject);
       this.#agent.dispatch({ origin: endpoint.origin, path: signed.path, method: 'GET', headers: signed.headers }, handler);
     });
   }

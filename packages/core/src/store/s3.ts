@@ -141,7 +141,7 @@ export class S3Store implements Store {
     throwIfAborted(options?.signal, `get ${key}`);
     try {
       const endpoint = await this.#reader?.endpoint(this.#bucket);
-      if (endpoint !== undefined) return await this.#reader!.get(endpoint, this.#prefix + key, options?.signal);
+      if (endpoint !== undefined) return await this.#reader!.get(endpoint, this.#prefix + key, options?.signal, key);
       const out = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: this.#prefix + key }), sendOptions(options?.signal));
       if (out.Body === undefined) throw new UnderstudyError('US_STORE_UNAVAILABLE', `get ${key}: response has no body`, { details: { key } });
       const length = out.ContentLength;

@@ -147,6 +147,12 @@ async function oneCycle(label: string, us: Understudy, gw: Radosgw, bucket: stri
   return { label, run, s3, objectsWritten: objectsAfter.objects - objectsBefore.objects, storedBytesAdded: objectsAfter.bytes - objectsBefore.bytes, foreignCpuS };
 }
 
+/**
+ * What a Ctrl-C must stop besides the gateway: the servers of the size being measured (its
+ * `finally` does not run when the process exits from the signal handler).
+ */
+const onInterrupt = new Set<() => Promise<void>>();
+
 async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promise<SizeResult> {
   const dir = join(work, `size-${gib}`);
   await mkdir(dir, { recursive: true });
@@ -154,6 +160,13 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
   let load: Load | undefined;
   let us: Understudy | undefined;
   let tmpfs: string | undefined;
+  const stopSize = async (): Promise<void> => {
+    await load?.stop().catch(() => undefined);
+    await us?.stop().catch(() => undefined);
+    await master?.destroy().catch(() => undefined);
+    if (tmpfs !== undefined) await execFileAsync('umount', [tmpfs]).catch((err: Error) => say(`umount ${tmpfs}: ${err.message}`));
+  };
+  onInterrupt.add(stopSize);
   try {
     master = await startMariadb({ role: 'master', serverId: 1, extraCnf: MASTER_CNF });
     await split?.master.add(master.pid);
@@ -292,10 +305,8 @@ async function measureSize(gib: number, gw: Radosgw, counter: S3Counter): Promis
       ...(laterDays ? { laterDays } : {}),
     };
   } finally {
-    await load?.stop().catch(() => undefined);
-    await us?.stop().catch(() => undefined);
-    await master?.destroy().catch(() => undefined);
-    if (tmpfs !== undefined) await execFileAsync('umount', [tmpfs]).catch((err: Error) => say(`umount ${tmpfs}: ${err.message}`));
+    onInterrupt.delete(stopSize);
+    await stopSize();
     if (!values.keep) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
 }
@@ -321,6 +332,7 @@ async function main(): Promise<void> {
   let gw: Radosgw | undefined;
   let counter: S3Counter | undefined;
   const stopAll = async (): Promise<void> => {
+    for (const stop of onInterrupt) await stop(); // a size's servers, when interrupted inside it
     await counter?.stop().catch(() => undefined);
     await gw?.stop().catch(() => undefined);
     await remoteCap?.remove();

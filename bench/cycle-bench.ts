@@ -47,6 +47,7 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
     'agent-nice': { type: 'string', default: '10' },
     'agent-io': { type: 'string', default: 'low' },
+    'agent-cpu': { type: 'string', default: 'normal' },
     'gateway-nice': { type: 'string', default: '0' },
     'peers-up-to': { type: 'string' },
     'remote-cpu': { type: 'string' },
@@ -72,7 +73,9 @@ const niceOf = (v: string, name: string): number => {
 const AGENT_NICE = niceOf(values['agent-nice'], 'agent-nice');
 const AGENT_IO = values['agent-io'] as 'normal' | 'low' | 'idle';
 if (!['normal', 'low', 'idle'].includes(AGENT_IO)) throw new Error(`--agent-io must be normal, low or idle, not ${AGENT_IO}`);
-const AGENT_PRIORITY = { nice: AGENT_NICE, io: AGENT_IO };
+const AGENT_CPU = values['agent-cpu'] as 'normal' | 'idle';
+if (!['normal', 'idle'].includes(AGENT_CPU)) throw new Error(`--agent-cpu must be normal or idle, not ${AGENT_CPU}`);
+const AGENT_PRIORITY = { nice: AGENT_NICE, io: AGENT_IO, cpu: AGENT_CPU };
 /** Peers run for sizes up to this many GiB (default: every size). */
 const PEERS_UP_TO = values['peers-up-to'] === undefined ? Infinity : Number(values['peers-up-to']);
 if (!(PEERS_UP_TO >= 0)) throw new Error(`--peers-up-to must be a number of GiB, not ${values['peers-up-to']}`);
@@ -323,7 +326,7 @@ async function main(): Promise<void> {
   const results: Results = {
     startedAt: new Date().toISOString(),
     args: process.argv.slice(2),
-    machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, ramGiB: (totalmem() / GiB).toFixed(1), kernel: release(), node: process.version, priorities: `agent nice ${AGENT_PRIORITY.nice}, I/O ${{ low: 'best-effort 7', idle: 'idle', normal: 'normal' }[AGENT_PRIORITY.io]}; gateway nice ${GATEWAY_NICE}${REMOTE_CPU !== undefined ? `; agents and gateway capped at ${REMOTE_CPU} CPU (cgroup CFS quota)` : ''}${AGENT_TMPFS ? '; the agents\' instance dirs on a tmpfs' : ''}${SPLIT_CORES ? '; cores split (cgroup cpusets): CPU 0 the master, its sshd and sysbench, CPU 1 the agents, the dispatcher, the gateway and the driver' : ''}`, loadBefore: loadavg().map((l) => l.toFixed(2)).join(' ') },
+    machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, ramGiB: (totalmem() / GiB).toFixed(1), kernel: release(), node: process.version, priorities: `agent ${AGENT_CPU === 'idle' ? 'SCHED_IDLE, ' : ''}nice ${AGENT_PRIORITY.nice}, I/O ${{ low: 'best-effort 7', idle: 'idle', normal: 'normal' }[AGENT_PRIORITY.io]}; gateway nice ${GATEWAY_NICE}${REMOTE_CPU !== undefined ? `; agents and gateway capped at ${REMOTE_CPU} CPU (cgroup CFS quota)` : ''}${AGENT_TMPFS ? '; the agents\' instance dirs on a tmpfs' : ''}${SPLIT_CORES ? '; cores split (cgroup cpusets): CPU 0 the master, its sshd and sysbench, CPU 1 the agents, the dispatcher, the gateway and the driver' : ''}`, loadBefore: loadavg().map((l) => l.toFixed(2)).join(' ') },
     sizes: [],
   };
   const save = () => writeFile(join(work, 'results.json'), JSON.stringify(results, null, 2));

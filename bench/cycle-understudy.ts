@@ -67,7 +67,7 @@ export interface UnderstudyOptions {
   readonly bucket: string;
   readonly mysqldOptions: Record<string, string>;
   /** The local launcher's priority for the agent. */
-  readonly agentPriority: { nice: number; io: 'normal' | 'low' | 'idle' };
+  readonly agentPriority: { nice: number; io: 'normal' | 'low' | 'idle'; cpu: 'normal' | 'idle' };
 }
 
 export async function startUnderstudy(o: UnderstudyOptions): Promise<Understudy> {

@@ -37,8 +37,14 @@ export const LocalLauncherConfigSchema = z
           .enum(['normal', 'low', 'idle'])
           .default('low')
           .describe('I/O priority (ionice): `normal` as any process, `low` best-effort level 7 (default), `idle` only when no one else uses the disk (can stall the agent for long on a busy master).'),
+        cpu: z
+          .enum(['normal', 'idle'])
+          .default('normal')
+          .describe(
+            "CPU scheduling policy: `normal` (default) is the niceness above; `idle` is SCHED_IDLE (chrt --idle): the agent runs only on CPU time no one else wants, and a master thread that wakes takes the core at once. It halved the master's p99 during the seed in bench:cycle, but a master that keeps every core busy starves the agent until the run's deadline.",
+          ),
       })
-      .default({ nice: 10, io: 'low' })
+      .default({ nice: 10, io: 'low', cpu: 'normal' })
       .describe("The agent runs on the master's machine with the local launcher: it yields the CPU and the disk to the master by default (on EC2 it has a host of its own)."),
     keepInstances: z.boolean().default(false).describe("Keep an instance's directories after its run, for inspection. Default: removed (the agent log stays)."),
     env: z

@@ -54,13 +54,14 @@ interface Live {
 const KILL_AFTER_MS = 20_000;
 
 /**
- * nice(1) and ionice(1) in front of the agent's command: both exec it, so the child's pid is the
- * agent's, and every process and thread it starts inherits the priorities (os.setPriority after the
- * spawn would miss the threads Node starts first).
+ * chrt(1), nice(1) and ionice(1) in front of the agent's command: each execs the next, so the
+ * child's pid is the agent's, and every process and thread it starts inherits the priorities
+ * (os.setPriority after the spawn would miss the threads Node starts first).
  */
 export function priorityPrefix(p: LocalLauncherConfig['priority']): string[] {
+  const cpu = p.cpu === 'idle' ? ['chrt', '--idle', '0'] : [];
   const io = p.io === 'normal' ? [] : p.io === 'low' ? ['ionice', '-c', '2', '-n', '7'] : ['ionice', '-c', '3'];
-  return [...(p.nice > 0 ? ['nice', '-n', String(p.nice)] : []), ...io];
+  return [...cpu, ...(p.nice > 0 ? ['nice', '-n', String(p.nice)] : []), ...io];
 }
 
 export function defaultAgentCommand(): string[] {

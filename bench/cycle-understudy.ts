@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '@understudy/core';
 import { CLI, killLocalAgents, startDispatcherProcess, startSshd, freePort, type DispatcherProcess, type Mariadb, type Sshd } from './cycle-rigs.js';
 import { watchGroup, type GroupUsage } from './cycle-proc.js';
 import type { S3Endpoint } from './rig.js';
@@ -102,7 +103,7 @@ export async function startUnderstudy(o: UnderstudyOptions): Promise<Understudy>
           mysqld: { options: o.mysqldOptions },
           launcher: {
             type: 'local',
-            agentCommand: [process.execPath, AGENT],
+            agentCommand: [process.execPath, ...NODE_FLAGS, AGENT],
             priority: o.agentPriority,
             keepInstances: true, // the first cycle's datadir is the peers' input, and the second's is compared with it
             env: { AWS_ACCESS_KEY_ID: o.s3.accessKeyId, AWS_SECRET_ACCESS_KEY: o.s3.secretAccessKey, AWS_REGION: o.s3.region },

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { NODE_FLAGS } from '@understudy/core';
 import { measure } from './measure.js';
 import type { OpRequest } from './understudy-op.js';
 import type { Target } from './targets.js';
@@ -42,7 +43,7 @@ const OP_SCRIPT = fileURLToPath(new URL('./understudy-op.js', import.meta.url));
 export function understudy(target: Target, opts: { chunkSize?: number; encrypted?: boolean } = {}): Tool {
   const key = opts.encrypted ? randomBytes(32).toString('hex') : undefined;
   const run = async (req: OpRequest) => {
-    const m = await measure(process.execPath, [OP_SCRIPT, JSON.stringify(req)]);
+    const m = await measure(process.execPath, [...NODE_FLAGS, OP_SCRIPT, JSON.stringify(req)]);
     return { m, out: JSON.parse(m.stdout.trim().split('\n').pop()!) as { totals?: { uploadedBytes: number } } };
   };
   const common = { target, ...(key !== undefined ? { key } : {}) };

@@ -21,3 +21,4 @@ export { Semaphore } from './store/semaphore.js';
 export * from './repo-url.js';
 export * from './codec.js';
 export * from './compose.js';
+export * from './runtime.js';

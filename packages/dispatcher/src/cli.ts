@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 /**
  * The `understudy` command: the composition root of the CLI. The only module that reads
  * process.env and process.argv, handles signals and calls process.exit. It builds the program

@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
+import { NODE_FLAGS } from '@understudy/core';
 import type { LocalLauncherConfig } from '../config.js';
 import { DispatcherError } from '../errors.js';
 import { startImdsServer, type ImdsServer } from './imds-server.js';
@@ -66,7 +67,7 @@ export function priorityPrefix(p: LocalLauncherConfig['priority']): string[] {
 
 export function defaultAgentCommand(): string[] {
   const main = join(dirname(createRequire(import.meta.url).resolve('@understudy/agent')), 'main.js');
-  return [process.execPath, main];
+  return [process.execPath, ...NODE_FLAGS, main];
 }
 
 function alive(pid: number): boolean {

@@ -100,12 +100,6 @@ const SPLIT_CORES = values['split-cores'] === true;
 if (SPLIT_CORES && REMOTE_CPU !== undefined) throw new Error('--split-cores and --remote-cpu are two different answers to one question: pick one');
 let split: CoreSplit | undefined;
 /**
- * `--agent-tmpfs`: the agents' instance dirs (restored datadir, their mariadbd's files) on a tmpfs
- * the benchmark mounts, as if the agent had its own disk (its own EBS volume in production), so the
- * master keeps the machine's disk to itself. With --split-cores: two hosts but for memory and the
- * kernel. The peers hard-link the first cycle's datadir, which a tmpfs cannot give: peers off.
- */
-/**
  * `--days N`: after the usual two cycles (day 1), N - 1 more days of the same changes, each followed
  * by a cycle, to see how deltas age: each is made against the chunk's last whole copy, so it grows
  * with the change since that copy until it passes DELTA_MAX_SHARE and the chunk is stored whole.
@@ -113,6 +107,12 @@ let split: CoreSplit | undefined;
  */
 const DAYS = Number(values.days);
 if (!(Number.isInteger(DAYS) && DAYS >= 1 && DAYS <= 30)) throw new Error(`--days must be a whole number of days from 1 to 30, not ${values.days}`);
+/**
+ * `--agent-tmpfs`: the agents' instance dirs (restored datadir, their mariadbd's files) on a tmpfs
+ * the benchmark mounts, as if the agent had its own disk (its own EBS volume in production), so the
+ * master keeps the machine's disk to itself. With --split-cores: two hosts but for memory and the
+ * kernel. The peers hard-link the first cycle's datadir, which a tmpfs cannot give: peers off.
+ */
 const AGENT_TMPFS = values['agent-tmpfs'] === true;
 if (AGENT_TMPFS && PEERS_UP_TO > 0) throw new Error('--agent-tmpfs needs --peers-up-to 0 (the peers hard-link the first cycle\'s datadir, which lives on the tmpfs)');
 const THREADS = 2;

@@ -39,6 +39,8 @@ export function openStore(location: RepoLocation, opts: OpenStoreOptions): Store
   }
 
   const envEndpoint = configuredEndpoint(opts.env);
+  // The same idle timeout for the SDK's requests and for S3Reader's GETs.
+  const idle = opts.s3IdleTimeoutMs !== undefined ? { idleTimeoutMs: opts.s3IdleTimeoutMs } : {};
   const client = createS3Client({
     ...(location.endpoint !== undefined ? { endpoint: location.endpoint } : {}),
     // The SDK reads AWS_REGION (and the shared config, and on EC2 the instance metadata), but not
@@ -53,9 +55,9 @@ export function openStore(location: RepoLocation, opts: OpenStoreOptions): Store
     // as an endpoint in the URL does. To use virtual-hosted style with such a server, put the
     // endpoint in the repository URL with path-style=false.
     forcePathStyle: location.forcePathStyle || (location.endpoint === undefined && envEndpoint !== undefined),
-    ...(opts.s3IdleTimeoutMs !== undefined ? { idleTimeoutMs: opts.s3IdleTimeoutMs } : {}),
+    ...idle,
   });
-  const reader = new S3Reader(client, opts.s3IdleTimeoutMs !== undefined ? { idleTimeoutMs: opts.s3IdleTimeoutMs } : {});
+  const reader = new S3Reader(client, idle);
   const inner = new S3Store({ client, bucket: location.bucket, prefix: location.prefix, reader });
   // Retry inside the limit: an operation keeps its slot while it backs off. Most retries on S3 are
   // throttling (503 SlowDown); if a backing-off request freed its slot, another request would take

@@ -1,7 +1,8 @@
 /**
  * The flags every Understudy process starts Node with: the `understudy` and `understudy-agent`
  * shebangs, the AMI's agent wrapper (ami/provision.sh), the local launcher's agent command and the
- * benchmark's processes all carry them (runtime.test.ts checks the shebangs and the wrapper).
+ * benchmark's processes all carry them (test/node-flags.test.ts checks the shebangs, the wrapper
+ * and the launcher).
  *
  * --max-semi-space-size=2 (MiB; V8's default grows to 16): a restore's or backup's main thread makes
  * many short-lived small objects (HTTP requests, promises), and V8 grows its young generation to

@@ -41,7 +41,7 @@ export const LocalLauncherConfigSchema = z
           .enum(['normal', 'idle'])
           .default('normal')
           .describe(
-            "CPU scheduling policy: `normal` (default) is the niceness above; `idle` is SCHED_IDLE (chrt --idle): the agent runs only on CPU time no one else wants, and a master thread that wakes takes the core at once. It halved the master's p99 during the seed in bench:cycle, but a master that keeps every core busy starves the agent until the run's deadline.",
+            "CPU scheduling policy: `normal` (default) is the niceness above; `idle` is SCHED_IDLE (chrt --idle): the agent runs only on CPU time no one else wants, and a master thread that wakes takes the core at once. It halved the master's p99 during the first (seeding) cycle in bench:cycle, not during the daily one, but a master that keeps every core busy starves the agent until the run's deadline.",
           ),
       })
       .default({ nice: 10, io: 'low', cpu: 'normal' })

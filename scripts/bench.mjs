@@ -3,6 +3,8 @@
 //   npm run bench                    the full run (2 GiB tree, local and S3, sweep, RSS scaling)
 //   npm run bench -- --quick         a small run (256 MiB) while developing
 //   npm run bench -- --size 1GiB --no-s3 --no-sweep --no-scale --keep
+// `npm run bench:pairs [-- ARGS]` runs bench/restore-pairs.ts instead (restores of both tools in
+// alternating pairs), e.g. `npm run bench:pairs -- --pairs 8 --encrypted`.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { build, ensureInstalled, ensureSystemPackages, root } from './setup.mjs';
@@ -11,7 +13,8 @@ ensureInstalled();
 build();
 ensureSystemPackages('bench');
 
-const child = spawn(process.execPath, [join(root, 'bench', 'dist', 'backup-bench.js'), ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });
+const driver = process.env.npm_lifecycle_event === 'bench:pairs' ? 'restore-pairs.js' : 'backup-bench.js';
+const child = spawn(process.execPath, [join(root, 'bench', 'dist', driver), ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });
 // Ctrl-C reaches the driver too (same process group); it stops its own daemons and cleans up.
 process.on('SIGINT', () => {});
 process.on('SIGTERM', () => child.kill('SIGTERM'));

@@ -15,15 +15,14 @@ import { link, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { startRadosgw, stopOnSignals, type Radosgw } from './rig.js';
-import { hashTree, mismatches, writeSeconds } from './machine.js';
+import { hashTree, mismatches, settle, writeSeconds } from './machine.js';
 import { cpuSecondsOf, machineBusySeconds } from './measure.js';
 import { render, type Cycle, type Results } from './report.js';
 import { newTarget, removeTarget, storedIn } from './targets.js';
 import { restic, understudy, type Run, type Tool } from './tools.js';
-import { changeFiles, describeTree, GiB, MiB, planTree, revertChanges, writeTree, type TreeFile } from './tree.js';
+import { changeFiles, describeTree, GiB, MiB, parseSize, planTree, revertChanges, writeTree, type TreeFile } from './tree.js';
 
 const { values } = parseArgs({
   options: {
@@ -42,7 +41,8 @@ const SEED = 1;
 /** Restores per cycle (the median counts): a restore's time varies by 20% between runs on this VM. */
 const RESTORES = Number(values.restores);
 if (!Number.isInteger(RESTORES) || RESTORES < 1 || RESTORES > 9) throw new Error(`--restores must be 1 to 9, not ${values.restores}`);
-const size = parseSize(values.size ?? (values.quick ? '256MiB' : '2GiB'));
+const sizeText = values.size ?? (values.quick ? '256MiB' : '2GiB');
+const size = parseSize(sizeText) ?? badSize(sizeText);
 const started = Date.now();
 const work = await mkdtemp(join(tmpdir(), 'understudy-bench-'));
 const bulky = ['trees', 'repos', 'restore', 'restic-cache'].map((d) => join(work, d));
@@ -57,24 +57,10 @@ interface Tree {
   readonly bytes: number;
 }
 const say = (line: string): void => console.log(`- ${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s  ${line}`);
-/**
- * Before every measured operation: write back dirty pages (so it does not pay for the previous
- * one's writes), then idle for a few seconds. On this kind of VM, memory freed a moment ago is
- * handed back to the host after about 2 s and costs a host page fault when touched again, while
- * memory freed just now is several times faster to fill (see bench/RESULTS.md); the pause gives
- * every operation the same, slower, starting point whatever ran before it.
- */
-async function settle(): Promise<void> {
-  execFileSync('sync');
-  await delay(SETTLE_MS);
-}
-const SETTLE_MS = 5000;
 const mbps = (bytes: number, s: number): string => `${(bytes / 1e6 / s).toFixed(0)} MB/s`;
 
-function parseSize(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(MiB|GiB)$/i.exec(text);
-  if (!m) throw new Error(`--size must look like 512MiB or 2GiB, not ${text}`);
-  return Math.round(Number(m[1]) * (m[2]!.toLowerCase() === 'gib' ? GiB : MiB));
+function badSize(text: string): never {
+  throw new Error(`--size must look like 512MiB or 2GiB, not ${text}`);
 }
 
 async function makeTree(name: string, bytes: number, seed: number): Promise<Tree> {

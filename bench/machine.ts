@@ -3,15 +3,30 @@
  * backup must at least do), and writing fresh bytes to a new file and syncing it (what any restore
  * must at least do). Also used to check a restored tree against the source, digest by digest.
  */
+import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { open, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
 import { measure } from './measure.js';
 import type { TreeFile } from './tree.js';
 
 const HASH_SCRIPT = fileURLToPath(new URL('./hash-files.js', import.meta.url));
+
+const SETTLE_MS = 5000;
+/**
+ * Before every measured operation: write back dirty pages (so it does not pay for the previous
+ * one's writes), then idle for a few seconds. On this kind of VM, memory freed a moment ago is
+ * handed back to the host after about 2 s and costs a host page fault when touched again, while
+ * memory freed just now is several times faster to fill (see bench/RESULTS.md); the pause gives
+ * every operation the same, slower, starting point whatever ran before it.
+ */
+export async function settle(): Promise<void> {
+  execFileSync('sync');
+  await delay(SETTLE_MS);
+}
 
 export interface Hashed {
   readonly seconds: number;

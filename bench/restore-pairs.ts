@@ -16,14 +16,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { hashTree, mismatches } from './machine.js';
+import { hashTree, mismatches, settle } from './machine.js';
 import { cpuSecondsOf } from './measure.js';
 import { startRadosgw, stopOnSignals, type Radosgw } from './rig.js';
 import { newTarget, removeTarget } from './targets.js';
 import { restic, understudy, type Tool } from './tools.js';
-import { describeTree, GiB, MiB, planTree, writeTree } from './tree.js';
+import { describeTree, GiB, parseSize, planTree, writeTree } from './tree.js';
 
 const { values } = parseArgs({
   options: {
@@ -42,15 +41,11 @@ function usage(problem: string): never {
 }
 const PAIRS = Number(values.pairs);
 if (!Number.isInteger(PAIRS) || PAIRS < 1 || PAIRS > 50) usage(`--pairs must be a whole number from 1 to 50, not ${values.pairs}`);
-const sizeMatch = /^(\d+(?:\.\d+)?)\s*(MiB|GiB)$/i.exec(values.size);
-if (!sizeMatch) usage(`--size must look like 512MiB or 2GiB, not ${values.size}`);
-const size = Math.round(Number(sizeMatch[1]) * (sizeMatch[2]!.toLowerCase() === 'gib' ? GiB : MiB));
+const size = parseSize(values.size) ?? usage(`--size must look like 512MiB or 2GiB, not ${values.size}`);
 if (values.target !== 's3' && values.target !== 'local') usage(`--target must be s3 or local, not ${values.target}`);
 const targetKind: 's3' | 'local' = values.target;
 const TARGET = 1.5;
 const SEED = 1;
-/** The same settling as `npm run bench` (see its settle()): sync, then 5 s idle. */
-const SETTLE_MS = 5000;
 
 const started = Date.now();
 const work = await mkdtemp(join(tmpdir(), 'understudy-pairs-'));
@@ -59,10 +54,6 @@ process.on('exit', () => {
 });
 stopOnSignals(130);
 const say = (line: string): void => console.log(`- ${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s  ${line}`);
-const settle = async (): Promise<void> => {
-  execFileSync('sync');
-  await delay(SETTLE_MS);
-};
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);

@@ -16,6 +16,12 @@ export const GiB = 1024 * MiB;
 const PAGE = 16 * KiB;
 const PIECE = 8 * MiB;
 
+/** A size as the benchmarks take it on their command lines (`512MiB`, `2GiB`, `1.5GiB`) in bytes, or undefined. */
+export function parseSize(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*(MiB|GiB)$/i.exec(text);
+  return m ? Math.round(Number(m[1]) * (m[2]!.toLowerCase() === 'gib' ? GiB : MiB)) : undefined;
+}
+
 export type Kind = 'text' | 'random';
 export interface TreeFile {
   readonly path: string;

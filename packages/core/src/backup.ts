@@ -1,8 +1,9 @@
 /**
  * Backup of a directory tree into a repository.
  *
- * Order of writes (the invariant that makes a manifest mean "complete"): chunks first, then a check
- * that every chunk the manifest names is in the store, then the manifest with a conditional put.
+ * Order of writes (the invariant that makes a manifest mean "complete"): chunks first, then a lease
+ * check, a check that every chunk the manifest names is in the store, the lease check again, then
+ * the manifest with a conditional put.
  * A crash at any point before the manifest leaves only unreferenced chunks, which prune removes.
  *
  * Memory: one chunk being read plus `concurrency` chunks being hashed, sealed and uploaded, each
@@ -90,6 +91,8 @@ export interface BackupOptions {
   readonly directIo?: boolean;
   /** Lease of the shared repository lock (tests shorten it). */
   readonly lockLeaseMs?: number;
+  /** The clock the lock's lease is kept by (default Date.now; tests inject one). */
+  readonly now?: () => number;
   /**
    * Called at named points: tests use it to inject faults deterministically. 'chunk-uploaded' is
    * reached once per new chunk stored; 'manifest-written' after the commit, before the lock is released.
@@ -118,7 +121,7 @@ async function backupTree(repo: Repository, sourceDir: string, options: BackupOp
   const source = resolve(sourceDir);
   const createdAt = new Date();
 
-  const lock = await RepositoryLock.acquire(repo.store, 'shared', { operation: 'backup', leaseMs: options.lockLeaseMs });
+  const lock = await RepositoryLock.acquire(repo.store, 'shared', { operation: 'backup', leaseMs: options.lockLeaseMs, now: options.now });
   let pool: TaskPool | undefined;
   try {
     options.onProgress?.({ phase: 'scan', filesTotal: 0, filesDone: 0, bytesTotal: 0, bytesDone: 0, newBytes: 0, uploadedBytes: 0, reusedBytes: 0 });
@@ -275,7 +278,13 @@ async function backupTree(repo: Repository, sourceDir: string, options: BackupOp
       metadata: options.metadata ?? {},
     };
     // The commit check: every chunk the manifest names must be in the store now, whole or as the
-    // delta it names together with that delta's base.
+    // delta it names together with that delta's base. It runs after a lease check: a lease that
+    // lapsed (from when prune may take our lock for dead and delete our new chunks; a lapse is
+    // final: lock.ts) fails the backup as US_LOCK_LOST, its cause, and a chunk deleted for any
+    // other reason (a lock removed by hand, clocks further apart than the margin) is seen missing
+    // here. The lease is checked once more after it: a listing can take minutes, and prune may
+    // have taken the lock for dead meanwhile.
+    lock.assertHeld();
     const present = await repo.chunkIdSet(signal);
     const presentDeltas = deltaCount > 0 ? await repo.deltaIndex(signal) : new Map<string, string[]>();
     const missing = [...new Set(entries.flatMap((e) => (e.type === 'file' ? e.chunks : [])))].flatMap((id) => {
@@ -289,7 +298,7 @@ async function backupTree(repo: Repository, sourceDir: string, options: BackupOp
       });
     }
     await options.hook?.('before-manifest');
-    lock.assertHeld();
+    lock.assertHeld(); // the last lease check: nothing but the manifest put follows it
     await repo.saveManifest(manifest, signal);
     await options.hook?.('manifest-written');
     progress.phase = 'done';

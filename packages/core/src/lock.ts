@@ -10,8 +10,36 @@
  * the repository forever) and removed by prune. An operation calls `assertHeld()` before its commit
  * point so that a lease lost to a long stall is never followed by a write.
  *
- * Expiry times come from the writer's clock: keep hosts NTP-synchronised; the lease (10 min by
- * default) is far longer than any plausible skew.
+ * A lapse is final. Prune takes a lock past its expiry for dead and deletes it with the chunks it
+ * protected, so the holder must never go on after a moment at which prune may have judged it dead,
+ * whatever succeeds later. `heldUntil` is the expiry this process counts on; the rules:
+ *  1. A refresh stamps expiresAt = (the time it is sent) + lease, and counts (moves heldUntil) only
+ *     when it COMPLETED before the old heldUntil - LEASE_MARGIN_MS. A check that finds the clock past
+ *     heldUntil - LEASE_MARGIN_MS (assertHeld, the start of a refresh, the end of one that landed
+ *     late) marks the lock lost for good: no refresh is sent after that, assertHeld throws
+ *     US_LOCK_LOST from then on.
+ *  2. One refresh at a time, so the expiry stored in the object only grows.
+ *  3. A refresh first checks that the object is still there; when it is gone (prune took it, or an
+ *     operator) the lock is lost and nothing is written: a refresh does not re-create a deleted lock.
+ *
+ * Why prune can then never have judged a lock dead while its holder goes on: while the object
+ * exists, its expiresAt is >= heldUntil (a refresh in flight has either not landed, and the object
+ * still holds the expiry heldUntil came from, or landed with a later one: rules 1 and 2). Prune
+ * deletes a lock, and the chunks it protected, only after reading it at some moment r with
+ * expiresAt <= prune's clock; with the two clocks within the margin of each other, the holder's
+ * clock at r was past heldUntil - LEASE_MARGIN_MS. So every check from r on fails, and every refresh
+ * that could still raise heldUntil completes after r, too late to count (rule 1): the lock is lost
+ * at r, before prune deletes anything, and stays lost. Put the other way: when assertHeld passes,
+ * no prune has yet taken the lock for dead.
+ *
+ * The store has no conditional put on an existing object (S3 If-Match; radosgw 16.2 has none), so
+ * rule 3 leaves one window: a refresh that found the object before prune deleted it, and whose put
+ * lands after, re-creates it. That put completes after prune's read, so it does not count (rule 1):
+ * the lock is lost all the same, and the object it wrote, a stray that would block the next prune
+ * for a lease, is deleted at once. Two assumptions remain, both bounded by the margin: the hosts'
+ * clocks agree within LEASE_MARGIN_MS (keep them NTP-synchronised; the lease, 10 min by default, is
+ * far longer than any plausible skew), and the commit that follows the last assertHeld lands within
+ * it. (A refresh whose put failed is assumed not to land later than the next refresh, lease/4 on.)
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -31,6 +59,12 @@ const LockSchema = z.strictObject({
 });
 export type LockInfo = z.infer<typeof LockSchema>;
 
+/**
+ * A holder counts its lease as lapsed this long before the expiry it wrote: room for clock skew
+ * between hosts and for the commit that follows the last `assertHeld()` (see the module comment).
+ */
+const LEASE_MARGIN_MS = 5_000;
+
 /** A lock object that does not decode counts as live until this long after it was last written. */
 const UNDECODABLE_LOCK_GRACE_MS = 24 * 3600_000;
 
@@ -44,6 +78,9 @@ export class RepositoryLock {
   private timer: NodeJS.Timeout | undefined;
   private heldUntil: number;
   private released = false;
+  private refreshing = false;
+  /** Why the lock was lost, once it was: final. */
+  private lostBecause: string | undefined;
 
   private constructor(
     private readonly store: Store,
@@ -91,11 +128,14 @@ export class RepositoryLock {
     return `${LOCKS_PREFIX}${this.info.id}`;
   }
 
-  /** Throws US_LOCK_LOST when the lease may have lapsed (a refresh failed for too long). */
+  /**
+   * Throws US_LOCK_LOST when the lease may have lapsed (no refresh landed in time) or the lock object
+   * was removed; once thrown, it always throws (a lapse is final).
+   */
   assertHeld(): void {
-    if (this.released || this.now() >= this.heldUntil - 5_000) {
-      throw new UnderstudyError('US_LOCK_LOST', `lost repository lock ${this.key}: its lease lapsed before the operation finished`);
-    }
+    if (this.released) throw new UnderstudyError('US_LOCK_LOST', `repository lock ${this.key} was released`);
+    if (this.leaseKept(this.now())) return;
+    throw new UnderstudyError('US_LOCK_LOST', `lost repository lock ${this.key}: ${this.lostBecause}`);
   }
 
   async release(): Promise<void> {
@@ -105,14 +145,46 @@ export class RepositoryLock {
     await this.store.delete(this.key);
   }
 
+  /** Whether the lease still holds at `t`; when it may have lapsed, the lock is lost for good. */
+  private leaseKept(t: number): boolean {
+    if (this.lostBecause === undefined && t >= this.heldUntil - LEASE_MARGIN_MS) {
+      this.lose('its lease lapsed before the operation finished (no refresh reached the store in time)');
+    }
+    return this.lostBecause === undefined;
+  }
+
+  private lose(reason: string): void {
+    this.lostBecause ??= reason;
+    clearInterval(this.timer);
+  }
+
   private async refresh(): Promise<void> {
-    if (this.released) return;
-    const info = { ...this.info, expiresAt: new Date(this.now() + this.leaseMs).toISOString() };
+    if (this.released || this.refreshing || !this.leaseKept(this.now())) return;
+    this.refreshing = true;
     try {
-      await this.writeInfo(info, false);
-      this.heldUntil = Date.parse(info.expiresAt);
-    } catch {
-      // Retried at the next tick; assertHeld() catches a lease that lapses meanwhile.
+      try {
+        await this.store.head(this.key);
+      } catch (err) {
+        if (isUnderstudyError(err, 'US_NOT_FOUND')) this.lose('its lock object was removed (by prune, which took it for expired, or by hand)');
+        return; // anything else: retried at the next tick; the lease check catches a lapse meanwhile
+      }
+      const sent = this.now();
+      if (!this.leaseKept(sent)) return;
+      const info = { ...this.info, expiresAt: new Date(sent + this.leaseMs).toISOString() };
+      try {
+        await this.writeInfo(info, false);
+      } catch {
+        return; // retried at the next tick
+      }
+      if (!this.released && this.leaseKept(this.now())) {
+        this.heldUntil = Date.parse(info.expiresAt);
+        return;
+      }
+      // Landed too late to count, or after release(): prune may have deleted the lock before this
+      // put wrote it again. What it wrote is a stray that would block the next prune for a lease.
+      await this.store.delete(this.key).catch(() => undefined);
+    } finally {
+      this.refreshing = false;
     }
   }
 

@@ -429,6 +429,81 @@ describe('understudy init-master (real MariaDB, sshd, the agent)', { timeout: 30
     }
   });
 
+  // EC2 Instance Connect serves the pushed key from its AuthorizedKeysCommand with no options: here the
+  // rig's client key, authorized without options, stands in for it (the EC2 API cannot run here).
+  const INSTANCE = 'i-0123456789abcdef0';
+  /** init-master in Instance Connect mode against `server` (no key of ours, no key file). */
+  function instanceConnectArgs(server: Sshd, configOut: string): string[] {
+    return args({
+      '--config-out': configOut,
+      '--agent-public-key': false,
+      '--agent-key-path': false,
+      '--instance-connect': INSTANCE,
+      '--ssh-port': String(server.port),
+      '--authorized-keys': join(server.dir, 'authorized_keys'),
+      '--host-key': join(server.dir, 'ssh_host_ed25519_key.pub'),
+      '--sshd-config': join(server.dir, 'sshd_config'),
+      '--dry-run': true,
+    });
+  }
+  let printedBlock: string[] = [];
+
+  it('Instance Connect, a stock sshd: the unrestricted key forwards anywhere and runs commands; init-master fails, printing the Match block', async () => {
+    const stock = await startSshd({ permitOpen: [], stock: true });
+    try {
+      const client = await sshAs(stock, userInfo().username, await readFile(stock.clientKeyPath), stock.hostKeyFingerprint);
+      try {
+        // The hole: a forward to a port neither MySQL nor the dispatcher, and a command.
+        const before = forbidden.accepted();
+        assert.equal(await readAll(await forwardOut(client, forbidden.port), 'anywhere', /anywhere/), 'anywhere');
+        assert.equal(forbidden.accepted(), before + 1);
+        assert.match((await execOn(client, 'id')).stdout, /uid=/);
+      } finally {
+        client.end();
+      }
+      const out = join(tmp.path, 'ic-stock.json');
+      const r = cli(instanceConnectArgs(stock, out));
+      assert.equal(r.code, 2, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`FAIL {2}Instance Connect restriction +${userInfo().username} not restricted: PermitOpen any \\(wanted exactly 127\\.0\\.0\\.1:${master.port} 127\\.0\\.0\\.1:${dispatcherPort}\\), ForceCommand none`));
+      assert.match(r.stderr, /the master is not ready for Understudy \(1 required check\(s\) failed: Instance Connect restriction\); nothing was changed/);
+      assert.equal(await exists(out), false);
+      printedBlock = r.stdout
+        .split('\n')
+        .map((l) => /^\s+sshd_config: (.*)$/.exec(l)?.[1])
+        .filter((l): l is string => l !== undefined && !l.startsWith('#'));
+      assert.deepEqual(printedBlock.slice(0, 4), [`Match User ${userInfo().username}`, '    AllowTcpForwarding local', `    PermitOpen 127.0.0.1:${master.port} 127.0.0.1:${dispatcherPort}`, '    ForceCommand /bin/false']);
+    } finally {
+      await stock.stop();
+    }
+  });
+
+  it('Instance Connect, the printed Match block added: the same key forwards to MySQL and the dispatcher only, gets no shell; init-master passes', async () => {
+    assert.ok(printedBlock.length > 0, 'the previous test printed the block');
+    const restricted = await startSshd({ permitOpen: [], stock: true, extraConfig: printedBlock.join('\n') });
+    try {
+      const client = await sshAs(restricted, userInfo().username, await readFile(restricted.clientKeyPath), restricted.hostKeyFingerprint);
+      try {
+        assert.match(await readAll(await forwardOut(client, master.port), undefined, /MariaDB/), /MariaDB/);
+        assert.match(await readAll(await forwardOut(client, dispatcherPort), `GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n`), /^HTTP\/1\.1 200 OK[\s\S]*\{"ok":true\}$/);
+        const before = forbidden.accepted();
+        await assert.rejects(forwardOut(client, forbidden.port), (err: Error & { reason?: number }) => err.message === '(SSH) Channel open failure: open failed' && err.reason === 1);
+        assert.equal(forbidden.accepted(), before);
+        assert.deepEqual(await execOn(client, 'id'), { code: 1, stdout: '', stderr: '' }, 'exec runs /bin/false, not the command');
+        const ptyErr = await new Promise<Error | undefined>((resolve) => client.shell((err, ch) => (err ? resolve(err) : (ch.destroy(), resolve(undefined)))));
+        assert.equal(ptyErr?.message, 'Unable to request a pseudo-terminal');
+        const shellExit = await new Promise<number | null>((resolve, reject) => client.shell(false, (err, ch) => (err ? reject(err) : ch.on('exit', (code: number | null) => resolve(code)).resume())));
+        assert.equal(shellExit, 1, 'a shell without a pty runs /bin/false');
+      } finally {
+        client.end();
+      }
+      const r = ok(cli(instanceConnectArgs(restricted, join(tmp.path, 'ic-restricted.json'))), 'init-master --instance-connect over the Match block');
+      assert.match(r.stdout, new RegExp(`ok {4}Instance Connect restriction +${userInfo().username} restricted by sshd`));
+      assert.match(r.stdout, /warn {2}AuthorizedKeysCommand +none/);
+    } finally {
+      await restricted.stop();
+    }
+  });
+
   it('a master with binlog_format=STATEMENT: the failing check and its fix, exit 2, nothing changed', async () => {
     const bad = await startMariadb({ role: 'master', serverId: 3, extraCnf: { binlog_format: 'STATEMENT' } });
     try {

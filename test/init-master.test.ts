@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { userInfo } from 'node:os';
@@ -22,6 +22,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client, type ClientChannel } from 'ssh2';
 import { RunConfigSchema, type RunConfigInput } from '@understudy/agent/protocol';
 import { Tunnel } from '@understudy/agent';
+import { openRepositoryAt, parseRepoUrl, restore } from '@understudy/core';
 import { tempDir } from '@understudy/core/testing';
 import { buildRunDocument, parseDispatcherConfig, type DispatcherConfig } from '@understudy/dispatcher';
 import { CLI } from './rig/dispatcher.js';
@@ -378,6 +379,21 @@ describe('understudy init-master (real MariaDB, sshd, the agent)', { timeout: 30
     const phases = reports.filter((r) => r.runId === 'init-master-1').map((r) => `${r.body.phase}:${r.body.status}`);
     assert.ok(phases.includes('seed:succeeded'), phases.join(' '));
     assert.ok(phases.includes('done:succeeded'), phases.join(' '));
+
+    // The backup holds no trace of the replication password (MariaDB keeps it in master.info, in the
+    // run directory and excluded anyway): every byte of the restored tree is searched for it.
+    const repo = await openRepositoryAt(parseRepoUrl(`file://${join(tmp.path, 'repo')}`), { env: {} });
+    const restored = join(dir, 'restored');
+    await restore(repo, restored);
+    const pw = Buffer.from(await password());
+    // The search would find it: the server wrote it in plain text in the run directory.
+    assert.ok((await readFile(join(dir, 'run', 'master.info'))).includes(pw), 'master.info in the run directory holds the password');
+    const files = (await readdir(restored, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+    assert.ok(files.some((f) => f.endsWith('ibdata1')), files.join(' '));
+    const holding = [];
+    for (const f of files) if ((await readFile(f)).includes(pw)) holding.push(f);
+    assert.deepEqual(holding, [], 'restored files holding the replication password');
+    assert.ok(!files.some((f) => /(^|\/)(master\.info|relay-log\.info|.*-bin\.\d+|binlog\.\d+)$/.test(f)), files.join(' '));
   });
 
   it('drift is corrected: extra grants revoked, the key line restored, modes fixed; then nothing to do', async () => {

@@ -24,7 +24,7 @@ import { RunConfigSchema, type RunConfigInput } from '@understudy/agent/protocol
 import { Tunnel } from '@understudy/agent';
 import { openRepositoryAt, parseRepoUrl, restore } from '@understudy/core';
 import { tempDir } from '@understudy/core/testing';
-import { buildRunDocument, parseDispatcherConfig, type DispatcherConfig } from '@understudy/dispatcher';
+import { buildRunDocument, instanceConnectRefusal, parseDispatcherConfig, type DispatcherConfig } from '@understudy/dispatcher';
 import { CLI } from './rig/dispatcher.js';
 import { startEchoServer, type EchoServer } from './rig/echo-server.js';
 import { startMariadb, type Mariadb } from './rig/mariadb.js';
@@ -512,9 +512,15 @@ describe('understudy init-master (real MariaDB, sshd, the agent)', { timeout: 30
       } finally {
         client.end();
       }
-      const r = ok(cli(instanceConnectArgs(restricted, join(tmp.path, 'ic-restricted.json'))), 'init-master --instance-connect over the Match block');
+      const out = join(tmp.path, 'ic-restricted.json');
+      const r = ok(cli([...instanceConnectArgs(restricted, out).filter((a) => a !== '--dry-run')]), 'init-master --instance-connect over the Match block');
       assert.match(r.stdout, new RegExp(`ok {4}Instance Connect restriction +${userInfo().username} restricted by sshd`));
       assert.match(r.stdout, /warn {2}AuthorizedKeysCommand +none/);
+      // What it checked is recorded in the target, and the dispatcher starts runs of it (it refuses a target without).
+      const c = parseDispatcherConfig(JSON.parse(await readFile(out, 'utf8')), out);
+      assert.deepEqual(c.targets.db1!.sshdRestriction, { user: userInfo().username, permitOpen: [`127.0.0.1:${master.port}`, `127.0.0.1:${dispatcherPort}`] });
+      assert.equal(instanceConnectRefusal(c.targets.db1!, c.listen), undefined);
+      assert.match(instanceConnectRefusal({ ...c.targets.db1!, sshdRestriction: undefined }, c.listen) ?? '', /init-master has not recorded that sshd restricts/);
     } finally {
       await restricted.stop();
     }

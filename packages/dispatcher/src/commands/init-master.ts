@@ -15,7 +15,8 @@ import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { SecretSource } from '@understudy/agent/protocol';
 import { DispatcherError } from '../errors.js';
-import { chooseTarget, dispatcherDestination, existingTarget, mergeConfig, parseExistingConfig, type RawObject, type SshAuth } from '../init-master/config-writer.js';
+import { chooseTarget, dispatcherDestination, existingTarget, mergeConfig, parseExistingConfig, withSshdRestriction, type RawObject, type SshAuth } from '../init-master/config-writer.js';
+import { destination } from '../instance-connect-gate.js';
 import { executeActions } from '../init-master/execute.js';
 import { lookupUser, observeReplicationAccount, observeServer, passwordLocked, readFileState, shellUsable, sshdEffective, sshdEvaluations, type SqlRunner } from '../init-master/observe.js';
 import { failedChecks, formatActions, formatChecks, planSummary, type Plan } from '../init-master/plan.js';
@@ -247,7 +248,7 @@ export async function runInitMaster(ctx: CommandContext, flags: InitMasterFlags)
     const usePamValue = sshd instanceof Map ? sshd.get('usepam')?.[0]?.[0] : undefined;
 
     // The configuration, with what was learned.
-    const { config: merged, missing } = mergeConfig(existing, target, {
+    const { config: patched, missing } = mergeConfig(existing, target, {
       flavor: server.flavor,
       ssh: { host: flags.sshHost, port: flags.sshPort, user: sshUser, hostKeyFingerprint, auth },
       mysqlPort: server.port,
@@ -256,7 +257,10 @@ export async function runInitMaster(ctx: CommandContext, flags: InitMasterFlags)
       launcher: { type: flags.launcher, imageId: flags.ami, instanceType: flags.instanceType, subnetId: flags.subnet, securityGroupIds: flags.securityGroup, instanceProfile: flags.instanceProfile, region: flags.region },
       listenPort: flags.listenPort,
     });
-    const mergedMysql = (((merged.targets as RawObject)[target] as RawObject).master as { mysql: { host: string; port: number } }).mysql;
+    const mergedMysql = (((patched.targets as RawObject)[target] as RawObject).master as { mysql: { host: string; port: number } }).mysql;
+    const destinations = [{ host: mergedMysql.host, port: mergedMysql.port }, dispatcherDestination(patched, target)];
+    // Written only with a plan whose checks passed (the Instance Connect restriction among them).
+    const merged = withSshdRestriction(patched, target, instanceConnect ? { user: sshUser, permitOpen: destinations.map((d) => destination(d.host, d.port)) } : undefined);
 
     const situation: Situation = {
       target,
@@ -277,7 +281,7 @@ export async function runInitMaster(ctx: CommandContext, flags: InitMasterFlags)
         authorizedKeys: await readFileState(authorizedKeysPath),
         manageDir,
         dir: manageDir ? await readFileState(resolve(authorizedKeysPath, '..'), false) : { exists: true },
-        destinations: [{ host: mergedMysql.host, port: mergedMysql.port }, dispatcherDestination(merged, target)],
+        destinations,
       },
       config: { path: configPath, file: configFile, existing, merged, missing },
       problems,

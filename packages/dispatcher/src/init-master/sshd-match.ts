@@ -13,6 +13,7 @@
  * because a `Match Address` block earlier in the file can override the `Match User` one for some
  * addresses (sshd takes the first value it obtains for each keyword). Pure: the caller runs sshd.
  */
+import { destination } from '../instance-connect-gate.js';
 import type { Check } from './plan.js';
 import type { Destination } from './ssh-account.js';
 
@@ -40,7 +41,7 @@ const FIXED: ReadonlyArray<readonly [key: string, keyword: string, value: string
 export const DROP_IN = '/etc/ssh/sshd_config.d/understudy.conf';
 
 function destinationList(destinations: readonly Destination[]): string {
-  return destinations.map((d) => `${d.host.includes(':') ? `[${d.host}]` : d.host}:${d.port}`).join(' ');
+  return destinations.map((d) => destination(d.host, d.port)).join(' ');
 }
 
 /** The sshd_config block that restricts the account, one line each. */

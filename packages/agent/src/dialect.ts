@@ -118,7 +118,9 @@ export const mysqlDialect: Dialect = {
     `CHANGE REPLICATION SOURCE TO SOURCE_HOST=${esc(s.host)}, SOURCE_PORT=${esc(s.port)}, ` +
       `SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=${esc(s.connectRetrySec)}, SOURCE_HEARTBEAT_PERIOD=${esc(s.heartbeatSec)}, GET_SOURCE_PUBLIC_KEY=1`,
   ],
-  // START REPLICA USER/PASSWORD (MySQL 8.0.21+ syntax; connection options separated by spaces).
+  // START REPLICA USER/PASSWORD: connection options separated by spaces; the server keeps them in
+  // memory and leaves User_name/User_password empty in mysql.slave_master_info (what its own warning
+  // MY-010897 about credentials in CHANGE recommends).
   startReplica: (s) => `START REPLICA USER=${esc(s.user)} PASSWORD=${esc(s.password)}`,
   stopReplica: () => 'STOP REPLICA',
   forgetSource: () => ['RESET REPLICA ALL'],

@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { userInfo } from 'node:os';
@@ -22,8 +22,9 @@ import { after, before, describe, it } from 'node:test';
 import { Client, type ClientChannel } from 'ssh2';
 import { RunConfigSchema, type RunConfigInput } from '@understudy/agent/protocol';
 import { Tunnel } from '@understudy/agent';
+import { openRepositoryAt, parseRepoUrl, restore } from '@understudy/core';
 import { tempDir } from '@understudy/core/testing';
-import { buildRunDocument, parseDispatcherConfig, type DispatcherConfig } from '@understudy/dispatcher';
+import { buildRunDocument, instanceConnectRefusal, parseDispatcherConfig, type DispatcherConfig } from '@understudy/dispatcher';
 import { CLI } from './rig/dispatcher.js';
 import { startEchoServer, type EchoServer } from './rig/echo-server.js';
 import { startMariadb, type Mariadb } from './rig/mariadb.js';
@@ -378,6 +379,21 @@ describe('understudy init-master (real MariaDB, sshd, the agent)', { timeout: 30
     const phases = reports.filter((r) => r.runId === 'init-master-1').map((r) => `${r.body.phase}:${r.body.status}`);
     assert.ok(phases.includes('seed:succeeded'), phases.join(' '));
     assert.ok(phases.includes('done:succeeded'), phases.join(' '));
+
+    // The backup holds no trace of the replication password (MariaDB keeps it in master.info, in the
+    // run directory and excluded anyway): every byte of the restored tree is searched for it.
+    const repo = await openRepositoryAt(parseRepoUrl(`file://${join(tmp.path, 'repo')}`), { env: {} });
+    const restored = join(dir, 'restored');
+    await restore(repo, restored);
+    const pw = Buffer.from(await password());
+    // The search would find it: the server wrote it in plain text in the run directory.
+    assert.ok((await readFile(join(dir, 'run', 'master.info'))).includes(pw), 'master.info in the run directory holds the password');
+    const files = (await readdir(restored, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+    assert.ok(files.some((f) => f.endsWith('ibdata1')), files.join(' '));
+    const holding = [];
+    for (const f of files) if ((await readFile(f)).includes(pw)) holding.push(f);
+    assert.deepEqual(holding, [], 'restored files holding the replication password');
+    assert.ok(!files.some((f) => /(^|\/)(master\.info|relay-log\.info|.*-bin\.\d+|binlog\.\d+)$/.test(f)), files.join(' '));
   });
 
   it('drift is corrected: extra grants revoked, the key line restored, modes fixed; then nothing to do', async () => {
@@ -426,6 +442,87 @@ describe('understudy init-master (real MariaDB, sshd, the agent)', { timeout: 30
       }
     } finally {
       await other.stop();
+    }
+  });
+
+  // EC2 Instance Connect serves the pushed key from its AuthorizedKeysCommand with no options: here the
+  // rig's client key, authorized without options, stands in for it (the EC2 API cannot run here).
+  const INSTANCE = 'i-0123456789abcdef0';
+  /** init-master in Instance Connect mode against `server` (no key of ours, no key file). */
+  function instanceConnectArgs(server: Sshd, configOut: string): string[] {
+    return args({
+      '--config-out': configOut,
+      '--agent-public-key': false,
+      '--agent-key-path': false,
+      '--instance-connect': INSTANCE,
+      '--ssh-port': String(server.port),
+      '--authorized-keys': join(server.dir, 'authorized_keys'),
+      '--host-key': join(server.dir, 'ssh_host_ed25519_key.pub'),
+      '--sshd-config': join(server.dir, 'sshd_config'),
+      '--dry-run': true,
+    });
+  }
+  let printedBlock: string[] = [];
+
+  it('Instance Connect, a stock sshd: the unrestricted key forwards anywhere and runs commands; init-master fails, printing the Match block', async () => {
+    const stock = await startSshd({ permitOpen: [], stock: true });
+    try {
+      const client = await sshAs(stock, userInfo().username, await readFile(stock.clientKeyPath), stock.hostKeyFingerprint);
+      try {
+        // The hole: a forward to a port neither MySQL nor the dispatcher, and a command.
+        const before = forbidden.accepted();
+        assert.equal(await readAll(await forwardOut(client, forbidden.port), 'anywhere', /anywhere/), 'anywhere');
+        assert.equal(forbidden.accepted(), before + 1);
+        assert.match((await execOn(client, 'id')).stdout, /uid=/);
+      } finally {
+        client.end();
+      }
+      const out = join(tmp.path, 'ic-stock.json');
+      const r = cli(instanceConnectArgs(stock, out));
+      assert.equal(r.code, 2, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`FAIL {2}Instance Connect restriction +${userInfo().username} not restricted: PermitOpen any \\(wanted exactly 127\\.0\\.0\\.1:${master.port} 127\\.0\\.0\\.1:${dispatcherPort}\\), ForceCommand none`));
+      assert.match(r.stderr, /the master is not ready for Understudy \(1 required check\(s\) failed: Instance Connect restriction\); nothing was changed/);
+      assert.equal(await exists(out), false);
+      printedBlock = r.stdout
+        .split('\n')
+        .map((l) => /^\s+sshd_config: (.*)$/.exec(l)?.[1])
+        .filter((l): l is string => l !== undefined && !l.startsWith('#'));
+      assert.deepEqual(printedBlock.slice(0, 4), [`Match User ${userInfo().username}`, '    AllowTcpForwarding local', `    PermitOpen 127.0.0.1:${master.port} 127.0.0.1:${dispatcherPort}`, '    ForceCommand /bin/false']);
+    } finally {
+      await stock.stop();
+    }
+  });
+
+  it('Instance Connect, the printed Match block added: the same key forwards to MySQL and the dispatcher only, gets no shell; init-master passes', async () => {
+    assert.ok(printedBlock.length > 0, 'the previous test printed the block');
+    const restricted = await startSshd({ permitOpen: [], stock: true, extraConfig: printedBlock.join('\n') });
+    try {
+      const client = await sshAs(restricted, userInfo().username, await readFile(restricted.clientKeyPath), restricted.hostKeyFingerprint);
+      try {
+        assert.match(await readAll(await forwardOut(client, master.port), undefined, /MariaDB/), /MariaDB/);
+        assert.match(await readAll(await forwardOut(client, dispatcherPort), `GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n`), /^HTTP\/1\.1 200 OK[\s\S]*\{"ok":true\}$/);
+        const before = forbidden.accepted();
+        await assert.rejects(forwardOut(client, forbidden.port), (err: Error & { reason?: number }) => err.message === '(SSH) Channel open failure: open failed' && err.reason === 1);
+        assert.equal(forbidden.accepted(), before);
+        assert.deepEqual(await execOn(client, 'id'), { code: 1, stdout: '', stderr: '' }, 'exec runs /bin/false, not the command');
+        const ptyErr = await new Promise<Error | undefined>((resolve) => client.shell((err, ch) => (err ? resolve(err) : (ch.destroy(), resolve(undefined)))));
+        assert.equal(ptyErr?.message, 'Unable to request a pseudo-terminal');
+        const shellExit = await new Promise<number | null>((resolve, reject) => client.shell(false, (err, ch) => (err ? reject(err) : ch.on('exit', (code: number | null) => resolve(code)).resume())));
+        assert.equal(shellExit, 1, 'a shell without a pty runs /bin/false');
+      } finally {
+        client.end();
+      }
+      const out = join(tmp.path, 'ic-restricted.json');
+      const r = ok(cli([...instanceConnectArgs(restricted, out).filter((a) => a !== '--dry-run')]), 'init-master --instance-connect over the Match block');
+      assert.match(r.stdout, new RegExp(`ok {4}Instance Connect restriction +${userInfo().username} restricted by sshd`));
+      assert.match(r.stdout, /warn {2}AuthorizedKeysCommand +none/);
+      // What it checked is recorded in the target, and the dispatcher starts runs of it (it refuses a target without).
+      const c = parseDispatcherConfig(JSON.parse(await readFile(out, 'utf8')), out);
+      assert.deepEqual(c.targets.db1!.sshdRestriction, { user: userInfo().username, permitOpen: [`127.0.0.1:${master.port}`, `127.0.0.1:${dispatcherPort}`] });
+      assert.equal(instanceConnectRefusal(c.targets.db1!, c.listen), undefined);
+      assert.match(instanceConnectRefusal({ ...c.targets.db1!, sshdRestriction: undefined }, c.listen) ?? '', /init-master has not recorded that sshd restricts/);
+    } finally {
+      await restricted.stop();
     }
   });
 

@@ -31,6 +31,13 @@ export interface SshdOptions {
   permitOpen: string[];
   /** Prepended to the client key's line in authorized_keys, e.g. 'restrict,port-forwarding,permitopen="127.0.0.1:3306"'. */
   authorizedKeyOptions?: string;
+  /**
+   * A master's sshd as it ships: none of the rig's global restrictions (forwarding, PermitOpen, pty,
+   * X11, agent, tunnel), so sshd's defaults apply; `permitOpen` must then be empty. Default false.
+   */
+  stock?: boolean;
+  /** Lines appended at the end of sshd_config, e.g. a `Match User` block. */
+  extraConfig?: string;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -76,6 +83,7 @@ const ATTEMPTS = 3;
 export async function startSshd(opts: SshdOptions): Promise<Sshd> {
   const host = opts.host ?? '127.0.0.1';
   if (!isLoopback(host)) throw new Error(`sshd rig: host must be a loopback address, got ${host}`);
+  if (opts.stock === true && opts.permitOpen.length > 0) throw new Error('sshd rig: a stock sshd has no PermitOpen; pass permitOpen: []');
   for (const dest of opts.permitOpen) {
     if (!/^\S+:\d{1,5}$/.test(dest)) throw new Error(`sshd rig: permitOpen entries are host:port, got ${JSON.stringify(dest)}`);
   }
@@ -103,7 +111,7 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
         { path: p.clientKey, text: keys.clientPrivateKey, mode: 0o600 },
         { path: `${p.clientKey}.pub`, text: `${keys.clientPublicKey}\n`, mode: 0o644 },
         { path: p.authorizedKeys, text: authorizedKeys, mode: 0o600 },
-        { path: p.config, text: sshdConfig({ dir, host, port, permitOpen: opts.permitOpen }), mode: 0o600 },
+        { path: p.config, text: sshdConfig({ dir, host, port, permitOpen: opts.permitOpen, stock: opts.stock === true, extra: opts.extraConfig ?? '' }), mode: 0o600 },
       ];
       await writeFiles(rig);
       try {
@@ -183,8 +191,17 @@ function pathsIn(dir: string): Paths {
   };
 }
 
-function sshdConfig({ dir, host, port, permitOpen }: { dir: string; host: string; port: number; permitOpen: string[] }): string {
+function sshdConfig({ dir, host, port, permitOpen, stock, extra }: { dir: string; host: string; port: number; permitOpen: string[]; stock: boolean; extra: string }): string {
   const p = pathsIn(dir);
+  const restrictions = `PermitTTY no
+AllowTcpForwarding local
+PermitOpen ${permitOpen.length === 0 ? 'none' : permitOpen.join(' ')}
+GatewayPorts no
+X11Forwarding no
+AllowAgentForwarding no
+AllowStreamLocalForwarding no
+PermitTunnel no
+`;
   return `# Written by test/rig/sshd.ts: a tunnel endpoint for tests, on loopback only.
 Port ${port}
 ListenAddress ${host}
@@ -195,21 +212,13 @@ PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
-PermitTTY no
-AllowTcpForwarding local
-PermitOpen ${permitOpen.length === 0 ? 'none' : permitOpen.join(' ')}
-GatewayPorts no
-X11Forwarding no
-AllowAgentForwarding no
-AllowStreamLocalForwarding no
-PermitTunnel no
-PermitRootLogin prohibit-password
+${stock ? '# stock: no global forwarding restrictions, sshd\'s defaults apply\n' : restrictions}PermitRootLogin prohibit-password
 ClientAliveInterval 5
 ClientAliveCountMax 3
 # Keys and authorized_keys sit under the temp dir, whose parents (/tmp) sshd would reject.
 StrictModes no
 LogLevel VERBOSE
-`;
+${extra === '' ? '' : `${extra.replace(/\n?$/, '\n')}`}`;
 }
 
 async function writeFiles(rig: Live): Promise<void> {

@@ -78,6 +78,7 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
       port: 0,
       serverId: serverIdFor(config.runId),
       user: config.mysqld.user,
+      flavor: config.master.flavor,
       options: config.mysqld.options,
       ...(deps.hook ? { hook: (point: string) => deps.hook!(`mysqld:${point}`) } : {}),
     });

@@ -84,7 +84,22 @@ export interface CycleResult {
 }
 
 /** Left out of every backup of a data directory (most of these never exist there; see local-mysqld.ts). */
-export const DATADIR_EXCLUDES = ['*.pid', '*.sock', 'ibtmp1', '#sql*', 'relay-bin*', '*-relay-bin.*', 'master.info', 'relay-log.info', 'multi-master.info', '*-bin.[0-9]*', '*-bin.index'];
+export const DATADIR_EXCLUDES = [
+  '*.pid',
+  '*.sock',
+  'ibtmp1',
+  '#sql*',
+  'relay-bin*',
+  '*-relay-bin.*',
+  'master.info',
+  'relay-log.info',
+  'multi-master.info',
+  '*-bin.[0-9]*',
+  '*-bin.index',
+  // MySQL 8's default binary log names (log_bin is on by default there; local-mysqld.ts turns it off).
+  'binlog.[0-9]*',
+  'binlog.index',
+];
 
 /** A failed cycle: the registry error, and the phase it happened in. */
 export class CycleError extends AgentError {
@@ -173,7 +188,8 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
         throw fail('AG_SEED_FAILED', (err as Error)?.message ?? String(err), err);
       });
       await hook('seed:loaded');
-      for (const sql of dialect.setStartPosition(position)) await deps.mysqld.query(sql);
+      const [local] = await deps.mysqld.query<{ v: string }>('SELECT VERSION() AS v');
+      for (const sql of dialect.setStartPosition(position, String(local?.v ?? ''))) await deps.mysqld.query(sql);
       leave({ message: `seeded at ${position}` });
       await hook('seeded');
     }
@@ -189,8 +205,8 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
         `the backup holds transactions the master does not (backup at ${executedBefore}, master at ${goal}): it is not a copy of this master's history; refusing to replicate`,
       );
     }
-    await deps.mysqld.query(dialect.changeSource({ ...source, connectRetrySec: 1, heartbeatSec: 1 }));
-    await deps.mysqld.query(dialect.startReplica());
+    for (const sql of dialect.changeSource({ ...source, connectRetrySec: 1, heartbeatSec: 1 })) await deps.mysqld.query(sql);
+    await deps.mysqld.query(dialect.startReplica(source));
     await hook('replication-started');
     const deadline = Math.min(Date.parse(config.deadline), Date.now() + config.limits.catchUpTimeoutSec * 1000);
     let lastReport = 0;
@@ -222,6 +238,8 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
     const position = await executed(deps.mysqld, dialect);
     const [status] = await deps.mysqld.query(dialect.replicaStatusQuery());
     const [version] = await deps.mysqld.query<{ v: string }>('SELECT VERSION() AS v');
+    // The position and status are recorded: nothing of the source stays in the data directory.
+    for (const sql of dialect.forgetSource()) await deps.mysqld.query(sql);
     await deps.mysqld.stop({ slow: config.mysqld.slowShutdown }).catch((err: unknown) => {
       throw fail('AG_MYSQLD_FAILED', (err as Error)?.message ?? String(err), err);
     });

@@ -1,33 +1,49 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { mariadbDialect, mysqlDialect } from './dialect.js';
+import { mariadbDialect, mysqlDialect, resetGtidsStatement } from './dialect.js';
 import { formatGtidSet, gtidSetContains, parseGtidSet } from './mysql-gtid.js';
 
 const src = { host: '127.0.0.1', port: 41234, user: "repl'x", password: "p'w\\d", connectRetrySec: 1, heartbeatSec: 1 };
 
 describe('replication dialects', () => {
-  it('MariaDB: CHANGE MASTER TO with GTID slave_pos, values escaped', () => {
-    assert.equal(
-      mariadbDialect.changeSource(src),
+  it('MariaDB: CHANGE MASTER TO with GTID slave_pos, values escaped (its master.info is outside the data directory: nothing to forget)', () => {
+    assert.deepEqual(mariadbDialect.changeSource(src), [
       "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=41234, MASTER_USER='repl\\'x', MASTER_PASSWORD='p\\'w\\\\d', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
-    );
-    assert.deepEqual(mariadbDialect.setStartPosition('0-1-42'), ["SET GLOBAL gtid_slave_pos = '0-1-42'"]);
-    assert.equal(mariadbDialect.startReplica(), 'START SLAVE');
+    ]);
+    assert.deepEqual(mariadbDialect.setStartPosition('0-1-42', '10.11.19-MariaDB'), ["SET GLOBAL gtid_slave_pos = '0-1-42'"]);
+    assert.equal(mariadbDialect.startReplica(src), 'START SLAVE');
+    assert.deepEqual(mariadbDialect.forgetSource(), []);
     assert.equal(mariadbDialect.sourcePositionQuery(), 'SELECT @@GLOBAL.gtid_binlog_pos AS pos');
     assert.equal(mariadbDialect.executedPositionQuery(), 'SELECT @@GLOBAL.gtid_slave_pos AS pos');
   });
 
-  it('MySQL 8: CHANGE REPLICATION SOURCE TO with SOURCE_AUTO_POSITION, values escaped', () => {
-    assert.equal(
-      mysqlDialect.changeSource(src),
-      "CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT=41234, SOURCE_USER='repl\\'x', SOURCE_PASSWORD='p\\'w\\\\d', SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=1, SOURCE_HEARTBEAT_PERIOD=1, GET_SOURCE_PUBLIC_KEY=1",
-    );
-    const uuid = '3e11fa47-71ca-11e1-9e33-c80aa9429562';
-    assert.deepEqual(mysqlDialect.setStartPosition(`${uuid}:1-5`), ['RESET BINARY LOGS AND GTIDS', `SET GLOBAL gtid_purged = '${uuid}:1-5'`]);
-    assert.equal(mysqlDialect.startReplica(), 'START REPLICA');
+  // MySQL 8 cannot run on the test machines: these are the statements, checked by reading the manual.
+  it('MySQL 8: CHANGE REPLICATION SOURCE TO with SOURCE_AUTO_POSITION and no credentials; START REPLICA carries them, values escaped', () => {
+    const statements = mysqlDialect.changeSource(src);
+    assert.deepEqual(statements, [
+      'RESET REPLICA ALL',
+      "CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT=41234, SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=1, SOURCE_HEARTBEAT_PERIOD=1, GET_SOURCE_PUBLIC_KEY=1",
+    ]);
+    // What CHANGE is given is stored in plain text in mysql.slave_master_info, inside the data
+    // directory and so in the backup: neither the user nor the password may be in it (they were).
+    assert.ok(!statements.join('\n').includes('p\\\'w') && !/SOURCE_(USER|PASSWORD)/.test(statements.join('\n')), statements.join('\n'));
+    assert.equal(mysqlDialect.startReplica(src), "START REPLICA USER='repl\\'x' PASSWORD='p\\'w\\\\d'");
     assert.equal(mysqlDialect.stopReplica(), 'STOP REPLICA');
+    // After the position is recorded: the channel goes, with whatever an older backup had stored.
+    assert.deepEqual(mysqlDialect.forgetSource(), ['RESET REPLICA ALL']);
     assert.equal(mysqlDialect.replicaStatusQuery(), 'SHOW REPLICA STATUS');
     assert.equal(mysqlDialect.executedPositionQuery(), 'SELECT @@GLOBAL.gtid_executed AS pos');
+  });
+
+  it('MySQL 8: the start position clears the GTID state with the statement the server knows (RESET MASTER before 8.2)', () => {
+    const uuid = '3e11fa47-71ca-11e1-9e33-c80aa9429562';
+    // It used to be RESET BINARY LOGS AND GTIDS whatever the version: a syntax error on 8.0 and 8.1.
+    assert.deepEqual(mysqlDialect.setStartPosition(`${uuid}:1-5`, '8.0.36'), ['RESET MASTER', `SET GLOBAL gtid_purged = '${uuid}:1-5'`]);
+    assert.deepEqual(mysqlDialect.setStartPosition(`${uuid}:1-5`, '8.4.3'), ['RESET BINARY LOGS AND GTIDS', `SET GLOBAL gtid_purged = '${uuid}:1-5'`]);
+    for (const [v, want] of [['8.0.21-log', 'RESET MASTER'], ['8.1.0', 'RESET MASTER'], ['8.2.0', 'RESET BINARY LOGS AND GTIDS'], ['9.1.0', 'RESET BINARY LOGS AND GTIDS']]) {
+      assert.equal(resetGtidsStatement(v!), want, v);
+    }
+    assert.throws(() => resetGtidsStatement(''), /cannot tell the MySQL version/);
   });
 
   it('MySQL 8 seeds with CLONE INSTANCE (values escaped); MariaDB with a dump', () => {
@@ -41,8 +57,8 @@ describe('replication dialects', () => {
   });
 
   it('a position is never spliced raw into SQL', () => {
-    assert.throws(() => mariadbDialect.setStartPosition("0-1-1'; DROP TABLE x; --"));
-    assert.throws(() => mysqlDialect.setStartPosition("x'; DROP TABLE y"));
+    assert.throws(() => mariadbDialect.setStartPosition("0-1-1'; DROP TABLE x; --", '10.11.19-MariaDB'));
+    assert.throws(() => mysqlDialect.setStartPosition("x'; DROP TABLE y", '8.4.3'));
   });
 
   it('parses replica status rows of both flavours', () => {

@@ -30,12 +30,28 @@ export interface ReplicaStatus {
 
 export interface Dialect {
   readonly flavor: 'mariadb' | 'mysql';
-  /** Points replication at the source, resuming from the executed GTID position. */
-  changeSource(s: SourceSettings): string;
-  startReplica(): string;
+  /**
+   * Statements that point replication at the source, resuming from the executed GTID position.
+   * MySQL 8: without the credentials, which would be stored in plain text in
+   * mysql.slave_master_info inside the data directory (and in its redo and undo logs): startReplica
+   * passes them, and the server keeps them in memory only.
+   */
+  changeSource(s: SourceSettings): string[];
+  /** Starts replication (MySQL 8: with the credentials, never stored). */
+  startReplica(s: Pick<SourceSettings, 'user' | 'password'>): string;
   stopReplica(): string;
-  /** Statements that make `position` the replica's starting point (after a seed from a dump). */
-  setStartPosition(position: string): string[];
+  /**
+   * After replication is stopped and the position recorded, before the shutdown that precedes the
+   * snapshot: statements that leave no trace of the source in the data directory (MySQL 8: RESET
+   * REPLICA ALL, so not even a backup restored from an older version keeps stored credentials).
+   * MariaDB: none (its master.info lives in the run directory, outside the data directory).
+   */
+  forgetSource(): string[];
+  /**
+   * Statements that make `position` the replica's starting point (after a seed). `serverVersion`
+   * is the local server's VERSION(): MySQL's statement to clear the GTID state changed name in 8.2.
+   */
+  setStartPosition(position: string, serverVersion: string): string[];
   /** Query returning one row with column `pos`: the master's current position (the goal). */
   sourcePositionQuery(): string;
   /** Query returning one row with column `pos`: what this replica has executed. */
@@ -73,11 +89,13 @@ function statusOf(row: Record<string, unknown>, io: string, sql: string, behind:
 
 export const mariadbDialect: Dialect = {
   flavor: 'mariadb',
-  changeSource: (s) =>
+  changeSource: (s) => [
     `CHANGE MASTER TO MASTER_HOST=${esc(s.host)}, MASTER_PORT=${esc(s.port)}, MASTER_USER=${esc(s.user)}, MASTER_PASSWORD=${esc(s.password)}, ` +
-    `MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=${esc(s.connectRetrySec)}, MASTER_HEARTBEAT_PERIOD=${esc(s.heartbeatSec)}`,
+      `MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=${esc(s.connectRetrySec)}, MASTER_HEARTBEAT_PERIOD=${esc(s.heartbeatSec)}`,
+  ],
   startReplica: () => 'START SLAVE',
   stopReplica: () => 'STOP SLAVE',
+  forgetSource: () => [],
   setStartPosition: (position) => [`SET GLOBAL gtid_slave_pos = ${esc(formatGtidPos(parseGtidPos(position)))}`],
   sourcePositionQuery: () => 'SELECT @@GLOBAL.gtid_binlog_pos AS pos',
   executedPositionQuery: () => 'SELECT @@GLOBAL.gtid_slave_pos AS pos',
@@ -93,13 +111,21 @@ export const mariadbDialect: Dialect = {
 
 export const mysqlDialect: Dialect = {
   flavor: 'mysql',
-  changeSource: (s) =>
-    `CHANGE REPLICATION SOURCE TO SOURCE_HOST=${esc(s.host)}, SOURCE_PORT=${esc(s.port)}, SOURCE_USER=${esc(s.user)}, SOURCE_PASSWORD=${esc(s.password)}, ` +
-    `SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=${esc(s.connectRetrySec)}, SOURCE_HEARTBEAT_PERIOD=${esc(s.heartbeatSec)}, GET_SOURCE_PUBLIC_KEY=1`,
-  startReplica: () => 'START REPLICA',
+  // RESET REPLICA ALL first: a channel restored from a backup of an older agent may hold credentials
+  // (CHANGE keeps what it is not given). Nothing secret goes into the repository from here on.
+  changeSource: (s) => [
+    'RESET REPLICA ALL',
+    `CHANGE REPLICATION SOURCE TO SOURCE_HOST=${esc(s.host)}, SOURCE_PORT=${esc(s.port)}, ` +
+      `SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=${esc(s.connectRetrySec)}, SOURCE_HEARTBEAT_PERIOD=${esc(s.heartbeatSec)}, GET_SOURCE_PUBLIC_KEY=1`,
+  ],
+  // START REPLICA USER/PASSWORD: connection options separated by spaces; the server keeps them in
+  // memory and leaves User_name/User_password empty in mysql.slave_master_info (what its own warning
+  // MY-010897 about credentials in CHANGE recommends).
+  startReplica: (s) => `START REPLICA USER=${esc(s.user)} PASSWORD=${esc(s.password)}`,
   stopReplica: () => 'STOP REPLICA',
+  forgetSource: () => ['RESET REPLICA ALL'],
   // gtid_purged can only be set on a server whose gtid_executed is empty: reset it first.
-  setStartPosition: (position) => ['RESET BINARY LOGS AND GTIDS', `SET GLOBAL gtid_purged = ${esc(formatGtidSet(parseGtidSet(position)))}`],
+  setStartPosition: (position, serverVersion) => [resetGtidsStatement(serverVersion), `SET GLOBAL gtid_purged = ${esc(formatGtidSet(parseGtidSet(position)))}`],
   sourcePositionQuery: () => 'SELECT @@GLOBAL.gtid_executed AS pos',
   executedPositionQuery: () => 'SELECT @@GLOBAL.gtid_executed AS pos',
   replicaStatusQuery: () => 'SHOW REPLICA STATUS',
@@ -115,6 +141,17 @@ export const mysqlDialect: Dialect = {
     `CLONE INSTANCE FROM ${esc(s.user)}@${esc(s.host)}:${Number(s.port)} IDENTIFIED BY ${esc(s.password)}`,
   ],
 };
+
+/**
+ * MySQL's statement that clears the binary logs and gtid_executed: RESET BINARY LOGS AND GTIDS from
+ * 8.2 (RESET MASTER is removed in 8.4), RESET MASTER before (8.0 and 8.1 do not know the new one).
+ */
+export function resetGtidsStatement(serverVersion: string): string {
+  const m = /^(\d+)\.(\d+)/.exec(serverVersion.trim());
+  if (m === null) throw new Error(`cannot tell the MySQL version from ${JSON.stringify(serverVersion)}`);
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  return major > 8 || (major === 8 && minor >= 2) ? 'RESET BINARY LOGS AND GTIDS' : 'RESET MASTER';
+}
 
 export function dialectFor(flavor: 'mariadb' | 'mysql'): Dialect {
   return flavor === 'mysql' ? mysqlDialect : mariadbDialect;

@@ -3,8 +3,12 @@
  *
  * Everything that must not be in a backup lives outside the data directory, in `runDir`: the
  * socket, pid file, tmpdir, error log, relay logs and the replication info files. The replica keeps
- * no binary log of its own. What replication has executed is kept where it belongs, in the data
- * directory (mysql.gtid_slave_pos), so a restored backup knows where to resume.
+ * no binary log of its own (MariaDB's log_bin is off by default; MySQL 8's is on, writing
+ * binlog.NNNNNN into the data directory, so it is turned off: skip-log-bin). What replication has
+ * executed is kept where it belongs, in the data directory (mysql.gtid_slave_pos; MySQL 8:
+ * mysql.gtid_executed, written per transaction when the binary log is off), so a restored backup
+ * knows where to resume. MySQL 8 keeps its replication metadata in tables (mysql.slave_master_info)
+ * whatever master-info-file says: dialect.ts never stores the credentials there.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -20,6 +24,8 @@ export interface LocalMysqldOptions {
   readonly serverId: number;
   /** Unix user the server runs as ('root' only where the agent itself runs as root, as in tests). */
   readonly user: string;
+  /** Default 'mariadb'. 'mysql': MySQL 8's spellings, and its binary log turned off. */
+  readonly flavor?: 'mariadb' | 'mysql';
   readonly options?: Readonly<Record<string, string | number | boolean>>;
   readonly startTimeoutMs?: number;
   /** Fault injection for tests: 'spawned' (the server is starting up), 'shutdown-requested' (it is shutting down). */
@@ -40,8 +46,19 @@ export function localMysqldCnf(o: LocalMysqldOptions): string {
     'skip-name-resolve': true,
     'relay-log': join(o.runDir, 'relay-bin'),
     'relay-log-index': join(o.runDir, 'relay-bin.index'),
-    'relay-log-info-file': join(o.runDir, 'relay-log.info'),
-    'master-info-file': join(o.runDir, 'master.info'),
+    ...(o.flavor === 'mysql'
+      ? {
+          // On by default in MySQL 8 (binlog.NNNNNN, binlog.index in the data directory): off.
+          'skip-log-bin': true,
+          // Deprecated since 8.0.18 and unused with the TABLE repositories (the only ones in 8.4):
+          // loose-, so a server that no longer knows them starts anyway.
+          'loose-relay-log-info-file': join(o.runDir, 'relay-log.info'),
+          'loose-master-info-file': join(o.runDir, 'master.info'),
+        }
+      : {
+          'relay-log-info-file': join(o.runDir, 'relay-log.info'),
+          'master-info-file': join(o.runDir, 'master.info'),
+        }),
     'read-only': true,
     ...o.options,
   };

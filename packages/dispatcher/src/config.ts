@@ -74,6 +74,19 @@ export const TargetConfigSchema = z.strictObject({
     })
     .optional()
     .describe('The dispatcher as the master sees it (agents reach it through their SSH tunnel to the master). Default: `listen`, right when the dispatcher runs on the master.'),
+  sshdRestriction: z
+    .strictObject({
+      user: z.string().min(1).max(64).describe('The SSH user sshd was found to restrict.'),
+      permitOpen: z
+        .array(z.string().regex(/^\S+:\d{1,5}$/, 'host:port'))
+        .min(1)
+        .max(8)
+        .describe("The destinations sshd's PermitOpen allows it, exactly: the master's MySQL and the dispatcher."),
+    })
+    .optional()
+    .describe(
+      "Written by `understudy init-master` when, in EC2 Instance Connect mode, sshd's effective settings for the SSH user restricted it (a `Match User` block: PermitOpen exactly these destinations, local forwarding only, a ForceCommand, no pty). A target whose `master.ssh.auth` is `instanceConnect` starts no run without it, or when its user or destinations no longer match the target's (`DS_INSTANCE_CONNECT_UNCHECKED`). Not needed with `privateKeyFile` (the key line carries the restrictions).",
+    ),
   launcher: LauncherSchema.describe("What starts the agent's machine for each run."),
   maxConcurrentRuns: z.number().int().min(1).max(16).default(1).describe('How many runs of this target may be active at once; one more is refused (`DS_RUN_ACTIVE`).'),
   runTimeoutMinutes: z

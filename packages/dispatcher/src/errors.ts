@@ -29,6 +29,12 @@ export const DISPATCHER_ERRORS = {
   DS_INSTANCE_GONE: { description: "A run's instance stopped or vanished before the agent reported an outcome.", status: 200, exitCode: 3 },
   DS_LAUNCH_INTERRUPTED: { description: 'The dispatcher stopped while it was launching the run; the instance, if any, is swept at start-up.', status: 200, exitCode: 3 },
   DS_RUN_FAILED: { description: 'The run ended in failure (the run and its events say where).', status: 200, exitCode: 3 },
+  DS_INSTANCE_CONNECT_UNCHECKED: {
+    description:
+      "The target's agent logs in with EC2 Instance Connect, whose keys carry no restrictions, and init-master has not recorded that the master's sshd restricts the SSH user to the target's destinations (`sshdRestriction`, missing or stale): no run is started. Add the Match User block init-master prints and run init-master again.",
+    status: 409,
+    exitCode: 2,
+  },
   DS_INTERNAL: { description: 'An unexpected internal error.', status: 500, exitCode: 1 },
 } as const satisfies Record<string, DispatcherErrorSpec>;
 

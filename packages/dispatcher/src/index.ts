@@ -6,6 +6,7 @@ export * from './client.js';
 export * from './run-store.js';
 export * from './run-events.js';
 export * from './run-manager.js';
+export * from './instance-connect-gate.js';
 export * from './run-document.js';
 export * from './views.js';
 export * from './metrics.js';

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { RunEvent } from '@understudy/agent/protocol';
 import type { DispatcherConfig } from './config.js';
 import { DispatcherError, type DispatcherErrorCode } from './errors.js';
+import { instanceConnectRefusal } from './instance-connect-gate.js';
 import type { Launcher } from './launchers/launcher.js';
 import { applyEvent, isFinished } from './run-events.js';
 import { buildRunDocument } from './run-document.js';
@@ -59,6 +60,8 @@ export class RunManager {
     if (target === undefined) {
       throw new DispatcherError('DS_TARGET_UNKNOWN', `no target '${targetName}' (configured: ${Object.keys(this.deps.config.targets).join(', ')})`);
     }
+    const refusal = instanceConnectRefusal(target, this.listening);
+    if (refusal !== undefined) throw new DispatcherError('DS_INSTANCE_CONNECT_UNCHECKED', `target '${targetName}': ${refusal}`);
     const launcher = this.launcherFor(targetName);
     const now = this.now();
     const runId = `${targetName}-${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;

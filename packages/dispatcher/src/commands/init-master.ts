@@ -15,13 +15,15 @@ import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { SecretSource } from '@understudy/agent/protocol';
 import { DispatcherError } from '../errors.js';
-import { chooseTarget, dispatcherDestination, existingTarget, mergeConfig, parseExistingConfig, type RawObject, type SshAuth } from '../init-master/config-writer.js';
+import { chooseTarget, dispatcherDestination, existingTarget, mergeConfig, parseExistingConfig, withSshdRestriction, type RawObject, type SshAuth } from '../init-master/config-writer.js';
+import { destination } from '../instance-connect-gate.js';
 import { executeActions } from '../init-master/execute.js';
-import { lookupUser, observeReplicationAccount, observeServer, passwordLocked, readFileState, shellUsable, sshdEffective, type SqlRunner } from '../init-master/observe.js';
+import { lookupUser, observeReplicationAccount, observeServer, passwordLocked, readFileState, shellUsable, sshdEffective, sshdEvaluations, type SqlRunner } from '../init-master/observe.js';
 import { failedChecks, formatActions, formatChecks, planSummary, type Plan } from '../init-master/plan.js';
 import { planInitMaster, type Situation } from '../init-master/planner.js';
 import { REPLICATION_HOST } from '../init-master/replication-user.js';
 import { defaultAuthorizedKeys, isHomeSshDir, keyMarker, parsePublicKey, publicKeyFingerprint, type PublicKey } from '../init-master/ssh-account.js';
+import { PROBE_ADDRESSES } from '../init-master/sshd-match.js';
 import type { Flavor } from '../init-master/checks.js';
 import { DEFAULT_DISPATCHER_CONFIG } from './dispatcher.js';
 import { CommandContext, collect, wholeNumber, type CliIo } from './context.js';
@@ -110,7 +112,7 @@ export function registerInitMaster(program: Command, io: CliIo): void {
     .addOption(conf(new Option('--ssh-port <n>', "that sshd's port (default: the target's, else 22)").argParser(wholeNumber(1, 65535))))
     .addOption(conf(new Option('--host-key <file>', "this sshd's host key, pinned by the agent").default('/etc/ssh/ssh_host_ed25519_key.pub', '/etc/ssh/ssh_host_ed25519_key.pub')))
     .addOption(conf(new Option('--agent-key-path <path>', "where the agent's private key is on its instance (auth privateKeyFile)")))
-    .addOption(conf(new Option('--instance-connect <id>', "this master's EC2 instance id: the agent pushes a key with EC2 Instance Connect instead")))
+    .addOption(conf(new Option('--instance-connect <id>', "this master's EC2 instance id: the agent pushes a key with EC2 Instance Connect instead (pushed keys carry no restrictions: sshd must restrict the account in a Match User block, checked, printed when missing)")))
     .addOption(conf(new Option('--listen-port <n>', "the dispatcher's port (listen.port; default: the configuration's, else 7070)").argParser(wholeNumber(1, 65535))))
     .addOption(conf(new Option('--repository <url>', 'where the backups go: s3://bucket/prefix[?region=...] (required for a new target)')))
     .addOption(conf(new Option('--launcher <type>', 'how instances are started (required for a new target)').choices(['local', 'ec2'])))
@@ -246,7 +248,7 @@ export async function runInitMaster(ctx: CommandContext, flags: InitMasterFlags)
     const usePamValue = sshd instanceof Map ? sshd.get('usepam')?.[0]?.[0] : undefined;
 
     // The configuration, with what was learned.
-    const { config: merged, missing } = mergeConfig(existing, target, {
+    const { config: patched, missing } = mergeConfig(existing, target, {
       flavor: server.flavor,
       ssh: { host: flags.sshHost, port: flags.sshPort, user: sshUser, hostKeyFingerprint, auth },
       mysqlPort: server.port,
@@ -255,7 +257,10 @@ export async function runInitMaster(ctx: CommandContext, flags: InitMasterFlags)
       launcher: { type: flags.launcher, imageId: flags.ami, instanceType: flags.instanceType, subnetId: flags.subnet, securityGroupIds: flags.securityGroup, instanceProfile: flags.instanceProfile, region: flags.region },
       listenPort: flags.listenPort,
     });
-    const mergedMysql = (((merged.targets as RawObject)[target] as RawObject).master as { mysql: { host: string; port: number } }).mysql;
+    const mergedMysql = (((patched.targets as RawObject)[target] as RawObject).master as { mysql: { host: string; port: number } }).mysql;
+    const destinations = [{ host: mergedMysql.host, port: mergedMysql.port }, dispatcherDestination(patched, target)];
+    // Written only with a plan whose checks passed (the Instance Connect restriction among them).
+    const merged = withSshdRestriction(patched, target, instanceConnect ? { user: sshUser, permitOpen: destinations.map((d) => destination(d.host, d.port)) } : undefined);
 
     const situation: Situation = {
       target,
@@ -270,12 +275,13 @@ export async function runInitMaster(ctx: CommandContext, flags: InitMasterFlags)
         sshd,
         agentKey,
         instanceConnect,
+        instanceConnectSshd: instanceConnect ? await sshdEvaluations(flags.sshd, flags.sshdConfig, sshUser, PROBE_ADDRESSES) : [],
         marker: keyMarker(target),
         authorizedKeysPath,
         authorizedKeys: await readFileState(authorizedKeysPath),
         manageDir,
         dir: manageDir ? await readFileState(resolve(authorizedKeysPath, '..'), false) : { exists: true },
-        destinations: [{ host: mergedMysql.host, port: mergedMysql.port }, dispatcherDestination(merged, target)],
+        destinations,
       },
       config: { path: configPath, file: configFile, existing, merged, missing },
       problems,

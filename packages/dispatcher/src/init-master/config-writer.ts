@@ -149,6 +149,17 @@ export function dispatcherDestination(raw: RawObject, name: string): { host: str
   return { host: String(host), port: Number(port) };
 }
 
+/**
+ * The target with `sshdRestriction` set (Instance Connect mode: what sshd was checked to restrict,
+ * written only together with a plan whose checks passed) or removed (a key of our own: its line
+ * carries the restrictions). See instance-connect-gate.ts.
+ */
+export function withSshdRestriction(raw: RawObject, name: string, restriction: { user: string; permitOpen: string[] } | undefined): RawObject {
+  const { sshdRestriction: _old, ...rest } = existingTarget(raw, name);
+  const target = restriction === undefined ? rest : { ...rest, sshdRestriction: restriction };
+  return { ...raw, targets: { ...obj(raw.targets), [name]: target } };
+}
+
 /** Dotted paths of the leaves that differ (at most `max`), for the plan's description. */
 export function changedFields(before: unknown, after: unknown, prefix = '', max = 8): string[] {
   if (isDeepStrictEqual(before, after)) return [];

@@ -9,6 +9,7 @@ import { SETTINGS_VARIABLES, type Flavor, type ServerSettings } from './checks.j
 import type { FileState } from './planner.js';
 import { createUserHasPassword, type ReplicationAccountObservation } from './replication-user.js';
 import { parseSshdT, type UserEntry } from './ssh-account.js';
+import type { SshdEvaluation } from './sshd-match.js';
 
 /** What observing and executing need of a MySQL connection (a mysql2/promise Connection fits). */
 export interface SqlRunner {
@@ -125,11 +126,19 @@ export async function shellUsable(shell: string): Promise<boolean> {
 }
 
 /**
- * sshd's effective settings for a connection of `user` (`sshd -T -C`), Match blocks applied. The
- * agent's address is not known here: addr=0.0.0.0 matches no Match Address block.
+ * sshd's effective settings for a connection of `user` from `addr` (`sshd -T -C`), Match blocks
+ * applied. The agent's address is not known here: the default addr=0.0.0.0 matches no Match
+ * Address block.
  */
-export async function sshdEffective(sshd: string, configPath: string, user: string): Promise<Map<string, string[][]> | { error: string }> {
-  const r = await run(sshd, ['-T', '-f', configPath, '-C', `user=${user},host=understudy-agent,addr=0.0.0.0`]);
+export async function sshdEffective(sshd: string, configPath: string, user: string, addr = '0.0.0.0'): Promise<Map<string, string[][]> | { error: string }> {
+  const r = await run(sshd, ['-T', '-f', configPath, '-C', `user=${user},host=understudy-agent,addr=${addr}`]);
   if (r.code !== 0) return { error: `${sshd} -T exited ${r.code}: ${r.stderr.trim().split('\n').slice(-2).join(' ')}` };
   return parseSshdT(r.stdout);
+}
+
+/** The same for each of `addresses` (Instance Connect mode: sshd-match.ts). */
+export async function sshdEvaluations(sshd: string, configPath: string, user: string, addresses: readonly string[]): Promise<SshdEvaluation[]> {
+  const out: SshdEvaluation[] = [];
+  for (const addr of addresses) out.push({ addr, conf: await sshdEffective(sshd, configPath, user, addr) });
+  return out;
 }

@@ -47,6 +47,7 @@ function fresh(): Situation {
       sshd: parseSshdT('pubkeyauthentication yes\nallowtcpforwarding yes\npermitopen any\nauthorizedkeysfile .ssh/authorized_keys\nusepam yes\n'),
       agentKey: KEY,
       instanceConnect: false,
+      instanceConnectSshd: [],
       marker: keyMarker('db1'),
       authorizedKeysPath: '/home/understudy-tunnel/.ssh/authorized_keys',
       authorizedKeys: { exists: false },
@@ -131,12 +132,24 @@ describe('planInitMaster', () => {
     assert.deepEqual(plan.actions.map((a) => a.kind), ['write-password-file', 'sql']);
   });
 
-  it('Instance Connect without a key file: no key line, the sshd_config Match block instead', () => {
+  it('Instance Connect with sshd not restricting the account: a failed check whose fix is the Match block (a note used to be all)', () => {
     const s = fresh();
-    const plan = planInitMaster({ ...s, ssh: { ...s.ssh, agentKey: undefined, instanceConnect: true } });
+    const stock = [{ addr: '0.0.0.0', conf: s.ssh.sshd as Map<string, string[][]> }];
+    const plan = planInitMaster({ ...s, ssh: { ...s.ssh, agentKey: undefined, instanceConnect: true, instanceConnectSshd: stock } });
     assert.deepEqual(plan.blockers, []);
     assert.ok(!plan.actions.some((a) => a.kind === 'write-authorized-keys'));
-    assert.match(plan.notes.join('\n'), /Match User understudy-tunnel\n\s+AllowTcpForwarding local\n\s+PermitOpen 127\.0\.0\.1:3306 127\.0\.0\.1:7070\n\s+ForceCommand \/bin\/false/);
+    assert.deepEqual(failedChecks(plan).map((c) => c.name), ['Instance Connect restriction']);
+    assert.match(formatChecks(plan.checks), /FAIL {2}Instance Connect restriction +understudy-tunnel not restricted: PermitOpen any/);
+    assert.match(formatChecks(plan.checks), /sshd_config: Match User understudy-tunnel\n\s+sshd_config: {5}AllowTcpForwarding local\n\s+sshd_config: {5}PermitOpen 127\.0\.0\.1:3306 127\.0\.0\.1:7070\n\s+sshd_config: {5}ForceCommand \/bin\/false/);
+  });
+
+  it('Instance Connect with the Match block in effect: the check passes, no key line', () => {
+    const s = fresh();
+    const restricted = parseSshdT(`${'pubkeyauthentication yes\nallowtcpforwarding local\npermitopen 127.0.0.1:3306 127.0.0.1:7070\nforcecommand /bin/false\npermittty no\nx11forwarding no\nallowagentforwarding no\nallowstreamlocalforwarding no\npermittunnel no\ngatewayports no\n'}authorizedkeysfile .ssh/authorized_keys\nusepam yes\n`);
+    const plan = planInitMaster({ ...s, ssh: { ...s.ssh, sshd: restricted, agentKey: undefined, instanceConnect: true, instanceConnectSshd: [{ addr: '0.0.0.0', conf: restricted }, { addr: '10.0.0.1', conf: restricted }] } });
+    assert.deepEqual(failedChecks(plan), []);
+    assert.ok(plan.checks.some((c) => c.name === 'Instance Connect restriction' && c.status === 'ok'));
+    assert.ok(!plan.actions.some((a) => a.kind === 'write-authorized-keys'));
   });
 
   it('the agent key on an unrestricted line of its own fails', () => {

@@ -10,6 +10,7 @@ import { changedFields, configProblems, renderConfig, sameConfig, type RawObject
 import type { Action, Check, Plan } from './plan.js';
 import { planReplicationAccount, type ReplicationAccountObservation } from './replication-user.js';
 import { accountChecks, authorizedKeyLine, planAuthorizedKeys, sshdChecks, useraddCommand, type AccountState, type Destination, type PublicKey } from './ssh-account.js';
+import { instanceConnectCheck, type SshdEvaluation } from './sshd-match.js';
 
 export interface FileState {
   readonly exists: boolean;
@@ -49,6 +50,8 @@ export interface Situation {
     /** The agent's public key; undefined when none was given. */
     readonly agentKey: PublicKey | undefined;
     readonly instanceConnect: boolean;
+    /** Instance Connect mode: sshd's effective settings for the account, for each probed client address (sshd-match.ts). */
+    readonly instanceConnectSshd: readonly SshdEvaluation[];
     readonly marker: string;
     readonly authorizedKeysPath: string;
     readonly authorizedKeys: FileState;
@@ -113,16 +116,17 @@ export function planInitMaster(s: Situation): Plan {
     actions.push({ kind: 'create-unix-user', description: `create the Unix user ${ssh.userName} (system account, shell nologin, home ${ssh.newHome})`, command: useraddCommand(ssh.userName, ssh.newHome) });
   }
   if (user !== undefined || ssh.createUser) {
-    checks.push(...sshdChecks(ssh.sshd, { user: user ?? { name: ssh.userName, uid: -1, home: ssh.newHome }, authorizedKeysPath: ssh.authorizedKeysPath, destinations: ssh.destinations }));
+    // Instance Connect without a key of ours: no key file is read, the pushed key comes from AuthorizedKeysCommand.
+    const keyFile = ssh.instanceConnect && ssh.agentKey === undefined ? undefined : ssh.authorizedKeysPath;
+    checks.push(...sshdChecks(ssh.sshd, { user: user ?? { name: ssh.userName, uid: -1, home: ssh.newHome }, authorizedKeysPath: keyFile, destinations: ssh.destinations }));
   }
   const allowed = ssh.destinations.map((d) => `${d.host}:${d.port}`).join(' and ');
+  if (ssh.instanceConnect) {
+    // Pushed keys carry no options: only sshd itself can restrict the account (sshd-match.ts).
+    checks.push(instanceConnectCheck(ssh.instanceConnectSshd, ssh.userName, ssh.destinations));
+  }
   if (ssh.agentKey === undefined) {
-    if (ssh.instanceConnect) {
-      notes.push(
-        `no --agent-public-key: the agent logs in with keys pushed by EC2 Instance Connect, which sshd takes without any restriction. Restrict the account in sshd_config instead:\n` +
-          `    Match User ${ssh.userName}\n        AllowTcpForwarding local\n        PermitOpen ${ssh.destinations.map((d) => `${d.host}:${d.port}`).join(' ')}\n        ForceCommand /bin/false\n        PermitTTY no\n        X11Forwarding no\n        AllowAgentForwarding no\n        AllowStreamLocalForwarding no`,
-      );
-    } else {
+    if (!ssh.instanceConnect) {
       blockers.push("--agent-public-key FILE is needed: the agent's public key (its private key is in the image), to authorize it for the SSH account");
     }
   } else if (ssh.authorizedKeys.error !== undefined || ssh.dir.error !== undefined) {

@@ -185,7 +185,8 @@ function globMatch(pattern: string, s: string): boolean {
 
 export interface SshdCheckInput {
   readonly user: Pick<UserEntry, 'name' | 'uid' | 'home'>;
-  readonly authorizedKeysPath: string;
+  /** undefined: no key file is used (Instance Connect: the key comes from AuthorizedKeysCommand, which is checked instead). */
+  readonly authorizedKeysPath: string | undefined;
   readonly destinations: readonly Destination[];
 }
 
@@ -218,20 +219,28 @@ export function sshdChecks(conf: Map<string, string[][]> | { error: string }, i:
       : { name: 'PermitOpen', current: entries.join(' '), wanted: `includes ${i.destinations.map((d) => `${d.host}:${d.port}`).join(' ')}`, status: 'fail', cnf: [`PermitOpen ${[...entries.filter((e) => e !== 'none'), ...blocked.map((d) => `${d.host}:${d.port}`)].join(' ')}`] },
   );
 
-  const files = all('authorizedkeysfile').filter((f) => f !== 'none');
-  const paths = files.map((f) => expandAuthorizedKeysFile(f, i.user));
   const command = one('authorizedkeyscommand');
-  c(
-    paths.includes(i.authorizedKeysPath)
-      ? { name: 'AuthorizedKeysFile', current: files.join(' '), wanted: `includes ${i.authorizedKeysPath}`, status: 'ok' }
-      : {
-          name: 'AuthorizedKeysFile',
-          current: `${files.join(' ') || 'none'} (for ${i.user.name}: ${paths.join(' ') || 'none'})`,
-          wanted: `includes ${i.authorizedKeysPath}`,
-          status: 'fail',
-          note: `sshd would never read the key line${command && command !== 'none' ? ` (keys from AuthorizedKeysCommand ${command} carry no restrictions)` : ''}; pass --authorized-keys with one of those paths`,
-        },
-  );
+  if (i.authorizedKeysPath === undefined) {
+    c(
+      command && command !== 'none'
+        ? { name: 'AuthorizedKeysCommand', current: command, wanted: "EC2 Instance Connect's (eic_run_authorized_keys)", status: 'ok' }
+        : { name: 'AuthorizedKeysCommand', current: 'none', wanted: "EC2 Instance Connect's (eic_run_authorized_keys)", status: 'warn', note: 'keys pushed with EC2 Instance Connect are served by its AuthorizedKeysCommand: install the ec2-instance-connect package (Amazon Linux and Ubuntu AMIs have it)' },
+    );
+  } else {
+    const files = all('authorizedkeysfile').filter((f) => f !== 'none');
+    const paths = files.map((f) => expandAuthorizedKeysFile(f, i.user));
+    c(
+      paths.includes(i.authorizedKeysPath)
+        ? { name: 'AuthorizedKeysFile', current: files.join(' '), wanted: `includes ${i.authorizedKeysPath}`, status: 'ok' }
+        : {
+            name: 'AuthorizedKeysFile',
+            current: `${files.join(' ') || 'none'} (for ${i.user.name}: ${paths.join(' ') || 'none'})`,
+            wanted: `includes ${i.authorizedKeysPath}`,
+            status: 'fail',
+            note: `sshd would never read the key line${command && command !== 'none' ? ` (keys from AuthorizedKeysCommand ${command} carry no restrictions)` : ''}; pass --authorized-keys with one of those paths`,
+          },
+    );
+  }
 
   const allowUsers = all('allowusers');
   const denyUsers = all('denyusers');

@@ -121,6 +121,42 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
     t.diagnostic(`uploaded: first run ${first.totals.uploadedBytes} bytes (of ${first.totals.bytes}), second run ${m.totals.uploadedBytes} (${((100 * m.totals.uploadedBytes) / first.totals.uploadedBytes).toFixed(1)}%)`);
   });
 
+  it('the manifest records the master the goal was read from: server_id, gtid_domain_id, host, read_only, gtid_strict_mode', async () => {
+    const m = manifests[1]!;
+    const [row] = await master.query<{ host: string }>('SELECT @@hostname AS host');
+    assert.deepEqual(m.metadata.source, { serverId: 1, serverUuid: null, gtidDomainId: 0, hostname: row!.host, readOnly: false, gtidStrictMode: true, goalPosition: m.metadata.goalPosition });
+    const caughtUp = events.find((e) => e.runId === 'run-2' && e.body.phase === 'catch-up' && e.body.status === 'succeeded');
+    assert.equal((caughtUp?.body.metrics as { sourceServerId?: number })?.sourceServerId, 1, 'and reports it with the goal');
+  });
+
+  /** With `set` in force on the master, a run fails with `code` before restoring anything and writes nothing. */
+  async function refusedSource(runId: string, set: string, reset: string, code: string): Promise<string> {
+    const before = await repo.listBackupIds();
+    await master.query(set);
+    let result: { code: number; out: string };
+    try {
+      result = await runAgent(document(runId));
+    } finally {
+      await master.query(reset);
+    }
+    assert.equal(result.code, 3, result.out.slice(-3000));
+    const failed = events.find((e) => e.runId === runId && e.body.status === 'failed');
+    assert.equal((failed?.body.error as { code?: string })?.code, code, JSON.stringify(failed?.body));
+    assert.ok(!phasesOf(runId).some((p) => p.startsWith('restore:') || p.startsWith('seed:')), phasesOf(runId).join(' '));
+    assert.deepEqual(await repo.listBackupIds(), before, 'no backup was written');
+    return String((failed?.body.error as { message?: string })?.message);
+  }
+
+  it('a read-only master (the old primary after a failover): fails with AG_SOURCE_READ_ONLY before restoring anything, writes nothing', async () => {
+    const message = await refusedSource('run-read-only', 'SET GLOBAL read_only = 1', 'SET GLOBAL read_only = 0', 'AG_SOURCE_READ_ONLY');
+    assert.match(message, /read-only.*replica after a failover.*current primary/);
+  });
+
+  it('a MariaDB master without gtid_strict_mode: fails with AG_SOURCE_NOT_STRICT before restoring anything, writes nothing', async () => {
+    const message = await refusedSource('run-not-strict', 'SET GLOBAL gtid_strict_mode = 0', 'SET GLOBAL gtid_strict_mode = 1', 'AG_SOURCE_NOT_STRICT');
+    assert.match(message, /gtid_strict_mode OFF/);
+  });
+
   it('the tunnel cut during catch-up: the run still finishes with a backup', async () => {
     const hookDir = join(tmp.path, 'hooks-cut');
     await mkdir(hookDir, { recursive: true });
@@ -276,7 +312,7 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
   });
 
   it('no secret appears in any agent log', async () => {
-    for (const runId of ['run-1', 'run-2', 'run-cut', 'run-restart', 'run-purged', 'run-reseed', 'run-errant', 'run-hostkey', 'run-bad', 'run-bad-reported', 'run-deadline']) {
+    for (const runId of ['run-1', 'run-2', 'run-read-only', 'run-not-strict', 'run-cut', 'run-restart', 'run-purged', 'run-reseed', 'run-errant', 'run-hostkey', 'run-bad', 'run-bad-reported', 'run-deadline']) {
       const log = await readFile(join(tmp.path, `${runId}.log`), 'utf8');
       assert.ok(!log.includes(REPL_PASSWORD), `${runId} log holds the replication password`);
       assert.ok(!log.includes(TOKEN), `${runId} log holds the dispatcher token`);

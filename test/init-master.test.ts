@@ -551,6 +551,23 @@ describe('understudy init-master (real MariaDB, sshd, the agent)', { timeout: 30
     }
   });
 
+  it('a MariaDB master without gtid_strict_mode: the failing check and its fix, exit 2, nothing changed', async () => {
+    const loose = await startMariadb({ role: 'master', serverId: 4, extraCnf: { gtid_strict_mode: false } });
+    try {
+      const out = join(tmp.path, 'loose');
+      const r = timed('master without strict mode', cli(args({ '--admin-socket': loose.socket, '--config-out': join(out, 'dispatcher.json'), '--password-file': join(out, 'pw') })));
+      assert.equal(r.code, 2, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, /FAIL {2}gtid_strict_mode +OFF {2}\(wanted: ON\)/);
+      assert.match(r.stdout, /fix now: {2}SET GLOBAL gtid_strict_mode = ON;/);
+      assert.match(r.stdout, /my\.cnf \[mysqld\]: gtid_strict_mode = 1/);
+      assert.match(r.stderr, /required check\(s\) failed: gtid_strict_mode, PermitOpen\); nothing was changed/);
+      assert.deepEqual(await loose.query("SELECT User FROM mysql.user WHERE User = 'understudy_repl'"), []);
+      assert.equal(await exists(out), false);
+    } finally {
+      await loose.destroy();
+    }
+  });
+
   it('a wrong MySQL socket or a missing required flag is a clear configuration error', (t) => {
     t.diagnostic(`init-master took: ${timings.join(', ')}`);
     const noSocket = cli(args({ '--admin-socket': join(tmp.path, 'nope.sock'), '--dry-run': true }));

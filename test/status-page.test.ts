@@ -101,6 +101,9 @@ function baseRun(id: string, createdAt: number): RunView {
     estimatedCostUsd: null,
     error: null,
     lastEventAt: null,
+    source: null,
+    goalUnchangedRuns: null,
+    warnings: [],
   };
 }
 
@@ -389,5 +392,20 @@ describe('status page', () => {
     const unexpected = problems.filter((p) => !/\b503\b/.test(p));
     assert.deepEqual(unexpected, []);
     assert.ok(problems.length > 0, 'the 503 was seen');
+  });
+
+  it('shows the warning of a succeeded run whose master\'s position stopped moving (issue 17, item 7)', async () => {
+    const message = "the master's position (0-1-4711) has not moved for 3 successful runs in a row: either nothing writes to it, or it is no longer the primary (a failover?)";
+    fixture.runs = [{ ...runningRunSucceeded(), source: { serverId: 1, serverUuid: null, hostname: 'db1' }, goalUnchangedRuns: 3, warnings: [{ code: 'goal-unchanged', message }] }, failedRun(), secondRun(), firstRun()];
+    const current = page.getByTestId('current-run').getByTestId('run-warning');
+    await current.waitFor({ timeout: WITHIN_POLL });
+    assert.equal(await current.getAttribute('data-code'), 'goal-unchanged');
+    assert.ok(((await current.textContent()) ?? '').includes(message));
+    const row = page.locator(`[data-testid="run-warning-row"][data-run-id="${RUNNING_ID}"]`);
+    assert.ok(((await row.textContent()) ?? '').includes(message));
+    assert.equal(await page.locator(`[data-testid="run-row"][data-run-id="${RUNNING_ID}"]`).getByTestId('warning-badge').count(), 1);
+    assert.equal(await page.getByTestId('run-warning-row').count(), 1, 'only the run that warns');
+    const unexpected = problems.filter((p) => !/\b503\b/.test(p));
+    assert.deepEqual(unexpected, []);
   });
 });

@@ -1,8 +1,10 @@
 /**
  * One backup cycle, the agent's whole job:
  *
- *   tunnel -> restore the newest backup (or seed from the master when there is none)
- *          -> start mysqld with replication stopped -> read the master's position once (the goal)
+ *   tunnel (and check the master: a writable primary, in strict GTID mode on MariaDB; source.ts)
+ *          -> restore the newest backup (or seed from the master when there is none)
+ *          -> start mysqld with replication stopped -> read the master's position once (the goal),
+ *             with its identity, which the manifest records
  *          -> replicate until the executed position contains the goal
  *          -> stop replication, record the executed position, shut mysqld down cleanly
  *          -> back the data directory up (only new chunks are uploaded; the manifest is written last)
@@ -17,6 +19,7 @@ import type { Dialect } from './dialect.js';
 import { AgentError, isAgentError, type AgentErrorCode } from './errors.js';
 import type { Phase, RunEventInput } from './events.js';
 import type { RunConfig } from './run-config.js';
+import { describeSource, sameSource, sourceRefusal, type SourceState } from './source.js';
 
 export interface CycleLog {
   info(obj: object, msg: string): void;
@@ -145,10 +148,14 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
   enter('tunnel');
   try {
     const tunnel = await deps.openTunnel();
-    leave();
-    await hook('tunnel-open');
     const password = await deps.replicationPassword();
     const source = { host: '127.0.0.1', port: tunnel.localPort('mysql'), user: config.replication.user, password };
+    // Before anything is restored: a read-only master is a demoted one (a failover), whose position
+    // no longer moves; a MariaDB master without strict mode has positions that cannot be compared.
+    const found = await readSource(source, dialect);
+    refuseUnfit(found);
+    leave({ message: `master: ${describeSource(found.identity)}` });
+    await hook('tunnel-open');
 
     // Restore the newest complete backup, or seed when there is none.
     let restoredFrom: string | null = null;
@@ -196,8 +203,13 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
 
     // Catch up to a goal read once, so the goalposts do not move.
     enter('catch-up');
-    const master = await masterPosition(source, dialect);
-    const goal = dialect.normalise(master);
+    const master = await readSource(source, dialect);
+    refuseUnfit(master); // demoted while this run restored?
+    if (!sameSource(found.identity, master.identity)) {
+      deps.log.warn({ before: found.identity, now: master.identity }, 'the master is another server than at the start of the run; the goal is read from the one now answering');
+    }
+    const goal = dialect.normalise(master.position);
+    const sourceMetrics = { sourceServerId: master.identity.serverId, sourceHostname: master.identity.hostname.slice(0, 255), ...(master.identity.serverUuid !== null ? { sourceServerUuid: master.identity.serverUuid } : {}) };
     const executedBefore = await executed(deps.mysqld, dialect);
     if (executedBefore !== '' && !dialect.contains(goal, executedBefore)) {
       throw fail(
@@ -228,7 +240,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
       await hook('catch-up-poll'); // reached once per poll that found the goal not yet executed
       await sleep(deps.pollIntervalMs ?? 500, signal);
     }
-    leave({ metrics: { goalPosition: goal } });
+    leave({ metrics: { goalPosition: goal, ...sourceMetrics } });
     await hook('caught-up');
 
     // Snapshot: stop replication, record where it stopped, shut down cleanly.
@@ -256,6 +268,9 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
       serverVersion: version?.v ?? null,
       gtidPosition: position,
       goalPosition: goal,
+      // Which server the goal was read from, and its state then: a restore can tell a backup of the
+      // primary from one of a server that was since replaced (issue 17, item 7).
+      source: { ...master.identity, goalPosition: goal },
       binlogCoordinates: status
         ? { file: status.Relay_Master_Log_File ?? status.Relay_Source_Log_File ?? null, position: status.Exec_Master_Log_Pos ?? status.Exec_Source_Log_Pos ?? null }
         : null,
@@ -299,12 +314,18 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
     throw e;
   }
 
-  async function masterPosition(src: { host: string; port: number; user: string; password: string }, d: Dialect): Promise<string> {
+  function refuseUnfit(state: SourceState): void {
+    const refusal = sourceRefusal(state.identity);
+    if (refusal !== null) throw fail(refusal.code, refusal.message);
+  }
+
+  /** The master's position and identity, in one statement (source.ts). */
+  async function readSource(src: { host: string; port: number; user: string; password: string }, d: Dialect): Promise<SourceState> {
     const mysql = await import('mysql2/promise');
     const conn = await mysql.createConnection({ host: src.host, port: src.port, user: src.user, password: src.password, connectTimeout: 20_000 });
     try {
-      const [rows] = await conn.query(d.sourcePositionQuery());
-      return String((rows as Array<{ pos: unknown }>)[0]?.pos ?? '');
+      const [rows] = await conn.query(d.sourceStateQuery());
+      return d.parseSourceState((rows as Array<Record<string, unknown>>)[0] ?? {});
     } finally {
       await conn.end().catch(() => undefined);
     }

@@ -13,7 +13,7 @@ describe('replication dialects', () => {
     assert.deepEqual(mariadbDialect.setStartPosition('0-1-42', '10.11.19-MariaDB'), ["SET GLOBAL gtid_slave_pos = '0-1-42'"]);
     assert.equal(mariadbDialect.startReplica(src), 'START SLAVE');
     assert.deepEqual(mariadbDialect.forgetSource(), []);
-    assert.equal(mariadbDialect.sourcePositionQuery(), 'SELECT @@GLOBAL.gtid_binlog_pos AS pos');
+    assert.match(mariadbDialect.sourceStateQuery(), /^SELECT @@GLOBAL\.gtid_binlog_pos AS pos, .*@@GLOBAL\.read_only AS read_only, @@GLOBAL\.gtid_strict_mode AS gtid_strict_mode$/);
     assert.equal(mariadbDialect.executedPositionQuery(), 'SELECT @@GLOBAL.gtid_slave_pos AS pos');
   });
 

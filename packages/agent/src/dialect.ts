@@ -7,6 +7,7 @@
 import mysql from 'mysql2';
 import { formatGtidPos, gtidContains, parseGtidPos } from './gtid.js';
 import { formatGtidSet, gtidSetContains, parseGtidSet } from './mysql-gtid.js';
+import { variableIsOn, type SourceState } from './source.js';
 
 export interface SourceSettings {
   readonly host: string;
@@ -52,8 +53,12 @@ export interface Dialect {
    * is the local server's VERSION(): MySQL's statement to clear the GTID state changed name in 8.2.
    */
   setStartPosition(position: string, serverVersion: string): string[];
-  /** Query returning one row with column `pos`: the master's current position (the goal). */
-  sourcePositionQuery(): string;
+  /**
+   * Query returning one row: the master's current position (`pos`, the goal) with its identity and
+   * state (server_id, read_only, ...), read in one statement so both describe the same moment.
+   */
+  sourceStateQuery(): string;
+  parseSourceState(row: Record<string, unknown>): SourceState;
   /** Query returning one row with column `pos`: what this replica has executed. */
   executedPositionQuery(): string;
   replicaStatusQuery(): string;
@@ -97,7 +102,20 @@ export const mariadbDialect: Dialect = {
   stopReplica: () => 'STOP SLAVE',
   forgetSource: () => [],
   setStartPosition: (position) => [`SET GLOBAL gtid_slave_pos = ${esc(formatGtidPos(parseGtidPos(position)))}`],
-  sourcePositionQuery: () => 'SELECT @@GLOBAL.gtid_binlog_pos AS pos',
+  sourceStateQuery: () =>
+    'SELECT @@GLOBAL.gtid_binlog_pos AS pos, @@GLOBAL.server_id AS server_id, @@GLOBAL.gtid_domain_id AS gtid_domain_id, ' +
+    '@@hostname AS hostname, @@GLOBAL.read_only AS read_only, @@GLOBAL.gtid_strict_mode AS gtid_strict_mode',
+  parseSourceState: (row) => ({
+    position: String(row.pos ?? ''),
+    identity: {
+      serverId: Number(row.server_id ?? 0),
+      serverUuid: null,
+      gtidDomainId: Number(row.gtid_domain_id ?? 0),
+      hostname: String(row.hostname ?? ''),
+      readOnly: variableIsOn(row.read_only),
+      gtidStrictMode: variableIsOn(row.gtid_strict_mode),
+    },
+  }),
   executedPositionQuery: () => 'SELECT @@GLOBAL.gtid_slave_pos AS pos',
   replicaStatusQuery: () => 'SHOW SLAVE STATUS',
   parseStatus: (row) => statusOf(row, 'Slave_IO_Running', 'Slave_SQL_Running', 'Seconds_Behind_Master'),
@@ -126,7 +144,20 @@ export const mysqlDialect: Dialect = {
   forgetSource: () => ['RESET REPLICA ALL'],
   // gtid_purged can only be set on a server whose gtid_executed is empty: reset it first.
   setStartPosition: (position, serverVersion) => [resetGtidsStatement(serverVersion), `SET GLOBAL gtid_purged = ${esc(formatGtidSet(parseGtidSet(position)))}`],
-  sourcePositionQuery: () => 'SELECT @@GLOBAL.gtid_executed AS pos',
+  sourceStateQuery: () =>
+    'SELECT @@GLOBAL.gtid_executed AS pos, @@GLOBAL.server_id AS server_id, @@GLOBAL.server_uuid AS server_uuid, ' +
+    '@@hostname AS hostname, @@GLOBAL.read_only AS read_only, @@GLOBAL.super_read_only AS super_read_only',
+  parseSourceState: (row) => ({
+    position: String(row.pos ?? ''),
+    identity: {
+      serverId: Number(row.server_id ?? 0),
+      serverUuid: String(row.server_uuid ?? ''),
+      gtidDomainId: null,
+      hostname: String(row.hostname ?? ''),
+      readOnly: variableIsOn(row.read_only) || variableIsOn(row.super_read_only),
+      gtidStrictMode: null,
+    },
+  }),
   executedPositionQuery: () => 'SELECT @@GLOBAL.gtid_executed AS pos',
   replicaStatusQuery: () => 'SHOW REPLICA STATUS',
   parseStatus: (row) => statusOf(row, 'Replica_IO_Running', 'Replica_SQL_Running', 'Seconds_Behind_Source'),

@@ -22,6 +22,8 @@ export const AGENT_ERRORS = {
   AG_REPLICATION_SQL_ERROR: { description: 'Replication stopped on an SQL error while catching up.', exitCode: 3, retryable: false },
   AG_CATCH_UP_TIMEOUT: { description: 'The goal position was not reached before the catch-up limit or the run deadline.', exitCode: 3, retryable: false },
   AG_DEADLINE_PASSED: { description: 'The run deadline passed before the cycle finished; the instance powers off.', exitCode: 3, retryable: false },
+  AG_SOURCE_READ_ONLY: { description: 'The master is read-only (read_only=ON): likely a replica after a failover. Nothing was restored or uploaded; point the dispatcher at the current primary.', exitCode: 3, retryable: false },
+  AG_SOURCE_NOT_STRICT: { description: 'The MariaDB master runs without gtid_strict_mode: with two writers in a domain, positions cannot say whether the goal was executed. Nothing was restored or uploaded; turn gtid_strict_mode on.', exitCode: 3, retryable: false },
   AG_MYSQLD_FAILED: { description: 'The local database server failed to start or to shut down cleanly.', exitCode: 3, retryable: false },
   AG_INTERNAL: { description: 'An unexpected internal error.', exitCode: 1, retryable: false },
 } as const satisfies Record<string, ErrorSpec>;

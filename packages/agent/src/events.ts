@@ -26,6 +26,10 @@ export const RunEventSchema = z.strictObject({
       goalPosition: z.string().max(4000).optional(),
       executedPosition: z.string().max(4000).optional(),
       transactionsBehind: z.number().min(0).optional(),
+      /** The master the goal was read from (the dispatcher shows when it changes between runs). */
+      sourceServerId: z.number().int().min(0).max(4294967295).optional(),
+      sourceServerUuid: z.string().max(64).optional(),
+      sourceHostname: z.string().max(255).optional(),
     })
     .optional(),
   /** On failure: the error code and message (never a secret, never a stack trace). */

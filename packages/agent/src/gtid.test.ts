@@ -51,9 +51,19 @@ describe('gtidContains', () => {
     assert.ok(gtidContains('0-1-42,5-9-1', '0-1-42'));
   });
 
-  test('server_id takes no part: order within a domain is seq_no (e.g. after a failover)', () => {
+  test('a higher seq_no contains a lower one whoever wrote it (order within a domain is seq_no under gtid_strict_mode, e.g. after a failover)', () => {
     assert.ok(gtidContains('0-2-50', '0-1-42'));
     assert.ok(!gtidContains('0-2-41', '0-1-42'));
+  });
+
+  test('interleaved server ids: at an equal seq_no, only the same server_id is the same transaction', () => {
+    // Two writers in domain 0 without strict mode: 0-1-101 and 0-2-101 are two transactions.
+    // The replica that executed 0-1-101 has not executed the goal 0-2-101 (issue 17, item 8).
+    assert.ok(!gtidContains('0-1-101', '0-2-101'), '0-1-101 is not 0-2-101');
+    assert.ok(!gtidContains('0-2-101', '0-1-101'), 'nor the other way round');
+    assert.ok(gtidContains('0-2-101', '0-2-101'));
+    assert.ok(!gtidContains('0-1-101,1-5-7', '0-2-101,1-5-7'), 'per domain, with other domains reached');
+    assert.ok(gtidContains('0-1-102', '0-2-101'), 'a later seq_no is past it (sound under gtid_strict_mode, which the agent requires of the master)');
   });
 
   test('compares seq_no as 64-bit integers, not as strings or doubles', () => {

@@ -3,9 +3,17 @@
  * (`0-1-42,1-2-7`), as in @@gtid_binlog_pos, @@gtid_slave_pos and @@gtid_current_pos. Pure
  * functions: parse, contains, format. (MySQL GTID sets live in mysql-gtid.ts.)
  *
- * Within one domain, sequence numbers only grow (gtid_strict_mode makes the server enforce it), so
- * a position holds one GTID per domain and "has executed up to the goal" is a per-domain comparison
- * of seq_no. The server_id part says who wrote the last transaction; it takes no part in ordering.
+ * A position holds one GTID per domain: the last transaction applied in it. A GTID is identified by
+ * all three parts: 0-1-101 and 0-2-101 are two different transactions (two servers wrote in domain 0
+ * at the same seq_no), so at an equal seq_no "has executed the goal" needs the same server_id.
+ *
+ * Across different seq_no the comparison is sound only under gtid_strict_mode: the server then
+ * refuses to binlog a seq_no that is not above the domain's last one, so binlog order is seq_no
+ * order, a seq_no is written once, and a higher seq_no in the same history comes after (a failover
+ * changes the server_id, not the order). Without strict mode two writers interleave (0-1-105 can be
+ * binlogged before 0-2-103): no comparison of positions can say whether 0-2-103 was executed, and
+ * neither can MariaDB's own MASTER_GTID_WAIT, which compares seq_no per domain. So the agent
+ * requires gtid_strict_mode on a MariaDB master (source.ts; init-master fails without it).
  */
 import { AgentError } from './errors.js';
 
@@ -45,8 +53,9 @@ export function parseGtidPos(text: string): Map<number, Gtid> {
 }
 
 /**
- * Does `have` contain `goal`: for every domain of the goal, `have` has that domain with a seq_no at
- * least the goal's? Every position contains the empty goal. Strings are parsed first.
+ * Does `have` contain `goal`: for every domain of the goal, `have` has that domain with a seq_no
+ * above the goal's, or the goal's very GTID (same seq_no and server_id)? Every position contains
+ * the empty goal. Strings are parsed first. Sound under gtid_strict_mode (see the top of the file).
  */
 export function gtidContains(have: GtidPos | string, goal: GtidPos | string): boolean {
   const h = typeof have === 'string' ? parseGtidPos(have) : have;
@@ -54,6 +63,7 @@ export function gtidContains(have: GtidPos | string, goal: GtidPos | string): bo
   for (const [domain, want] of g) {
     const got = h.get(domain);
     if (got === undefined || got.seq < want.seq) return false;
+    if (got.seq === want.seq && got.server !== want.server) return false;
   }
   return true;
 }

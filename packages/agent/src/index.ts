@@ -7,6 +7,7 @@ export * from './fingerprint.js';
 export * from './run-config.js';
 export * from './events.js';
 export * from './dialect.js';
+export * from './source.js';
 export * from './mysql-gtid.js';
 export * from './reporter.js';
 export * from './cycle.js';

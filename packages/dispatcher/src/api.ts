@@ -3,6 +3,7 @@
  * these; they are views computed from the stored run and its events, never stored themselves.
  */
 import type { Phase, RunEvent } from '@understudy/agent/protocol';
+import type { SourceWarning } from './source-watch.js';
 
 export type RunStatus = 'launching' | 'running' | 'succeeded' | 'failed';
 
@@ -50,6 +51,12 @@ export interface RunView {
   readonly estimatedCostUsd: number | null;
   readonly error: { readonly code: string; readonly message: string; readonly phase: Phase | null } | null;
   readonly lastEventAt: string | null;
+  /** The master the goal was read from, as the agent reported it (null before its goal was read). */
+  readonly source: { readonly serverId: number; readonly serverUuid: string | null; readonly hostname: string | null } | null;
+  /** A succeeded run: how many successful runs in a row, up to this one, found the goal where the previous one did (source-watch.ts). */
+  readonly goalUnchangedRuns: number | null;
+  /** Why a run that succeeded still needs a look: a goal that stopped moving, another master (source-watch.ts). */
+  readonly warnings: readonly SourceWarning[];
 }
 
 export interface StoredEvent {

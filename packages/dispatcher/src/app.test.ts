@@ -3,9 +3,12 @@
  * (test-support.ts; the real launchers have their own tests). Requests go through app.inject().
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import type { RunEvent } from '@understudy/agent/protocol';
 import type { RunView } from './api.js';
@@ -175,5 +178,61 @@ describe('dispatcher app', () => {
     assert.match(res.body, /^understudy_last_run_reused_bytes\{target="db1"\} 9000$/m);
     assert.match(res.body, /^understudy_last_success_timestamp_seconds\{target="db1"\} \d+(\.\d+)?$/m);
     assert.match(res.body, /^understudy_run_active\{target="db1"\} 0$/m);
+  });
+
+  it('a goal that has not moved for staleGoalRuns successful runs, and another master, warn in the views, the metrics and `understudy status`/`runs` (issue 17, item 7)', async () => {
+    let now = Date.parse('2026-11-24T03:00:00Z');
+    const { app, launcher, config } = setup({ now: () => new Date(now) });
+    assert.equal(config.targets.db1!.staleGoalRuns, 3, 'the default');
+    const cycle = async (goal: string, serverId: number): Promise<RunView> => {
+      now += 3600_000;
+      const { run, token } = await startRun(app, launcher);
+      const post = (e: RunEvent) => app.inject({ method: 'POST', url: `/runs/${run.id}/events`, headers: { authorization: `Bearer ${token}` }, payload: e });
+      await post(event(0, 'catch-up', 'succeeded', { metrics: { goalPosition: goal, sourceServerId: serverId, sourceHostname: 'db1.internal' } }));
+      await post(event(1, 'upload', 'succeeded', { metrics: { uploadedBytes: 10, reusedBytes: 90 } }));
+      now += 60_000;
+      await post(event(2, 'done', 'succeeded'));
+      return ((await app.inject({ url: `/runs/${run.id}` })).json() as { run: RunView }).run;
+    };
+    const metric = async (line: RegExp) => assert.match((await app.inject({ url: '/metrics' })).body, line);
+    const codes = (r: RunView) => r.warnings.map((w) => w.code);
+
+    for (const expected of [0, 1, 2]) {
+      const r = await cycle('0-1-10', 1);
+      assert.equal(r.goalUnchangedRuns, expected);
+      assert.deepEqual(codes(r), [], `${expected} unchanged: no warning yet`);
+    }
+    const stale = await cycle('0-1-10', 1);
+    assert.equal(stale.goalUnchangedRuns, 3);
+    assert.deepEqual(codes(stale), ['goal-unchanged']);
+    assert.match(stale.warnings[0]!.message, /position \(0-1-10\) has not moved for 3 successful runs in a row.*no longer the primary/);
+    assert.deepEqual(stale.source, { serverId: 1, serverUuid: null, hostname: 'db1.internal' });
+    await metric(/^understudy_goal_unchanged_runs\{target="db1"\} 3$/m);
+    await metric(/^understudy_source_warning\{target="db1",code="goal-unchanged"\} 1$/m);
+    await metric(/^understudy_source_warning\{target="db1",code="source-changed"\} 0$/m);
+    const list = ((await app.inject({ url: '/runs' })).json() as { runs: RunView[] }).runs;
+    assert.deepEqual(list.map((r) => r.warnings.length), [1, 0, 0, 0], 'each run as its history stood when it ended');
+
+    // The CLI, as an operator runs it, against this app on a port.
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const cli = (args: string[]) => promisify(execFile)(process.execPath, [fileURLToPath(new URL('./cli.js', import.meta.url)), ...args, '--dispatcher', url], { env: { PATH: process.env.PATH ?? '' } });
+    const status = await cli(['status', stale.id]);
+    assert.match(status.stdout, /^ {2}master {4}server_id 1 \(host db1\.internal\), at 0-1-10$/m);
+    assert.match(status.stdout, /^ {2}WARNING {3}the master's position \(0-1-10\) has not moved for 3 successful runs in a row/m);
+    const runs = await cli(['runs']);
+    assert.match(runs.stdout, new RegExp(`^${stale.id} .* succeeded, goal unchanged 3 runs! `, 'm'));
+    assert.match(runs.stdout, /^WARNING: the master's position \(0-1-10\) has not moved/m);
+
+    // A failover: another server, a goal that moves again.
+    const moved = await cycle('0-2-11', 2);
+    assert.equal(moved.goalUnchangedRuns, 0);
+    assert.deepEqual(codes(moved), ['source-changed']);
+    assert.match(moved.warnings[0]!.message, /another server than at the previous successful run \(server_id 1 \(host db1\.internal\), now server_id 2 \(host db1\.internal\)\)/);
+    await metric(/^understudy_goal_unchanged_runs\{target="db1"\} 0$/m);
+    await metric(/^understudy_source_warning\{target="db1",code="goal-unchanged"\} 0$/m);
+    await metric(/^understudy_source_warning\{target="db1",code="source-changed"\} 1$/m);
+    assert.match((await cli(['status'])).stdout, /^ {2}WARNING {3}the master is another server/m);
+    assert.deepEqual(codes(await cycle('0-2-12', 2)), [], 'the next run on the new master is quiet');
+    await app.close();
   });
 });

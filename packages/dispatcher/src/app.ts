@@ -20,6 +20,9 @@ import { zodProblems } from './zod-problems.js';
 import type { RunManager } from './run-manager.js';
 import { tokenHash, type RunStore } from './run-store.js';
 import { toRunView } from './views.js';
+import { DEFAULT_STALE_GOAL_RUNS } from './config.js';
+import { watchRun } from './source-watch.js';
+import type { RunRecord } from './run-store.js';
 
 export interface AppDeps {
   readonly store: RunStore;
@@ -29,6 +32,8 @@ export interface AppDeps {
   /** Required as a Bearer token by POST /runs (the agents, which reach this port too, cannot start runs). */
   readonly adminToken: string;
   readonly defaultTarget?: string;
+  /** A target's `staleGoalRuns` (default 3): successful runs with an unchanged goal before a run view warns. */
+  readonly staleGoalRuns?: (target: string) => number;
   readonly now?: () => Date;
   /** Adds routes (the status page) before the app is ready. */
   readonly plugins?: readonly ((app: FastifyInstance) => void)[];
@@ -66,6 +71,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     bodyLimit: 1024 * 1024 });
   const now = (): Date => deps.now?.() ?? new Date();
   const adminHash = tokenHash(deps.adminToken);
+  const view = (run: RunRecord, at: Date) =>
+    toRunView(run, deps.store.events(run.id), at, watchRun(deps.store, run, deps.staleGoalRuns?.(run.target) ?? DEFAULT_STALE_GOAL_RUNS));
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err instanceof DispatcherError) {
@@ -95,7 +102,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const target = body.data.target ?? deps.defaultTarget;
     if (target === undefined) throw new DispatcherError('DS_BAD_REQUEST', 'name the target: several are configured');
     const run = await deps.manager.start(target, body.data.trigger, { reseed: body.data.reseed });
-    return reply.status(201).send({ run: toRunView(run, deps.store.events(run.id), now()) });
+    return reply.status(201).send({ run: view(run, now()) });
   });
 
   app.post<{ Params: { id: string } }>('/runs/:id/events', { bodyLimit: EVENT_BODY_LIMIT }, async (req) => {
@@ -113,14 +120,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const q = ListQuery.safeParse(req.query);
     if (!q.success) throw new DispatcherError('DS_BAD_REQUEST', `bad query: ${zodProblems(q.error, [], '(query)').join('; ')}`);
     const t = now();
-    return { runs: deps.store.list(q.data).map((r) => toRunView(r, deps.store.events(r.id), t)) };
+    return { runs: deps.store.list(q.data).map((r) => view(r, t)) };
   });
 
   app.get<{ Params: { id: string } }>('/runs/:id', async (req): Promise<RunDetailResponse> => {
     const run = deps.store.get(req.params.id);
     if (run === undefined) throw new DispatcherError('DS_RUN_NOT_FOUND', `no run ${req.params.id}`);
-    const events = deps.store.events(run.id);
-    return { run: toRunView(run, events, now()), events };
+    return { run: view(run, now()), events: deps.store.events(run.id) };
   });
 
   app.get('/healthz', async () => {

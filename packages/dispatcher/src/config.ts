@@ -60,6 +60,9 @@ export type LauncherConfig = z.infer<typeof LauncherSchema>;
 
 const R = RunConfigSchema.shape;
 
+/** Successful runs in a row with an unchanged goal before the status warns (a target's `staleGoalRuns`). */
+export const DEFAULT_STALE_GOAL_RUNS = 3;
+
 export const TargetConfigSchema = z.strictObject({
   master: R.master,
   replication: R.replication,
@@ -104,6 +107,15 @@ export const TargetConfigSchema = z.strictObject({
     .default(600)
     .describe('A run that reports nothing for this many seconds is declared dead and its instance terminated. Agents are told to report at least four times as often.'),
   hourlyCostUsd: z.number().min(0).optional().describe("The agent instance's price per hour, in US dollars, for each run's estimated cost. Default: no cost is shown."),
+  staleGoalRuns: z
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(DEFAULT_STALE_GOAL_RUNS)
+    .describe(
+      "Warn (status, status page, and the metric `understudy_goal_unchanged_runs` crossing it) when this many successful runs in a row found the master's position where the previous run did: a master that takes writes but whose position stops moving is no longer the primary (a failover). A master idle for that long warns too; raise it for a quiet one. Default 3.",
+    ),
 });
 export type TargetConfig = z.infer<typeof TargetConfigSchema>;
 

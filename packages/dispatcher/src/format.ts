@@ -97,6 +97,18 @@ export function parseSize(text: string, what = 'size'): number {
   return bytes;
 }
 
+/** A run's master as the agent reported it: "server_id 1 (host db1)". */
+export function formatSource(s: { readonly serverId: number; readonly serverUuid: string | null; readonly hostname: string | null }): string {
+  return `server_id ${s.serverId}${s.serverUuid ? `, server_uuid ${s.serverUuid}` : ''}${s.hostname ? ` (host ${s.hostname})` : ''}`;
+}
+
+/** The `runs` table's note on a succeeded run that warns: ", goal unchanged 3 runs!", ", master changed!". */
+export function formatWarningTags(r: { readonly goalUnchangedRuns: number | null; readonly warnings: readonly { readonly code: string }[] }): string {
+  return r.warnings
+    .map((w) => (w.code === 'goal-unchanged' ? `, goal unchanged ${r.goalUnchangedRuns ?? '?'} runs!` : w.code === 'source-changed' ? ', master changed!' : `, ${w.code}!`))
+    .join('');
+}
+
 /** Left-aligned text table; `right` names the columns to align right (numbers). */
 export function formatTable(header: readonly string[], rows: ReadonlyArray<readonly string[]>, right: ReadonlySet<number> = new Set()): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));

@@ -11,11 +11,17 @@
  * understudy_run_failures_total{phase}        failures by the phase they happened in ('launch' before any)
  * understudy_catch_up_lag_seconds             the active run's replication lag (absent when none)
  * understudy_run_active / understudy_run_elapsed_seconds   the active run
+ * understudy_goal_unchanged_runs              per target: successful runs in a row whose goal equals
+ *                                             the previous one's (a master that stopped being the primary)
+ * understudy_source_warning{code}             per target: 1 while the newest successful run warns
+ *                                             (goal-unchanged past the target's staleGoalRuns, source-changed)
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { DEFAULT_STALE_GOAL_RUNS } from './config.js';
 import type { RunStore } from './run-store.js';
+import { WATCH_DEPTH, watchSource, type SourceWatch } from './source-watch.js';
 
-export function createMetrics(store: RunStore, opts: { now?: () => Date; targets: readonly string[] }): Registry {
+export function createMetrics(store: RunStore, opts: { now?: () => Date; targets: readonly string[]; staleGoalRuns?: (target: string) => number }): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'understudy_dispatcher_' });
   const now = (): number => (opts.now?.() ?? new Date()).getTime();
@@ -122,6 +128,33 @@ export function createMetrics(store: RunStore, opts: { now?: () => Date; targets
     collect() {
       this.reset();
       for (const r of store.active()) this.set({ target: r.target, run: r.id, phase: r.phase ?? 'launch' }, (now() - Date.parse(r.createdAt)) / 1000);
+    },
+  });
+  const watches = (): Array<[string, SourceWatch]> =>
+    opts.targets.flatMap((target) => {
+      const successes = store.successes(target, { limit: WATCH_DEPTH });
+      return successes.length === 0 ? [] : [[target, watchSource(successes, opts.staleGoalRuns?.(target) ?? DEFAULT_STALE_GOAL_RUNS)] as [string, SourceWatch]];
+    });
+  new Gauge({
+    name: 'understudy_goal_unchanged_runs',
+    help: "Successful runs in a row, up to the newest, that found the master's position (the goal) where the previous run did. A master that takes writes but whose goal stops moving is no longer the primary.",
+    labelNames: ['target'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [target, w] of watches()) this.set({ target }, w.goalUnchangedRuns);
+    },
+  });
+  new Gauge({
+    name: 'understudy_source_warning',
+    help: "1 while the target's newest successful run warns about its master: goal-unchanged (for the target's staleGoalRuns runs or more) or source-changed (another server than at the previous successful run).",
+    labelNames: ['target', 'code'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [target, w] of watches()) {
+        for (const code of ['goal-unchanged', 'source-changed'] as const) this.set({ target, code }, w.warnings.some((x) => x.code === code) ? 1 : 0);
+      }
     },
   });
   return registry;

@@ -26,6 +26,14 @@ describe('applyEvent', () => {
     assert.equal(r.metrics.uploadedBytes, 150, 'uploaded bytes belong to the run');
   });
 
+  it('keeps the master\'s identity and the goal, reported at the goal read, for the whole run', () => {
+    const { store, run } = freshRun();
+    let r = store.update(run.id, applyEvent(run, ev(0, 'catch-up', 'succeeded', { metrics: { goalPosition: '0-1-9', sourceServerId: 1, sourceServerUuid: 'u', sourceHostname: 'db1' } }), 'now'));
+    r = store.update(r.id, applyEvent(r, ev(1, 'snapshot', 'started'), 'now'));
+    r = store.update(r.id, applyEvent(r, ev(2, 'done', 'succeeded'), 'now'));
+    assert.deepEqual([r.metrics.goalPosition, r.metrics.sourceServerId, r.metrics.sourceServerUuid, r.metrics.sourceHostname], ['0-1-9', 1, 'u', 'db1']);
+  });
+
   it('ignores an event older than the newest applied one', () => {
     const { store, run } = freshRun();
     const r = store.update(run.id, applyEvent(run, ev(5, 'upload', 'started'), 'now'));

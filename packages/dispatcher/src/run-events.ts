@@ -9,7 +9,7 @@ import type { RunPatch, RunRecord } from './run-store.js';
 type Metrics = NonNullable<RunEvent['metrics']>;
 
 /** Metrics that describe the run as a whole and outlive the phase that reported them. */
-const RUN_METRICS = ['uploadedBytes', 'reusedBytes', 'goalPosition'] as const;
+const RUN_METRICS = ['uploadedBytes', 'reusedBytes', 'goalPosition', 'sourceServerId', 'sourceServerUuid', 'sourceHostname'] as const;
 
 export function isFinished(run: Pick<RunRecord, 'status'>): boolean {
   return run.status === 'succeeded' || run.status === 'failed';

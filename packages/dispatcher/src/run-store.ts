@@ -265,6 +265,17 @@ export class RunStore {
       .all() as { target: string; uploaded: number; reused: number }[];
   }
 
+  /**
+   * Successful runs of the target, newest first, at most `limit`; with `upTo`, only those that
+   * finished at or before it (the history as it stood when that run ended).
+   */
+  successes(target: string, opts: { limit: number; upTo?: string }): RunRecord[] {
+    const rows = this.db
+      .prepare("SELECT * FROM runs WHERE target = ? AND status = 'succeeded' AND finished_at <= ? ORDER BY finished_at DESC, id DESC LIMIT ?")
+      .all(target, opts.upTo ?? '9999', Math.max(1, opts.limit)) as Row[];
+    return rows.map(fromRow);
+  }
+
   /** The newest successful run of each target. */
   lastSuccesses(): RunRecord[] {
     const rows = this.db

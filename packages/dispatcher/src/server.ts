@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
-import type { DispatcherConfig, TargetConfig } from './config.js';
+import { DEFAULT_STALE_GOAL_RUNS, type DispatcherConfig, type TargetConfig } from './config.js';
 import { DispatcherError } from './errors.js';
 import type { Launcher } from './launchers/launcher.js';
 import { LocalLauncher } from './launchers/local.js';
@@ -78,7 +78,8 @@ export async function startDispatcher(opts: StartOptions): Promise<Dispatcher> {
     throw err;
   }
   const manager = new RunManager({ config, store, launchers, log });
-  const metrics = createMetrics(store, { targets: Object.keys(config.targets) });
+  const staleGoalRuns = (t: string): number => config.targets[t]?.staleGoalRuns ?? DEFAULT_STALE_GOAL_RUNS;
+  const metrics = createMetrics(store, { targets: Object.keys(config.targets), staleGoalRuns });
   const targets = Object.keys(config.targets);
   const app = buildApp({
     store,
@@ -86,6 +87,7 @@ export async function startDispatcher(opts: StartOptions): Promise<Dispatcher> {
     metrics,
     log,
     adminToken,
+    staleGoalRuns,
     ...(targets.length === 1 ? { defaultTarget: targets[0]! } : {}),
     plugins: [(a) => registerStatusPage(a)],
   });

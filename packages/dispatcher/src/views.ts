@@ -2,6 +2,7 @@
 import type { RunEvent } from '@understudy/agent/protocol';
 import type { PhaseView, RunView, StoredEvent } from './api.js';
 import type { RunRecord } from './run-store.js';
+import type { SourceWatch } from './source-watch.js';
 
 export function phasesOf(events: readonly StoredEvent[]): PhaseView[] {
   const out: { phase: RunEvent['phase']; status: PhaseView['status']; startedAt: string; finishedAt: string | null }[] = [];
@@ -18,7 +19,7 @@ export function phasesOf(events: readonly StoredEvent[]): PhaseView[] {
   return out.map((p) => ({ ...p, seconds: p.finishedAt === null ? null : Math.max(0, (Date.parse(p.finishedAt) - Date.parse(p.startedAt)) / 1000) }));
 }
 
-export function toRunView(run: RunRecord, events: readonly StoredEvent[], now: Date): RunView {
+export function toRunView(run: RunRecord, events: readonly StoredEvent[], now: Date, watch: SourceWatch | null = null): RunView {
   const end = run.finishedAt === null ? now.getTime() : Date.parse(run.finishedAt);
   const elapsedSeconds = Math.max(0, (end - Date.parse(run.createdAt)) / 1000);
   const m = run.metrics;
@@ -53,5 +54,8 @@ export function toRunView(run: RunRecord, events: readonly StoredEvent[], now: D
     estimatedCostUsd: run.hourlyCostUsd === null ? null : (run.hourlyCostUsd * elapsedSeconds) / 3600,
     error: run.errorCode === null ? null : { code: run.errorCode, message: run.errorMessage ?? '', phase: run.errorPhase },
     lastEventAt: run.lastEventAt,
+    source: m.sourceServerId === undefined ? null : { serverId: m.sourceServerId, serverUuid: m.sourceServerUuid ?? null, hostname: m.sourceHostname ?? null },
+    goalUnchangedRuns: watch?.goalUnchangedRuns ?? null,
+    warnings: watch?.warnings ?? [],
   };
 }

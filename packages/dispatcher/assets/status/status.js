@@ -278,7 +278,14 @@
         run.error.phase ? ' in ' + run.error.phase + ': ' : ': ', run.error.message));
     }
     lines.push(h('p', { class: 'outcome' }, 'Restore test: ', restoreBadge(run)));
+    lines.push(...warningLines(run));
     return lines;
+  }
+
+  /** A succeeded run that still needs a look: the master's position stopped moving, or another master. */
+  function warningLines(run) {
+    return (run.warnings || []).map((w) =>
+      h('p', { class: 'outcome', 'data-testid': 'run-warning', 'data-code': w.code }, h('span', { class: 'badge warn' }, 'warning'), ' ', w.message));
   }
 
   function renderCurrent(runs) {
@@ -293,10 +300,12 @@
 
   function historyRows(run) {
     const failed = run.status === 'failed' && run.error;
-    const row = h('tr', { 'data-testid': 'run-row', 'data-run-id': run.id, 'data-status': run.status, class: failed ? 'has-error' : null },
+    const warnings = run.warnings || [];
+    const row = h('tr', { 'data-testid': 'run-row', 'data-run-id': run.id, 'data-status': run.status, class: failed || warnings.length > 0 ? 'has-error' : null },
       h('td', { class: 'when' }, formatTime(run.createdAt).slice(0, 10), h('span', { class: 'sub-time' }, formatTime(run.createdAt).slice(11))),
       h('td', null, h('span', { class: 'target' }, run.target), h('code', { class: 'id sub run-id' }, run.id)),
       h('td', null, statusBadge(run.status),
+        warnings.length > 0 ? h('span', { class: 'badge warn', 'data-testid': 'warning-badge' }, 'warning') : null,
         failed ? h('span', { class: 'err-code', 'data-testid': 'error-code' }, run.error.code) : null,
         ACTIVE.has(run.status) && run.phase ? h('span', { class: 'sub' }, run.phase) : null),
       h('td', { class: 'num' }, formatDuration(run.elapsedSeconds), ACTIVE.has(run.status) ? h('span', { class: 'sub' }, 'so far') : null),
@@ -304,7 +313,10 @@
       h('td', { class: 'num' }, formatBytes(run.reusedBytes)),
       h('td', null, run.backupId ? idCode(run.backupId) : h('span', { class: 'muted' }, '–')),
       h('td', { class: 'restore-cell' }, restoreBadge(run)));
-    if (!failed) return [row];
+    const notes = warnings.map((w) =>
+      h('tr', { class: 'error-row warn-row', 'data-testid': 'run-warning-row', 'data-run-id': run.id, 'data-code': w.code },
+        h('td', { colspan: 8 }, h('strong', null, 'warning'), ': ', h('span', { class: 'msg' }, w.message))));
+    if (!failed) return [row, ...notes];
     const detail = h('tr', { class: 'error-row', 'data-testid': 'run-error', 'data-run-id': run.id },
       h('td', { colspan: 8 },
         h('strong', null, run.error.code), run.error.phase ? ' in ' + run.error.phase : '', ': ',

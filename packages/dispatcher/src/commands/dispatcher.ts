@@ -13,7 +13,7 @@ import type { RunView } from '../api.js';
 import { DispatcherClient } from '../client.js';
 import { readDispatcherConfig, type DispatcherConfig } from '../config.js';
 import { DispatcherError } from '../errors.js';
-import { formatBytes, formatDuration, formatTable, formatTime } from '../format.js';
+import { formatBytes, formatDuration, formatSource, formatTable, formatTime, formatWarningTags } from '../format.js';
 import { ADMIN_TOKEN_FILE, startDispatcher } from '../server.js';
 import { createEc2Launcher } from '../launchers/ec2-factory.js';
 import { CommandContext, wholeNumber, type CliIo } from './context.js';
@@ -96,6 +96,8 @@ function describeRun(r: RunView): string {
   if (p.lagSeconds !== null && r.finishedAt === null) lines.push(`  lag       ${p.lagSeconds} s behind the master`);
   if (r.uploadedBytes !== null) lines.push(`  uploaded  ${formatBytes(r.uploadedBytes)} new, ${formatBytes(r.reusedBytes ?? 0)} reused`);
   if (r.backupId) lines.push(`  backup    ${r.backupId}`);
+  if (r.source) lines.push(`  master    ${formatSource(r.source)}${r.progress.goalPosition ? `, at ${r.progress.goalPosition}` : ''}`);
+  for (const w of r.warnings) lines.push(`  WARNING   ${w.message}`);
   if (r.estimatedCostUsd !== null) lines.push(`  cost      ~$${r.estimatedCostUsd.toFixed(4)}`);
   if (r.error) lines.push(`  error     ${r.error.code}${r.error.phase ? ` in ${r.error.phase}` : ''}: ${r.error.message}`);
   return lines.join('\n');
@@ -184,12 +186,14 @@ export function registerRuns(program: Command, io: CliIo): void {
         r.id,
         formatTime(r.createdAt),
         r.target,
-        r.status === 'failed' ? `failed (${r.error?.code ?? '?'})` : r.status === 'running' ? `running: ${r.phase ?? ''}` : r.status,
+        r.status === 'failed' ? `failed (${r.error?.code ?? '?'})` : r.status === 'running' ? `running: ${r.phase ?? ''}` : `${r.status}${formatWarningTags(r)}`,
         formatDuration(r.elapsedSeconds * 1000),
         r.uploadedBytes === null ? '-' : formatBytes(r.uploadedBytes),
         r.backupId ?? '-',
         r.restoredFrom ?? (r.phases.some((p) => p.phase === 'seed') ? '(seeded)' : '-'),
       ]);
       ctx.print(formatTable(['run', 'started', 'target', 'status', 'duration', 'uploaded', 'backup', 'restored from'], rows, new Set([4, 5])));
+      const warned = runs.find((r) => r.warnings.length > 0);
+      if (warned) ctx.print(`WARNING: ${warned.warnings.map((w) => w.message).join('; ')} (run ${warned.id}; \`understudy status ${warned.id}\`)`);
     });
 }

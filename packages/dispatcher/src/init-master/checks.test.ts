@@ -42,13 +42,14 @@ describe('checkSettings: MariaDB', () => {
     assert.equal(byName(checkSettings(mariadb({ binlog_format: 'MIXED' }), day), 'binlog_format').status, 'fail');
   });
 
-  it('no binary log or server_id 0 fail; gtid_strict_mode OFF only warns', () => {
+  it('no binary log, server_id 0 or gtid_strict_mode OFF fail', () => {
     const checks = checkSettings(mariadb({ log_bin: 'OFF', server_id: '0', gtid_strict_mode: 'OFF' }), day);
     assert.equal(byName(checks, 'log_bin').status, 'fail');
     assert.deepEqual(byName(checks, 'log_bin').cnf, ['log_bin = mysql-bin']);
     assert.equal(byName(checks, 'server_id').status, 'fail');
     const strict = byName(checks, 'gtid_strict_mode');
-    assert.equal(strict.status, 'warn');
+    assert.equal(strict.status, 'fail', 'positions do not compare soundly without it (issue 17, item 8)');
+    assert.equal(strict.wanted, 'ON');
     assert.deepEqual(strict.sql, ['SET GLOBAL gtid_strict_mode = ON;']);
     assert.deepEqual(strict.cnf, ['gtid_strict_mode = 1']);
   });

@@ -6,9 +6,10 @@
  * Required (fail): a binary log (log_bin), row events (binlog_format=ROW: a statement-based replica
  * can silently diverge), a server_id other than 0, TCP reachable at 127.0.0.1 (the tunnel ends
  * there), binary logs kept longer than the backup interval plus a run (the next run catches up from
- * the previous backup's position), and on MySQL 8 GTIDs (gtid_mode, enforce_gtid_consistency) and
- * the clone plugin (the first run seeds with CLONE INSTANCE). Recommended (warn): gtid_strict_mode
- * on MariaDB, retention of twice what is needed, no anonymous accounts. log_slave_updates does not
+ * the previous backup's position), on MariaDB gtid_strict_mode (GTID positions compare soundly only
+ * under it: packages/agent/src/gtid.ts), and on MySQL 8 GTIDs (gtid_mode, enforce_gtid_consistency)
+ * and the clone plugin (the first run seeds with CLONE INSTANCE). Recommended (warn): retention of
+ * twice what is needed, no anonymous accounts. log_slave_updates does not
  * matter: what the master writes itself is always in its binary log.
  */
 import type { Check } from './plan.js';
@@ -106,7 +107,15 @@ export function checkSettings(s: ServerSettings, retention: RetentionPolicy): Ch
     check(
       strict
         ? { name: 'gtid_strict_mode', current: 'ON', wanted: 'ON', status: 'ok' }
-        : { name: 'gtid_strict_mode', current: v('gtid_strict_mode') ?? 'OFF', wanted: 'ON (recommended)', status: 'warn', sql: ['SET GLOBAL gtid_strict_mode = ON;'], cnf: ['gtid_strict_mode = 1'], note: 'out-of-order GTIDs then fail loudly instead of being replicated silently' },
+        : {
+            name: 'gtid_strict_mode',
+            current: v('gtid_strict_mode') ?? 'OFF',
+            wanted: 'ON',
+            status: 'fail',
+            sql: ['SET GLOBAL gtid_strict_mode = ON;'],
+            cnf: ['gtid_strict_mode = 1'],
+            note: 'without it, two writers in one domain interleave GTIDs and no position can tell whether the goal was replicated (the agent refuses the run: AG_SOURCE_NOT_STRICT)',
+          },
     );
   } else {
     const gtidMode = (v('gtid_mode') ?? 'OFF').toUpperCase();

@@ -11,13 +11,13 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import { createS3Client, Repository, restore, S3Store, type Manifest } from '@understudy/core';
 import { tempDir } from '@understudy/core/testing';
-import { agentDocument, startAgent, startCollector, type AgentSetup, type Collector } from './rig/agent-run.js';
+import { agentDocument, startAgent, startCollector, waitForFile, type AgentSetup, type Collector } from './rig/agent-run.js';
 import { startMariadb, type Mariadb } from './rig/mariadb.js';
 import { createReplicationUser } from './rig/replication.js';
 import { freshBucket, testS3 } from './rig/shared-s3.js';
@@ -86,9 +86,9 @@ describe('account DDL on the master (real agent, MariaDB, sshd, radosgw)', { tim
     await tmp?.cleanup();
   });
 
-  async function runAgent(runId: string, restoreMode?: 'none'): Promise<{ code: number; out: string }> {
+  async function runAgent(runId: string, restoreMode?: 'none', hookDir?: string): Promise<{ code: number; out: string }> {
     const doc = agentDocument(setup, runId, restoreMode ? { restore: restoreMode } : {});
-    const { code, out } = await (await startAgent(setup, runId, { ...doc, replication: { ...doc.replication, user: REPL } })).exited;
+    const { code, out } = await (await startAgent(setup, runId, { ...doc, replication: { ...doc.replication, user: REPL } }, hookDir ? { hookDir } : {})).exited;
     return { code: code ?? 1, out };
   }
 
@@ -230,5 +230,22 @@ describe('account DDL on the master (real agent, MariaDB, sshd, radosgw)', { tim
     } finally {
       await restored.destroy();
     }
+  });
+
+  it('an account created while the seed ran: the seed fails and commits nothing (the accounts are dumped before and after the data)', async () => {
+    const hookDir = join(tmp.path, 'hooks-seed-change');
+    await mkdir(hookDir, { recursive: true });
+    await writeFile(join(hookDir, 'seed_dump-piped@1.pause'), '');
+    const backups = (await repo.listBackupIds()).length;
+    const run = runAgent('acc-seed-change', 'none', hookDir);
+    await waitForFile(join(hookDir, 'seed_dump-piped.reached'));
+    await master.query(`CREATE USER 'latecomer'@'%' IDENTIFIED BY '${pw('late')}'`);
+    await writeFile(join(hookDir, 'seed_dump-piped@1.continue'), '');
+    const { code } = await run;
+    assert.equal(code, 3);
+    const f = failure('acc-seed-change');
+    assert.equal(f?.code, 'AG_SEED_FAILED', JSON.stringify(f));
+    assert.match(f!.message, /accounts changed while the seed ran/);
+    assert.equal((await repo.listBackupIds()).length, backups, 'nothing committed');
   });
 });

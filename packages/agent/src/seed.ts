@@ -21,13 +21,13 @@
  * Aria, not InnoDB: no transaction, consistent snapshot or not, can read them at the data's position.
  * So the accounts are dumped twice, once before the data dump and once after it, and the seed fails
  * (nothing is committed; the next run seeds again) unless both are the same. When they are, the
- * accounts did not change between the two, so the copy loaded is the master's accounts at the data's
- * position; the account statements replicated after that position then replay as on the master
- * (an account changed back and forth in between can make a replayed CREATE USER or DROP USER fail
- * loudly, AG_REPLICATION_ACCOUNT_MISMATCH; it can never leave a silent difference). Dumping once
- * before would silently miss a change made before the data snapshot; once after, would replay
- * changes already in the copy. Accounts change rarely, and the second dump costs one small query
- * per account.
+ * copy loaded is the master's accounts at the data's position, unless a change was made and undone
+ * in between; then replaying the undo (it comes after the position) on the copy either sets what the
+ * copy already has (ALTER USER, SET PASSWORD, GRANT) or fails loudly (CREATE USER or DROP USER: 1396,
+ * AG_REPLICATION_ACCOUNT_MISMATCH; REVOKE of a grant the copy lacks: 1141). Dumping once before the
+ * data would silently miss a change made between that dump and the snapshot; once after, would
+ * replay changes the copy already has. Accounts change rarely, and the second dump costs a few small
+ * queries per account.
  *
  * MySQL 8 seeds by CLONE INSTANCE (seedByClone), which copies the mysql schema (InnoDB there) with
  * the data: accounts come along at the clone's position.
@@ -262,6 +262,9 @@ function exitOf(child: ReturnType<typeof spawn>): Promise<number | string> {
  * without a supervisor, it stops instead (error 3707), so the server is started again here, and the
  * cloned gtid_executed is the position. MySQL 8 cannot be installed on the test machines: the
  * statements are unit-tested (dialect.test.ts); this sequence has not run against a real server.
+ * Accounts: the clone copies the mysql schema (InnoDB, in the data dictionary's tablespace) with the
+ * data, so the master's accounts come along at the clone's position; by reading, so does the
+ * master's root@localhost, which then replaces the local one (not verified here).
  */
 export async function seedByClone(
   mysqld: SeedTarget & { start(): Promise<void>; kill(): Promise<void> },

@@ -4,8 +4,9 @@
  * is the current user, no Unix user is created), an HTTP server standing in for the dispatcher, and
  * the agent as a process. It proves that a dry run changes nothing, that a run sets up what it says,
  * that a second run plans nothing, and that what it set up works and allows nothing more: the
- * replication account seeds a replica (mariadb-dump with the agent's arguments) and replicates to
- * the master's position through the restricted SSH key, has exactly its privileges, and the key
+ * replication account seeds a replica (the agent's seed: its accounts, then mariadb-dump with the
+ * agent's arguments) and replicates to the master's position through the restricted SSH key, has
+ * exactly its privileges, and the key
  * forwards to MySQL and the dispatcher only (no command, no shell, no other port). About 17 s.
  */
 import assert from 'node:assert/strict';
@@ -349,6 +350,10 @@ describe('understudy init-master (real MariaDB, sshd, the agent)', { timeout: 30
       assert.equal((await replica.query("SELECT COUNT(*) AS n FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'app'"))[0].n, 1, 'the event was dumped');
       assert.equal((await replica.query("SELECT COUNT(*) AS n FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'app'"))[0].n, 1, 'the procedure was dumped');
       assert.equal((await replica.query("SELECT COUNT(*) AS n FROM information_schema.VIEWS WHERE TABLE_SCHEMA = 'app'"))[0].n, 1, 'the view was dumped');
+      // The accounts came along as statements, read with init-master's privileges and nothing more.
+      const createUser = async (s: Mariadb): Promise<unknown> => (await s.query(`SHOW CREATE USER ?@'127.0.0.1'`, [REPL]))[0];
+      assert.deepEqual(await createUser(replica), await createUser(master));
+      assert.deepEqual(await replica.query(`SHOW GRANTS FOR ?@'127.0.0.1'`, [REPL]), await master.query(`SHOW GRANTS FOR ?@'127.0.0.1'`, [REPL]));
       await replica.query('STOP SLAVE');
       // The master's general log since the seed began (earlier tests tried locks on purpose, and were refused).
       const since = join(tmp.path, 'general-since-seed.log');

@@ -51,25 +51,23 @@ function assertNoFailedOrBlockedWrite(result: WriterResult, maxMs: number): void
   assert.ok(result.latencyMs.max < maxMs, `no write took ${maxMs} ms or more (slowest: ${result.latencyMs.max} ms)`);
 }
 
-/** The statements one connection ran, from a general log slice: the thread that connected as `user`@. */
-function statementsOf(log: string, user: string): string[] {
-  const lines = log.split('\n');
-  let thread: string | undefined;
-  const out: string[] = [];
-  for (const line of lines) {
+/** The statements of each connection made as `user`@, in the order they connected, from a general log slice. */
+function sessionsOf(log: string, user: string): string[][] {
+  const sessions = new Map<string, string[]>();
+  for (const line of log.split('\n')) {
     // [YYMMDD HH:MM:SS]\t\t  ID Command\tArgument
     const m = /^(?:\d{6}\s+\d{1,2}:\d{2}:\d{2})?\s+(\d+)\s+(\w+(?: \w+)?)\t?(.*)$/.exec(line);
     if (m === null) continue;
     const [, id, command, argument] = m;
-    if (thread === undefined) {
-      if (command === 'Connect' && argument !== undefined && argument.startsWith(`${user}@`)) thread = id;
+    if (command === 'Connect' && argument !== undefined && argument.startsWith(`${user}@`)) {
+      sessions.set(id!, []);
       continue;
     }
-    if (id !== thread) continue;
-    if (command === 'Quit') break;
-    out.push(`${command}\t${argument ?? ''}`);
+    const statements = sessions.get(id!);
+    if (statements === undefined || command === 'Quit') continue;
+    statements.push(`${command}\t${argument ?? ''}`);
   }
-  return out;
+  return [...sessions.values()];
 }
 
 describe('mariadb rig', () => {
@@ -223,7 +221,14 @@ describe('mariadb rig', () => {
     const dumpEnd = Date.now();
     t.diagnostic(`seed: dump | mariadb took ${seeded.ms} ms, position ${seeded.gtid}`);
     const logSlice = (await readFile(master.generalLog!)).subarray(logBefore).toString('utf8');
-    const dumpStatements = statementsOf(logSlice, seeder.user);
+    // The seed's connections: the accounts (mariadb-dump --system=users), the data dump, the accounts again.
+    const sessions = sessionsOf(logSlice, seeder.user);
+    assert.equal(sessions.length, 3, `the seed's connections: ${sessions.map((x) => x[1]).join(' | ')}`);
+    const [accountsBefore, dumpStatements, accountsAfter] = sessions as [string[], string[], string[]];
+    for (const accounts of [accountsBefore, accountsAfter]) {
+      assert.ok(accounts.some((x) => x.startsWith('Query\tSHOW CREATE USER')), 'an accounts dump');
+      assert.ok(!accounts.some((x) => /FLUSH|LOCK TABLES|START TRANSACTION/i.test(x)), 'the accounts dump reads, and locks nothing');
+    }
     t.diagnostic(`statements mariadb-dump ran on the master (${dumpStatements.length}):\n${dumpStatements.map((s) => `  ${s.length > 160 ? `${s.slice(0, 160)}...` : s}`).join('\n')}`);
     assert.ok(dumpStatements.includes('Query\tSTART TRANSACTION /*!40100 WITH CONSISTENT SNAPSHOT */'));
     assert.ok(dumpStatements.some((s) => s.startsWith("Query\tSELECT BINLOG_GTID_POS('mysql-bin.")), 'the position comes from the snapshot via BINLOG_GTID_POS');

@@ -45,13 +45,20 @@
  */
 import { readFile } from 'node:fs/promises';
 import { formatGtidPos, gtidContains, parseGtidPos, seedFromDump } from '@understudy/agent';
+// Only the grant list: the dispatcher's index would load its server (fastify, sqlite) into every test.
+import { wantedPrivileges } from '@understudy/dispatcher/dist/init-master/replication-user.js';
 export { dumpGtidPosition, seedDumpArgs } from '@understudy/agent';
 import type { Mariadb } from './mariadb.js';
 
 /** What replication needs on the master. REPLICATION CLIENT (BINLOG MONITOR in 10.5+) is for SHOW MASTER STATUS / SHOW BINLOG STATUS. */
 export const REPLICATION_PRIVILEGES = ['REPLICATION SLAVE', 'REPLICATION CLIENT'] as const;
-/** What a consistent seed dump (`seedDumpArgs`) needs in addition. Deliberately not RELOAD (FLUSH). */
-export const SEED_DUMP_PRIVILEGES = ['SELECT', 'SHOW VIEW', 'TRIGGER', 'EVENT'] as const;
+/**
+ * What the agent's seed (`seedDumpArgs`, and the accounts' `mariadb-dump --system=users`, which needs
+ * SELECT on the mysql schema) needs in addition: init-master's own list for the replication account
+ * (packages/dispatcher/src/init-master/replication-user.ts), so tests and product cannot drift.
+ * Deliberately not RELOAD (FLUSH).
+ */
+export const SEED_DUMP_PRIVILEGES: readonly string[] = wantedPrivileges('mariadb').filter((p) => p !== 'REPLICATION SLAVE');
 
 /** Anything that runs SQL as an administrator: a rig handle. */
 export type Queryable = Pick<Mariadb, 'query'>;
@@ -222,9 +229,9 @@ export interface SeedDumpOptions {
 }
 
 /**
- * Seeds a fresh replica with the agent's own seed (packages/agent/src/seed.ts: mariadb-dump
- * --single-transaction --master-data=2 --gtid piped into the replica with sql_log_bin=0), then sets
- * gtid_slave_pos to the dump's position. Returns that position; start replication with 'slave_pos'.
+ * Seeds a fresh replica with the agent's own seed (packages/agent/src/seed.ts: the master's accounts,
+ * then mariadb-dump --single-transaction --master-data=2 --gtid piped into the replica with
+ * sql_log_bin=0), then sets gtid_slave_pos to the dump's position. Returns that position; start replication with 'slave_pos'.
  */
 export async function seedReplicaFromDump(master: Pick<Mariadb, 'host' | 'port'>, replica: Pick<Mariadb, 'cnfPath' | 'query'>, o: SeedDumpOptions): Promise<{ gtid: string; ms: number }> {
   const started = Date.now();

@@ -231,6 +231,13 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
       if (st.lastIoErrno === 1236) {
         throw fail('AG_BINLOGS_PURGED', `the master no longer has the binary logs this backup needs (error 1236: ${st.lastIoError}); take a new seed: the previous backup is untouched`);
       }
+      if (isAccountMismatch(st.lastSqlErrno)) {
+        // Last_SQL_Error quotes the statement, password included: only the error number goes out.
+        throw fail(
+          'AG_REPLICATION_ACCOUNT_MISMATCH',
+          `replication stopped on an account statement for an account this backup does not hold (error ${st.lastSqlErrno}); the backup was seeded before accounts were copied, or the account was changed outside replication; take a new seed (understudy backup --wait --reseed): the previous backups are untouched`,
+        );
+      }
       if (st.lastSqlErrno !== 0) throw fail('AG_REPLICATION_SQL_ERROR', `replication stopped on an error (${st.lastSqlErrno}: ${st.lastSqlError})`);
       if (Date.now() > deadline) throw fail('AG_CATCH_UP_TIMEOUT', `did not reach the goal ${goal} in time (at ${pos}, replication IO ${st.ioRunning})`);
       if (Date.now() - lastReport > 2000) {
@@ -330,6 +337,15 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
       await conn.end().catch(() => undefined);
     }
   }
+}
+
+/**
+ * Errors of a replayed account statement whose account the replica lacks: 1396 (ER_CANNOT_USER:
+ * ALTER USER, DROP USER, RENAME USER, CREATE USER of one that exists) and 1133 (ER_PASSWORD_NO_MATCH:
+ * SET PASSWORD, GRANT to an account that cannot be created). Same numbers on MariaDB and MySQL 8.
+ */
+export function isAccountMismatch(errno: number): boolean {
+  return errno === 1396 || errno === 1133;
 }
 
 async function executed(mysqld: MysqldLike, dialect: Dialect): Promise<string> {

@@ -19,6 +19,7 @@ export const AGENT_ERRORS = {
   AG_SEED_FAILED: { description: 'Seeding the first backup from the master failed (dump or load).', exitCode: 3, retryable: false },
   AG_ERRANT_TRANSACTIONS: { description: 'The backup holds transactions the master does not have: it is not a copy of this master\'s history.', exitCode: 3, retryable: false },
   AG_BINLOGS_PURGED: { description: 'The master no longer has the binary logs needed to catch up from the backup (error 1236); a new seed is needed.', exitCode: 3, retryable: false },
+  AG_REPLICATION_ACCOUNT_MISMATCH: { description: 'Replication stopped on an account statement (ALTER USER, SET PASSWORD, DROP USER, RENAME USER: error 1396 or 1133) for an account the backup does not hold: a backup seeded before accounts were copied, or an account changed outside replication. A new seed is needed.', exitCode: 3, retryable: false },
   AG_REPLICATION_SQL_ERROR: { description: 'Replication stopped on an SQL error while catching up.', exitCode: 3, retryable: false },
   AG_CATCH_UP_TIMEOUT: { description: 'The goal position was not reached before the catch-up limit or the run deadline.', exitCode: 3, retryable: false },
   AG_DEADLINE_PASSED: { description: 'The run deadline passed before the cycle finished; the instance powers off.', exitCode: 3, retryable: false },

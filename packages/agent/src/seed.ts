@@ -11,15 +11,35 @@
  * replication account has no RELOAD privilege, so the dump can never fall back to a global lock
  * (it would fail instead). The import runs with sql_log_bin=0.
  *
- * Accounts (the mysql schema) are not copied by the seed; users created later replicate as usual.
+ * Accounts are copied as statements (seed-accounts.ts: `mariadb-dump --system=users`), not as rows
+ * of the mysql schema, which the data dump skips: every account and role of the master with its
+ * authentication, grants and default roles, except the local server's own accounts (root@localhost,
+ * mariadb.sys). They are loaded before the data (objects whose DEFINER names an account come after
+ * it), and the grants on tables and routines after the data (they need the objects).
+ *
+ * Consistency of the accounts with the data snapshot and its GTID position. The account tables are
+ * Aria, not InnoDB: no transaction, consistent snapshot or not, can read them at the data's position.
+ * So the accounts are dumped twice, once before the data dump and once after it, and the seed fails
+ * (nothing is committed; the next run seeds again) unless both are the same. When they are, the
+ * copy loaded is the master's accounts at the data's position, unless a change was made and undone
+ * in between; then replaying the undo (it comes after the position) on the copy either sets what the
+ * copy already has (ALTER USER, SET PASSWORD, GRANT) or fails loudly (CREATE USER or DROP USER: 1396,
+ * AG_REPLICATION_ACCOUNT_MISMATCH; REVOKE of a grant the copy lacks: 1141). Dumping once before the
+ * data would silently miss a change made between that dump and the snapshot; once after, would
+ * replay changes the copy already has. Accounts change rarely, and the second dump costs a few small
+ * queries per account.
+ *
+ * MySQL 8 seeds by CLONE INSTANCE (seedByClone), which copies the mysql schema (InnoDB there) with
+ * the data: accounts come along at the clone's position.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import mysql from 'mysql2/promise';
 import { formatGtidPos, parseGtidPos } from './gtid.js';
+import { dumpAccounts, serverAccounts, splitAccountsDump } from './seed-accounts.js';
 
 export interface SeedTarget {
   readonly cnfPath: string;
@@ -89,21 +109,61 @@ export class GtidLineScanner {
   }
 }
 
-/** Dumps the master's schemas into `target` and returns the dump's GTID position (canonical). */
+/**
+ * Copies the master's accounts and schemas into `target` (accounts first, then the schemas, then
+ * the grants on tables and routines) and returns the data dump's GTID position (canonical).
+ */
 export async function seedFromDump(target: SeedTarget, source: SeedSource): Promise<string> {
   const schemas = source.schemas ?? (await userSchemas(source));
-  if (schemas.length === 0) {
-    // Nothing to copy: the position is the master's current one.
-    const conn = await mysql.createConnection({ host: source.host, port: source.port, user: source.user, password: source.password });
-    try {
-      const [rows] = await conn.query('SELECT @@GLOBAL.gtid_binlog_pos AS pos');
-      return formatGtidPos(parseGtidPos(String((rows as Array<{ pos: unknown }>)[0]?.pos ?? '')));
-    } finally {
-      await conn.end();
-    }
+  const own = await serverAccounts(target);
+  const accounts = splitAccountsDump(await dumpAccounts(source), own);
+  await loadSql(target, accounts.early, source.signal, 'the accounts');
+  const position = schemas.length === 0 ? await currentPosition(source) : await dumpSchemas(target, source, schemas);
+  const again = splitAccountsDump(await dumpAccounts(source), own);
+  if (again.early !== accounts.early || again.deferred !== accounts.deferred) {
+    throw new Error("seeding failed: the master's accounts changed while the seed ran (CREATE/ALTER/DROP USER, GRANT or REVOKE between the two account dumps); nothing was committed, the next run seeds again");
   }
+  if (accounts.deferred !== '') await loadSql(target, accounts.deferred, source.signal, 'the grants on tables and routines');
+  return position;
+}
+
+/** Nothing to copy but accounts: the position is the master's current one. */
+async function currentPosition(source: SeedSource): Promise<string> {
+  const conn = await mysql.createConnection({ host: source.host, port: source.port, user: source.user, password: source.password });
+  try {
+    const [rows] = await conn.query('SELECT @@GLOBAL.gtid_binlog_pos AS pos');
+    return formatGtidPos(parseGtidPos(String((rows as Array<{ pos: unknown }>)[0]?.pos ?? '')));
+  } finally {
+    await conn.end();
+  }
+}
+
+/** The local server's client, loading SQL from stdin as root, without binlogging it. */
+function spawnLoad(target: SeedTarget): ChildProcessWithoutNullStreams {
+  return spawn('mariadb', [`--defaults-file=${target.cnfPath}`, '--user=root', '--init-command=SET SESSION sql_log_bin=0', '--batch'], { stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/** Loads a small SQL text (the accounts) into the local server. */
+async function loadSql(target: SeedTarget, sql: string, signal: AbortSignal | undefined, what: string): Promise<void> {
+  const load = spawnLoad(target);
+  const onAbort = (): void => {
+    load.kill('SIGTERM');
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const err = collect(load.stderr);
+  load.stdout.resume();
+  const exit = exitOf(load);
+  load.stdin.on('error', () => undefined); // a load that exits early: its exit code says why
+  load.stdin.end(sql);
+  const code = await exit;
+  signal?.removeEventListener('abort', onAbort);
+  if (code !== 0) throw new Error(`seeding failed: loading ${what} into the local server: mariadb exited ${code}: ${await err}`);
+}
+
+/** Dumps the schemas, streamed into `target`, and returns the dump's position. */
+async function dumpSchemas(target: SeedTarget, source: SeedSource, schemas: readonly string[]): Promise<string> {
   const dump = spawn('mariadb-dump', seedDumpArgs({ ...source, schemas }), { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', MYSQL_PWD: source.password } });
-  const load = spawn('mariadb', [`--defaults-file=${target.cnfPath}`, '--user=root', '--init-command=SET SESSION sql_log_bin=0', '--batch'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const load = spawnLoad(target);
   const onAbort = (): void => {
     dump.kill('SIGTERM');
     load.kill('SIGTERM');
@@ -202,6 +262,9 @@ function exitOf(child: ReturnType<typeof spawn>): Promise<number | string> {
  * without a supervisor, it stops instead (error 3707), so the server is started again here, and the
  * cloned gtid_executed is the position. MySQL 8 cannot be installed on the test machines: the
  * statements are unit-tested (dialect.test.ts); this sequence has not run against a real server.
+ * Accounts: the clone copies the mysql schema (InnoDB, in the data dictionary's tablespace) with the
+ * data, so the master's accounts come along at the clone's position; by reading, so does the
+ * master's root@localhost, which then replaces the local one (not verified here).
  */
 export async function seedByClone(
   mysqld: SeedTarget & { start(): Promise<void>; kill(): Promise<void> },

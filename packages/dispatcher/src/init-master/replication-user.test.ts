@@ -82,6 +82,11 @@ describe('the replication account', () => {
     assert.deepEqual(other?.sql, ["DROP USER 'understudy_repl'@'%';"]);
   });
 
+  it('MariaDB: global SELECT, which also reads the accounts the seed copies (SHOW CREATE USER needs SELECT on the mysql schema); no RELOAD', () => {
+    // test/init-master.test.ts seeds a replica, accounts included, with exactly these.
+    assert.deepEqual(wantedPrivileges('mariadb'), ['REPLICATION SLAVE', 'SELECT', 'SHOW VIEW', 'TRIGGER', 'EVENT']);
+  });
+
   it('MySQL 8: REPLICATION SLAVE and BACKUP_ADMIN (for CLONE), the password set in plain text (MySQL rewrites it in its logs)', () => {
     assert.deepEqual(wantedPrivileges('mysql'), ['REPLICATION SLAVE', 'BACKUP_ADMIN']);
     const { actions } = planReplicationAccount({ ...input, flavor: 'mysql' }, { exists: false, grants: [], createUser: undefined, passwordMatches: undefined, otherHosts: [] });

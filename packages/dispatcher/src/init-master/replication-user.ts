@@ -6,7 +6,12 @@
  * - SELECT, SHOW VIEW, TRIGGER, EVENT: the first run's `mariadb-dump --single-transaction
  *   --master-data=2 --gtid --triggers --routines --events` (packages/agent/src/seed.ts). Without
  *   SHOW VIEW a dump with views fails, without TRIGGER triggers are silently left out, without
- *   EVENT --events fails; routines are read from mysql.proc (global SELECT).
+ *   EVENT --events fails; routines are read from mysql.proc (global SELECT). The same SELECT reads
+ *   the accounts the seed copies as statements (`mariadb-dump --system=users`: mysql.user, then
+ *   SHOW CREATE USER and SHOW GRANTS FOR each account, which need SELECT on the mysql schema; on
+ *   10.11.19 SELECT on mysql.user and the privilege tables alone fails at SHOW CREATE USER with 1044).
+ *   It also reads the password hashes there: keep the account's password as secret as any
+ *   administrator's.
  * - Not RELOAD: a dump that would need FLUSH TABLES WITH READ LOCK then fails instead of freezing
  *   the master (with --single-transaction and a binary log it never needs it on MariaDB).
  * - Not REPLICATION CLIENT / BINLOG MONITOR: nothing the agent runs needs SHOW MASTER STATUS or SHOW

@@ -16,6 +16,7 @@ import { backup, isUnderstudyError, resolveBackup, restore, excludeGlobs, type M
 import type { Dialect } from './dialect.js';
 import { AgentError, isAgentError, type AgentErrorCode } from './errors.js';
 import type { Phase, RunEventInput } from './events.js';
+import { redactSecrets } from './redact.js';
 import type { RunConfig } from './run-config.js';
 
 export interface CycleLog {
@@ -94,7 +95,8 @@ export class CycleError extends AgentError {
     readonly phase: Phase,
     options?: { cause?: unknown },
   ) {
-    super(code, message, options);
+    // Its message becomes a log line and a report: no statement a server quoted back, no credential.
+    super(code, redactSecrets(message), options);
     this.name = 'CycleError';
   }
 }

@@ -18,7 +18,7 @@ import { tempDir } from '@understudy/core/testing';
 import type { RunDetailResponse, RunListResponse, RunView } from '@understudy/dispatcher';
 import { processesOfGroup } from './rig/agent-run.js';
 import { canvasInk, launchChromium, watchProblems } from './rig/chromium.js';
-import { CLI, killLocalAgents, localTarget, startDispatcherProcess, type DispatcherProcess } from './rig/dispatcher.js';
+import { CLI, killLocalAgents, localTarget, readAuth, startDispatcherProcess, type DispatcherProcess } from './rig/dispatcher.js';
 import { startMariadb, type Mariadb } from './rig/mariadb.js';
 import { freePort } from './rig/ports.js';
 import { startPrometheus, type Prometheus } from './rig/prometheus.js';
@@ -62,6 +62,8 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
   let hookDir: string;
   let repo: Repository;
   let env: NodeJS.ProcessEnv;
+  /** Authorization for the read routes: the service's read token (state dir read.token). */
+  let auth: { authorization: string };
   const runs: RunView[] = [];
 
   before(async () => {
@@ -107,6 +109,7 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
     await writeFile(configPath, JSON.stringify(config, null, 2));
     env = { PATH: process.env.PATH, HOME: tmp.path, AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1' };
     dispatcher = await startDispatcherProcess({ configPath, url, logPath: join(tmp.path, 'dispatcher.log'), env });
+    auth = await readAuth(stateDir);
     const client = createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
     repo = await Repository.open(new S3Store({ client, bucket, prefix: 'db1/' }), { create: true });
   });
@@ -145,7 +148,7 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
   }
 
   async function get<T>(path: string): Promise<T> {
-    const res = await fetch(`${url}${path}`);
+    const res = await fetch(`${url}${path}`, { headers: auth });
     assert.equal(res.status, 200, `GET ${path}: ${res.status}`);
     return (await res.json()) as T;
   }
@@ -321,7 +324,7 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
 
   it('Prometheus scrapes /metrics: successes, bytes, and the failure by phase', async () => {
     const target = new URL(url).host;
-    prometheus = await startPrometheus({ targets: [target] });
+    prometheus = await startPrometheus({ targets: [target], bearerTokenFile: join(stateDir, 'read.token') });
     const succeeded = await prometheus.waitFor('understudy_runs_total{target="db1",status="succeeded"}', (r) => r.length === 1 && Number(r[0]!.value[1]) === 3, 30_000);
     assert.equal(Number(succeeded[0]!.value[1]), 3);
     const failures = await prometheus.query('understudy_run_failures_total{target="db1"}');
@@ -338,7 +341,11 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const problems: string[] = [];
       watchProblems(page, problems);
-      await page.goto(`${url}/`);
+      // The link `understudy status --url` prints: the page, the read token in its fragment.
+      const link = await cli(['status', '--url']);
+      assert.equal(link.code, 0, link.stderr);
+      assert.equal(link.stdout.trim(), `${url}/#token=${auth.authorization.slice('Bearer '.length)}`);
+      await page.goto(link.stdout.trim());
       await page.getByTestId('run-row').first().waitFor({ timeout: 10_000 });
       const rows = await page.getByTestId('run-row').allTextContents();
       assert.equal(rows.length, runs.length, rows.join('\n'));
@@ -362,6 +369,7 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
     const secrets = new Map<string, string>([
       ['replication password', REPL_PASSWORD],
       ['admin token', (await readFile(join(stateDir, 'admin.token'), 'utf8')).trim()],
+      ['read token', auth.authorization.slice('Bearer '.length)],
       ['S3 secret key', s3.secretAccessKey],
       ['SSH private key', (await readFile(sshd.clientKeyPath, 'utf8')).split('\n').filter((l) => l && !l.startsWith('-----'))[1]!],
     ]);
@@ -374,7 +382,9 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
     }
     texts.push(['GET /runs', JSON.stringify(await get('/runs?limit=1000'))]);
     for (const r of runs) texts.push([`GET /runs/${r.id}`, JSON.stringify(await get(`/runs/${r.id}`))]);
-    texts.push(['GET /metrics', await (await fetch(`${url}/metrics`)).text()]);
+    const metrics = await fetch(`${url}/metrics`, { headers: auth });
+    assert.equal(metrics.status, 200);
+    texts.push(['GET /metrics', await metrics.text()]);
     let checked = 0;
     for (const [where, text] of texts) {
       for (const [what, secret] of secrets) {

@@ -17,6 +17,6 @@ const load = async <T>(name: string): Promise<T> => (await import(new URL(`../..
 
 export const { startMariadb } = await load<typeof MariadbRig>('mariadb');
 export const { startSshd } = await load<typeof SshdRig>('sshd');
-export const { CLI, killLocalAgents, startDispatcherProcess } = await load<typeof DispatcherRig>('dispatcher');
+export const { CLI, killLocalAgents, readAuth, startDispatcherProcess } = await load<typeof DispatcherRig>('dispatcher');
 export const { createReplicationUser } = await load<typeof ReplicationRig>('replication');
 export const { freePort } = await load<typeof PortsRig>('ports');

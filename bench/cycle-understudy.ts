@@ -11,7 +11,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NODE_FLAGS } from '@understudy/core';
-import { CLI, killLocalAgents, startDispatcherProcess, startSshd, freePort, type DispatcherProcess, type Mariadb, type Sshd } from './cycle-rigs.js';
+import { CLI, killLocalAgents, readAuth, startDispatcherProcess, startSshd, freePort, type DispatcherProcess, type Mariadb, type Sshd } from './cycle-rigs.js';
 import { watchGroup, type GroupUsage } from './cycle-proc.js';
 import type { S3Endpoint } from './rig.js';
 
@@ -161,7 +161,7 @@ async function cycle(url: string, localDir: string, env: NodeJS.ProcessEnv): Pro
   watch?.stop();
   const id = /^run (\S+) started/m.exec(out)?.[1];
   if (id === undefined) throw new Error(`understudy backup --wait printed no run id (exit ${exitCode}):\n${out}`);
-  const res = await fetch(`${url}/runs/${id}`);
+  const res = await fetch(`${url}/runs/${id}`, { headers: await readAuth(join(localDir, '..')) });
   const run = ((await res.json()) as { run: RunJson }).run;
   if (exitCode !== 0 || run.status !== 'succeeded') throw new Error(`run ${id} ${run.status} (exit ${exitCode}): ${JSON.stringify(run.error)}\n${out}`);
   return {

@@ -8,17 +8,19 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
+import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
+import { createConnection } from 'mysql2/promise';
 import { createS3Client, Repository, S3Store } from '@understudy/core';
 import { tempDir } from '@understudy/core/testing';
 import type { RunDetailResponse, RunListResponse, RunView } from '@understudy/dispatcher';
 import { processesOfGroup } from './rig/agent-run.js';
 import { canvasInk, launchChromium, watchProblems } from './rig/chromium.js';
-import { CLI, killLocalAgents, localTarget, startDispatcherProcess, type DispatcherProcess } from './rig/dispatcher.js';
+import { CLI, killLocalAgents, localTarget, readAuth, startDispatcherProcess, type DispatcherProcess } from './rig/dispatcher.js';
 import { startMariadb, type Mariadb } from './rig/mariadb.js';
 import { freePort } from './rig/ports.js';
 import { startPrometheus, type Prometheus } from './rig/prometheus.js';
@@ -28,6 +30,8 @@ import { startSshd, type Sshd } from './rig/sshd.js';
 import { startWriter, type Writer } from './rig/writer.js';
 
 const REPL_PASSWORD = `pw-${randomBytes(8).toString('hex')}`;
+/** A password carried by a replicated statement (ALTER USER ... IDENTIFIED BY) that fails on the replica. */
+const STATEMENT_PASSWORD = `Rotated-${randomBytes(12).toString('hex')}`;
 const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
@@ -62,6 +66,8 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
   let hookDir: string;
   let repo: Repository;
   let env: NodeJS.ProcessEnv;
+  /** Authorization for the read routes: the service's read token (state dir read.token). */
+  let auth: { authorization: string };
   const runs: RunView[] = [];
 
   before(async () => {
@@ -107,6 +113,7 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
     await writeFile(configPath, JSON.stringify(config, null, 2));
     env = { PATH: process.env.PATH, HOME: tmp.path, AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1' };
     dispatcher = await startDispatcherProcess({ configPath, url, logPath: join(tmp.path, 'dispatcher.log'), env });
+    auth = await readAuth(stateDir);
     const client = createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
     repo = await Repository.open(new S3Store({ client, bucket, prefix: 'db1/' }), { create: true });
   });
@@ -145,7 +152,7 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
   }
 
   async function get<T>(path: string): Promise<T> {
-    const res = await fetch(`${url}${path}`);
+    const res = await fetch(`${url}${path}`, { headers: auth });
     assert.equal(res.status, 200, `GET ${path}: ${res.status}`);
     return (await res.json()) as T;
   }
@@ -321,7 +328,7 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
 
   it('Prometheus scrapes /metrics: successes, bytes, and the failure by phase', async () => {
     const target = new URL(url).host;
-    prometheus = await startPrometheus({ targets: [target] });
+    prometheus = await startPrometheus({ targets: [target], bearerTokenFile: join(stateDir, 'read.token') });
     const succeeded = await prometheus.waitFor('understudy_runs_total{target="db1",status="succeeded"}', (r) => r.length === 1 && Number(r[0]!.value[1]) === 3, 30_000);
     assert.equal(Number(succeeded[0]!.value[1]), 3);
     const failures = await prometheus.query('understudy_run_failures_total{target="db1"}');
@@ -338,7 +345,11 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const problems: string[] = [];
       watchProblems(page, problems);
-      await page.goto(`${url}/`);
+      // The link `understudy status --url` prints: the page, the read token in its fragment.
+      const link = await cli(['status', '--url']);
+      assert.equal(link.code, 0, link.stderr);
+      assert.equal(link.stdout.trim(), `${url}/#token=${auth.authorization.slice('Bearer '.length)}`);
+      await page.goto(link.stdout.trim());
       await page.getByTestId('run-row').first().waitFor({ timeout: 10_000 });
       const rows = await page.getByTestId('run-row').allTextContents();
       assert.equal(rows.length, runs.length, rows.join('\n'));
@@ -358,10 +369,75 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
     }
   });
 
+  it('a replicated statement carrying a password fails on the replica: the password is in no log, report, run database or response; reads need the token and a known Host', async () => {
+    // An account the newest backup lacks (made without a binlog entry, after it)...
+    const conn = await createConnection({ socketPath: master.socket, user: 'root' });
+    try {
+      await conn.query('SET SESSION sql_log_bin = 0');
+      await conn.query("CREATE OR REPLACE USER 'ghost'@'%' IDENTIFIED BY 'the-old-ghost-password'");
+      await conn.query('SET SESSION sql_log_bin = 1');
+      // ...whose password the operator rotates: the statement replicates, and the replica, which has
+      // no such account, stops on it (1396) with the statement, password included, in Last_SQL_Error.
+      await conn.query(`ALTER USER 'ghost'@'%' IDENTIFIED BY '${STATEMENT_PASSWORD}'`);
+    } finally {
+      await conn.end();
+    }
+    const { code, stdout, stderr } = await cli(['backup', '--wait', '--trigger', 'test']);
+    assert.equal(code, 3, `the run fails: exit ${code}\n${stdout}\n${stderr}\n${await logs()}`);
+    const id = /^run (\S+) started/m.exec(stdout)?.[1];
+    assert.ok(id, stdout);
+    const detail = await get<RunDetailResponse>(`/runs/${id}`);
+    runs.push(detail.run);
+    assert.equal(detail.run.status, 'failed');
+    assert.equal(detail.run.error?.code, 'AG_REPLICATION_SQL_ERROR', JSON.stringify(detail.run.error));
+    assert.ok(detail.events.some((e) => e.event.phase === 'catch-up' && e.event.status === 'started'), 'it failed while catching up');
+    // What the operator needs stays: the error number, the operation and the account; the statement is named by its kind only.
+    assert.match(detail.run.error?.message ?? '', /1396/);
+    assert.match(detail.run.error?.message ?? '', /Operation ALTER USER failed for 'ghost'@'%'/);
+    assert.match(detail.run.error?.message ?? '', /Query: 'ALTER USER statement, <redacted>'/);
+
+    const instance = join(stateDir, 'local', detail.run.instance.id!);
+    const texts: [string, string][] = [
+      ['the CLI output', stdout + stderr],
+      ['the agent log', await readFile(join(instance, 'agent.log'), 'utf8')],
+      ['the dispatcher log', await readFile(dispatcher.logPath, 'utf8')],
+      ['GET /runs', JSON.stringify(await get('/runs?limit=1000'))],
+      [`GET /runs/${id}`, JSON.stringify(detail)],
+      ['understudy status --events', (await cli(['status', id, '--events'])).stdout],
+    ];
+    // The run database, as bytes on disk (its write-ahead log too).
+    for (const f of (await readdir(stateDir)).filter((n) => n.startsWith('runs.sqlite'))) texts.push([f, (await readFile(join(stateDir, f))).toString('latin1')]);
+    assert.ok(texts.some(([where]) => where === 'runs.sqlite'));
+    assert.ok(texts.some(([, text]) => text.includes('AG_REPLICATION_SQL_ERROR')), 'the failure itself is reported');
+    for (const [where, text] of texts) assert.ok(!text.includes(STATEMENT_PASSWORD), `the password inside the replicated statement appears in ${where}`);
+
+    // Reads need the token; a Host header that names another site (DNS rebinding) is refused.
+    for (const path of ['/runs', `/runs/${id}`, '/metrics']) {
+      const bare = await fetch(`${url}${path}`);
+      assert.equal(bare.status, 401, `GET ${path} without a token`);
+      assert.equal(((await bare.json()) as { error: { code: string } }).error.code, 'DS_UNAUTHORIZED');
+    }
+    const port = new URL(url).port;
+    const rebound = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/runs', headers: { host: `rebind.example:${port}`, ...auth } }, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(rebound.status, 421, rebound.body);
+    assert.equal((JSON.parse(rebound.body) as { error: { code: string } }).error.code, 'DS_HOST_NOT_ALLOWED');
+    assert.ok(!rebound.body.includes(id), 'no run in the refusal');
+  });
+
   it('no secret appears in any log or API response: replication password, run and admin tokens, S3 key, SSH private key', async () => {
     const secrets = new Map<string, string>([
       ['replication password', REPL_PASSWORD],
+      ['password inside a replicated statement', STATEMENT_PASSWORD],
       ['admin token', (await readFile(join(stateDir, 'admin.token'), 'utf8')).trim()],
+      ['read token', auth.authorization.slice('Bearer '.length)],
       ['S3 secret key', s3.secretAccessKey],
       ['SSH private key', (await readFile(sshd.clientKeyPath, 'utf8')).split('\n').filter((l) => l && !l.startsWith('-----'))[1]!],
     ]);
@@ -374,7 +450,9 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
     }
     texts.push(['GET /runs', JSON.stringify(await get('/runs?limit=1000'))]);
     for (const r of runs) texts.push([`GET /runs/${r.id}`, JSON.stringify(await get(`/runs/${r.id}`))]);
-    texts.push(['GET /metrics', await (await fetch(`${url}/metrics`)).text()]);
+    const metrics = await fetch(`${url}/metrics`, { headers: auth });
+    assert.equal(metrics.status, 200);
+    texts.push(['GET /metrics', await metrics.text()]);
     let checked = 0;
     for (const [where, text] of texts) {
       for (const [what, secret] of secrets) {

@@ -15,6 +15,9 @@ import { canvasInk, launchChromium, watchProblems } from './rig/chromium.js';
 import type { RunListResponse, RunView } from '@understudy/dispatcher';
 import { registerStatusPage } from '@understudy/dispatcher';
 
+/** The read token the fixture's GET /runs wants; the page gets it in its link's #fragment, as `understudy status --url` prints it. */
+const READ_TOKEN = 'read-token-for-the-status-page-test-0123456789';
+
 /** What GET /runs answers while the fixture route stands in for the service (mutable by the tests). */
 const fixture: { runs: RunView[]; failWith: number | null } = { runs: [], failWith: null };
 
@@ -27,7 +30,9 @@ const fixture: { runs: RunView[]; failWith: number | null } = { runs: [], failWi
 async function startService(): Promise<{ url: string; close(): Promise<void> }> {
   const app = Fastify({ logger: false });
   registerStatusPage(app, { title: 'Understudy · test' });
-  app.get('/runs', async (_request, reply) => {
+  app.get('/runs', async (request, reply) => {
+    // As the service: GET /runs needs the read token (app.ts; tested there and in dispatcher-e2e).
+    if (request.headers.authorization !== `Bearer ${READ_TOKEN}`) return reply.code(401).send({ error: { code: 'DS_UNAUTHORIZED', message: 'reading runs needs a token' } });
     if (fixture.failWith !== null) return reply.code(fixture.failWith).send({ error: 'fixture failure' });
     const body: RunListResponse = { runs: fixture.runs };
     return body;
@@ -269,8 +274,30 @@ describe('status page', () => {
     }
   });
 
+  it('without the read token, says how to get it, and shows no data', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      const bare = await context.newPage();
+      const seen: string[] = [];
+      watchProblems(bare, seen);
+      await bare.goto(service.url);
+      const banner = bare.getByTestId('banner');
+      await banner.waitFor({ state: 'visible', timeout: WITHIN_POLL });
+      assert.match((await banner.textContent()) ?? '', /needs the dispatcher's read token\. On the master, run understudy status --url and open the link/);
+      assert.equal(await banner.getAttribute('data-state'), 'needs-token');
+      assert.equal(await bare.getByTestId('run-row').count(), 0);
+      assert.ok(seen.some((p) => /\b401\b/.test(p)), `the 401 was seen: ${seen.join(' | ')}`);
+      assert.deepEqual(seen.filter((p) => !/\b401\b/.test(p)), []);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('shows the current run, the history with restore tests and failures, and the chart', async (t) => {
-    await page.goto(service.url);
+    await page.goto(`${service.url}#token=${READ_TOKEN}`);
+    // The token leaves the address bar (and the history) at once; the tab keeps it in sessionStorage.
+    await page.waitForFunction(() => (globalThis as unknown as { location: { hash: string } }).location.hash === '');
+    assert.equal(page.url(), service.url);
     const current = page.getByTestId('current-run');
     await current.getByTestId('current-run-id').waitFor({ timeout: WITHIN_POLL });
 
@@ -359,7 +386,7 @@ describe('status page', () => {
     try {
       const dark = await context.newPage();
       watchProblems(dark, problems);
-      await dark.goto(service.url);
+      await dark.goto(`${service.url}#token=${READ_TOKEN}`);
       await dark.getByTestId('run-row').first().waitFor({ timeout: WITHIN_POLL });
       await dark.locator('[data-testid="chart"] canvas').waitFor();
       const widths = await dark.evaluate(() => {

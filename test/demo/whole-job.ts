@@ -18,7 +18,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunView } from '@understudy/dispatcher';
-import { CLI, killLocalAgents, localTarget, startDispatcherProcess, type DispatcherProcess } from '../rig/dispatcher.js';
+import { CLI, killLocalAgents, localTarget, readAuth, startDispatcherProcess, type DispatcherProcess } from '../rig/dispatcher.js';
 import { startMariadb, type Mariadb } from '../rig/mariadb.js';
 import { freePort } from '../rig/ports.js';
 import { checksumAllTables, createReplicationUser, gtidPosition, startReplication, waitForGtid } from '../rig/replication.js';
@@ -124,11 +124,11 @@ async function main(): Promise<void> {
 
     step('First cycle: understudy backup --wait (no backup yet: seeds from the master without locking it)');
     const firstOut = await understudy(['backup', '--wait', '--trigger', 'timer'], env);
-    const first = await runOf(firstOut, url);
+    const first = await runOf(firstOut, url, stateDir);
 
     step('Second cycle: restores the first (a restore test), catches up, uploads only what changed');
     const secondOut = await understudy(['backup', '--wait', '--trigger', 'timer'], env);
-    const second = await runOf(secondOut, url);
+    const second = await runOf(secondOut, url, stateDir);
     say('');
     say(`first cycle uploaded  ${mb(first.uploadedBytes ?? 0)}`);
     say(`second cycle uploaded ${mb(second.uploadedBytes ?? 0)} (${(((second.uploadedBytes ?? 0) / (first.uploadedBytes || 1)) * 100).toFixed(1)}% of the first), reused ${mb(second.reusedBytes ?? 0)}`);
@@ -160,10 +160,10 @@ async function main(): Promise<void> {
 
     step('What the dispatcher knows: understudy runs, /metrics, the status page');
     await understudy(['runs'], env);
-    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const metrics = await (await fetch(`${url}/metrics`, { headers: await readAuth(stateDir) })).text();
     for (const line of metrics.split('\n').filter((l) => /^understudy_(runs_total|last_success_timestamp_seconds|uploaded_bytes_total)\{/.test(l))) say(dim(line));
     say('');
-    say(`status page: ${bold(`${url}/`)}`);
+    say(`status page: ${bold(`${url}/#token=${(await readAuth(stateDir)).authorization.slice('Bearer '.length)}`)} (understudy status --url prints this link)`);
     if (KEEP) say(`everything is kept in ${dir} (logs: dispatcher.log, dispatcher/local/*/agent.log)`);
     if (STAY) {
       say(dim('the servers keep running so you can open the status page; press Ctrl-C to stop and clean up'));
@@ -178,10 +178,10 @@ async function main(): Promise<void> {
 }
 
 /** The run a `backup --wait` printed, as the service reports it. */
-async function runOf(out: string, url: string): Promise<RunView> {
+async function runOf(out: string, url: string, stateDir: string): Promise<RunView> {
   const id = /^run (\S+) started/m.exec(out)?.[1];
   if (!id) throw new DemoError('understudy backup --wait did not print a run id');
-  const res = await fetch(`${url}/runs/${id}`);
+  const res = await fetch(`${url}/runs/${id}`, { headers: await readAuth(stateDir) });
   return ((await res.json()) as { run: RunView }).run;
 }
 

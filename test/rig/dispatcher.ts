@@ -68,6 +68,11 @@ export async function startDispatcherProcess(opts: { configPath: string; url: st
   };
 }
 
+/** The header that reads the service's runs and metrics: its read token, from the state directory. */
+export async function readAuth(stateDir: string): Promise<{ authorization: string }> {
+  return { authorization: `Bearer ${(await readFile(join(stateDir, 'read.token'), 'utf8')).trim()}` };
+}
+
 /** Ends every local-launcher agent recorded under workDir (its whole process group), by recorded PID. */
 export async function killLocalAgents(workDir: string): Promise<number[]> {
   const killed: number[] = [];

@@ -26,6 +26,8 @@ export interface PrometheusOptions {
   scrapeIntervalMs?: number;
   /** Default /metrics. */
   metricsPath?: string;
+  /** A file whose content Prometheus sends as `Authorization: Bearer <content>` (the dispatcher's read.token). */
+  bearerTokenFile?: string;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -98,7 +100,7 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
   installExitHook();
   try {
     const configPath = join(dir, 'prometheus.yml');
-    await writeFile(configPath, prometheusConfig({ targets: opts.targets, interval, metricsPath }));
+    await writeFile(configPath, prometheusConfig({ targets: opts.targets, interval, metricsPath, ...(opts.bearerTokenFile ? { bearerTokenFile: opts.bearerTokenFile } : {}) }));
     for (let attempt = 1; ; attempt++) {
       const port = await freePort('127.0.0.1');
       try {
@@ -116,7 +118,7 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
   }
 }
 
-function prometheusConfig({ targets, interval, metricsPath }: { targets: string[]; interval: number; metricsPath: string }): string {
+function prometheusConfig({ targets, interval, metricsPath, bearerTokenFile }: { targets: string[]; interval: number; metricsPath: string; bearerTokenFile?: string }): string {
   // Strings are written as JSON, which is valid YAML: no quoting rules to get wrong.
   const q = (s: string) => JSON.stringify(s);
   return `# Written by test/rig/prometheus.ts for a throwaway server on loopback.
@@ -127,7 +129,7 @@ global:
 scrape_configs:
   - job_name: ${q(JOB)}
     metrics_path: ${q(metricsPath)}
-    static_configs:
+${bearerTokenFile ? `    authorization:\n      type: Bearer\n      credentials_file: ${q(bearerTokenFile)}\n` : ''}    static_configs:
       - targets: [${targets.map(q).join(', ')}]
 `;
 }

@@ -18,6 +18,7 @@ import { backup, isUnderstudyError, resolveBackup, restore, excludeGlobs, type M
 import type { Dialect } from './dialect.js';
 import { AgentError, isAgentError, type AgentErrorCode } from './errors.js';
 import type { Phase, RunEventInput } from './events.js';
+import { redactSecrets } from './redact.js';
 import type { RunConfig } from './run-config.js';
 import { describeSource, sameSource, sourceRefusal, type SourceState } from './source.js';
 
@@ -112,7 +113,8 @@ export class CycleError extends AgentError {
     readonly phase: Phase,
     options?: { cause?: unknown },
   ) {
-    super(code, message, options);
+    // Its message becomes a log line and a report: no statement a server quoted back, no credential.
+    super(code, redactSecrets(message), options);
     this.name = 'CycleError';
   }
 }

@@ -6,6 +6,7 @@ export * from './instance-connect.js';
 export * from './fingerprint.js';
 export * from './run-config.js';
 export * from './events.js';
+export * from './redact.js';
 export * from './dialect.js';
 export * from './source.js';
 export * from './mysql-gtid.js';

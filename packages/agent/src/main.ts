@@ -23,6 +23,7 @@ import { openStore, parseKey, parseRepoUrl, Repository } from '@understudy/core'
 import pino from 'pino';
 import { runAgent } from './agent.js';
 import { readInstanceIdentity } from './imds.js';
+import { redactLogArguments } from './redact.js';
 import { fileHook } from './test-hook.js';
 import { VERSION } from './index.js';
 
@@ -50,6 +51,12 @@ if (values.help) {
 
 const log = pino({
   name: 'understudy-agent',
+  // Server errors quote SQL back, credentials included: every line's text is redacted (redact.ts).
+  hooks: {
+    logMethod(args, method) {
+      return method.apply(this, redactLogArguments(args) as Parameters<typeof method>);
+    },
+  },
   redact: { paths: ['password', '*.password', 'token', '*.token', 'privateKey', '*.privateKey', 'key', '*.key', 'authorization', '*.authorization'], censor: '[redacted]' },
 });
 

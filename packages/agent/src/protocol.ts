@@ -5,3 +5,4 @@
  */
 export * from './run-config.js';
 export * from './events.js';
+export * from './redact.js';

@@ -7,6 +7,7 @@
  * a few dozen per run at most). `flush(ms)` waits, at most that long, for the queue to empty.
  */
 import type { RunEvent, RunEventInput } from './events.js';
+import { redactEvent } from './redact.js';
 
 export interface ReporterLog {
   warn(obj: object, msg: string): void;
@@ -57,7 +58,8 @@ export class Reporter {
     this.lastPhase = event.phase;
     this.lastReportAt = Date.now();
     const e: RunEvent = {
-      ...event,
+      // Whatever the caller put in the free text, no credential leaves the instance.
+      ...redactEvent(event),
       seq: this.seq++,
       at: (this.options.now?.() ?? new Date()).toISOString(),
       ...(this.options.instanceId ? { instanceId: this.options.instanceId } : {}),

@@ -4,12 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
+import { pino, type Logger } from 'pino';
 import type { RunEvent } from '@understudy/agent/protocol';
 import type { RunView } from './api.js';
 import { buildApp } from './app.js';
@@ -19,13 +20,25 @@ import { RunStore } from './run-store.js';
 import { RecordingLauncher, silentLog, testConfig } from './test-support.js';
 
 const ADMIN = 'a'.repeat(43);
+const READ = 'r'.repeat(43);
+const READ_AUTH = { authorization: `Bearer ${READ}` };
 
-function setup(opts: { now?: () => Date; store?: RunStore } = {}) {
+function setup(opts: { now?: () => Date; store?: RunStore; log?: Logger; allowedHosts?: string[] } = {}) {
   const config = testConfig();
   const store = opts.store ?? RunStore.open(':memory:');
   const launcher = new RecordingLauncher();
-  const manager = new RunManager({ config, store, launchers: new Map([['db1', launcher]]), log: silentLog, ...(opts.now ? { now: opts.now } : {}) });
-  const app = buildApp({ store, manager, metrics: createMetrics(store, { targets: ['db1'] }), log: silentLog, adminToken: ADMIN, defaultTarget: 'db1' });
+  const log = opts.log ?? silentLog;
+  const manager = new RunManager({ config, store, launchers: new Map([['db1', launcher]]), log, ...(opts.now ? { now: opts.now } : {}) });
+  const app = buildApp({
+    store,
+    manager,
+    metrics: createMetrics(store, { targets: ['db1'] }),
+    log,
+    adminToken: ADMIN,
+    readToken: READ,
+    defaultTarget: 'db1',
+    ...(opts.allowedHosts ? { allowedHosts: opts.allowedHosts } : {}),
+  });
   return { config, store, launcher, manager, app };
 }
 
@@ -80,7 +93,7 @@ describe('dispatcher app', () => {
     const late = await post(event(4, 'done', 'progress'), token);
     assert.equal(late.statusCode, 409, 'a finished run takes no more reports');
     assert.equal((await post(event(3, 'done', 'succeeded'), token)).statusCode, 200, 'but a retried last report is still acknowledged');
-    const detail = (await app.inject({ url: `/runs/${run.id}` })).json();
+    const detail = (await app.inject({ url: `/runs/${run.id}`, headers: READ_AUTH })).json();
     assert.equal(detail.run.backupId, '20261124T000000.000Z-0000abcd');
     assert.deepEqual(detail.events.map((e: { seq: number }) => e.seq), [0, 1, 2, 3]);
     await new Promise((r) => setImmediate(r));
@@ -157,7 +170,7 @@ describe('dispatcher app', () => {
       assert.equal(second.store.get('db1-interrupted')!.errorCode, 'DS_LAUNCH_INTERRUPTED');
       second.launcher.states.set(run.instance.id!, 'running');
       assert.equal(second.store.get(run.id)!.status, 'running');
-      const list = (await second.app.inject({ url: '/runs' })).json() as { runs: RunView[] };
+      const list = (await second.app.inject({ url: '/runs', headers: READ_AUTH })).json() as { runs: RunView[] };
       assert.deepEqual(list.runs.map((r) => r.id).sort(), [run.id, 'db1-interrupted'].sort());
       second.store.close();
     } finally {
@@ -171,7 +184,7 @@ describe('dispatcher app', () => {
     for (const [i, e] of [event(0, 'catch-up', 'progress', { metrics: { lagSeconds: 7 } }), event(1, 'upload', 'succeeded', { metrics: { uploadedBytes: 1000, reusedBytes: 9000 } }), event(2, 'done', 'succeeded')].entries()) {
       await app.inject({ method: 'POST', url: `/runs/${run.id}/events`, headers: { authorization: `Bearer ${token}` }, payload: { ...e, seq: i } });
     }
-    const res = await app.inject({ url: '/metrics' });
+    const res = await app.inject({ url: '/metrics', headers: READ_AUTH });
     assert.match(res.headers['content-type'] as string, /^text\/plain; version=0\.0\.4/);
     assert.match(res.body, /^understudy_runs_total\{target="db1",status="succeeded"\} 1$/m);
     assert.match(res.body, /^understudy_uploaded_bytes_total\{target="db1"\} 1000$/m);
@@ -192,9 +205,9 @@ describe('dispatcher app', () => {
       await post(event(1, 'upload', 'succeeded', { metrics: { uploadedBytes: 10, reusedBytes: 90 } }));
       now += 60_000;
       await post(event(2, 'done', 'succeeded'));
-      return ((await app.inject({ url: `/runs/${run.id}` })).json() as { run: RunView }).run;
+      return ((await app.inject({ url: `/runs/${run.id}`, headers: READ_AUTH })).json() as { run: RunView }).run;
     };
-    const metric = async (line: RegExp) => assert.match((await app.inject({ url: '/metrics' })).body, line);
+    const metric = async (line: RegExp) => assert.match((await app.inject({ url: '/metrics', headers: READ_AUTH })).body, line);
     const codes = (r: RunView) => r.warnings.map((w) => w.code);
 
     for (const expected of [0, 1, 2]) {
@@ -210,12 +223,16 @@ describe('dispatcher app', () => {
     await metric(/^understudy_goal_unchanged_runs\{target="db1"\} 3$/m);
     await metric(/^understudy_source_warning\{target="db1",code="goal-unchanged"\} 1$/m);
     await metric(/^understudy_source_warning\{target="db1",code="source-changed"\} 0$/m);
-    const list = ((await app.inject({ url: '/runs' })).json() as { runs: RunView[] }).runs;
+    const list = ((await app.inject({ url: '/runs', headers: READ_AUTH })).json() as { runs: RunView[] }).runs;
     assert.deepEqual(list.map((r) => r.warnings.length), [1, 0, 0, 0], 'each run as its history stood when it ended');
 
     // The CLI, as an operator runs it, against this app on a port.
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
-    const cli = (args: string[]) => promisify(execFile)(process.execPath, [fileURLToPath(new URL('./cli.js', import.meta.url)), ...args, '--dispatcher', url], { env: { PATH: process.env.PATH ?? '' } });
+    const tokenDir = await mkdtemp(join(tmpdir(), 'understudy-app-'));
+    const readTokenFile = join(tokenDir, 'read.token');
+    await writeFile(readTokenFile, READ, { mode: 0o600 });
+    const cli = (args: string[]) =>
+      promisify(execFile)(process.execPath, [fileURLToPath(new URL('./cli.js', import.meta.url)), ...args, '--dispatcher', url], { env: { PATH: process.env.PATH ?? '', UNDERSTUDY_READ_TOKEN_FILE: readTokenFile } });
     const status = await cli(['status', stale.id]);
     assert.match(status.stdout, /^ {2}master {4}server_id 1 \(host db1\.internal\), at 0-1-10$/m);
     assert.match(status.stdout, /^ {2}WARNING {3}the master's position \(0-1-10\) has not moved for 3 successful runs in a row/m);
@@ -234,5 +251,64 @@ describe('dispatcher app', () => {
     assert.match((await cli(['status'])).stdout, /^ {2}WARNING {3}the master is another server/m);
     assert.deepEqual(codes(await cycle('0-2-12', 2)), [], 'the next run on the new master is quiet');
     await app.close();
+    await rm(tokenDir, { recursive: true, force: true });
+  });
+
+  it('reads need the read token or the admin token; /healthz and the page stay open', async () => {
+    const { app, launcher } = setup();
+    const { run } = await startRun(app, launcher);
+    for (const url of ['/runs', `/runs/${run.id}`, '/metrics']) {
+      const none = await app.inject({ url });
+      assert.equal(none.statusCode, 401, `${url} without a token`);
+      assert.equal(none.json().error.code, 'DS_UNAUTHORIZED');
+      assert.match(none.json().error.message, /understudy status --url/);
+      assert.equal((await app.inject({ url, headers: { authorization: `Bearer ${'b'.repeat(43)}` } })).statusCode, 401, `${url} with a wrong token`);
+      assert.equal((await app.inject({ url, headers: READ_AUTH })).statusCode, 200, `${url} with the read token`);
+      assert.equal((await app.inject({ url, headers: { authorization: `Bearer ${ADMIN}` } })).statusCode, 200, `${url} with the admin token`);
+    }
+    assert.equal((await app.inject({ url: '/healthz' })).statusCode, 200);
+    const denied = await app.inject({ method: 'POST', url: '/runs', headers: READ_AUTH, payload: {} });
+    assert.equal(denied.statusCode, 401, 'the read token cannot start a run');
+  });
+
+  it('refuses a Host header that names neither loopback, the listen address nor an allowed name (DNS rebinding)', async () => {
+    const { app, launcher } = setup({ allowedHosts: ['127.0.0.1', 'backups.example.com'] });
+    const { run, token } = await startRun(app, launcher);
+    for (const host of ['evil.example', 'evil.example:7070', '127.0.0.1.evil.example', 'localhost.evil.example:7070', '10.0.0.9:7070']) {
+      for (const [method, url] of [['GET', '/runs'], ['GET', '/healthz'], ['GET', '/'], ['POST', `/runs/${run.id}/events`]] as const) {
+        const res = await app.inject({ method, url, headers: { host, authorization: `Bearer ${url.endsWith('events') ? token : READ}` }, ...(method === 'POST' ? { payload: event(0, 'start', 'started') } : {}) });
+        assert.equal(res.statusCode, 421, `${method} ${url} with Host ${host}`);
+        assert.equal(res.json().error.code, 'DS_HOST_NOT_ALLOWED');
+      }
+    }
+    // The port is not checked: agents come through SSH tunnels, operators through ssh -L, on ports of their own.
+    for (const host of ['127.0.0.1:7070', 'localhost:39999', 'LOCALHOST', '[::1]:7070', 'backups.example.com', 'Backups.Example.com:443']) {
+      assert.equal((await app.inject({ url: '/runs', headers: { host, ...READ_AUTH } })).statusCode, 200, `Host ${host}`);
+    }
+    assert.equal((await app.inject({ method: 'POST', url: `/runs/${run.id}/events`, headers: { host: '127.0.0.1:41234', authorization: `Bearer ${token}` }, payload: event(0, 'start', 'started') })).statusCode, 200);
+  });
+
+  it('stores, logs and serves an older agent\'s report with its quoted credentials redacted', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+    const store = RunStore.open(':memory:');
+    const { app, launcher } = setup({ log, store });
+    const { run, token } = await startRun(app, launcher);
+    const secret = 'Rotated-Secret-4242';
+    const message = `replication stopped on an error (1396: Error 'Operation ALTER USER failed for 'repl'@'%'' on query. Default database: ''. Query: 'ALTER USER 'repl'@'%' IDENTIFIED BY '${secret}'')`;
+    const res = await app.inject({
+      method: 'POST',
+      url: `/runs/${run.id}/events`,
+      headers: { authorization: `Bearer ${token}` },
+      payload: event(0, 'failed', 'failed', { error: { code: 'AG_REPLICATION_SQL_ERROR', message }, message: `SET PASSWORD = '${secret}'` }),
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    const detail = (await app.inject({ url: `/runs/${run.id}`, headers: READ_AUTH })).body;
+    const list = (await app.inject({ url: '/runs', headers: READ_AUTH })).body;
+    for (const [where, text] of [['GET /runs/:id', detail], ['GET /runs', list], ['the log', lines.join('')], ['the store', JSON.stringify([store.get(run.id), store.events(run.id)])]]) {
+      assert.ok(!text!.includes(secret), `the password appears in ${where}: ${text}`);
+    }
+    assert.match(detail, /AG_REPLICATION_SQL_ERROR/);
+    assert.match(detail, /Query: 'ALTER USER statement, <redacted>'/);
   });
 });

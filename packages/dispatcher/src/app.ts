@@ -4,9 +4,13 @@
  *
  *   POST /runs                  start a run              (admin token: the CLI and the timer)
  *   POST /runs/:id/events       an agent's report        (that run's token, constant-time compare)
- *   GET  /runs, /runs/:id       runs and their events    (read-only, no secrets)
- *   GET  /healthz, /metrics     liveness, Prometheus
- *   GET  /                      the status page
+ *   GET  /runs, /runs/:id       runs and their events    (read token or admin token)
+ *   GET  /metrics               Prometheus               (read token or admin token)
+ *   GET  /healthz               liveness                 (open)
+ *   GET  /                      the status page          (open: static files; it reads /runs with the read token)
+ *
+ * Every request must name a known host in its Host header (host-check.ts): the service is on
+ * loopback, and a web page that rebinds its own name to 127.0.0.1 must not reach it.
  */
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -16,6 +20,7 @@ import { z } from 'zod';
 import { RunEventSchema } from '@understudy/agent/protocol';
 import type { RunDetailResponse, RunListResponse } from './api.js';
 import { DispatcherError } from './errors.js';
+import { registerHostCheck } from './host-check.js';
 import { zodProblems } from './zod-problems.js';
 import type { RunManager } from './run-manager.js';
 import { tokenHash, type RunStore } from './run-store.js';
@@ -31,6 +36,10 @@ export interface AppDeps {
   readonly log: Logger;
   /** Required as a Bearer token by POST /runs (the agents, which reach this port too, cannot start runs). */
   readonly adminToken: string;
+  /** Accepted, besides the admin token, by the read routes (GET /runs, /runs/:id, /metrics): the status page's and Prometheus's. */
+  readonly readToken?: string;
+  /** Host names (no port) requests may name besides the loopback ones (host-check.ts). */
+  readonly allowedHosts?: readonly string[];
   readonly defaultTarget?: string;
   /** A target's `staleGoalRuns` (default 3): successful runs with an unchanged goal before a run view warns. */
   readonly staleGoalRuns?: (target: string) => number;
@@ -73,6 +82,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const adminHash = tokenHash(deps.adminToken);
   const view = (run: RunRecord, at: Date) =>
     toRunView(run, deps.store.events(run.id), at, watchRun(deps.store, run, deps.staleGoalRuns?.(run.target) ?? DEFAULT_STALE_GOAL_RUNS));
+  const readHash = deps.readToken === undefined ? undefined : tokenHash(deps.readToken);
+  registerHostCheck(app, deps.allowedHosts ?? []);
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err instanceof DispatcherError) {
@@ -92,6 +103,19 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const presented = bearer(req);
     if (presented === undefined || !timingSafeEqual(tokenHash(presented), adminHash)) {
       throw new DispatcherError('DS_UNAUTHORIZED', 'starting a run needs the admin token (Authorization: Bearer ..., from the admin token file in the state directory)');
+    }
+  };
+
+  /** The read routes: runs carry error texts and instance addresses, metrics the targets' history. */
+  const requireReader = (req: FastifyRequest): void => {
+    const presented = bearer(req);
+    const hash = presented === undefined ? undefined : tokenHash(presented);
+    const ok = hash !== undefined && (timingSafeEqual(hash, adminHash) || (readHash !== undefined && timingSafeEqual(hash, readHash)));
+    if (!ok) {
+      throw new DispatcherError(
+        'DS_UNAUTHORIZED',
+        'reading runs and metrics needs a token (Authorization: Bearer ..., the read token or the admin token from the state directory); `understudy status --url` prints a link to the status page with it',
+      );
     }
   };
 
@@ -117,6 +141,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
 
   app.get('/runs', async (req): Promise<RunListResponse> => {
+    requireReader(req);
     const q = ListQuery.safeParse(req.query);
     if (!q.success) throw new DispatcherError('DS_BAD_REQUEST', `bad query: ${zodProblems(q.error, [], '(query)').join('; ')}`);
     const t = now();
@@ -124,6 +149,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
 
   app.get<{ Params: { id: string } }>('/runs/:id', async (req): Promise<RunDetailResponse> => {
+    requireReader(req);
     const run = deps.store.get(req.params.id);
     if (run === undefined) throw new DispatcherError('DS_RUN_NOT_FOUND', `no run ${req.params.id}`);
     return { run: view(run, now()), events: deps.store.events(run.id) };
@@ -134,7 +160,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return { ok: true, activeRuns: active };
   });
 
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', async (req, reply) => {
+    requireReader(req);
     const text = await deps.metrics.metrics();
     return reply.type(deps.metrics.contentType).send(text);
   });

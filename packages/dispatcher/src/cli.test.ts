@@ -3,13 +3,16 @@
  * CLI runs as a child process, exactly as an operator runs it.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+
+import { startDispatcher, type Dispatcher } from './server.js';
+import { silentLog, testConfig } from './test-support.js';
 
 const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
 
@@ -382,5 +385,68 @@ describe('understudy with an encrypted repository', () => {
     const bad = cli(['--repo', repo, 'backup', src, '--delta-from', '20990101T000000.000Z-00000000']);
     assert.equal(bad.code, 4);
     assert.match(bad.stderr, /no backup 20990101T000000.000Z-00000000/);
+  });
+});
+
+describe('the dispatcher commands read with the read token', () => {
+  let dir: string;
+  let service: Dispatcher;
+  let configPath: string;
+
+  /** As cli(), but asynchronous: the service answers from this process. */
+  async function cliAsync(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
+    const base: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('UNDERSTUDY_')) base[k] = v;
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    return { code, stdout, stderr };
+  }
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'us-cli-read-'));
+    const config = testConfig({ stateDir: join(dir, 'state') });
+    service = await startDispatcher({ config, log: silentLog, env: {}, port: 0 });
+    const port = new URL(service.url).port;
+    configPath = join(dir, 'dispatcher.json');
+    await writeFile(configPath, JSON.stringify({ ...config, listen: { host: '127.0.0.1', port: Number(port) } }));
+  });
+
+  after(async () => {
+    await service?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('`runs` and `status` send the read token from the state directory; without it the service answers 401', async () => {
+    const runs = await cliAsync(['runs', '--config', configPath]);
+    assert.equal(runs.code, 0, runs.stderr);
+    assert.match(runs.stdout, /no runs yet/);
+    const status = await cliAsync(['status', '--config', configPath]);
+    assert.equal(status.code, 0, status.stderr);
+    const bare = await fetch(`${service.url}/runs`);
+    assert.equal(bare.status, 401);
+    // Pointed at the service with no configuration (none installed here) and no token file: it says where the token is.
+    const none = await cliAsync(['runs', '--dispatcher', service.url]);
+    assert.equal(none.code, 2, none.stdout + none.stderr);
+    assert.match(none.stderr, /read token/);
+    const byEnv = await cliAsync(['runs', '--dispatcher', service.url], { UNDERSTUDY_READ_TOKEN_FILE: join(dir, 'state', 'read.token') });
+    assert.equal(byEnv.code, 0, byEnv.stderr);
+  });
+
+  it('`status --url` prints a link to the status page with the read token in its fragment, never the admin token', async () => {
+    const r = await cliAsync(['status', '--url', '--config', configPath]);
+    assert.equal(r.code, 0, r.stderr);
+    const link = new URL(r.stdout.trim());
+    const read = (await readFile(join(dir, 'state', 'read.token'), 'utf8')).trim();
+    const admin = (await readFile(join(dir, 'state', 'admin.token'), 'utf8')).trim();
+    assert.equal(link.origin, service.url);
+    assert.equal(link.pathname, '/');
+    assert.equal(link.hash, `#token=${read}`);
+    assert.ok(!r.stdout.includes(admin));
+    assert.equal((await fetch(new URL('/runs', link), { headers: { authorization: `Bearer ${read}` } })).status, 200);
+    assert.equal((await fetch(new URL('/metrics', link), { headers: { authorization: `Bearer ${read}` } })).status, 200);
   });
 });

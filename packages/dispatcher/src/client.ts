@@ -5,8 +5,10 @@ import { DISPATCHER_ERRORS, DispatcherError, type DispatcherErrorCode } from './
 export interface DispatcherClientOptions {
   /** http://127.0.0.1:7070 */
   readonly url: string;
-  /** Needed by startRun only. */
+  /** Needed by startRun; good for reads too. */
   readonly adminToken?: string;
+  /** Sent by the reads (getRun, listRuns); the admin token when there is none. */
+  readonly readToken?: string;
   readonly fetch?: typeof fetch;
   readonly timeoutMs?: number;
 }
@@ -18,13 +20,14 @@ export class DispatcherClient {
     const f = this.options.fetch ?? fetch;
     const url = new URL(path, this.options.url).toString();
     const timeout = AbortSignal.timeout(this.options.timeoutMs ?? 30_000);
+    const token = method === 'POST' ? this.options.adminToken : (this.options.readToken ?? this.options.adminToken);
     let res: Response;
     try {
       res = await f(url, {
         method,
         headers: {
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-          ...(method === 'POST' && this.options.adminToken ? { authorization: `Bearer ${this.options.adminToken}` } : {}),
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
         },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         signal: signal ? AbortSignal.any([signal, timeout]) : timeout,

@@ -125,10 +125,17 @@ export const DispatcherConfigSchema = z.strictObject({
     .strictObject({
       host: Host.default('127.0.0.1').describe('The address the service listens on. Keep it on loopback: agents arrive through their SSH tunnels.'),
       port: Port.default(7070).describe('The port the service listens on (`understudy serve --port` overrides it).'),
+      allowedHosts: z
+        .array(Host)
+        .max(32)
+        .default([])
+        .describe(
+          'Host names, besides `localhost`, `127.0.0.1`, `[::1]` and `host`, that requests may name in their Host header (a public name the status page is reached by). Any other is refused with `DS_HOST_NOT_ALLOWED`: a web page cannot reach the service through DNS rebinding.',
+        ),
     })
-    .default({ host: '127.0.0.1', port: 7070 })
+    .default({ host: '127.0.0.1', port: 7070, allowedHosts: [] })
     .describe("Where the service's HTTP API (the CLI's, the agents' reports, the status page, metrics) listens."),
-  stateDir: AbsPath.default('/var/lib/understudy').describe('Where the dispatcher keeps its state: the run database (runs.sqlite) and the admin token.'),
+  stateDir: AbsPath.default('/var/lib/understudy').describe('Where the dispatcher keeps its state: the run database (runs.sqlite), the admin token and the read token.'),
   watchdogIntervalSeconds: z.number().min(0.1).max(600).default(15).describe('How often, in seconds, the watchdog looks at active runs (past their deadline, or silent too long).'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('The least severe log level written (JSON lines on stdout).'),
   targets: z

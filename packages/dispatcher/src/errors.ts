@@ -15,7 +15,8 @@ export interface DispatcherErrorSpec {
 export const DISPATCHER_ERRORS = {
   DS_CONFIG_INVALID: { description: 'The dispatcher configuration is invalid (the message names the field).', status: 500, exitCode: 2 },
   DS_BAD_REQUEST: { description: 'A request body or parameter is malformed (the message names the field).', status: 400, exitCode: 2 },
-  DS_UNAUTHORIZED: { description: "A progress report without this run's token, or with a wrong one.", status: 401, exitCode: 2 },
+  DS_UNAUTHORIZED: { description: "A request without its token, or with a wrong one: a progress report without this run's token, a run started without the admin token, runs or metrics read without the read token (or the admin token).", status: 401, exitCode: 2 },
+  DS_HOST_NOT_ALLOWED: { description: 'A request whose Host header names neither a loopback name, the listen address, nor one of `listen.allowedHosts` (a web page reaching the service through DNS rebinding).', status: 421, exitCode: 2 },
   DS_RUN_NOT_FOUND: { description: 'No run with that id.', status: 404, exitCode: 4 },
   DS_TARGET_UNKNOWN: { description: 'No target of that name in the configuration.', status: 404, exitCode: 2 },
   DS_RUN_ACTIVE: { description: 'The target already has as many active runs as it allows (one by default).', status: 409, exitCode: 5 },

@@ -16,13 +16,13 @@ export function destination(host: string, port: number): string {
 }
 
 /** The destinations the agent of `target` forwards to: the master's MySQL, the dispatcher. */
-export function agentDestinations(target: Pick<TargetConfig, 'master' | 'dispatcherAddress'>, listening: DispatcherConfig['listen']): string[] {
+export function agentDestinations(target: Pick<TargetConfig, 'master' | 'dispatcherAddress'>, listening: Pick<DispatcherConfig['listen'], 'host' | 'port'>): string[] {
   const dispatcher = target.dispatcherAddress ?? listening;
   return [destination(target.master.mysql.host, target.master.mysql.port), destination(dispatcher.host, dispatcher.port)];
 }
 
 /** Why a run of `target` must not start, or undefined when it may. */
-export function instanceConnectRefusal(target: Pick<TargetConfig, 'master' | 'dispatcherAddress' | 'sshdRestriction'>, listening: DispatcherConfig['listen']): string | undefined {
+export function instanceConnectRefusal(target: Pick<TargetConfig, 'master' | 'dispatcherAddress' | 'sshdRestriction'>, listening: Pick<DispatcherConfig['listen'], 'host' | 'port'>): string | undefined {
   if (target.master.ssh.auth.type !== 'instanceConnect') return undefined;
   const wanted = agentDestinations(target, listening);
   const r = target.sshdRestriction;

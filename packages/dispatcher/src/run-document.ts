@@ -9,7 +9,7 @@ export interface RunIdentity {
 }
 
 /** `listening`: where the service actually listens (config.listen, with the real port when it was 0). */
-export function buildRunDocument(listening: DispatcherConfig['listen'], targetName: string, target: TargetConfig, run: RunIdentity): RunConfigInput {
+export function buildRunDocument(listening: Pick<DispatcherConfig['listen'], 'host' | 'port'>, targetName: string, target: TargetConfig, run: RunIdentity): RunConfigInput {
   const dispatcher = target.dispatcherAddress ?? listening;
   return {
     format: 'understudy-run',

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { RunEvent } from '@understudy/agent/protocol';
+import { redactEvent, redactSecrets, type RunEvent } from '@understudy/agent/protocol';
 import type { DispatcherConfig } from './config.js';
 import { DispatcherError, type DispatcherErrorCode } from './errors.js';
 import { instanceConnectRefusal } from './instance-connect-gate.js';
@@ -33,14 +33,14 @@ export class RunManager {
   private readonly launching = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
-  private listening: DispatcherConfig['listen'];
+  private listening: Pick<DispatcherConfig['listen'], 'host' | 'port'>;
 
   constructor(private readonly deps: RunManagerDeps) {
     this.listening = deps.config.listen;
   }
 
   /** Where the service listens once it does (the port may have been 0): agents are told this address. */
-  setListening(address: DispatcherConfig['listen']): void {
+  setListening(address: Pick<DispatcherConfig['listen'], 'host' | 'port'>): void {
     this.listening = address;
   }
 
@@ -96,7 +96,9 @@ export class RunManager {
   }
 
   /** Applies an authenticated, validated report. Replays are accepted and change nothing. */
-  report(runId: string, event: RunEvent): { stored: boolean; run: RunRecord } {
+  report(runId: string, reported: RunEvent): { stored: boolean; run: RunRecord } {
+    // Stored, logged and served as redacted: an older agent may send a credential a server quoted back.
+    const event = redactEvent(reported);
     const before = this.deps.store.get(runId);
     if (before === undefined) throw new DispatcherError('DS_RUN_NOT_FOUND', `no run ${runId}`);
     if (isFinished(before)) {
@@ -115,7 +117,8 @@ export class RunManager {
   }
 
   /** Ends a run as failed (by the dispatcher, not the agent), then terminates its instance. */
-  fail(runId: string, code: DispatcherErrorCode, message: string, phase: RunRecord['phase']): RunRecord {
+  fail(runId: string, code: DispatcherErrorCode, unredacted: string, phase: RunRecord['phase']): RunRecord {
+    const message = redactSecrets(unredacted);
     const run = this.deps.store.update(runId, { status: 'failed', finishedAt: this.now().toISOString(), errorCode: code, errorMessage: message, errorPhase: phase });
     this.deps.log.child({ runId }).warn({ code, message }, 'run failed');
     void this.reap(run, code);

@@ -39,14 +39,25 @@ export interface StartOptions {
 }
 
 export const ADMIN_TOKEN_FILE = 'admin.token';
+/** Reads only (GET /runs, /runs/:id, /metrics): the status page's link and Prometheus hold this one, never the admin token. */
+export const READ_TOKEN_FILE = 'read.token';
 
 /** The admin token (POST /runs): read from the state directory, created there (0600) on first start. */
-export async function ensureAdminToken(stateDir: string): Promise<string> {
-  const path = join(stateDir, ADMIN_TOKEN_FILE);
+export function ensureAdminToken(stateDir: string): Promise<string> {
+  return ensureToken(stateDir, ADMIN_TOKEN_FILE, 'admin');
+}
+
+/** The read token: like the admin token, its own file. */
+export function ensureReadToken(stateDir: string): Promise<string> {
+  return ensureToken(stateDir, READ_TOKEN_FILE, 'read');
+}
+
+async function ensureToken(stateDir: string, file: string, what: string): Promise<string> {
+  const path = join(stateDir, file);
   try {
     const token = (await readFile(path, 'utf8')).trim();
     if (/^[A-Za-z0-9_-]{32,512}$/.test(token)) return token;
-    throw new DispatcherError('DS_CONFIG_INVALID', `${path} does not hold a valid admin token (32+ base64url characters); delete it to have a new one made`);
+    throw new DispatcherError('DS_CONFIG_INVALID', `${path} does not hold a valid ${what} token (32+ base64url characters); delete it to have a new one made`);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
@@ -61,6 +72,7 @@ export async function ensureAdminToken(stateDir: string): Promise<string> {
 export async function startDispatcher(opts: StartOptions): Promise<Dispatcher> {
   const { config, log } = opts;
   const adminToken = await ensureAdminToken(config.stateDir);
+  const readToken = await ensureReadToken(config.stateDir);
   const store = RunStore.open(join(config.stateDir, 'runs.sqlite'));
   const launchers = new Map<string, Launcher>();
   try {
@@ -88,6 +100,8 @@ export async function startDispatcher(opts: StartOptions): Promise<Dispatcher> {
     log,
     adminToken,
     staleGoalRuns,
+    readToken,
+    allowedHosts: [config.listen.host, ...config.listen.allowedHosts],
     ...(targets.length === 1 ? { defaultTarget: targets[0]! } : {}),
     plugins: [(a) => registerStatusPage(a)],
   });

@@ -1,4 +1,4 @@
-// The status page's script: polls GET runs?limit=N every 5 s and redraws the page from the answer.
+// The status page's script: polls GET runs?limit=N every 5 s (with the read token, see below) and redraws the page from the answer.
 // Plain browser JavaScript, no framework and no build step. Every string from the API reaches the DOM
 // through text nodes (h() below); there is no innerHTML anywhere. render() rebuilds the panels from
 // the data alone, so calling it twice with the same data gives the same page; the chart is created
@@ -477,6 +477,45 @@
     }, 150);
   });
 
+  // ---- the read token --------------------------------------------------------------------------------
+  // GET /runs needs the dispatcher's read token. `understudy status --url` prints a link to this page
+  // with the token in its #fragment (a fragment is never sent to a server). The page keeps it in
+  // sessionStorage (this tab, this origin), removes it from the address bar, and sends it as
+  // Authorization: Bearer.
+
+  const TOKEN_KEY = 'understudy.readToken';
+
+  function takeTokenFromFragment() {
+    const m = /(?:^#|&)token=([^&]*)/.exec(location.hash);
+    if (!m) return;
+    const token = decodeURIComponent(m[1]);
+    if (/^[A-Za-z0-9_-]{1,512}$/.test(token)) sessionStorage.setItem(TOKEN_KEY, token);
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+
+  function authHeaders() {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    return token ? { authorization: 'Bearer ' + token } : {};
+  }
+
+  /** A 401: no token, or a stale one (the token file was replaced). */
+  function showNeedsToken() {
+    sessionStorage.removeItem(TOKEN_KEY);
+    const freshness = document.querySelector('[data-testid="freshness"]');
+    const banner = document.querySelector('[data-testid="banner"]');
+    freshness.textContent = lastSuccess ? 'Last updated ' + formatClock(lastSuccess) + ' (stale)' : 'No data yet';
+    freshness.classList.add('stale');
+    banner.replaceChildren(
+      'This page needs the dispatcher\'s read token. On the master, run ',
+      code('understudy status --url'),
+      ' and open the link it prints (the token rides in the link\'s #fragment and stays in this tab only).',
+    );
+    banner.setAttribute('data-state', 'needs-token');
+    banner.hidden = false;
+  }
+
+  takeTokenFromFragment();
+
   // ---- polling -------------------------------------------------------------------------------------
 
   let lastSuccess = null;
@@ -497,12 +536,14 @@
       freshness.classList.remove('stale');
       banner.hidden = true;
       banner.textContent = '';
+      banner.removeAttribute('data-state');
       return;
     }
     freshness.textContent = lastSuccess ? 'Last updated ' + formatClock(lastSuccess) + ' (stale)' : 'No data yet';
     freshness.classList.add('stale');
     banner.textContent = 'Cannot reach the dispatcher (' + error + '). Retrying every ' + POLL_MS / 1000 +
       ' s; the page shows the last data it received.';
+    banner.removeAttribute('data-state');
     banner.hidden = false;
   }
 
@@ -512,10 +553,14 @@
     clearTimeout(timer);
     try {
       const res = await fetch('runs?limit=' + HISTORY_LIMIT, {
-        headers: { accept: 'application/json' },
+        headers: Object.assign({ accept: 'application/json' }, authHeaders()),
         cache: 'no-store',
         signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
       });
+      if (res.status === 401) {
+        showNeedsToken();
+        return;
+      }
       if (!res.ok) throw new Error('HTTP ' + res.status);
       const body = await res.json();
       if (!body || !Array.isArray(body.runs)) throw new Error('unexpected answer');

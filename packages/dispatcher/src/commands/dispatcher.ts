@@ -9,12 +9,13 @@ import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { pino } from 'pino';
+import { redactLogArguments } from '@understudy/agent/protocol';
 import type { RunView } from '../api.js';
 import { DispatcherClient } from '../client.js';
 import { readDispatcherConfig, type DispatcherConfig } from '../config.js';
 import { DispatcherError } from '../errors.js';
 import { formatBytes, formatDuration, formatSource, formatTable, formatTime, formatWarningTags } from '../format.js';
-import { ADMIN_TOKEN_FILE, startDispatcher } from '../server.js';
+import { ADMIN_TOKEN_FILE, READ_TOKEN_FILE, startDispatcher } from '../server.js';
 import { createEc2Launcher } from '../launchers/ec2-factory.js';
 import { CommandContext, wholeNumber, type CliIo } from './context.js';
 
@@ -43,20 +44,51 @@ async function dispatcherConfig(ctx: CommandContext, required: boolean): Promise
   return readDispatcherConfig(path);
 }
 
+async function readToken(file: string, what: string): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch (err) {
+    throw new DispatcherError('DS_CONFIG_INVALID', `cannot read the ${what} token ${file}: ${(err as Error).message} (run as the dispatcher's user, or as root)`, { cause: err });
+  }
+}
+
+/**
+ * The service's client. Starting a run sends the admin token; reads send the read token
+ * (UNDERSTUDY_READ_TOKEN_FILE, else read.token in the configuration's state directory), or the
+ * admin token when only UNDERSTUDY_ADMIN_TOKEN_FILE is given.
+ */
 async function client(ctx: CommandContext, flags: DispatcherFlags, withAdmin: boolean): Promise<DispatcherClient> {
-  const config = flags.dispatcher === undefined || withAdmin ? await dispatcherConfig(ctx, false) : undefined;
-  const url = flags.dispatcher ?? (ctx.io.env.UNDERSTUDY_DISPATCHER_URL || undefined) ?? (config ? `http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${config.listen.port}` : 'http://127.0.0.1:7070');
+  return new DispatcherClient(await service(ctx, flags, withAdmin));
+}
+
+async function service(ctx: CommandContext, flags: DispatcherFlags, withAdmin: boolean): Promise<{ url: string; adminToken?: string; readToken?: string }> {
+  const config = await dispatcherConfig(ctx, false);
+  const url = flags.dispatcher ?? (ctx.io.env.UNDERSTUDY_DISPATCHER_URL || undefined) ?? (config ? serviceUrl(config) : 'http://127.0.0.1:7070');
+  const adminFile = ctx.io.env.UNDERSTUDY_ADMIN_TOKEN_FILE || (config ? join(config.stateDir, ADMIN_TOKEN_FILE) : undefined);
   let adminToken: string | undefined;
   if (withAdmin) {
-    const file = ctx.io.env.UNDERSTUDY_ADMIN_TOKEN_FILE || (config ? join(config.stateDir, ADMIN_TOKEN_FILE) : undefined);
-    if (file === undefined) throw new DispatcherError('DS_CONFIG_INVALID', 'starting a run needs the admin token: pass --config (its stateDir holds admin.token) or set UNDERSTUDY_ADMIN_TOKEN_FILE');
-    try {
-      adminToken = (await readFile(file, 'utf8')).trim();
-    } catch (err) {
-      throw new DispatcherError('DS_CONFIG_INVALID', `cannot read the admin token ${file}: ${(err as Error).message} (run as the dispatcher's user, or as root)`, { cause: err });
-    }
+    if (adminFile === undefined) throw new DispatcherError('DS_CONFIG_INVALID', 'starting a run needs the admin token: pass --config (its stateDir holds admin.token) or set UNDERSTUDY_ADMIN_TOKEN_FILE');
+    adminToken = await readToken(adminFile, 'admin');
   }
-  return new DispatcherClient({ url, ...(adminToken !== undefined ? { adminToken } : {}) });
+  const readFileName = ctx.io.env.UNDERSTUDY_READ_TOKEN_FILE || (config ? join(config.stateDir, READ_TOKEN_FILE) : undefined);
+  let reader: string | undefined;
+  if (readFileName !== undefined) {
+    // A service not restarted since the upgrade has no read token yet: its admin token reads too.
+    reader = await readToken(readFileName, 'read').catch(async (err: unknown) => {
+      if (adminFile === undefined) throw err;
+      return readToken(adminFile, 'admin');
+    });
+  } else if (adminToken === undefined && adminFile !== undefined) {
+    reader = await readToken(adminFile, 'admin');
+  }
+  if (reader === undefined && adminToken === undefined) {
+    throw new DispatcherError('DS_CONFIG_INVALID', 'reading runs needs the read token: pass --config (its stateDir holds read.token) or set UNDERSTUDY_READ_TOKEN_FILE');
+  }
+  return { url, ...(adminToken !== undefined ? { adminToken } : {}), ...(reader !== undefined ? { readToken: reader } : {}) };
+}
+
+function serviceUrl(config: DispatcherConfig): string {
+  return `http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${config.listen.port}`;
 }
 
 export function registerServe(program: Command, io: CliIo): void {
@@ -72,7 +104,17 @@ export function registerServe(program: Command, io: CliIo): void {
     .action(async (flags: { port?: number }, command: Command) => {
       const ctx = new CommandContext(io, command);
       const config = (await dispatcherConfig(ctx, true))!;
-      const log = pino({ level: config.logLevel, base: { service: 'understudy-dispatcher' }, redact: ['token', '*.token', 'req.headers.authorization'] });
+      const log = pino({
+        level: config.logLevel,
+        base: { service: 'understudy-dispatcher' },
+        redact: ['token', '*.token', 'req.headers.authorization'],
+        // Credentials inside quoted SQL (an agent's error text): redacted from every line (agent redact.ts).
+        hooks: {
+          logMethod(args, method) {
+            return method.apply(this, redactLogArguments(args) as Parameters<typeof method>);
+          },
+        },
+      });
       const d = await startDispatcher({ config, log, env: io.env, ec2Launcher: createEc2Launcher, ...(flags.port !== undefined ? { port: flags.port } : {}) });
       ctx.print(`understudy dispatcher listening on ${d.url} (status page ${d.url}/)`);
       await new Promise<void>((resolve) => {
@@ -147,8 +189,14 @@ export function registerStatus(program: Command, io: CliIo): void {
     .description('Show one run: phase, progress, lag, instance, restore test, outcome. Exit code 0 when the run succeeded or is still going, 3 when it failed.')
     .addOption(dispatcherOption())
     .option('--events', 'also list the run\'s events')
-    .action(async (id: string | undefined, flags: DispatcherFlags & { events?: boolean }, command: Command) => {
+    .option('--url', 'print a link to the status page that carries the read token (in its #fragment, never sent to a server), and exit')
+    .action(async (id: string | undefined, flags: DispatcherFlags & { events?: boolean; url?: boolean }, command: Command) => {
       const ctx = new CommandContext(io, command);
+      if (flags.url) {
+        const s = await service(ctx, flags, false);
+        const link = `${new URL('/', s.url).toString()}#token=${encodeURIComponent(s.readToken ?? s.adminToken ?? '')}`;
+        return ctx.json ? ctx.printJson({ url: link }) : ctx.print(link);
+      }
       const c = await client(ctx, flags, false);
       const runId = id ?? (await c.listRuns({ limit: 1 }, ctx.signal)).runs[0]?.id;
       if (runId === undefined) {

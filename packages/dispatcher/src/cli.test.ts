@@ -265,6 +265,20 @@ describe('understudy against a file:// repository', () => {
     assert.equal(JSON.parse(ok(cli(['--config', two, '--repo', repo, '--json', 'list']), '--config with --repo').stdout).length, 3);
   });
 
+  it('serve --check: exit 0 for the packaged sample configuration, 2 naming the bad field otherwise', async () => {
+    const sample = fileURLToPath(new URL('../../../packaging/dispatcher.example.json', import.meta.url));
+    const r = ok(cli(['serve', '--check', '--config', sample]), 'serve --check');
+    assert.match(r.stdout, /^the configuration is valid: 1 target \(db1\)/);
+    const bad = join(tmp, 'dispatcher-bad.json');
+    const raw = JSON.parse(await readFile(sample, 'utf8')) as { targets: { db1: { runTimeoutMinutes: number } } };
+    raw.targets.db1.runTimeoutMinutes = 1;
+    await writeFile(bad, JSON.stringify(raw));
+    const b = cli(['serve', '--check'], { env: { UNDERSTUDY_DISPATCHER_CONFIG: bad } });
+    assert.equal(b.code, 2, b.stderr);
+    assert.match(b.stderr, /targets\.db1\.runTimeoutMinutes/);
+    assert.match(b.stderr, /DS_CONFIG_INVALID/);
+  });
+
   it('prunes with a retention policy (dry run first)', () => {
     const dry = ok(cli(['--repo', repo, 'prune', '--keep-last', '1', '--dry-run']), 'prune --dry-run');
     assert.match(dry.stdout, /would remove 2 backups/);

@@ -1,6 +1,6 @@
 /**
  * A Debian 12 root for tests that install into one (test/ami-provision.test.ts, the image; and
- * test/package.test.ts, the master's package): made with debootstrap from Debian's mirror, with the
+ * test/deb-package.test.ts, the master's package): made with debootstrap from Debian's mirror, with the
  * packages both need included (one download and one dpkg pass instead of two), and commands run in
  * it with chroot.
  *

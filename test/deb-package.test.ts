@@ -2,7 +2,9 @@
  * The master's Debian package, built and installed for real: `scripts/package.mjs` (what
  * `npm run package` runs) builds understudy_<version>_<arch>.deb, and dpkg installs it in a
  * debootstrapped Debian 12 root (test/rig/debian-root.ts: the same root and download cache as the
- * AMI's test). Checked in the root: `understudy --help` and `--version` run from /usr/bin; the
+ * AMI's test), with the README's own install line (`apt install ./understudy_<version>_amd64.deb`),
+ * and the README's `systemctl enable` line enables the units (without --now: no systemd runs in a
+ * chroot). Checked in the root: `understudy --help` and `--version` run from /usr/bin; the
  * system user and the directories exist with their owners and modes; systemd-analyze verify
  * accepts the installed units without a word; the installed sample configuration passes
  * `understudy serve --check`; a reinstall and an upgrade keep a changed
@@ -15,7 +17,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +26,15 @@ import { DEBOOTSTRAP_TIMEOUT_MS, inRoot, makeDebianRoot, releaseDebianRoot, run,
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const IN_ROOT_DEB = '/tmp/understudy.deb';
+/** The README's three install lines (README.md, "Install on a master"). */
+async function readmeInstall(): Promise<{ apt: string; enable: string }> {
+  const readme = await readFile(join(REPO, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Install on a master'));
+  const apt = /^apt install (\S+)$/m.exec(section);
+  const enable = /^systemctl enable --now (.+)$/m.exec(section);
+  assert.ok(apt && enable, 'README.md has no "Install on a master" section with apt install and systemctl enable --now lines');
+  return { apt: apt[1]!, enable: enable[1]! };
+}
 const IN_ROOT_UPGRADE = '/tmp/understudy-upgrade.deb';
 const MASTER_UNITS = ['understudy-backup.service', 'understudy-backup.timer', 'understudy-dispatcher.service', 'understudy-prune.service', 'understudy-prune.timer'];
 
@@ -38,6 +49,14 @@ async function accountIn(root: string, name: string): Promise<{ uid: number; gid
   if (line === undefined || group === undefined) return undefined;
   const [, , uid, gid, , home, shell] = line.split(':');
   return { uid: Number(uid), gid: Number(gid), home: home!, shell: shell!, groupGid: Number(group.split(':')[2]) };
+}
+
+/** Whether PATH itself exists (a symlink into the root's /lib points nowhere on the host: not followed). */
+async function linkExists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 function ok(r: Outcome, what: string): Outcome {
@@ -64,9 +83,13 @@ describe('the Debian package: npm run package, installed with dpkg in a Debian 1
       deb = join(work, 'out', debs[0]!);
       const packaged = Date.now();
 
-      root = await makeDebianRoot(work, 'package.test');
+      root = await makeDebianRoot(work, 'deb-package.test');
       await copyFile(deb, join(root, IN_ROOT_DEB));
-      installed = await inRoot(root, ['dpkg', '-i', IN_ROOT_DEB], 120_000);
+      // The README's line, run in /tmp where the package is (-y: no one answers apt here).
+      const readme = await readmeInstall();
+      assert.equal(readme.apt, `./${debs[0]}`, "the README's apt install line names another file than the package built");
+      await copyFile(deb, join(root, 'tmp', debs[0]!));
+      installed = await inRoot(root, ['/bin/sh', '-c', `cd /tmp && apt install -y ${readme.apt}`], 120_000);
       console.log(`package: build ${((packaged - started) / 1000).toFixed(1)} s, root and dpkg -i ${((Date.now() - packaged) / 1000).toFixed(1)} s`);
     },
     { timeout: 2 * DEBOOTSTRAP_TIMEOUT_MS + 10 * 60_000 },
@@ -76,8 +99,16 @@ describe('the Debian package: npm run package, installed with dpkg in a Debian 1
     if (work !== undefined) await releaseDebianRoot(work);
   });
 
-  it('dpkg -i installs it', () => {
-    ok(installed, 'dpkg -i');
+  it("the README's apt install line installs it", () => {
+    ok(installed, 'apt install');
+  });
+
+  it("the README's systemctl enable line enables the dispatcher and the timers", async () => {
+    const { enable } = await readmeInstall();
+    ok(await inRoot(root, ['systemctl', 'enable', ...enable.split(/\s+/)]), `systemctl enable ${enable}`);
+    for (const unit of enable.split(/\s+/)) assert.equal((await inRoot(root, ['systemctl', 'is-enabled', unit])).out.trim(), 'enabled', unit);
+    assert.ok(await linkExists(join(root, 'etc/systemd/system/timers.target.wants/understudy-backup.timer')));
+    assert.ok(await linkExists(join(root, 'etc/systemd/system/multi-user.target.wants/understudy-dispatcher.service')));
   });
 
   it('understudy --help and --version run from /usr/bin', async () => {
@@ -152,5 +183,7 @@ describe('the Debian package: npm run package, installed with dpkg in a Debian 1
     assert.ok(!existsSync(join(root, 'etc', 'understudy')), '/etc/understudy is still there after purge');
     assert.ok(!existsSync(join(root, 'var', 'lib', 'understudy')), '/var/lib/understudy is still there after purge');
     assert.ok((await accountIn(root, 'understudy')) !== undefined, 'purge removed the user');
+    assert.ok(!(await linkExists(join(root, 'etc/systemd/system/timers.target.wants/understudy-backup.timer'))), 'purge left the timer enabled');
+    assert.ok(!(await linkExists(join(root, 'etc/systemd/system/multi-user.target.wants/understudy-dispatcher.service'))), 'purge left the dispatcher enabled');
   });
 });

@@ -8,123 +8,25 @@
  * starts it (its cnf, the run directory systemd-tmpfiles makes at boot, the empty data directory);
  * and provisioning twice gives the same image.
  *
- * Time: debootstrap is most of it. Its downloads are kept between runs as debootstrap's own tarball
- * (--make-tarball / --unpack-tarball) in ~/.cache/understudy/debootstrap/, refreshed after 30 days;
- * without it (a clean CI machine) the packages (80 MB) are downloaded first. Measured on 2 cores:
- * 75 s to 2 min without the cache (the mirror's speed), 40 to 50 s with it. A download that fails
- * fails the test, saying so.
- *
- * Only /proc is mounted in the root (debootstrap makes the /dev nodes the chroot needs); it is
- * unmounted in after() whatever happened, and the root is removed only once nothing is mounted in it.
+ * The root comes from test/rig/debian-root.ts (debootstrap, its shared download cache, /proc; its
+ * header gives the times).
  * The one process started in the root that may outlive a check (mariadbd) is stopped by its PID.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { cp, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { homedir, tmpdir } from 'node:os';
+import { cp, lstat, mkdtemp, readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { localMysqldCnf, RunConfigSchema } from '@understudy/agent';
 import { startImdsServer } from '@understudy/dispatcher';
+import { DEBOOTSTRAP_TIMEOUT_MS, inRoot, makeDebianRoot, releaseDebianRoot, ROOT_ENV, run, tail, type Outcome } from './rig/debian-root.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const SUITE = 'bookworm';
-const MIRROR = 'http://deb.debian.org/debian';
-/** What provision.sh installs, included in debootstrap's run: one download and one dpkg pass instead of two. */
-const INCLUDE = ['mariadb-server', 'systemd'];
-const CACHE_DIR = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'understudy', 'debootstrap');
-const CACHE_MAX_AGE_MS = 30 * 24 * 3600 * 1000;
-const DEBOOTSTRAP_TIMEOUT_MS = 10 * 60_000;
 /** Where the test puts things in the root, as Packer's file provisioner does on the build instance. */
 const IN_ROOT = { bundle: '/tmp/bundle', unit: '/tmp/understudy-agent.service', script: '/tmp/provision.sh' };
-/** The environment of commands run in the root: systemd's, not the host's (no NODE_EXTRA_CA_CERTS and the like). */
-const ROOT_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8' };
-
-interface Outcome {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  out: string;
-}
-
-/** Runs a command to its end (killed by its PID after timeoutMs), stdout and stderr together. */
-function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const keep = (c: Buffer): void => {
-      out += c.toString('utf8');
-      if (out.length > 200_000) out = out.slice(-100_000);
-    };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`${cmd} could not run: ${err.message}`));
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, out });
-    });
-  });
-}
-
-function tail(text: string, lines = 25): string {
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
-}
-
-function inRoot(root: string, args: string[], timeoutMs?: number): Promise<Outcome> {
-  return run('chroot', [root, ...args], { env: ROOT_ENV, ...(timeoutMs ? { timeoutMs } : {}) });
-}
-
-async function mountsUnder(dir: string): Promise<string[]> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  return info
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((p) => p === dir || p.startsWith(`${dir}/`));
-}
-
-// ---------------------------------------------------------------------------------------------
-// The Debian root
-
-/** debootstrap's downloads for this package set, from the cache or from the mirror (then cached). */
-async function debootstrapTarball(work: string): Promise<{ path: string; cached: boolean }> {
-  const key = createHash('sha256').update(JSON.stringify({ SUITE, MIRROR, INCLUDE, variant: 'minbase', arch: process.arch })).digest('hex').slice(0, 12);
-  const path = join(CACHE_DIR, `${SUITE}-minbase-${key}.tgz`);
-  const st = await stat(path).catch(() => undefined);
-  if (st && Date.now() - st.mtimeMs < CACHE_MAX_AGE_MS) return { path, cached: true };
-  await mkdir(CACHE_DIR, { recursive: true });
-  const partial = `${path}.${process.pid}.partial`;
-  const r = await run('debootstrap', ['--variant=minbase', `--include=${INCLUDE.join(',')}`, `--make-tarball=${partial}`, SUITE, join(work, 'download'), MIRROR], { timeoutMs: DEBOOTSTRAP_TIMEOUT_MS });
-  await rm(join(work, 'download'), { recursive: true, force: true });
-  if (r.code !== 0) {
-    await rm(partial, { force: true });
-    throw new Error(`debootstrap could not download Debian 12 (${INCLUDE.join(', ')}) from ${MIRROR}: is Debian's mirror reachable? (exit ${r.code ?? r.signal})\n${tail(r.out)}`);
-  }
-  await rename(partial, path);
-  return { path, cached: false };
-}
-
-async function debootstrap(root: string, work: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    const tarball = await debootstrapTarball(work);
-    const r = await run('debootstrap', ['--variant=minbase', `--include=${INCLUDE.join(',')}`, `--unpack-tarball=${tarball.path}`, SUITE, root, MIRROR], { timeoutMs: DEBOOTSTRAP_TIMEOUT_MS });
-    if (r.code === 0) return;
-    const log = await readFile(join(root, 'debootstrap', 'debootstrap.log'), 'utf8').catch(() => '');
-    if (tarball.cached && attempt === 1) {
-      // A cached tarball that no longer installs (damaged, or from a mirror state gone since): once more, fresh.
-      console.error(`debootstrap failed with the cached ${tarball.path}; downloading again\n${tail(r.out, 10)}`);
-      await rm(tarball.path, { force: true });
-      await rm(root, { recursive: true, force: true });
-      continue;
-    }
-    throw new Error(`debootstrap failed to build Debian 12 in ${root} (exit ${r.code ?? r.signal})\n${tail(r.out)}\n${tail(log)}`);
-  }
-}
 
 /** Every symlink under DIR/etc/systemd/system, as "path -> target" (the enablement state). */
 async function unitLinks(root: string): Promise<string[]> {
@@ -154,7 +56,6 @@ async function userIn(root: string, name: string): Promise<{ uid: number; gid: n
 describe('the AMI recipe: ami/provision.sh in a Debian 12 root', () => {
   let work: string;
   let root: string;
-  let procMounted = false;
   const agentVersion = async (): Promise<string> => (JSON.parse(await readFile(join(REPO, 'packages', 'agent', 'package.json'), 'utf8')) as { version: string }).version;
   const provisions: Outcome[] = [];
   const linksAfter: string[][] = [];
@@ -170,13 +71,9 @@ describe('the AMI recipe: ami/provision.sh in a Debian 12 root', () => {
       const bundled = await run(process.execPath, [join(REPO, 'scripts', 'bundle-agent.mjs'), '--out', join(work, 'bundle')]);
       assert.equal(bundled.code, 0, `scripts/bundle-agent.mjs failed (run \`npm run build\` first):\n${bundled.out}`);
 
-      await debootstrap(root, work);
+      await makeDebianRoot(work, 'ami-provision.test');
       const rooted = Date.now();
 
-      await run('mount', ['-t', 'proc', 'proc', join(root, 'proc')]).then((r) => assert.equal(r.code, 0, `mounting /proc in the root: ${r.out}`));
-      procMounted = true;
-      // A chroot shares the host's init: nothing installed in it may start a service.
-      await writeFile(join(root, 'usr', 'sbin', 'policy-rc.d'), '#!/bin/sh\n# ami-provision.test: no service starts in this chroot\nexit 101\n', { mode: 0o755 });
       await cp(join(work, 'bundle'), join(root, IN_ROOT.bundle), { recursive: true });
       await cp(join(REPO, 'systemd', 'understudy-agent.service'), join(root, IN_ROOT.unit));
       await cp(join(REPO, 'ami', 'provision.sh'), join(root, IN_ROOT.script));
@@ -192,15 +89,7 @@ describe('the AMI recipe: ami/provision.sh in a Debian 12 root', () => {
   );
 
   after(async () => {
-    if (root === undefined) return;
-    if (procMounted) {
-      const r = await run('umount', [join(root, 'proc')]);
-      if (r.code !== 0) await run('umount', ['--lazy', join(root, 'proc')]);
-    }
-    const left = await mountsUnder(root);
-    // Never remove a tree with something mounted in it.
-    assert.deepEqual(left, [], `still mounted in ${root}: ${left.join(', ')} (left in place)`);
-    await rm(work, { recursive: true, force: true });
+    if (work !== undefined) await releaseDebianRoot(work);
   });
 
   it('provision.sh runs to its end, twice, and the second run changes no unit link', () => {

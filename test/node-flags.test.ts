@@ -1,6 +1,7 @@
 /**
  * Every way an Understudy process starts passes core's NODE_FLAGS to Node (runtime.ts says why):
- * the two commands' shebangs, the AMI's agent wrapper, and the local launcher's agent command. And
+ * the two commands' shebangs (the built programs and the bin stubs npm links), the AMI's agent
+ * wrapper, the Debian package's /usr/bin/understudy, and the local launcher's agent command. And
  * the flag is in effect in a process started through a shebang.
  */
 import assert from 'node:assert/strict';
@@ -17,7 +18,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 describe('Node flags', () => {
   it('the understudy and understudy-agent shebangs carry them, and they take effect', async () => {
-    for (const bin of ['packages/dispatcher/dist/cli.js', 'packages/agent/dist/main.js']) {
+    for (const bin of ['packages/dispatcher/dist/cli.js', 'packages/agent/dist/main.js', 'packages/dispatcher/bin/understudy.js', 'packages/agent/bin/understudy-agent.js']) {
       const first = (await readFile(ROOT + bin, 'utf8')).split('\n', 1)[0]!;
       assert.equal(first, `#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`, bin);
     }
@@ -34,6 +35,9 @@ describe('Node flags', () => {
   it('the AMI wrapper and the local launcher start the agent with them', async () => {
     const provision = await readFile(ROOT + 'ami/provision.sh', 'utf8');
     assert.match(provision, new RegExp(`exec \\$INSTALL_DIR/node ${NODE_FLAGS.join(' ')} \\$INSTALL_DIR/understudy-agent\\.mjs`));
+    // The Debian package's /usr/bin/understudy (packaging/understudy; scripts/package.mjs installs it).
+    const wrapper = await readFile(ROOT + 'packaging/understudy', 'utf8');
+    assert.ok(wrapper.includes(`\nexec /usr/lib/understudy/node ${NODE_FLAGS.join(' ')} /usr/lib/understudy/dist/understudy.mjs "$@"\n`), wrapper);
     const cmd = defaultAgentCommand();
     assert.deepEqual(cmd.slice(1, 1 + NODE_FLAGS.length), [...NODE_FLAGS]);
   });

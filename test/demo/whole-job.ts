@@ -10,15 +10,20 @@
  *     --keep   leave the demo's directory (servers' data, repository, logs) in place
  *     --exit   stop at the end even on a terminal (default there: serve the status page until Ctrl-C)
  *
+ * The commands it runs are `understudy ...` found on PATH, as an operator runs the installed one:
+ * the `understudy` that npm links into node_modules/.bin (`npx understudy`), put first on PATH.
+ *
  * Everything binds to 127.0.0.1; everything it starts it stops, by PID.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { RunView } from '@understudy/dispatcher';
-import { CLI, killLocalAgents, localTarget, readAuth, startDispatcherProcess, type DispatcherProcess } from '../rig/dispatcher.js';
+import { killLocalAgents, localTarget, readAuth, startDispatcherProcess, type DispatcherProcess } from '../rig/dispatcher.js';
 import { startMariadb, type Mariadb } from '../rig/mariadb.js';
 import { freePort } from '../rig/ports.js';
 import { checksumAllTables, createReplicationUser, gtidPosition, startReplication, waitForGtid } from '../rig/replication.js';
@@ -44,10 +49,14 @@ const mb = (n: number): string => `${(n / 1e6).toFixed(n < 1e7 ? 2 : 1)} MB`;
 
 class DemoError extends Error {}
 
-/** Runs the CLI, its output indented under the step; resolves with stdout. */
+/** Where npm links the checkout's commands (the "bin" of each package.json under packages). */
+const BIN_DIR = fileURLToPath(new URL('../../../node_modules/.bin/', import.meta.url));
+
+/** Runs `understudy ARGS` from PATH (BIN_DIR first), its output indented under the step; resolves with stdout. */
 function understudy(args: string[], env: NodeJS.ProcessEnv, opts: { show?: boolean } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (!existsSync(join(BIN_DIR, 'understudy'))) throw new DemoError(`${BIN_DIR}understudy is missing: run \`npm ci\` (it links the command)`);
+    const child = spawn('understudy', args, { env: { ...env, PATH: `${BIN_DIR.replace(/\/$/, '')}:${env.PATH ?? '/usr/bin:/bin'}` }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => {

@@ -124,6 +124,10 @@ describe('dispatcher app', () => {
     }
     await manager.tick();
     assert.equal(store.get(late.id)!.errorCode, 'DS_RUN_DEADLINE');
+
+    // Each counted in /metrics by reason (prometheus/understudy-alerts.yml alerts on them).
+    const metrics = (await app.inject({ url: '/metrics', headers: READ_AUTH })).body;
+    for (const reason of ['silent', 'instance-gone', 'deadline']) assert.match(metrics, new RegExp(`^understudy_runs_reaped_total\\{target="db1",reason="${reason}"\\} 1$`, 'm'));
   });
 
   it('a reseed run tells the agent to seed instead of restoring (backup.restore "none")', async () => {
@@ -191,6 +195,19 @@ describe('dispatcher app', () => {
     assert.match(res.body, /^understudy_last_run_reused_bytes\{target="db1"\} 9000$/m);
     assert.match(res.body, /^understudy_last_success_timestamp_seconds\{target="db1"\} \d+(\.\d+)?$/m);
     assert.match(res.body, /^understudy_run_active\{target="db1"\} 0$/m);
+    // Present, at 0, before any run is reaped: an alert on its increase sees the first one.
+    assert.match(res.body, /^understudy_runs_reaped_total\{target="db1",reason="silent"\} 0$/m);
+    assert.match(res.body, /^understudy_runs_total\{target="db1",status="failed"\} 0$/m);
+    assert.match(res.body, /^understudy_restore_tests_total\{target="db1",result="failed"\} 0$/m);
+
+    // A run whose restore test fails: counted as such, and as a failed run.
+    const { run: second, token: t2 } = await startRun(app, launcher);
+    const failed = event(0, 'restore', 'failed', { error: { code: 'US_OBJECT_CORRUPT', message: 'chunk corrupt' } });
+    assert.equal((await app.inject({ method: 'POST', url: `/runs/${second.id}/events`, headers: { authorization: `Bearer ${t2}` }, payload: failed })).statusCode, 200);
+    const after = (await app.inject({ url: '/metrics', headers: READ_AUTH })).body;
+    assert.match(after, /^understudy_restore_tests_total\{target="db1",result="failed"\} 1$/m);
+    assert.match(after, /^understudy_restore_tests_total\{target="db1",result="verified"\} 0$/m);
+    assert.match(after, /^understudy_runs_total\{target="db1",status="failed"\} 1$/m);
   });
 
   it('a goal that has not moved for staleGoalRuns successful runs, and another master, warn in the views, the metrics and `understudy status`/`runs` (issue 17, item 7)', async () => {

@@ -235,6 +235,53 @@ describe('understudy against a file:// repository', () => {
     assert.equal(JSON.parse(r.stdout).error.code, 'US_REPO_NOT_FOUND');
   });
 
+  it("takes the repository from the dispatcher's configuration (UNDERSTUDY_DISPATCHER_CONFIG or --config), choosing with --target", async () => {
+    const target = (url: string) => ({
+      master: { ssh: { host: '10.0.0.1', user: 'understudy', hostKeyFingerprint: `SHA256:${'A'.repeat(43)}`, auth: { type: 'privateKeyFile', path: '/etc/understudy/id_ed25519' } }, mysql: {} },
+      replication: { user: 'repl', password: { source: 'ssm', name: '/understudy/repl' } },
+      repository: { url },
+      launcher: { type: 'local' },
+    });
+    const one = join(tmp, 'dispatcher-one.json');
+    await writeFile(one, JSON.stringify({ targets: { db1: target(repo) } }));
+    const env = { UNDERSTUDY_DISPATCHER_CONFIG: one };
+    assert.equal(JSON.parse(ok(cli(['--json', 'list'], { env }), 'list, UNDERSTUDY_DISPATCHER_CONFIG').stdout).length, 3);
+    const dst = join(tmp, 'restored-by-dispatcher-config');
+    // The first backup (the test above damaged a chunk of the latest on purpose).
+    assert.match(ok(cli(['restore', backupId, dst], { env }), 'restore, UNDERSTUDY_DISPATCHER_CONFIG').stdout, new RegExp(`^restored backup ${backupId} into `));
+    ok(cli(['verify'], { env }), 'verify, UNDERSTUDY_DISPATCHER_CONFIG');
+    // A repository given otherwise wins, as over any --config file.
+    const r = cli(['--json', 'list'], { env: { ...env, UNDERSTUDY_REPO: join(tmp, 'nowhere') } });
+    assert.equal(JSON.parse(r.stdout).error.code, 'US_REPO_NOT_FOUND');
+
+    const two = join(tmp, 'dispatcher-two.json');
+    await writeFile(two, JSON.stringify({ targets: { db1: target(join(tmp, 'nowhere')), db2: target(repo) } }));
+    const ask = cli(['list'], { env: { UNDERSTUDY_DISPATCHER_CONFIG: two } });
+    assert.equal(ask.code, 2, ask.stderr);
+    assert.match(ask.stderr, /2 targets \(db1, db2\): choose one with --target/);
+    assert.equal(JSON.parse(ok(cli(['--json', 'list', '--target', 'db2'], { env: { UNDERSTUDY_DISPATCHER_CONFIG: two } }), 'list --target db2').stdout).length, 3);
+    assert.equal(JSON.parse(ok(cli(['--config', two, '--json', 'list', '--target', 'db2']), '--config, --target db2').stdout).length, 3);
+    const unknown = cli(['--config', two, 'list', '--target', 'db3']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /no target 'db3'.*\(targets: db1, db2\)/);
+    // With --repo, a configuration of several targets needs no --target.
+    assert.equal(JSON.parse(ok(cli(['--config', two, '--repo', repo, '--json', 'list']), '--config with --repo').stdout).length, 3);
+  });
+
+  it('serve --check: exit 0 for the packaged sample configuration, 2 naming the bad field otherwise', async () => {
+    const sample = fileURLToPath(new URL('../../../packaging/dispatcher.example.json', import.meta.url));
+    const r = ok(cli(['serve', '--check', '--config', sample]), 'serve --check');
+    assert.match(r.stdout, /^the configuration is valid: 1 target \(db1\)/);
+    const bad = join(tmp, 'dispatcher-bad.json');
+    const raw = JSON.parse(await readFile(sample, 'utf8')) as { targets: { db1: { runTimeoutMinutes: number } } };
+    raw.targets.db1.runTimeoutMinutes = 1;
+    await writeFile(bad, JSON.stringify(raw));
+    const b = cli(['serve', '--check'], { env: { UNDERSTUDY_DISPATCHER_CONFIG: bad } });
+    assert.equal(b.code, 2, b.stderr);
+    assert.match(b.stderr, /targets\.db1\.runTimeoutMinutes/);
+    assert.match(b.stderr, /DS_CONFIG_INVALID/);
+  });
+
   it('prunes with a retention policy (dry run first)', () => {
     const dry = ok(cli(['--repo', repo, 'prune', '--keep-last', '1', '--dry-run']), 'prune --dry-run');
     assert.match(dry.stdout, /would remove 2 backups/);

@@ -11,6 +11,7 @@ import { CommanderError } from 'commander';
 import { exitCodeOf, UnderstudyError, type ErrorCode } from '@understudy/core';
 import { buildProgram } from './commands/program.js';
 import { DispatcherError } from './errors.js';
+import { PACKAGE_ROOT } from './package-root.js';
 
 /** Remedies an operator can act on, for the errors where the message alone does not say. */
 const HINTS: Partial<Record<ErrorCode, string>> = {
@@ -116,7 +117,7 @@ function describe(err: unknown): string {
 
 function readVersion(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    const pkg = JSON.parse(readFileSync(new URL('package.json', PACKAGE_ROOT), 'utf8')) as { version?: unknown };
     return typeof pkg.version === 'string' ? pkg.version : 'unknown';
   } catch {
     return 'unknown';

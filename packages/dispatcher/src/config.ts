@@ -154,6 +154,19 @@ export function parseDispatcherConfig(raw: unknown, source = 'the configuration'
   throw new DispatcherError('DS_CONFIG_INVALID', `${source} is invalid:\n  ${problems.join('\n  ')}`, { details: { problems } });
 }
 
+/** The target NAME, or the only one; several without a name is an error asking for --target. */
+export function chooseTarget(config: DispatcherConfig, name: string | undefined): [string, TargetConfig] {
+  const targets = Object.entries(config.targets);
+  const names = targets.map(([n]) => n).join(', ');
+  if (name !== undefined) {
+    const target = config.targets[name];
+    if (target === undefined) throw new DispatcherError('DS_TARGET_UNKNOWN', `no target '${name}' in the configuration (targets: ${names})`);
+    return [name, target];
+  }
+  if (targets.length !== 1) throw new DispatcherError('DS_CONFIG_INVALID', `the configuration has ${targets.length} targets (${names}): choose one with --target`);
+  return targets[0]!;
+}
+
 export async function readDispatcherConfig(path: string): Promise<DispatcherConfig> {
   let text: string;
   try {

@@ -9,6 +9,10 @@
  * understudy_uploaded_bytes_total / understudy_reused_bytes_total   over all successful runs
  * understudy_runs_total{status}               finished and active runs
  * understudy_run_failures_total{phase}        failures by the phase they happened in ('launch' before any)
+ * understudy_runs_reaped_total{reason}        runs the watchdog ended and whose instance it terminated
+ * understudy_restore_tests_total{result}      restore tests (the restore of the previous backup) verified or failed
+ * The counters an alert watches for an increase (prometheus/understudy-alerts.yml) are exported at 0
+ * for every configured target before the first such run: increase() misses a series' first value.
  * understudy_catch_up_lag_seconds             the active run's replication lag (absent when none)
  * understudy_run_active / understudy_run_elapsed_seconds   the active run
  * understudy_goal_unchanged_runs              per target: successful runs in a row whose goal equals
@@ -18,8 +22,12 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { DEFAULT_STALE_GOAL_RUNS } from './config.js';
+import type { DispatcherErrorCode } from './errors.js';
 import type { RunStore } from './run-store.js';
 import { WATCH_DEPTH, watchSource, type SourceWatch } from './source-watch.js';
+
+/** The codes the watchdog ends a run with (run-manager.ts), and the reason label each gets. */
+const REAPED: Partial<Record<DispatcherErrorCode, string>> = { DS_RUN_SILENT: 'silent', DS_RUN_DEADLINE: 'deadline', DS_INSTANCE_GONE: 'instance-gone' };
 
 export function createMetrics(store: RunStore, opts: { now?: () => Date; targets: readonly string[]; staleGoalRuns?: (target: string) => number }): Registry {
   const registry = new Registry();
@@ -86,6 +94,7 @@ export function createMetrics(store: RunStore, opts: { now?: () => Date; targets
     registers: [registry],
     collect() {
       this.reset();
+      for (const t of opts.targets) this.inc({ target: t, status: 'failed' }, 0);
       for (const s of store.countsByStatus()) this.inc({ target: s.target, status: s.status }, s.n);
     },
   });
@@ -97,6 +106,31 @@ export function createMetrics(store: RunStore, opts: { now?: () => Date; targets
     collect() {
       this.reset();
       for (const f of store.failuresByPhase()) this.inc({ target: f.target, phase: f.phase }, f.n);
+    },
+  });
+  new Counter({
+    name: 'understudy_runs_reaped_total',
+    help: "Runs the watchdog ended, terminating their instance: silent past the heartbeat timeout, past the deadline, or the instance gone without an outcome.",
+    labelNames: ['target', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const t of opts.targets) for (const reason of Object.values(REAPED)) this.inc({ target: t, reason: reason! }, 0);
+      for (const f of store.failuresByCode()) {
+        const reason = REAPED[f.code as DispatcherErrorCode];
+        if (reason !== undefined) this.inc({ target: f.target, reason }, f.n);
+      }
+    },
+  });
+  new Counter({
+    name: 'understudy_restore_tests_total',
+    help: "Restore tests by result: each run's restore of the previous backup, every byte verified, or failed.",
+    labelNames: ['target', 'result'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const t of opts.targets) for (const result of ['verified', 'failed']) this.inc({ target: t, result }, 0);
+      for (const r of store.restoreTests()) this.inc({ target: r.target, result: r.verified ? 'verified' : 'failed' }, r.n);
     },
   });
   new Gauge({

@@ -258,6 +258,20 @@ export class RunStore {
       .all() as { target: string; phase: string; n: number }[];
   }
 
+  /** For the metrics: failed runs by their error code, per target. */
+  failuresByCode(): { target: string; code: string; n: number }[] {
+    return this.db
+      .prepare("SELECT target, COALESCE(error_code, 'unknown') AS code, COUNT(*) AS n FROM runs WHERE status = 'failed' GROUP BY target, COALESCE(error_code, 'unknown')")
+      .all() as { target: string; code: string; n: number }[];
+  }
+
+  /** For the metrics: the runs whose restore test ended (every byte verified, or failed), per target. */
+  restoreTests(): { target: string; verified: number; n: number }[] {
+    return this.db
+      .prepare('SELECT target, restore_verified AS verified, COUNT(*) AS n FROM runs WHERE restore_verified IS NOT NULL GROUP BY target, restore_verified')
+      .all() as { target: string; verified: number; n: number }[];
+  }
+
   /** For the metrics: bytes uploaded and reused over the successful runs, per target. */
   bytesByTarget(): { target: string; uploaded: number; reused: number }[] {
     return this.db

@@ -5,13 +5,14 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { z } from 'zod';
 import { parseRepoUrl, UnderstudyError, validateChunkSize, type RepoLocation, type Repository, type RetryInfo } from '@understudy/core';
 import { DEFAULT_CONCURRENCY, openRepositoryAt } from '@understudy/core';
 import { formatDuration, parseSize } from '../format.js';
 import { Progress, type ProgressMode } from '../progress.js';
-import { parseDispatcherConfig } from '../config.js';
+import { chooseTarget, parseDispatcherConfig } from '../config.js';
+import { DispatcherError } from '../errors.js';
 
 export interface CliIo {
   readonly stdout: NodeJS.WritableStream & { readonly isTTY?: boolean };
@@ -30,6 +31,13 @@ export interface GlobalOptions {
   readonly concurrency?: number;
   readonly progress?: boolean;
   readonly debug?: boolean;
+  /** A command's --target (targetOption): the target of a dispatcher configuration whose repository to use. */
+  readonly target?: string;
+}
+
+/** --target of the repository commands: with a dispatcher configuration, whose repository. */
+export function targetOption(): Option {
+  return new Option('--target <name>', "with the dispatcher's configuration: the target whose repository (and key file) to use (default: the only one)");
 }
 
 const ConfigFileSchema = z.strictObject({
@@ -107,14 +115,20 @@ export class CommandContext {
     if (this.#settings) return this.#settings;
     const g = this.globals;
     const env = this.io.env;
-    const configPath = g.config;
-    const file = configPath !== undefined ? await loadConfigFile(configPath) : undefined;
+    const given = g.repo ?? nonEmpty(env.UNDERSTUDY_REPO);
+    // The dispatcher's configuration, named as the dispatcher commands take it (--config, or
+    // UNDERSTUDY_DISPATCHER_CONFIG when no repository is given otherwise): its target's repository.
+    const configPath = g.config ?? (given === undefined ? nonEmpty(env.UNDERSTUDY_DISPATCHER_CONFIG) : undefined);
+    const file = configPath !== undefined ? await loadConfigFile(configPath, { target: g.target, repoGiven: given !== undefined }) : undefined;
     const base = configPath !== undefined ? dirname(resolve(configPath)) : undefined;
     const fromFile = (p: string | undefined): string | undefined => (p === undefined || base === undefined ? p : resolveAgainst(base, p));
 
-    const repoUrl = g.repo ?? nonEmpty(env.UNDERSTUDY_REPO) ?? (file?.repo !== undefined ? fromFileRepo(base, file.repo) : undefined);
+    const repoUrl = given ?? (file?.repo !== undefined ? fromFileRepo(base, file.repo) : undefined);
     if (repoUrl === undefined) {
-      throw new UnderstudyError('US_CONFIG_INVALID', 'no repository given: use --repo URL, set UNDERSTUDY_REPO, or put "repo" in the --config file');
+      throw new UnderstudyError(
+        'US_CONFIG_INVALID',
+        'no repository given: use --repo URL, set UNDERSTUDY_REPO, put "repo" in the --config file, or name the dispatcher\'s configuration (--config or UNDERSTUDY_DISPATCHER_CONFIG)',
+      );
     }
     const location = parseRepoUrl(repoUrl);
     const keyFile = g.keyFile ?? nonEmpty(env.UNDERSTUDY_KEY_FILE) ?? fromFile(file?.keyFile);
@@ -152,7 +166,13 @@ export function checkChunkSize(bytes: number, what: string): void {
   }
 }
 
-async function loadConfigFile(path: string): Promise<ConfigFile> {
+/** What picks the repository in a dispatcher configuration: --target, and whether --repo or UNDERSTUDY_REPO gave one already. */
+interface TargetChoice {
+  readonly target: string | undefined;
+  readonly repoGiven: boolean;
+}
+
+async function loadConfigFile(path: string, choice: TargetChoice): Promise<ConfigFile> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -165,7 +185,10 @@ async function loadConfigFile(path: string): Promise<ConfigFile> {
   } catch (err) {
     throw new UnderstudyError('US_CONFIG_INVALID', `config file ${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
-  if (raw !== null && typeof raw === 'object' && 'targets' in raw) return fromDispatcherConfig(path, raw);
+  if (choice.target !== undefined && !(raw !== null && typeof raw === 'object' && 'targets' in raw)) {
+    throw new UnderstudyError('US_CONFIG_INVALID', `--target ${choice.target}: ${path} is not a dispatcher configuration (it has no targets)`);
+  }
+  if (raw !== null && typeof raw === 'object' && 'targets' in raw) return fromDispatcherConfig(path, raw, choice);
   const parsed = ConfigFileSchema.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => {
@@ -185,18 +208,22 @@ async function loadConfigFile(path: string): Promise<ConfigFile> {
  * The dispatcher's configuration also works as --config for the repository commands, so the operator
  * restores with the file that is already on the master: the repository and (file) key of its target.
  */
-function fromDispatcherConfig(path: string, raw: unknown): ConfigFile {
+function fromDispatcherConfig(path: string, raw: unknown, choice: TargetChoice): ConfigFile {
   let config;
   try {
     config = parseDispatcherConfig(raw, `config file ${path}`);
   } catch (err) {
     throw new UnderstudyError('US_CONFIG_INVALID', (err as Error).message, { cause: err });
   }
-  const targets = Object.entries(config.targets);
-  if (targets.length !== 1) {
-    throw new UnderstudyError('US_CONFIG_INVALID', `${path} configures ${targets.length} targets (${targets.map(([n]) => n).join(', ')}): choose the repository with --repo`);
+  // --repo (or UNDERSTUDY_REPO) chooses the repository itself: no target needs choosing then.
+  if (choice.repoGiven && choice.target === undefined && Object.keys(config.targets).length !== 1) return {};
+  let name, target;
+  try {
+    [name, target] = chooseTarget(config, choice.target);
+  } catch (err) {
+    if (err instanceof DispatcherError && err.code === 'DS_CONFIG_INVALID') throw new UnderstudyError('US_CONFIG_INVALID', `${path}: ${err.message} (or give the repository with --repo)`, { cause: err });
+    throw err;
   }
-  const [name, target] = targets[0]!;
   const key = target.repository.encryptionKey;
   if (key !== undefined && key.source !== 'file') {
     throw new UnderstudyError('US_CONFIG_INVALID', `target '${name}' reads its encryption key from ${key.source}: fetch it and pass --key-file`);

@@ -101,9 +101,16 @@ export function registerServe(program: Command, io: CliIo): void {
         `The configuration is --config FILE (default ${DEFAULT_DISPATCHER_CONFIG}). Stops cleanly on SIGTERM.`,
     )
     .option('--port <n>', 'listen on this port instead of the configured one (0: any free port)', wholeNumber(0, 65535))
-    .action(async (flags: { port?: number }, command: Command) => {
+    .option('--check', 'only validate the configuration, then exit: 0 when it is valid, 2 (DS_CONFIG_INVALID, naming each bad field) when not')
+    .action(async (flags: { port?: number; check?: boolean }, command: Command) => {
       const ctx = new CommandContext(io, command);
       const config = (await dispatcherConfig(ctx, true))!;
+      if (flags.check === true) {
+        const targets = Object.keys(config.targets);
+        if (ctx.json) ctx.printJson({ valid: true, targets });
+        else ctx.print(`the configuration is valid: ${targets.length} target${targets.length === 1 ? '' : 's'} (${targets.join(', ')}), listening on ${config.listen.host}:${config.listen.port}, state in ${config.stateDir}`);
+        return;
+      }
       const log = pino({
         level: config.logLevel,
         base: { service: 'understudy-dispatcher' },

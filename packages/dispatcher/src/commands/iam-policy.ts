@@ -5,7 +5,7 @@
  * no AWS call, so the account (and, where the configuration has none, the region) are flags.
  */
 import { Argument, type Command } from 'commander';
-import { readDispatcherConfig, type DispatcherConfig, type TargetConfig } from '../config.js';
+import { chooseTarget, readDispatcherConfig, type DispatcherConfig } from '../config.js';
 import { DispatcherError } from '../errors.js';
 import { checkAccount, checkPartition, checkRegion, checkRoleArn, parseArn, type Partition } from '../iam/arns.js';
 import { agentPolicy, dispatcherPolicy } from '../iam/policies.js';
@@ -118,17 +118,6 @@ export function generateIamPolicy(config: DispatcherConfig, role: Role, flags: I
     ...(flags.secretsKmsKeyArn !== undefined ? { secretsKmsKeyArns: flags.secretsKmsKeyArn } : {}),
     ...(flags.repositoryKmsKeyArn !== undefined ? { repositoryKmsKeyArns: flags.repositoryKmsKeyArn } : {}),
   });
-}
-
-function chooseTarget(config: DispatcherConfig, name: string | undefined): [string, TargetConfig] {
-  const targets = Object.entries(config.targets);
-  if (name !== undefined) {
-    const target = config.targets[name];
-    if (target === undefined) throw new DispatcherError('DS_TARGET_UNKNOWN', `no target '${name}' in the configuration (targets: ${targets.map(([n]) => n).join(', ')})`);
-    return [name, target];
-  }
-  if (targets.length !== 1) throw invalid(`the configuration has ${targets.length} targets (${targets.map(([n]) => n).join(', ')}): choose one with --target`);
-  return targets[0]!;
 }
 
 /** The one value the sources agree on (undefined when none gives one); two different values are an error naming both. */

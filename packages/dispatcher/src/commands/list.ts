@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { isUnderstudyError, type Manifest } from '@understudy/core';
 import { formatBytes, formatTable, formatTime, plural } from '../format.js';
-import { CommandContext, type CliIo } from './context.js';
+import { CommandContext, targetOption, type CliIo } from './context.js';
 
 export function registerList(program: Command, io: CliIo): void {
   program
@@ -14,6 +14,7 @@ export function registerList(program: Command, io: CliIo): void {
         'With --json: an array with the full totals and metadata of every backup.',
     )
     .addHelpText('after', '\nExamples:\n  understudy --repo s3://acme-backups/db1 list\n  understudy list --json | jq -r \'.[-1].id\'     # the latest backup id\n')
+    .addOption(targetOption())
     .action(async (_flags: unknown, command: Command) => {
       const ctx = new CommandContext(io, command);
       await runList(ctx);

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { prune } from '@understudy/core';
 import { formatBytes, plural } from '../format.js';
-import { CommandContext, wholeNumber, type CliIo } from './context.js';
+import { CommandContext, targetOption, wholeNumber, type CliIo } from './context.js';
 
 interface PruneFlags {
   readonly keepLast?: number;
@@ -28,6 +28,7 @@ export function registerPrune(program: Command, io: CliIo): void {
     .option('--keep-weekly <n>', 'keep the newest backup of each of the last N weeks that have backups', count)
     .option('--dry-run', 'report what would be removed; delete nothing')
     .addHelpText('after', '\nExamples:\n  understudy prune --keep-last 3 --keep-daily 7 --keep-weekly 4 --dry-run\n  understudy prune --keep-daily 14\n')
+    .addOption(targetOption())
     .action(async (flags: PruneFlags, command: Command) => {
       const ctx = new CommandContext(io, command);
       await runPrune(ctx, flags);

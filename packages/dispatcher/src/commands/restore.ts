@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BACKUP_ID_RE, restore, UnderstudyError } from '@understudy/core';
 import { formatBytes, formatDuration, formatRate, formatTime, plural } from '../format.js';
-import { CommandContext, type CliIo } from './context.js';
+import { CommandContext, targetOption, type CliIo } from './context.js';
 
 interface RestoreFlags {
   readonly force?: boolean;
@@ -33,6 +33,7 @@ export function registerRestore(program: Command, io: CliIo): void {
         '  understudy restore 20261124T054600.123Z-1a2b3c4d /srv/restore   # one backup\n' +
         '  understudy restore latest /srv/restore --force                  # replace what is there\n',
     )
+    .addOption(targetOption())
     .action(async (first: string, second: string | undefined, flags: RestoreFlags, command: Command) => {
       const ctx = new CommandContext(io, command);
       if (second === undefined && (first === 'latest' || BACKUP_ID_RE.test(first))) {

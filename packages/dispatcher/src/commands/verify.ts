@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { UnderstudyError, verify, type VerifyReport } from '@understudy/core';
 import { formatBytes, formatDuration, plural } from '../format.js';
-import { CommandContext, type CliIo } from './context.js';
+import { CommandContext, targetOption, type CliIo } from './context.js';
 
 interface VerifyFlags {
   readonly readData?: boolean;
@@ -25,6 +25,7 @@ export function registerVerify(program: Command, io: CliIo): void {
       'after',
       '\nExamples:\n' + '  understudy verify                      # quick: manifests and chunk presence\n' + '  understudy verify --read-data          # thorough: read everything back\n',
     )
+    .addOption(targetOption())
     .action(async (ids: string[], flags: VerifyFlags, command: Command) => {
       const ctx = new CommandContext(io, command);
       await runVerify(ctx, ids, flags);

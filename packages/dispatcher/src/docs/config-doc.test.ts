@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { z } from 'zod';
 import { RunConfigSchema } from '@understudy/agent/protocol';
 import { DispatcherConfigSchema } from '../config.js';
-import { REGENERATE_COMMAND, renderConfigurationDoc } from './config-doc.js';
+import { REGENERATE_COMMAND, renderConfigurationDoc, renderExampleConfig } from './config-doc.js';
 import { DISPATCHER_EXAMPLE, RUN_DOCUMENT_EXAMPLE } from './config-examples.js';
 import { descriptionOf, objectBlocks, RECORD_KEY, type Block, type FieldRow } from './schema-model.js';
 
@@ -95,6 +95,18 @@ describe('docs/configuration.md', () => {
     assert.ok(d.success, `the dispatcher example is invalid: ${d.error?.message}`);
     const r = RunConfigSchema.safeParse(RUN_DOCUMENT_EXAMPLE);
     assert.ok(r.success, `the run document example is invalid: ${r.error?.message}`);
+  });
+
+  it('packaging/dispatcher.example.json is the dispatcher example, up to date, and valid', () => {
+    let onDisk = '';
+    try {
+      onDisk = readFileSync(new URL('../../../../packaging/dispatcher.example.json', import.meta.url), 'utf8');
+    } catch {
+      // compared below
+    }
+    assert.equal(onDisk, renderExampleConfig(), `packaging/dispatcher.example.json is out of date: run ${REGENERATE_COMMAND}`);
+    const d = DispatcherConfigSchema.safeParse(JSON.parse(onDisk));
+    assert.ok(d.success, `packaging/dispatcher.example.json is invalid: ${d.error?.message}`);
   });
 
   it('has no date or other per-run content (two renders are identical)', () => {

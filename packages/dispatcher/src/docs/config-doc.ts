@@ -43,6 +43,12 @@ const DISPATCHER_INTRO = [
   "and `limits` are copied into each run document, so they are the run document's own sections, checked",
   'when the dispatcher starts rather than when an agent boots. Secrets are named by where they are kept,',
   'never written here.',
+  '',
+  'The example below is also a file: `packaging/dispatcher.example.json`, which the Debian package',
+  'installs as `/usr/share/doc/understudy/dispatcher.example.json`. Copy it to',
+  '`/etc/understudy/dispatcher.json` and change what is yours (or let `understudy init-master` write the',
+  'file), then check it with `understudy serve --check` (exit 0 when valid; exit 2, `DS_CONFIG_INVALID`,',
+  'naming each bad field, when not): the service itself refuses to start on an invalid file the same way.',
 ].join('\n');
 
 const RUN_DOCUMENT_INTRO = [
@@ -68,6 +74,11 @@ export function renderConfigurationDoc(): string {
     exampleBlock(RUN_DOCUMENT_EXAMPLE),
     ...renderBlocks(objectBlocks(RunConfigSchema)),
   ].join('\n\n') + '\n';
+}
+
+/** packaging/dispatcher.example.json: the dispatcher example of the document above, as a file. */
+export function renderExampleConfig(): string {
+  return `${formatJson(DISPATCHER_EXAMPLE, '', 0)}\n`;
 }
 
 /** Every row of every table of both documents: for the tests. */

@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { FastifyBaseLogger, FastifyInstance, FastifyTypeProvider, RawServerBase, RawReplyDefaultExpression, RawRequestDefaultExpression } from 'fastify';
+import { PACKAGE_ROOT } from '../package-root.js';
 
 export interface StatusPageOptions {
   /** Shown in the header and the browser tab. Default: "Understudy". */
@@ -38,8 +39,8 @@ interface Asset {
   readonly type: string;
 }
 
-/** From dist/status-page/ (and src/status-page/) up to the package root, then assets/status/. */
-const ASSET_DIR = new URL('../../assets/status/', import.meta.url);
+/** The package's assets/status/ (in the checkout, and in the installed bundle). */
+const ASSET_DIR = new URL('assets/status/', PACKAGE_ROOT);
 
 function readAsset(name: string): string {
   return readFileSync(new URL(name, ASSET_DIR), 'utf8');

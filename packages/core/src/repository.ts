@@ -107,6 +107,9 @@ export class Repository {
   static async open(store: Store, options: OpenRepositoryOptions = {}): Promise<Repository> {
     let config = await loadConfig(store, options.onCorruptRead);
     if (!config) {
+      // Never create over an existing repository: a new id would orphan every encrypted backup in it.
+      const held = await heldPrefix(store);
+      if (held !== undefined) throw configMissing(store, held);
       if (!options.create) {
         throw new UnderstudyError('US_REPO_NOT_FOUND', `no Understudy repository at ${store.location} (no ${CONFIG_KEY} object); the first backup creates one`);
       }
@@ -375,6 +378,28 @@ async function loadConfig(store: Store, onCorruptRead?: (info: CorruptReadInfo) 
     throw new UnderstudyError('US_REPO_CONFIG', `repository config at ${store.location} is invalid or of an unsupported version: ${z.prettifyError(parsed.error)}`);
   }
   return parsed.data;
+}
+
+/** Prefixes whose objects mean a repository is there (locks alone do not: a lock is taken after open). */
+const DATA_PREFIXES = [MANIFESTS_PREFIX, CHUNKS_PREFIX, DELTAS_PREFIX] as const;
+
+/** The first of manifests/, chunks/, deltas/ that holds an object (one listing request each at most). */
+async function heldPrefix(store: Store): Promise<string | undefined> {
+  for (const prefix of DATA_PREFIXES) {
+    for await (const _ of store.list(prefix)) return prefix;
+  }
+  return undefined;
+}
+
+function configMissing(store: Store, held: string): UnderstudyError {
+  return new UnderstudyError(
+    'US_REPO_CONFIG_MISSING',
+    `the repository at ${store.location} holds ${held.slice(0, -1)} but no ${CONFIG_KEY} object: it was deleted or lost. ` +
+      `Nothing was created over it (a new repository id would make every encrypted backup unreadable). ` +
+      `Rebuild it from the copy kept beside each backup: understudy --repo <url> --key-file <key> repair config ` +
+      `(or restore the ${CONFIG_KEY} object from a bucket version)`,
+    { details: { location: store.location, found: held } },
+  );
 }
 
 async function createConfig(store: Store, key: Buffer | undefined): Promise<RepoConfig> {

@@ -169,12 +169,13 @@ export class Repository {
   }
 
   /**
-   * Frames and uploads one chunk; returns the bytes sent. The id must be `contentId(plain)`.
+   * Frames and uploads one chunk, unless the store holds it already (see #sealAndPut); returns its
+   * frame's size and whether it existed. The id must be `contentId(plain)`.
    * `onSealed` is called once `plain` has been framed and is no longer needed.
    * Chunks are framed into reused buffers (shared memory, one per upload in flight, each
    * `sealedBound` of the largest chunk seen), so an upload allocates nothing per chunk.
    */
-  async saveChunk(id: string, plain: Buffer, signal?: AbortSignal, onSealed?: () => void): Promise<number> {
+  async saveChunk(id: string, plain: Buffer, signal?: AbortSignal, onSealed?: () => void): Promise<SavedObject> {
     return (await this.#sealAndPut(this.chunkKey(id), plain, undefined, Infinity, signal, onSealed))!;
   }
 
@@ -184,15 +185,21 @@ export class Repository {
 
   /**
    * Frames `plain` as a delta against `base` (the plaintext of whole chunk `base.id`, as long as
-   * `plain`) and uploads it, if its frame is at most `maxBytes`; returns the bytes sent, or
+   * `plain`) and uploads it, if its frame is at most `maxBytes`; returns what `saveChunk` does, or
    * undefined when the delta was larger (nothing stored; `plain` untouched, to be stored whole).
    */
-  async saveDelta(id: string, plain: Buffer, base: { id: string; plain: Buffer }, maxBytes: number, signal?: AbortSignal, onSealed?: () => void): Promise<number | undefined> {
+  async saveDelta(id: string, plain: Buffer, base: { id: string; plain: Buffer }, maxBytes: number, signal?: AbortSignal, onSealed?: () => void): Promise<SavedObject | undefined> {
     return this.#sealAndPut(this.deltaKey(id, base.id), plain, base.plain, maxBytes, signal, onSealed);
   }
 
-  /** Frames `plain` (as a delta against `base` when given) into a spare body and puts it, unless the frame exceeds `maxBytes`. */
-  async #sealAndPut(key: string, plain: Buffer, base: Buffer | undefined, maxBytes: number, signal?: AbortSignal, onSealed?: () => void): Promise<number | undefined> {
+  /**
+   * Frames `plain` (as a delta against `base` when given) into a spare body and puts it, unless the
+   * frame exceeds `maxBytes`. The put is conditional (If-None-Match: *): nothing already stored is
+   * ever replaced, so a writer (or a role) that may only create cannot damage a chunk another backup
+   * uses. The key names the content (its keyed hash, and a delta's base), so an object already
+   * there holds these bytes' plaintext: that is success, reported as `existed` (no HEAD per chunk).
+   */
+  async #sealAndPut(key: string, plain: Buffer, base: Buffer | undefined, maxBytes: number, signal?: AbortSignal, onSealed?: () => void): Promise<SavedObject | undefined> {
     this.largestChunk = Math.max(this.largestChunk, plain.length);
     let out = this.spareBodies.pop();
     if (!out || out.length < sealedBound(plain.length)) out = Buffer.from(new SharedArrayBuffer(sealedBound(this.largestChunk)));
@@ -200,8 +207,13 @@ export class Repository {
       const sealed: Sealed = await this.codec.seal(plain, key, this.store.checksumAlgorithm, out, base);
       if (sealed.body.length > maxBytes) return undefined;
       onSealed?.(); // `plain` is no longer read: the caller may reuse it while the upload runs
-      await this.store.put(key, sealed.body, { checksum: sealed.checksum, signal });
-      return sealed.body.length;
+      try {
+        await this.store.put(key, sealed.body, { checksum: sealed.checksum, ifNoneMatch: true, signal });
+      } catch (err) {
+        if (!isUnderstudyError(err, 'US_ALREADY_EXISTS')) throw err;
+        return { bytes: sealed.body.length, existed: true };
+      }
+      return { bytes: sealed.body.length, existed: false };
     } finally {
       // Back to the pool only when the put is over (a retry sends the same bytes again).
       if (this.spareBodies.length < MAX_SPARE_BODIES) this.spareBodies.push(out);
@@ -354,6 +366,14 @@ export class Repository {
   async listBackupIds(signal?: AbortSignal): Promise<string[]> {
     return listBackupIds(this.store, signal);
   }
+}
+
+/** What saving a chunk or delta did. */
+export interface SavedObject {
+  /** Size of its frame: bytes sent, or (when it existed) about what the store holds for it. */
+  readonly bytes: number;
+  /** The store held the object already (a conditional put found it): nothing was replaced or sent. */
+  readonly existed: boolean;
 }
 
 /** A delta's base failed to load: thrown through readVerified (not a reason to read the delta again). */

@@ -208,7 +208,7 @@ export class Repository {
       if (sealed.body.length > maxBytes) return undefined;
       onSealed?.(); // `plain` is no longer read: the caller may reuse it while the upload runs
       try {
-        await this.store.put(key, sealed.body, { checksum: sealed.checksum, ifNoneMatch: true, signal });
+        await this.store.put(key, sealed.body, { checksum: sealed.checksum, ifNoneMatch: true, contentAddressed: true, signal });
       } catch (err) {
         if (!isUnderstudyError(err, 'US_ALREADY_EXISTS')) throw err;
         return { bytes: sealed.body.length, existed: true };

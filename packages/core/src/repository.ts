@@ -327,9 +327,9 @@ export class Repository {
     const copyKey = this.configCopyKey(manifest.id);
     const copy = sealConfig(this.config, copyKey);
     try {
-      await this.store.put(copyKey, copy, { checksum: checksumOf(this.store.checksumAlgorithm, copy), ifNoneMatch: true, signal });
+      await this.store.put(copyKey, copy, { checksum: checksumOf(this.store.checksumAlgorithm, copy), ifNoneMatch: true, contentAddressed: true, signal });
     } catch (err) {
-      // A copy already there is one of this config (written by an earlier attempt at this id).
+      // A copy already there is one of this config (an earlier attempt at this id); recoverConfig checks any copy anyway.
       if (!isUnderstudyError(err, 'US_ALREADY_EXISTS')) throw err;
     }
     const key = this.manifestKey(manifest.id);

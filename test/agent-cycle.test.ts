@@ -10,7 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createS3Client, Repository, restore, S3Store, verify, type Manifest } from '@understudy/core';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CONFIG_KEY, createS3Client, Repository, restore, S3Store, verify, type Manifest } from '@understudy/core';
 import { tempDir } from '@understudy/core/testing';
 import { agentDocument, startAgent, startCollector, waitForFile, type AgentSetup, type Collector, type DocumentOverrides } from './rig/agent-run.js';
 import { startMariadb, type Mariadb } from './rig/mariadb.js';
@@ -37,6 +38,7 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
   let writer: Writer | undefined;
   let writerResult: WriterResult | undefined;
   let repo: Repository;
+  let client: S3Client;
   const manifests: Manifest[] = [];
   let runNo = 0;
   let quietFrom = 0;
@@ -55,7 +57,7 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
     proxy = await startTcpProxy({ target: { host: sshd.host, port: sshd.port } });
     await writeFile(join(tmp.path, 'repl-password'), REPL_PASSWORD + '\n', { mode: 0o600 });
     setup = { dir: tmp.path, s3, bucket, sshd, ssh: { host: proxy.host, port: proxy.port }, masterPort: master.port, collectorPort, token: TOKEN, passwordFile: join(tmp.path, 'repl-password') };
-    const client = createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+    client = createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
     repo = await Repository.open(new S3Store({ client, bucket, prefix: 'db1/' }), { create: true });
     // A table of realistic size (about 30 MB), so that a cycle's changes are small next to the whole.
     await master.query('CREATE DATABASE IF NOT EXISTS app');
@@ -72,6 +74,7 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
     await sshd?.stop();
     await collector?.close();
     await master?.destroy();
+    client?.destroy();
     await s3?.release();
     await tmp?.cleanup();
   });
@@ -279,6 +282,24 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
     const failed = events.find((e) => e.runId === 'run-errant' && e.body.status === 'failed');
     assert.equal((failed?.body.error as { code?: string })?.code, 'AG_ERRANT_TRANSACTIONS', JSON.stringify(failed?.body));
     assert.deepEqual(await repo.listBackupIds(), before);
+  });
+
+  it('config lost (issue 17): the agent fails with US_REPO_CONFIG_MISSING, reports it, writes no config and seeds nothing', async () => {
+    const before = await repo.listBackupIds();
+    const configKey = `db1/${CONFIG_KEY}`;
+    const saved = Buffer.from(await (await client.send(new GetObjectCommand({ Bucket: bucket, Key: configKey }))).Body!.transformToByteArray());
+    await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: configKey }));
+    try {
+      const { code, out } = await runAgent(document('run-lost-config'));
+      assert.equal(code, 3, out.slice(-3000));
+      const failed = events.find((e) => e.runId === 'run-lost-config' && e.body.status === 'failed');
+      assert.equal((failed?.body.error as { code?: string })?.code, 'US_REPO_CONFIG_MISSING', JSON.stringify(failed?.body));
+      assert.ok(!phasesOf('run-lost-config').some((p) => p.startsWith('seed:') || p.startsWith('restore:')), phasesOf('run-lost-config').join(' '));
+      await assert.rejects(client.send(new GetObjectCommand({ Bucket: bucket, Key: configKey })), (e: { name?: string }) => e.name === 'NoSuchKey', 'no new config was written');
+      assert.deepEqual(await repo.listBackupIds(), before, 'no backup was written');
+    } finally {
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: configKey, Body: saved }));
+    }
   });
 
   it('a wrong pinned host key: refuses to connect', async () => {

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
-  backup, createS3Client, isUnderstudyError, LimitStore, prune, Repository, restore, RetryStore, S3Store, verify,
-  type Manifest, type Store,
+  backup, CONFIG_KEY, createS3Client, isUnderstudyError, LimitStore, prune, recoverConfig, Repository, restore, RetryStore, S3Store, verify,
+  type Manifest, type ObjectInfo, type PutOptions, type Store,
 } from '@understudy/core';
 import { compareTrees, makeTree, seededBytes, tempDir } from '@understudy/core/testing';
 import { freshBucket, testS3 } from './rig/shared-s3.js';
@@ -37,6 +37,11 @@ describe('repository on radosgw', () => {
     const bucket = await freshBucket(rig);
     const store = new LimitStore(new RetryStore(new S3Store({ client, bucket, prefix: 'db1/' }), { baseDelayMs: 50 }), { concurrency: 8 });
     return { repo: await Repository.open(store, { create: true, key }), bucket, store };
+  }
+  async function chunkObjects(bucket: string, store: Store): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>();
+    for await (const info of store.list('chunks/')) out.set(info.key, await getRaw(bucket, objectKey(info.key)));
+    return out;
   }
   const objectKey = (repoKey: string) => `db1/${repoKey}`;
   async function getRaw(bucket: string, key: string): Promise<Buffer> {
@@ -168,4 +173,87 @@ describe('repository on radosgw', () => {
     await restore(repo, join(tmp.path, 'pr-r'));
     assert.deepEqual(await compareTrees(srcs[2]!, join(tmp.path, 'pr-r')), []);
   });
+
+  describe('nothing is replaced (issue 17, item 5); a lost config (item 4)', () => {
+    it('a second put of an existing chunk with other bytes is "already there" and leaves the object unchanged', async () => {
+      const { repo, bucket } = await openRepo(seededBytes(32, 7));
+      const plain = seededBytes(CS, 1);
+      const id = await repo.contentId(plain);
+      assert.equal((await repo.saveChunk(id, plain)).existed, false);
+      const stored = await getRaw(bucket, objectKey(repo.chunkKey(id)));
+      assert.equal((await repo.saveChunk(id, seededBytes(CS, 2))).existed, true, 'radosgw answered 412 to If-None-Match: *');
+      assert.ok((await getRaw(bucket, objectKey(repo.chunkKey(id)))).equals(stored), 'the stored chunk is the first one, byte for byte');
+      assert.ok((await repo.loadChunk(id, CS)).equals(plain));
+    });
+
+    it('a backup that meets chunks stored after it listed them succeeds, counts them as reused, and changes none', async () => {
+      const bucket = await freshBucket(rig);
+      const store = new HidingStore(new LimitStore(new RetryStore(new S3Store({ client, bucket, prefix: 'db1/' }), { baseDelayMs: 50 }), { concurrency: 8 }));
+      const repo = await Repository.open(store, { create: true, key: seededBytes(32, 8) });
+      const src = join(tmp.path, 'reup');
+      await makeTree(src, { a: { file: seededBytes(3 * CS + 5, 3) }, b: { file: seededBytes(2 * CS, 4) } });
+      const first = (await backup(repo, src, { chunkSize: CS })).manifest;
+      const before = await chunkObjects(bucket, store);
+      assert.equal(before.size, 6);
+      store.hideChunks = true; // the backup lists no chunk, so it puts every one again
+      const { manifest } = await backup(repo, src, {
+        chunkSize: CS,
+        hook: (point) => {
+          if (point === 'chunks-uploaded') store.hideChunks = false;
+        },
+      });
+      assert.equal(manifest.totals.newChunks, 0, JSON.stringify(manifest.totals));
+      assert.equal(manifest.totals.uploadedBytes, 0);
+      assert.equal(manifest.totals.reusedBytes, first.totals.bytes);
+      const after = await chunkObjects(bucket, store);
+      for (const [key, body] of before) assert.ok(after.get(key)?.equals(body), `${key} was replaced`);
+      await restore(repo, join(tmp.path, 'reup-dst'), { backupId: manifest.id });
+      assert.deepEqual(await compareTrees(src, join(tmp.path, 'reup-dst')), []);
+    });
+
+    it('config deleted: an open with create refuses and writes nothing; recoverConfig rebuilds it; the backup restores', async () => {
+      const key = seededBytes(32, 9);
+      const { repo, bucket, store } = await openRepo(key);
+      const src = join(tmp.path, 'lost-config');
+      await makeTree(src, { a: { file: seededBytes(2 * CS + 9, 5) } });
+      const { manifest } = await backup(repo, src, { chunkSize: CS });
+      const original = await getRaw(bucket, objectKey(CONFIG_KEY));
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: objectKey(CONFIG_KEY) }));
+      await assert.rejects(Repository.open(store, { create: true, key }), (e) => isUnderstudyError(e, 'US_REPO_CONFIG_MISSING'));
+      await assert.rejects(getRaw(bucket, objectKey(CONFIG_KEY)), 'no new config was written');
+      const report = await recoverConfig(store, { key });
+      assert.equal(report.from, manifest.id);
+      assert.ok((await getRaw(bucket, objectKey(CONFIG_KEY))).equals(original));
+      const reopened = await Repository.open(store, { key });
+      await restore(reopened, join(tmp.path, 'lost-config-dst'));
+      assert.deepEqual(await compareTrees(src, join(tmp.path, 'lost-config-dst')), []);
+    });
+  });
 });
+
+/** A store whose listings of `chunks/` can be told to show nothing: chunks stored after a backup listed them. */
+class HidingStore implements Store {
+  hideChunks = false;
+  readonly location: string;
+  readonly checksumAlgorithm: Store['checksumAlgorithm'];
+  constructor(private readonly inner: Store) {
+    this.location = inner.location;
+    this.checksumAlgorithm = inner.checksumAlgorithm;
+  }
+  put(key: string, body: Buffer, options: PutOptions): Promise<void> {
+    return this.inner.put(key, body, options);
+  }
+  get(key: string, options?: { signal?: AbortSignal }): Promise<Buffer> {
+    return this.inner.get(key, options);
+  }
+  head(key: string, options?: { signal?: AbortSignal }): Promise<ObjectInfo> {
+    return this.inner.head(key, options);
+  }
+  delete(key: string, options?: { signal?: AbortSignal }): Promise<void> {
+    return this.inner.delete(key, options);
+  }
+  async *list(prefix: string, options?: { signal?: AbortSignal }): AsyncIterable<ObjectInfo> {
+    if (this.hideChunks && prefix.startsWith('chunks/')) return;
+    yield* this.inner.list(prefix, options);
+  }
+}

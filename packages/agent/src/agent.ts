@@ -70,7 +70,9 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
   timer.unref();
   try {
     const key = config.repository.encryptionKey ? await fetchSecret(config.repository.encryptionKey, deps.clients) : undefined;
-    const repo = await deps.openRepository(config.repository.url, key);
+    const repo = await deps.openRepository(config.repository.url, key).catch((err: unknown) => {
+      throw new RepositoryOpenFailed(err);
+    });
     const mysqld = new LocalMysqld({
       binary: config.mysqld.binary ?? deps.mysqldBinary ?? '/usr/sbin/mariadbd',
       datadir: config.mysqld.datadir,
@@ -102,6 +104,21 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
     });
     return 0;
   } catch (err) {
+    if (err instanceof RepositoryOpenFailed) {
+      // Before the cycle, so no tunnel yet: open one just to tell the dispatcher (a repository whose
+      // config is lost, US_REPO_CONFIG_MISSING, must not look like an instance that vanished).
+      const code = errorCodeOf(err.cause);
+      const message = (err.cause as Error)?.message ?? String(err.cause);
+      log.error({ code, err: message }, 'could not open the repository');
+      reporter.report({ phase: 'failed', status: 'failed', error: { code, message: message.slice(0, 4000) }, message: 'failed while opening the repository' });
+      if (!tunnel) {
+        tunnel = await Tunnel.open(tunnelOptions(config, deps, log, tunnelController.signal)).catch((tunnelErr: unknown) => {
+          log.warn({ err: (tunnelErr as Error)?.message }, 'could not open the tunnel to report the failure');
+          return undefined;
+        });
+      }
+      return 3;
+    }
     log.error({ err: (err as Error)?.message ?? String(err) }, 'run failed');
     return 3;
   } finally {
@@ -112,6 +129,17 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
     reporter.close();
     await tunnel?.close().catch(() => undefined);
   }
+}
+
+/** The repository could not be opened (before the cycle): carried to the catch that reports it. */
+class RepositoryOpenFailed {
+  constructor(readonly cause: unknown) {}
+}
+
+/** A registry code (core's US_..., the agent's AG_...), or AG_INTERNAL. */
+function errorCodeOf(err: unknown): string {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' && /^(US|AG)_[A-Z_]+$/.test(code) ? code : 'AG_INTERNAL';
 }
 
 function tunnelOptions(config: RunConfig, deps: AgentDeps, log: Logger, signal: AbortSignal): Parameters<typeof Tunnel.open>[0] {

@@ -27,7 +27,7 @@ import { asLocalIoError, UnderstudyError } from './errors.js';
 import { RepositoryLock } from './lock.js';
 import { MAX_DELTA_CHUNK } from './compress.js';
 import { chunkLength, deltaBaseOf, MANIFEST_FORMAT, MANIFEST_VERSION, MANIFEST_VERSION_WHOLE, newBackupId, type Entry, type FileEntry, type Manifest, type Totals } from './manifest.js';
-import type { Repository } from './repository.js';
+import type { Repository, SavedObject } from './repository.js';
 import { RESTORE_MARKER } from './restore.js';
 import { TaskPool } from './task-pool.js';
 import { walkTree, type WalkOptions } from './walk.js';
@@ -155,7 +155,7 @@ async function backupTree(repo: Repository, sourceDir: string, options: BackupOp
     const baseBuffers = deltaSource ? new SharedBufferPool(chunkSize, false, options.concurrency ?? 8) : undefined;
     pool = new TaskPool(options.concurrency ?? 8, signal);
     /** Stores `buf` as a delta against `baseId` when small enough; undefined: store it whole. */
-    const saveAsDelta = async (id: string, buf: Buffer, baseId: string, maxBytes: number, release: () => void): Promise<number | undefined> => {
+    const saveAsDelta = async (id: string, buf: Buffer, baseId: string, maxBytes: number, release: () => void): Promise<SavedObject | undefined> => {
       const baseWhole = baseBuffers!.take();
       try {
         const basePlain = baseWhole.subarray(0, buf.length);
@@ -227,7 +227,7 @@ async function backupTree(repo: Repository, sourceDir: string, options: BackupOp
                 progress.newBytes += len;
                 // The read buffer is free once the chunk is framed, while its upload still runs.
                 const release = (): void => buffers.give(whole);
-                let sent: number | undefined;
+                let sent: SavedObject | undefined;
                 const baseSize = baseId !== undefined && baseId !== repo.zeroChunkId(len) ? known.get(baseId) : undefined;
                 if (baseId !== undefined && baseSize) {
                   sent = await saveAsDelta(id, buf, baseId, Math.floor(baseSize * DELTA_MAX_SHARE), release);
@@ -235,13 +235,20 @@ async function backupTree(repo: Repository, sourceDir: string, options: BackupOp
                     known.delete(id);
                     knownDeltas.set(id, [baseId]);
                     deltas[id] = baseId;
-                    newDeltas++;
+                    if (!sent.existed) newDeltas++;
                   }
                 }
                 sent ??= await repo.saveChunk(id, buf, signal, release);
-                if (deltas[id] === undefined) known.set(id, sent);
-                progress.uploadedBytes += sent;
-                await options.hook?.('chunk-uploaded');
+                if (deltas[id] === undefined) known.set(id, sent.bytes);
+                if (sent.existed) {
+                  // Stored meanwhile (another backup, or one that crashed): the same content, reused.
+                  newChunks--;
+                  progress.newBytes -= len;
+                  progress.reusedBytes += len;
+                } else {
+                  progress.uploadedBytes += sent.bytes;
+                  await options.hook?.('chunk-uploaded');
+                }
               }
               progress.bytesDone += len;
               report();

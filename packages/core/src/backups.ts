@@ -7,6 +7,7 @@ export interface ResolveOptions {
   /**
    * For 'latest': when the newest manifest does not decode, take the next older one instead of
    * refusing (Vitess's rule: the newest backup whose manifest decodes). Each skipped one is reported.
+   * When backups exist and not one decodes: US_NO_DECODABLE_BACKUP (never US_BACKUP_NOT_FOUND, "no backup yet").
    */
   readonly skipUndecodable?: boolean;
   readonly onSkip?: (backupId: string, error: UnderstudyError) => void;
@@ -26,5 +27,12 @@ export async function resolveBackup(repo: Repository, idOrLatest: string | undef
       options.onSkip?.(id, err);
     }
   }
-  throw new UnderstudyError('US_BACKUP_NOT_FOUND', `no backup in ${repo.store.location} has a manifest that decodes`);
+  // Backups exist and none decodes: another key or repository id, or damage. Never "no backup yet",
+  // which would make the agent seed afresh over backups that may still be recoverable.
+  throw new UnderstudyError(
+    'US_NO_DECODABLE_BACKUP',
+    `${ids.length} backup${ids.length === 1 ? '' : 's'} in ${repo.store.location}, and not one manifest decodes (wrong key, a recreated repository config, or damage): ` +
+      'run `understudy verify` with the right key; if the config was recreated, see `understudy repair config`',
+    { details: { backups: ids.length, newest: ids[0] } },
+  );
 }

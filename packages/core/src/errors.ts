@@ -34,6 +34,8 @@ export const ERRORS = {
   US_ENCRYPTION_KEY: { description: 'The encryption key is missing, malformed, or does not match the repository.', exitCode: 2, retryable: false },
   US_REPO_NOT_FOUND: { description: 'There is no Understudy repository at that location (no config object); the first backup creates one.', exitCode: 4, retryable: false },
   US_LOCAL_IO: { description: 'Reading the source tree or writing the restore target failed (permissions, disk full, I/O error).', exitCode: 9, retryable: false },
+  US_REPO_CONFIG_MISSING: { description: 'The repository holds backups or chunks but its config object is missing: it was deleted or lost. Nothing is created over it (a new repository id would orphan every encrypted backup); rebuild it with `understudy repair config`.', exitCode: 3, retryable: false },
+  US_NO_DECODABLE_BACKUP: { description: 'The repository has backups, but none of their manifests decodes (another key or repository id, or damage): not the same as having no backup yet.', exitCode: 3, retryable: false },
   US_REPO_CONFIG: { description: 'The repository configuration object is corrupt or of an unsupported version.', exitCode: 3, retryable: false },
   US_LOCKED: { description: 'The repository is locked by another operation (backup vs prune).', exitCode: 8, retryable: false },
   US_LOCK_LOST: { description: 'Our repository lock expired or was removed before the operation finished.', exitCode: 8, retryable: false },

@@ -4,6 +4,7 @@ export * from './object-format.js';
 export * from './keys.js';
 export * from './manifest.js';
 export * from './repository.js';
+export * from './config-recovery.js';
 export * from './lock.js';
 export * from './walk.js';
 export * from './task-pool.js';

@@ -115,6 +115,11 @@ export function seal(plain: Buffer, name: string, options: SealOptions, out?: Bu
   return out ? out.subarray(0, end) : Buffer.from(w.subarray(0, end));
 }
 
+/** Whether a stored object's frame says it is encrypted (its flags are readable without a key). */
+export function isSealedEncrypted(stored: Buffer): boolean {
+  return stored.length >= HEADER_LEN && stored.subarray(0, 3).equals(MAGIC) && (stored[4]! & FLAG_ENCRYPTED) !== 0;
+}
+
 /**
  * CRC-32 of a whole object `seal` framed without encryption, from the CRC its frame already ends
  * with (CRC-32 continues over more data: crc(A + B) = crc32(B, crc(A))): 4 bytes hashed, not all.

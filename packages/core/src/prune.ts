@@ -60,6 +60,9 @@ export async function prune(repo: Repository, policy: RetentionPolicy, options: 
     );
     const kept = manifests.filter((m) => keep.has(m.id));
     const removed = manifests.filter((m) => !keep.has(m.id)).map((m) => m.id);
+    // Config copies (manifests/<id>.config) of the removed backups, and of backups that never committed.
+    const listed = new Set(manifests.map((m) => m.id));
+    const copies = (await repo.listConfigCopies(signal)).filter((id) => !listed.has(id) || !keep.has(id));
     // A delta keeps its base.
     const { chunks: referenced, deltas: referencedDeltas } = referencedObjects(kept);
 
@@ -80,6 +83,8 @@ export async function prune(repo: Repository, policy: RetentionPolicy, options: 
       // Manifests first: a backup stops existing before any chunk it needs can disappear.
       lock.assertHeld();
       for (const id of removed) await pool.submit(() => repo.store.delete(repo.manifestKey(id), { signal }));
+      await pool.drain();
+      for (const id of copies) await pool.submit(() => repo.store.delete(repo.configCopyKey(id), { signal }));
       await pool.drain();
       lock.assertHeld();
       for (const c of garbage) await pool.submit(() => repo.store.delete(c.key, { signal }));

@@ -7,6 +7,9 @@
  *                             one chunk stored as a delta against a whole chunk, its base (the same
  *                             position's content in an older backup): zstd with the base as dictionary
  *   manifests/<backup id>     one backup's manifest, the commit record (framed, compressed, maybe encrypted)
+ *   manifests/<backup id>.config
+ *                             a copy of `config` written just before that manifest: what rebuilds a lost
+ *                             `config` (see recoverConfig), since the repository id salts every key
  *   locks/<lock id>           leases that keep prune and backups apart (plain JSON)
  *
  * Chunks are written before the manifest that names them; a manifest is written only when every chunk
@@ -107,11 +110,23 @@ export class Repository {
   static async open(store: Store, options: OpenRepositoryOptions = {}): Promise<Repository> {
     let config = await loadConfig(store, options.onCorruptRead);
     if (!config) {
+      // Never create over an existing repository: a new id would orphan every encrypted backup in it.
+      const held = await heldPrefix(store);
+      if (held !== undefined) throw configMissing(store, held);
       if (!options.create) {
         throw new UnderstudyError('US_REPO_NOT_FOUND', `no Understudy repository at ${store.location} (no ${CONFIG_KEY} object); the first backup creates one`);
       }
       config = await createConfig(store, options.key);
     }
+    return Repository.withConfig(store, config, options);
+  }
+
+  /**
+   * A repository with the given config, checking the key against it, without reading or writing the
+   * store's `config` object: `open` ends here, and so does `recoverConfig` (config-recovery.ts), which
+   * tries a config rebuilt from a copy on the manifests before it stores it.
+   */
+  static withConfig(store: Store, config: RepoConfig, options: Omit<OpenRepositoryOptions, 'create'> = {}): Repository {
     let keys: RepositoryKeys;
     if (config.encryption) {
       if (!options.key) {
@@ -154,12 +169,13 @@ export class Repository {
   }
 
   /**
-   * Frames and uploads one chunk; returns the bytes sent. The id must be `contentId(plain)`.
+   * Frames and uploads one chunk, unless the store holds it already (see #sealAndPut); returns its
+   * frame's size and whether it existed. The id must be `contentId(plain)`.
    * `onSealed` is called once `plain` has been framed and is no longer needed.
    * Chunks are framed into reused buffers (shared memory, one per upload in flight, each
    * `sealedBound` of the largest chunk seen), so an upload allocates nothing per chunk.
    */
-  async saveChunk(id: string, plain: Buffer, signal?: AbortSignal, onSealed?: () => void): Promise<number> {
+  async saveChunk(id: string, plain: Buffer, signal?: AbortSignal, onSealed?: () => void): Promise<SavedObject> {
     return (await this.#sealAndPut(this.chunkKey(id), plain, undefined, Infinity, signal, onSealed))!;
   }
 
@@ -169,15 +185,21 @@ export class Repository {
 
   /**
    * Frames `plain` as a delta against `base` (the plaintext of whole chunk `base.id`, as long as
-   * `plain`) and uploads it, if its frame is at most `maxBytes`; returns the bytes sent, or
+   * `plain`) and uploads it, if its frame is at most `maxBytes`; returns what `saveChunk` does, or
    * undefined when the delta was larger (nothing stored; `plain` untouched, to be stored whole).
    */
-  async saveDelta(id: string, plain: Buffer, base: { id: string; plain: Buffer }, maxBytes: number, signal?: AbortSignal, onSealed?: () => void): Promise<number | undefined> {
+  async saveDelta(id: string, plain: Buffer, base: { id: string; plain: Buffer }, maxBytes: number, signal?: AbortSignal, onSealed?: () => void): Promise<SavedObject | undefined> {
     return this.#sealAndPut(this.deltaKey(id, base.id), plain, base.plain, maxBytes, signal, onSealed);
   }
 
-  /** Frames `plain` (as a delta against `base` when given) into a spare body and puts it, unless the frame exceeds `maxBytes`. */
-  async #sealAndPut(key: string, plain: Buffer, base: Buffer | undefined, maxBytes: number, signal?: AbortSignal, onSealed?: () => void): Promise<number | undefined> {
+  /**
+   * Frames `plain` (as a delta against `base` when given) into a spare body and puts it, unless the
+   * frame exceeds `maxBytes`. The put is conditional (If-None-Match: *): nothing already stored is
+   * ever replaced, so a writer (or a role) that may only create cannot damage a chunk another backup
+   * uses. The key names the content (its keyed hash, and a delta's base), so an object already
+   * there holds these bytes' plaintext: that is success, reported as `existed` (no HEAD per chunk).
+   */
+  async #sealAndPut(key: string, plain: Buffer, base: Buffer | undefined, maxBytes: number, signal?: AbortSignal, onSealed?: () => void): Promise<SavedObject | undefined> {
     this.largestChunk = Math.max(this.largestChunk, plain.length);
     let out = this.spareBodies.pop();
     if (!out || out.length < sealedBound(plain.length)) out = Buffer.from(new SharedArrayBuffer(sealedBound(this.largestChunk)));
@@ -185,8 +207,13 @@ export class Repository {
       const sealed: Sealed = await this.codec.seal(plain, key, this.store.checksumAlgorithm, out, base);
       if (sealed.body.length > maxBytes) return undefined;
       onSealed?.(); // `plain` is no longer read: the caller may reuse it while the upload runs
-      await this.store.put(key, sealed.body, { checksum: sealed.checksum, signal });
-      return sealed.body.length;
+      try {
+        await this.store.put(key, sealed.body, { checksum: sealed.checksum, ifNoneMatch: true, contentAddressed: true, signal });
+      } catch (err) {
+        if (!isUnderstudyError(err, 'US_ALREADY_EXISTS')) throw err;
+        return { bytes: sealed.body.length, existed: true };
+      }
+      return { bytes: sealed.body.length, existed: false };
     } finally {
       // Back to the pool only when the put is over (a retry sends the same bytes again).
       if (this.spareBodies.length < MAX_SPARE_BODIES) this.spareBodies.push(out);
@@ -282,8 +309,29 @@ export class Repository {
     return `${MANIFESTS_PREFIX}${backupId}`;
   }
 
-  /** Writes a manifest without ever replacing one (US_ALREADY_EXISTS if the id is taken). */
+  /**
+   * Where a copy of the repository config is kept beside a backup's manifest: `manifests/<id>.config`.
+   * It holds nothing secret (the repository id, the algorithm, the key check: what `config` holds),
+   * and it is what rebuilds a lost `config` (`recoverConfig`): without the id, which salts the keys,
+   * no encrypted manifest or chunk opens. Readers that list backups ignore it (not a backup id).
+   */
+  configCopyKey(backupId: string): string {
+    return configCopyKey(backupId);
+  }
+
+  /**
+   * Writes a manifest without ever replacing one (US_ALREADY_EXISTS if the id is taken); first the
+   * copy of the config beside it (see `configCopyKey`), so that every manifest has one.
+   */
   async saveManifest(manifest: Manifest, signal?: AbortSignal): Promise<void> {
+    const copyKey = this.configCopyKey(manifest.id);
+    const copy = sealConfig(this.config, copyKey);
+    try {
+      await this.store.put(copyKey, copy, { checksum: checksumOf(this.store.checksumAlgorithm, copy), ifNoneMatch: true, contentAddressed: true, signal });
+    } catch (err) {
+      // A copy already there is one of this config (an earlier attempt at this id); recoverConfig checks any copy anyway.
+      if (!isUnderstudyError(err, 'US_ALREADY_EXISTS')) throw err;
+    }
     const key = this.manifestKey(manifest.id);
     const body = seal(Buffer.from(JSON.stringify(manifest), 'utf8'), key, { compress: true, level: this.compressionLevel, encryptionKey: this.keys.encryptionKey });
     await this.store.put(key, body, { checksum: checksumOf(this.store.checksumAlgorithm, body), ifNoneMatch: true, signal });
@@ -309,15 +357,23 @@ export class Repository {
     return parseManifest(json, backupId);
   }
 
+  /** Ids of the backups with a config copy beside their manifest (see `configCopyKey`), oldest first. */
+  async listConfigCopies(signal?: AbortSignal): Promise<string[]> {
+    return listConfigCopies(this.store, signal);
+  }
+
   /** Ids of all committed backups (those with a manifest object), oldest first. */
   async listBackupIds(signal?: AbortSignal): Promise<string[]> {
-    const ids: string[] = [];
-    for await (const info of this.store.list(MANIFESTS_PREFIX, { signal })) {
-      const id = info.key.slice(MANIFESTS_PREFIX.length);
-      if (BACKUP_ID_RE.test(id)) ids.push(id);
-    }
-    return ids.sort();
+    return listBackupIds(this.store, signal);
   }
+}
+
+/** What saving a chunk or delta did. */
+export interface SavedObject {
+  /** Size of its frame: bytes sent, or (when it existed) about what the store holds for it. */
+  readonly bytes: number;
+  /** The store held the object already (a conditional put found it): nothing was replaced or sent. */
+  readonly existed: boolean;
 }
 
 /** A delta's base failed to load: thrown through readVerified (not a reason to read the delta again). */
@@ -348,33 +404,112 @@ async function readVerified<T>(
   }
 }
 
-async function loadConfig(store: Store, onCorruptRead?: (info: CorruptReadInfo) => void): Promise<RepoConfig | undefined> {
+/**
+ * Reads and validates the config object `key` (the repository's `config`, or a copy beside a
+ * manifest); undefined when there is none. A damaged or invalid one is US_REPO_CONFIG.
+ */
+export async function loadConfig(store: Store, onCorruptRead?: (info: CorruptReadInfo) => void, key: string = CONFIG_KEY): Promise<RepoConfig | undefined> {
+  const what = key === CONFIG_KEY ? `repository config at ${store.location}` : `config copy ${key} at ${store.location}`;
   let json: Buffer;
   try {
-    json = await readVerified(store, CONFIG_KEY, undefined, onCorruptRead, async (stored) => {
+    json = await readVerified(store, key, undefined, onCorruptRead, async (stored) => {
       try {
-        return open(stored, CONFIG_KEY);
+        return open(stored, key);
       } catch (err) {
         if (isUnderstudyError(err, 'US_OBJECT_CORRUPT')) throw err; // read again
-        throw new UnderstudyError('US_REPO_CONFIG', `repository config at ${store.location} is corrupt: ${(err as Error).message}`, { cause: err });
+        throw new UnderstudyError('US_REPO_CONFIG', `${what} is corrupt: ${(err as Error).message}`, { cause: err });
       }
     });
   } catch (err) {
     if (isUnderstudyError(err, 'US_NOT_FOUND')) return undefined;
     if (!isUnderstudyError(err, 'US_OBJECT_CORRUPT')) throw err;
-    throw new UnderstudyError('US_REPO_CONFIG', `repository config at ${store.location} is corrupt: ${err.message}`, { cause: err });
+    throw new UnderstudyError('US_REPO_CONFIG', `${what} is corrupt: ${err.message}`, { cause: err });
   }
   let raw: unknown;
   try {
     raw = JSON.parse(json.toString('utf8'));
   } catch (err) {
-    throw new UnderstudyError('US_REPO_CONFIG', `repository config at ${store.location} is corrupt: ${(err as Error).message}`, { cause: err });
+    throw new UnderstudyError('US_REPO_CONFIG', `${what} is corrupt: ${(err as Error).message}`, { cause: err });
   }
   const parsed = RepoConfigSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new UnderstudyError('US_REPO_CONFIG', `repository config at ${store.location} is invalid or of an unsupported version: ${z.prettifyError(parsed.error)}`);
+    throw new UnderstudyError('US_REPO_CONFIG', `${what} is invalid or of an unsupported version: ${z.prettifyError(parsed.error)}`);
   }
   return parsed.data;
+}
+
+/** A config as stored (framed, not compressed, never encrypted: it is read before any key exists). */
+function sealConfig(config: RepoConfig, key: string): Buffer {
+  return seal(Buffer.from(JSON.stringify(config), 'utf8'), key, { compress: false });
+}
+
+/**
+ * Stores `config` as the repository's `config` object, never over one; when another process stored
+ * one first, that one is returned.
+ */
+export async function storeConfig(store: Store, config: RepoConfig): Promise<RepoConfig> {
+  const body = sealConfig(config, CONFIG_KEY);
+  try {
+    await store.put(CONFIG_KEY, body, { checksum: checksumOf(store.checksumAlgorithm, body), ifNoneMatch: true });
+    return config;
+  } catch (err) {
+    if (isUnderstudyError(err, 'US_ALREADY_EXISTS')) {
+      const theirs = await loadConfig(store);
+      if (theirs) return theirs;
+    }
+    throw err;
+  }
+}
+
+const CONFIG_COPY_SUFFIX = '.config';
+
+/** The key of the config copy beside backup `backupId`'s manifest (see Repository.configCopyKey). */
+export function configCopyKey(backupId: string): string {
+  return `${MANIFESTS_PREFIX}${backupId}${CONFIG_COPY_SUFFIX}`;
+}
+
+/** Ids of all committed backups (those with a manifest object), oldest first. */
+export async function listBackupIds(store: Store, signal?: AbortSignal): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const info of store.list(MANIFESTS_PREFIX, { signal })) {
+    const id = info.key.slice(MANIFESTS_PREFIX.length);
+    if (BACKUP_ID_RE.test(id)) ids.push(id);
+  }
+  return ids.sort();
+}
+
+/** Ids of the backups with a config copy beside their manifest, oldest first. */
+export async function listConfigCopies(store: Store, signal?: AbortSignal): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const info of store.list(MANIFESTS_PREFIX, { signal })) {
+    const name = info.key.slice(MANIFESTS_PREFIX.length);
+    if (!name.endsWith(CONFIG_COPY_SUFFIX)) continue;
+    const id = name.slice(0, -CONFIG_COPY_SUFFIX.length);
+    if (BACKUP_ID_RE.test(id)) ids.push(id);
+  }
+  return ids.sort();
+}
+
+/** Prefixes whose objects mean a repository is there (locks alone do not: a lock is taken after open). */
+const DATA_PREFIXES = [MANIFESTS_PREFIX, CHUNKS_PREFIX, DELTAS_PREFIX] as const;
+
+/** The first of manifests/, chunks/, deltas/ that holds an object (one listing request each at most). */
+export async function heldPrefix(store: Store): Promise<string | undefined> {
+  for (const prefix of DATA_PREFIXES) {
+    for await (const _ of store.list(prefix)) return prefix;
+  }
+  return undefined;
+}
+
+function configMissing(store: Store, held: string): UnderstudyError {
+  return new UnderstudyError(
+    'US_REPO_CONFIG_MISSING',
+    `the repository at ${store.location} holds ${held.slice(0, -1)} but no ${CONFIG_KEY} object: it was deleted or lost. ` +
+      `Nothing was created over it (a new repository id would make every encrypted backup unreadable). ` +
+      `Rebuild it from the copy kept beside each backup: understudy --repo <url> --key-file <key> repair config ` +
+      `(or restore the ${CONFIG_KEY} object from a bucket version)`,
+    { details: { location: store.location, found: held } },
+  );
 }
 
 async function createConfig(store: Store, key: Buffer | undefined): Promise<RepoConfig> {
@@ -386,16 +521,6 @@ async function createConfig(store: Store, key: Buffer | undefined): Promise<Repo
     createdAt: new Date().toISOString(),
     encryption: key ? { algorithm: 'aes-256-gcm', keyCheck: keyCheck(key, id) } : null,
   };
-  const body = seal(Buffer.from(JSON.stringify(config), 'utf8'), CONFIG_KEY, { compress: false });
-  try {
-    await store.put(CONFIG_KEY, body, { checksum: checksumOf(store.checksumAlgorithm, body), ifNoneMatch: true });
-    return config;
-  } catch (err) {
-    // Another process created the repository at the same moment: use theirs.
-    if (isUnderstudyError(err, 'US_ALREADY_EXISTS')) {
-      const theirs = await loadConfig(store);
-      if (theirs) return theirs;
-    }
-    throw err;
-  }
+  // Another process created the repository at the same moment: storeConfig returns theirs.
+  return storeConfig(store, config);
 }

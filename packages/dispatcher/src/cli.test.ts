@@ -348,7 +348,7 @@ describe('understudy usage errors', () => {
 
   it('has --help for every command, and --version', () => {
     const top = ok(cli(['--help']), '--help');
-    for (const command of ['backup', 'restore', 'verify', 'list', 'prune', 'keygen']) {
+    for (const command of ['backup', 'restore', 'verify', 'list', 'prune', 'keygen', 'repair']) {
       assert.match(top.stdout, new RegExp(`\\n  ${command} `), `${command} in the command list`);
       const r = ok(cli([command, '--help']), `${command} --help`);
       assert.match(r.stdout, new RegExp(`^Usage: understudy ${command} `));
@@ -391,6 +391,26 @@ describe('understudy with an encrypted repository', () => {
     ok(cli(['--repo', repo, 'restore', dst], { env: { UNDERSTUDY_KEY_FILE: key } }), 'restore with the key (from the environment)');
     await assertSameTree(src, dst);
     ok(cli(['--repo', repo, '--key-file', key, 'verify', '--read-data']), 'verify with the key');
+
+    // A lost config (issue 17): a backup refuses to create a new one; repair config rebuilds it.
+    await rm(join(tmp, 'enc-repo', 'config'));
+    const refused = cli(['--repo', repo, '--key-file', key, 'backup', src]);
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.match(refused.stderr, /US_REPO_CONFIG_MISSING/);
+    assert.match(refused.stderr, /repair config/);
+    await assert.rejects(stat(join(tmp, 'enc-repo', 'config')), 'no new config was written');
+    const noKeyRepair = cli(['--repo', repo, 'repair', 'config']);
+    assert.equal(noKeyRepair.code, 2, noKeyRepair.stderr);
+    assert.match(noKeyRepair.stderr, /US_ENCRYPTION_KEY/);
+    const dry = ok(cli(['--repo', repo, '--key-file', key, 'repair', 'config', '--dry-run']), 'repair config --dry-run');
+    assert.match(dry.stdout, /would rebuild the config .* from the copy beside backup /);
+    await assert.rejects(stat(join(tmp, 'enc-repo', 'config')), 'a dry run writes nothing');
+    const repaired = ok(cli(['--repo', repo, '--key-file', key, 'repair', 'config']), 'repair config');
+    assert.match(repaired.stdout, /rebuilt the config .* encrypted\n1 backup decodes with it/);
+    const dst2 = join(tmp, 'enc-dst-repaired');
+    ok(cli(['--repo', repo, '--key-file', key, 'restore', dst2]), 'restore after repair');
+    await assertSameTree(src, dst2);
+    assert.match(ok(cli(['--repo', repo, '--key-file', key, 'repair', 'config']), 'repair again').stdout, /nothing to repair/);
   });
 
   it('backup --delta-from latest stores changed chunks as deltas; restore, verify and prune handle them', async () => {

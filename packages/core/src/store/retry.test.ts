@@ -151,6 +151,16 @@ describe('RetryStore', () => {
     assert.ok(inner.objects.get('c')?.equals(body));
   });
 
+  it('a content-addressed conditional put whose first response was lost resolves without reading the object back', async () => {
+    const { inner, store } = setup();
+    inner.script.put = ['store-then-fail'];
+    const body = Buffer.from('chunk bytes');
+    await store.put('c', body, { checksum: md5(body), ifNoneMatch: true, contentAddressed: true });
+    assert.deepEqual(inner.calls, ['put', 'put']); // the second put finds it (412): no GET of a whole chunk
+    // Without a lost response, an existing key is still US_ALREADY_EXISTS for the caller to read.
+    await assert.rejects(store.put('c', body, { checksum: md5(body), ifNoneMatch: true, contentAddressed: true }), { code: 'US_ALREADY_EXISTS' });
+  });
+
   it('a conditional put that meets different content after a lost response fails with US_ALREADY_EXISTS', async () => {
     const { inner, store } = setup();
     const theirs = Buffer.from('written by someone else');

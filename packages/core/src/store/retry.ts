@@ -48,7 +48,8 @@ const defaultSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
  * dropped after the server stored the object) may have succeeded. If a later attempt then gets
  * US_ALREADY_EXISTS, the object is read back and, if it holds exactly our body, the put succeeded.
  * (Content that is byte-identical to ours is treated as ours: fine for content-addressed objects;
- * objects used as locks must carry something unique to the writer.)
+ * objects used as locks must carry something unique to the writer.) A put marked `contentAddressed`
+ * (chunks, deltas) skips the read-back: any object under its key is as good as ours.
  *
  * list(): a failed listing is restarted from the beginning, skipping every key up to the last one
  * already yielded, so the caller sees each key once, in order. The attempt count restarts whenever
@@ -93,6 +94,8 @@ export class RetryStore implements Store {
         await this.#inner.put(key, body, options);
       } catch (err) {
         if (options.ifNoneMatch && mayHaveStored && isUnderstudyError(err, 'US_ALREADY_EXISTS')) {
+          // Ours from the earlier attempt, or the same content: no need to download it to tell.
+          if (options.contentAddressed) return;
           if (await this.#holds(key, body, options.signal)) return;
           throw err;
         }

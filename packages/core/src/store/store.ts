@@ -45,6 +45,12 @@ export interface PutOptions {
   readonly checksum: Buffer;
   /** Write only if no object with this key exists (S3 If-None-Match: *). */
   readonly ifNoneMatch?: boolean;
+  /**
+   * The key names the content (a chunk's keyed hash): an object already under it holds the same
+   * content. With `ifNoneMatch`, an attempt that may have stored it (a lost response) followed by
+   * US_ALREADY_EXISTS is then a success with no read-back of the object (RetryStore).
+   */
+  readonly contentAddressed?: boolean;
   readonly signal?: AbortSignal;
 }
 

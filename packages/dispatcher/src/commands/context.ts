@@ -8,7 +8,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { z } from 'zod';
 import { parseRepoUrl, UnderstudyError, validateChunkSize, type RepoLocation, type Repository, type RetryInfo } from '@understudy/core';
-import { DEFAULT_CONCURRENCY, openRepositoryAt } from '@understudy/core';
+import { DEFAULT_CONCURRENCY, openRepositoryAt, openStore, readKeyFile, type Store } from '@understudy/core';
 import { formatDuration, parseSize } from '../format.js';
 import { Progress, type ProgressMode } from '../progress.js';
 import { chooseTarget, parseDispatcherConfig } from '../config.js';
@@ -153,6 +153,14 @@ export class CommandContext {
       env: this.io.env,
       onRetry: (info) => this.warn(retryLine(info)),
     });
+  }
+
+  /** The store of the settings and the key (if a key file is given), without opening a repository: for repair. */
+  async storeAndKey(): Promise<{ store: Store; key: Buffer | undefined }> {
+    const s = await this.settings();
+    const key = s.keyFile !== undefined ? await readKeyFile(s.keyFile) : undefined;
+    const store = openStore(s.location, { concurrency: s.concurrency, env: this.io.env, onRetry: (info) => this.warn(retryLine(info)) });
+    return { store, key };
   }
 }
 

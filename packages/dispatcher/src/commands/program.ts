@@ -13,6 +13,7 @@ import { wholeNumber, type CliIo } from './context.js';
 import { registerKeygen } from './keygen.js';
 import { registerList } from './list.js';
 import { registerPrune } from './prune.js';
+import { registerRepair } from './repair.js';
 import { registerRestore } from './restore.js';
 import { registerVerify } from './verify.js';
 
@@ -70,6 +71,7 @@ export function buildProgram(io: CliIo, version: string): Command {
   registerList(program, io);
   registerPrune(program, io);
   registerKeygen(program, io);
+  registerRepair(program, io);
   program.commandsGroup('Dispatcher commands:');
   registerServe(program, io);
   registerStatus(program, io);

@@ -83,7 +83,7 @@ describe('understudy iam-policy', () => {
     const r = await run(['--config', two, 'agent', '--target', 'db2', '--account', '123456789012', '--region', 'us-east-1']);
     const doc = JSON.parse(r.stdout) as { Statement: Array<{ Sid: string; Resource: string[] }> };
     assert.deepEqual(lintPolicy(doc), []);
-    assert.deepEqual(doc.Statement.find((s) => s.Sid === 'ReadAndWriteTheRepository')!.Resource, ['arn:aws:s3:::backups/db2/*']);
+    assert.deepEqual(doc.Statement.find((s) => s.Sid === 'CreateObjectsNeverReplace')!.Resource, ['arn:aws:s3:::backups/db2/*']);
     assert.deepEqual(doc.Statement.find((s) => s.Sid === 'ReadTheSecretParameters')!.Resource, ['arn:aws:ssm:us-east-1:123456789012:parameter/understudy/db1/repl']);
   });
 

@@ -248,7 +248,9 @@ describe('agentPolicy', () => {
       Version: '2012-10-17',
       Statement: [
         { Sid: 'ListOnlyTheRepository', Effect: 'Allow', Action: ['s3:ListBucket'], Resource: ['arn:aws:s3:::backups'], Condition: { StringLike: { 's3:prefix': 'db1/*' } } },
-        { Sid: 'ReadAndWriteTheRepository', Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: ['arn:aws:s3:::backups/db1/*'] },
+        { Sid: 'ReadTheRepository', Effect: 'Allow', Action: ['s3:GetObject'], Resource: ['arn:aws:s3:::backups/db1/*'] },
+        { Sid: 'CreateObjectsNeverReplace', Effect: 'Allow', Action: ['s3:PutObject'], Resource: ['arn:aws:s3:::backups/db1/*'], Condition: { StringEquals: { 's3:if-none-match': '*' } } },
+        { Sid: 'WriteOnlyLocksUnconditionally', Effect: 'Allow', Action: ['s3:PutObject'], Resource: ['arn:aws:s3:::backups/db1/locks/*'] },
         { Sid: 'DeleteOnlyLocks', Effect: 'Allow', Action: ['s3:DeleteObject'], Resource: ['arn:aws:s3:::backups/db1/locks/*'] },
         { Sid: 'ReadTheSecretParameters', Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: ['arn:aws:ssm:eu-west-1:123456789012:parameter/understudy/db1/repl'] },
         { Sid: 'ReadTheSecrets', Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: ['arn:aws:secretsmanager:eu-west-1:123456789012:secret:understudy/db1/key-??????'] },
@@ -267,7 +269,7 @@ describe('agentPolicy', () => {
 
   it("grants the repository's keys and no sibling prefix's (db1 is not db10)", () => {
     const { document } = agentPolicy(agentInput());
-    const [objects] = statement(document, 'ReadAndWriteTheRepository').Resource;
+    const [objects] = statement(document, 'ReadTheRepository').Resource;
     const [locks] = statement(document, 'DeleteOnlyLocks').Resource;
     const listPrefix = statement(document, 'ListOnlyTheRepository').Condition!.StringLike!['s3:prefix'] as string;
     const object = (key: string) => `arn:aws:s3:::backups/${key}`;
@@ -279,15 +281,42 @@ describe('agentPolicy', () => {
     for (const prefix of ['db10/', 'db10/chunks/', '', 'db1']) assert.ok(!iamMatches(listPrefix, prefix), `does not list ${JSON.stringify(prefix)}`);
   });
 
+  it('lets the agent put an object other than a lock only as a create (If-None-Match: *), a lock either way', () => {
+    const { document, notes } = agentPolicy(agentInput());
+    const object = (key: string) => `arn:aws:s3:::backups/${key}`;
+    /** The statements that allow PutObject of `key`, given the request's If-None-Match header (undefined: none sent). */
+    const allowsPut = (key: string, ifNoneMatch: string | undefined): boolean =>
+      document.Statement.some((st) => {
+        if (st.Effect !== 'Allow' || !st.Action.includes('s3:PutObject') || !st.Resource.some((r) => iamMatches(r, object(key)))) return false;
+        if (st.Condition === undefined) return true;
+        // The only condition on a put: StringEquals on s3:if-none-match (literal; an absent key never matches).
+        assert.deepEqual(Object.keys(st.Condition), ['StringEquals']);
+        assert.deepEqual(Object.keys(st.Condition.StringEquals!), ['s3:if-none-match']);
+        return ifNoneMatch !== undefined && ifNoneMatch === st.Condition.StringEquals!['s3:if-none-match'];
+      });
+    for (const key of ['db1/config', 'db1/chunks/ab/abcdef', 'db1/deltas/ab/abcdef.0123', 'db1/manifests/20261124T054600.123Z-1a2b3c4d', 'db1/manifests/20261124T054600.123Z-1a2b3c4d.config']) {
+      assert.ok(allowsPut(key, '*'), `creates ${key}`);
+      assert.ok(!allowsPut(key, undefined), `never replaces ${key} (no If-None-Match)`);
+      assert.ok(!allowsPut(key, '"etag"'), `never replaces ${key} (If-None-Match other than *)`);
+    }
+    assert.ok(allowsPut('db1/locks/0123456789abcdef', undefined), 'a held lock is rewritten (its lease renewed)');
+    assert.ok(!allowsPut('db10/locks/0123456789abcdef', undefined));
+    assert.ok(!document.Statement.some((st) => st.Action.includes('s3:GetObject') && st.Action.includes('s3:PutObject')), 'reads are not tied to the put condition');
+    assert.ok(notes.some((n) => /versioning/.test(n)));
+  });
+
   it('covers a nested prefix, and a whole bucket without a listing condition', () => {
     const nested = agentPolicy(agentInput({ repository: { url: 's3://backups/prod/db1/' } })).document;
-    assert.deepEqual(statement(nested, 'ReadAndWriteTheRepository').Resource, ['arn:aws:s3:::backups/prod/db1/*']);
+    assert.deepEqual(statement(nested, 'ReadTheRepository').Resource, ['arn:aws:s3:::backups/prod/db1/*']);
+    assert.deepEqual(statement(nested, 'CreateObjectsNeverReplace').Resource, ['arn:aws:s3:::backups/prod/db1/*']);
+    assert.deepEqual(statement(nested, 'WriteOnlyLocksUnconditionally').Resource, ['arn:aws:s3:::backups/prod/db1/locks/*']);
     assert.deepEqual(statement(nested, 'DeleteOnlyLocks').Resource, ['arn:aws:s3:::backups/prod/db1/locks/*']);
     assert.deepEqual(statement(nested, 'ListOnlyTheRepository').Condition, { StringLike: { 's3:prefix': 'prod/db1/*' } });
 
     const whole = agentPolicy(agentInput({ repository: { url: 's3://backups' } })).document;
     assert.deepEqual(statement(whole, 'ListOnlyTheRepository'), { Sid: 'ListOnlyTheRepository', Effect: 'Allow', Action: ['s3:ListBucket'], Resource: ['arn:aws:s3:::backups'] });
-    assert.deepEqual(statement(whole, 'ReadAndWriteTheRepository').Resource, ['arn:aws:s3:::backups/*']);
+    assert.deepEqual(statement(whole, 'ReadTheRepository').Resource, ['arn:aws:s3:::backups/*']);
+    assert.deepEqual(statement(whole, 'WriteOnlyLocksUnconditionally').Resource, ['arn:aws:s3:::backups/locks/*']);
     assert.deepEqual(statement(whole, 'DeleteOnlyLocks').Resource, ['arn:aws:s3:::backups/locks/*']);
     assertLeastPrivilege(nested);
     assertLeastPrivilege(whole);

@@ -165,6 +165,7 @@ export function agentPolicy(input: AgentPolicyInput): GeneratedPolicy {
   if (location.kind === 's3') {
     statements.push(...repositoryStatements(partition, location));
     if (location.endpoint !== undefined) notes.push(`the repository names an endpoint (${location.endpoint}): this policy applies only if that endpoint is AWS S3 itself (a VPC endpoint, say)`);
+    notes.push('writes other than locks are allowed only as creates (If-None-Match: *), so the agent cannot replace a stored object; turn on bucket versioning with a lifecycle rule for noncurrent versions as well, so that whatever removes or replaces an object by other means can be undone (docs/operations.md)');
     const keys = (input.repositoryKmsKeyArns ?? []).map((k) => checkKmsKeyArn(k, '--repository-kms-key-arn'));
     if (keys.length > 0) {
       statements.push({
@@ -255,12 +256,30 @@ function repositoryStatements(partition: Partition, location: Extract<RepoLocati
       ...(base === '' ? {} : { Condition: { StringLike: { 's3:prefix': `${base}*` } } }),
     },
     {
-      // Get (and Head) and Put (conditional puts are plain PutObject) of config, chunks, deltas, manifests
-      // and locks.
-      Sid: 'ReadAndWriteTheRepository',
+      // Get (and Head) of config, chunks, deltas, manifests and locks.
+      Sid: 'ReadTheRepository',
       Effect: 'Allow',
-      Action: ['s3:GetObject', 's3:PutObject'],
+      Action: ['s3:GetObject'],
       Resource: [s3Arn(partition, `${bucket}/${base}*`)],
+    },
+    {
+      // Put only as a create: with If-None-Match: * (S3 answers 412 when the key exists), so the agent
+      // can add chunks, deltas, manifests and config but never replace one (core's #sealAndPut,
+      // saveManifest, createConfig put everything but locks that way). s3:if-none-match is the
+      // header's value (S3 conditional writes, 2024); StringEquals compares literally, and a request
+      // without the header has no value, so it does not match.
+      Sid: 'CreateObjectsNeverReplace',
+      Effect: 'Allow',
+      Action: ['s3:PutObject'],
+      Resource: [s3Arn(partition, `${bucket}/${base}*`)],
+      Condition: { StringEquals: { 's3:if-none-match': '*' } },
+    },
+    {
+      // A lock is rewritten while it is held (its lease is renewed): the only unconditional put.
+      Sid: 'WriteOnlyLocksUnconditionally',
+      Effect: 'Allow',
+      Action: ['s3:PutObject'],
+      Resource: [s3Arn(partition, `${bucket}/${base}${LOCKS_PREFIX}*`)],
     },
     {
       // The agent deletes only its own lock when it releases it (core lock.ts); removing chunks, deltas and

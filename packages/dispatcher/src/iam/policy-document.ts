@@ -56,6 +56,8 @@ export const CONDITION_KEYS: readonly string[] = [
   'ec2:osuser',
   'iam:PassedToService',
   's3:prefix',
+  // The If-None-Match header of a PutObject (S3 conditional writes; "Enforce conditional writes on Amazon S3 buckets").
+  's3:if-none-match',
   'kms:ViaService',
 ];
 

@@ -147,7 +147,7 @@ function normaliseModes(dir) {
 /**
  * `understudy serve` on the sample configuration with its target's launcher made local and a
  * state directory of its own: it opens the run database, listens, and answers GET / (the status
- * page and its chart library) and /metrics; then SIGTERM stops it.
+ * page and its chart library) and /metrics (with the read token it wrote); then SIGTERM stops it.
  */
 async function checkServe() {
   const tmp = mkdtempSync(join(tmpdir(), 'understudy-package-'));
@@ -177,8 +177,10 @@ async function checkServe() {
         });
         child.once('close', (code) => reject(new Error(`understudy serve exited (${code}) before it listened:\n${out}`)));
       });
-      for (const [path, expect] of [['/', /<html/i], ['/assets/uplot.js', /uPlot/], ['/metrics', /^# HELP understudy_/m]]) {
-        const res = await fetch(`${url}${path}`);
+      // /metrics needs the read token, which the service wrote into its state directory (server.ts READ_TOKEN_FILE).
+      const readToken = readFileSync(join(tmp, 'state', 'read.token'), 'utf8').trim();
+      for (const [path, expect, headers] of [['/', /<html/i, {}], ['/assets/uplot.js', /uPlot/, {}], ['/metrics', /^# HELP understudy_/m, { authorization: `Bearer ${readToken}` }]]) {
+        const res = await fetch(`${url}${path}`, { headers });
         const body = await res.text();
         if (res.status !== 200 || !expect.test(body)) throw new Error(`GET ${path}: ${res.status}, not what the service serves:\n${body.slice(0, 300)}`);
       }

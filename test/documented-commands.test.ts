@@ -51,6 +51,9 @@ function documentedCommands(markdown: string): string[] {
 }
 
 /** The command words (the subcommand and, for iam-policy, its role) and the --options of one line. */
+/** Commands whose second word is a command of its own (`iam-policy agent`, `repair config`), with its own --help. */
+const WITH_SUBCOMMANDS = new Set(['iam-policy', 'repair']);
+
 function parse(line: string): { words: string[]; options: string[] } {
   const tokens = line.split(/\s+/).slice(1);
   const words: string[] = [];
@@ -63,7 +66,7 @@ function parse(line: string): { words: string[]; options: string[] } {
       if (words.length === 0 && GLOBAL_WITH_VALUE.has(name) && !t.includes('=')) i++;
     } else if (t.startsWith('-')) {
       options.push(t);
-    } else if (words.length === 0 || (words[0] === 'iam-policy' && words.length === 1)) {
+    } else if (words.length === 0 || (WITH_SUBCOMMANDS.has(words[0]!) && words.length === 1)) {
       words.push(t);
     }
   }

@@ -1,7 +1,7 @@
 /**
  * From a run document to a finished cycle: validates the document, builds the cycle's parts from the
  * clients the entry point passes in, runs the cycle under the run's deadline, and reports. Returns
- * the process exit code (0 committed, 2 bad document, 3 cycle failed); never throws.
+ * the process exit code (0 committed, 2 bad document, else the failure's: `exitCodeOf`); never throws.
  */
 import { setMaxListeners } from 'node:events';
 import { crc32 } from 'node:zlib';
@@ -9,14 +9,16 @@ import { readFile } from 'node:fs/promises';
 import type { Repository } from '@understudy/core';
 import type { EC2InstanceConnectClient } from '@aws-sdk/client-ec2-instance-connect';
 import type { Logger } from 'pino';
-import { runCycle, type CycleLog } from './cycle.js';
+import { CycleError, runCycle, type CycleLog } from './cycle.js';
 import { dialectFor } from './dialect.js';
+import { AGENT_ERRORS, isAgentError, type AgentErrorCode } from './errors.js';
 import { instanceConnectKey } from './instance-connect.js';
 import { LocalMysqld } from './local-mysqld.js';
 import { Reporter } from './reporter.js';
-import { parseRunConfig, RunConfigSchema, reportingHints, type RunConfig } from './run-config.js';
+import { parseRunConfig, RunConfigSchema, type RunConfig } from './run-config.js';
 import { fetchSecret, type SecretClients } from './secrets.js';
 import { initializeDatadir, seedByClone, seedFromDump } from './seed.js';
+import { readSourceState } from './source-reader.js';
 import { Tunnel } from './tunnel.js';
 
 export interface AgentDeps {
@@ -39,7 +41,7 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
   const parsed = parseRunConfig(deps.document);
   if (!parsed.ok) {
     for (const p of parsed.problems) deps.log.error({ field: p.field }, `invalid run document: ${p.field}: ${p.message}`);
-    await reportInvalidDocument(deps, parsed.problems.map((p) => `${p.field}: ${p.message}`).join('; '));
+    await reportInvalidDocument(deps, parsed.parsed?.(), parsed.problems.map((p) => `${p.field}: ${p.message}`).join('; '));
     return 2;
   }
   const config = parsed.config;
@@ -51,6 +53,7 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
   // The tunnel has its own lifetime: it must outlive an aborted cycle so the failure can be reported.
   const tunnelController = new AbortController();
   let tunnel: Tunnel | undefined;
+  let deadlinePassed = false;
   const reporter = new Reporter({
     url: () => (tunnel ? `http://127.0.0.1:${tunnel.localPort('dispatcher')}/runs/${encodeURIComponent(config.runId)}/events` : undefined),
     token: config.dispatcher.token,
@@ -61,6 +64,7 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
   reporter.report({ phase: 'start', status: 'started', message: `agent started${deps.instanceId ? ` on ${deps.instanceId}` : ''}` });
   // At the deadline: stop the cycle, say so at once (the cycle may be stuck), flush, power off.
   const timer = setTimeout(() => {
+    deadlinePassed = true;
     controller.abort(new Error('run deadline passed'));
     if (!tunnel) tunnelController.abort(); // still connecting: give up on it too
     log.error({ deadline: config.deadline }, 'the run deadline passed');
@@ -95,6 +99,7 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
         return tunnel;
       },
       replicationPassword: () => fetchSecret(config.replication.password, deps.clients),
+      readSource: readSourceState,
       mysqld,
       initializeDatadir: () => initializeDatadir(mysqld, deps.installDbBinary, dialect.flavor),
       seed: (ctx) => (dialect.seedMethod === 'clone' ? seedByClone(mysqld, ctx, dialect) : seedFromDump(mysqld, ctx)),
@@ -117,10 +122,10 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
           return undefined;
         });
       }
-      return 3;
+      return CYCLE_FAILED;
     }
     log.error({ err: (err as Error)?.message ?? String(err) }, 'run failed');
-    return 3;
+    return exitCodeOf(err, deadlinePassed);
   } finally {
     clearTimeout(timer);
     // Without a tunnel there is no way to the dispatcher: do not wait for one.
@@ -134,6 +139,20 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
 /** The repository could not be opened (before the cycle): carried to the catch that reports it. */
 class RepositoryOpenFailed {
   constructor(readonly cause: unknown) {}
+}
+
+/** The exit code of a cycle that failed on anything but an agent error (core's US_ codes included). */
+export const CYCLE_FAILED = 3;
+
+/**
+ * The exit code of a failed run: at the deadline, AG_DEADLINE_PASSED's; for an agent error (the
+ * cycle's included), its registry exit code (AG_TUNNEL_HOST_KEY_MISMATCH 20, ... AG_INTERNAL 1);
+ * for anything else (core's errors, which keep their code in the report), CYCLE_FAILED.
+ */
+export function exitCodeOf(err: unknown, deadlinePassed = false): number {
+  if (deadlinePassed) return AGENT_ERRORS.AG_DEADLINE_PASSED.exitCode;
+  const code = err instanceof CycleError ? err.reportedCode : isAgentError(err) ? err.code : undefined;
+  return code !== undefined && Object.hasOwn(AGENT_ERRORS, code) ? AGENT_ERRORS[code as AgentErrorCode].exitCode : CYCLE_FAILED;
 }
 
 /** A registry code (core's US_..., the agent's AG_...), or AG_INTERNAL. */
@@ -178,29 +197,24 @@ export function serverIdFor(runId: string): number {
 
 /**
  * A bad document cannot run, but the dispatcher should still learn why: when the parts needed to
- * reach it (the SSH target and the dispatcher) are valid on their own, open the tunnel just for that.
+ * reach it (the run id, the SSH target and the dispatcher) are valid on their own, open the tunnel
+ * just for that. `parsed` is the document as JSON parsed it (parseRunConfig's `parsed()`): it is not read again.
  */
-async function reportInvalidDocument(deps: AgentDeps, why: string): Promise<void> {
-  const hints = reportingHints(deps.document);
-  let raw: { master?: { ssh?: unknown; mysql?: unknown }; dispatcher?: unknown } = {};
-  try {
-    const parsed: unknown = JSON.parse(deps.document);
-    // null, an array, a string: nothing in it can say where to report.
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return;
-    raw = parsed as typeof raw;
-  } catch {
-    return;
-  }
+async function reportInvalidDocument(deps: AgentDeps, parsed: unknown, why: string): Promise<void> {
+  // Not JSON, or null, an array, a string: nothing in it can say where to report.
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return;
+  const raw = parsed as { runId?: unknown; master?: { ssh?: unknown }; dispatcher?: unknown };
+  const runId = RunConfigSchema.shape.runId.safeParse(raw.runId);
   const ssh = RunConfigSchema.shape.master.shape.ssh.safeParse(raw.master?.ssh);
   const dispatcher = RunConfigSchema.shape.dispatcher.safeParse(raw.dispatcher);
-  if (!ssh.success || !dispatcher.success || !hints.runId) return;
+  if (!ssh.success || !dispatcher.success || !runId.success) return;
   const partial = { master: { ssh: ssh.data, mysql: { host: '127.0.0.1', port: 3306 } }, dispatcher: dispatcher.data } as unknown as RunConfig;
   const signal = AbortSignal.timeout(30_000);
   let tunnel: Tunnel | undefined;
   try {
     tunnel = await Tunnel.open({ ...tunnelOptions(partial, deps, deps.log, signal), connectTimeoutMs: 20_000 });
     const t = tunnel;
-    const reporter = new Reporter({ url: `http://127.0.0.1:${t.localPort('dispatcher')}/runs/${encodeURIComponent(hints.runId)}/events`, token: dispatcher.data.token, log: deps.log });
+    const reporter = new Reporter({ url: `http://127.0.0.1:${t.localPort('dispatcher')}/runs/${encodeURIComponent(runId.data)}/events`, token: dispatcher.data.token, log: deps.log });
     reporter.report({ phase: 'failed', status: 'failed', error: { code: 'AG_CONFIG_INVALID', message: `invalid run document: ${why}`.slice(0, 4000) } });
     await reporter.flush(10_000);
     reporter.close();

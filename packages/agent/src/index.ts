@@ -1,19 +1,15 @@
-export const VERSION = "0.1.0";
-export * from './gtid.js';
-export * from './errors.js';
-export * from './tunnel.js';
-export * from './instance-connect.js';
-export * from './fingerprint.js';
-export * from './run-config.js';
-export * from './events.js';
-export * from './redact.js';
-export * from './dialect.js';
-export * from './source.js';
-export * from './mysql-gtid.js';
-export * from './reporter.js';
-export * from './cycle.js';
-export * from './local-mysqld.js';
-export * from './seed.js';
-export * from './secrets.js';
-export * from './imds.js';
-export * from './agent.js';
+/**
+ * What other packages, the server tests and the bench import from `@understudy/agent` (the agent
+ * itself runs as a process: main.ts). The run document and the events the dispatcher shares live
+ * in the `./protocol` entry point.
+ */
+export { VERSION } from './version.js';
+export { isAgentError } from './errors.js';
+export { fingerprintOf } from './fingerprint.js';
+export { formatGtidPos, gtidContains, parseGtidPos } from './gtid.js';
+export { readInstanceIdentity } from './imds.js';
+export { parseableKeyPair } from './instance-connect.js';
+export { LocalMysqld, localMysqldCnf } from './local-mysqld.js';
+export { parseRunConfig, RunConfigSchema } from './run-config.js';
+export { dumpGtidPosition, initializeDatadir, seedDumpArgs, seedFromDump } from './seed.js';
+export { Tunnel, type TunnelLogger, type TunnelOptions } from './tunnel.js';

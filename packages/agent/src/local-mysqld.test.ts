@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { excludeGlobs } from '@understudy/core';
-import { DATADIR_EXCLUDES } from './cycle.js';
+import { DATADIR_EXCLUDES } from './phases/upload.js';
 import { localMysqldCnf, type LocalMysqldOptions } from './local-mysqld.js';
 
 const base: LocalMysqldOptions = { binary: '/usr/sbin/mysqld', datadir: '/var/lib/understudy/mysql', runDir: '/run/understudy', port: 0, serverId: 1_000_001, user: 'mysql' };

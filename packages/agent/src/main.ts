@@ -8,7 +8,9 @@
  *   --imds-endpoint URL                    an IMDS-compatible endpoint (the local launcher's)
  *   --no-poweroff                          exit instead of powering the machine off at the end
  *
- * Exit codes: 0 the backup was committed; 2 the run document is invalid; 3 the cycle failed.
+ * Exit codes: 0 the backup was committed; 2 the run document is invalid; else the registry's exit
+ * code of the agent error that failed the run (errors.ts: 20-25 the tunnel and Instance Connect, 3 most
+ * cycle failures, 1 an internal error), 3 for a failure that is no agent error (agent.ts exitCodeOf).
  * Whatever happens, the machine powers off at the end (unless --no-poweroff), and at the latest at
  * the run's deadline.
  */
@@ -21,11 +23,12 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { MetadataService } from '@aws-sdk/ec2-metadata-service';
 import { openStore, parseKey, parseRepoUrl, Repository } from '@understudy/core';
 import pino from 'pino';
-import { runAgent } from './agent.js';
+import { CYCLE_FAILED, exitCodeOf, runAgent } from './agent.js';
+import { AGENT_ERRORS } from './errors.js';
 import { readInstanceIdentity } from './imds.js';
 import { redactLogArguments } from './redact.js';
 import { fileHook } from './test-hook.js';
-import { VERSION } from './index.js';
+import { VERSION } from './version.js';
 
 const { values } = parseArgs({
   options: {
@@ -69,7 +72,7 @@ function powerOff(): void {
   });
 }
 
-let exitCode = 3;
+let exitCode = CYCLE_FAILED;
 try {
   let document: string;
   let instanceId: string | undefined;
@@ -102,12 +105,12 @@ try {
       log.error({}, 'the run deadline passed: powering off');
       powerOff();
       // A cycle stuck past its deadline must not keep the process (or the instance) alive.
-      setTimeout(() => process.exit(3), 30_000).unref();
+      setTimeout(() => process.exit(AGENT_ERRORS.AG_DEADLINE_PASSED.exitCode), 30_000).unref();
     },
   });
 } catch (err) {
   log.error({ err: (err as Error)?.message ?? String(err) }, 'agent failed before the cycle could start');
-  exitCode = 3;
+  exitCode = exitCodeOf(err);
 } finally {
   powerOff();
 }

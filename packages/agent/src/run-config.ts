@@ -203,7 +203,11 @@ export interface ConfigProblem {
   readonly message: string;
 }
 
-export type ParsedRunConfig = { ok: true; config: RunConfig } | { ok: false; problems: ConfigProblem[] };
+/**
+ * On a schema failure, `parsed()` gives the document as JSON parsed it, to report the failure with
+ * (a function: a problem list that is logged or serialised never carries the document's values).
+ */
+export type ParsedRunConfig = { ok: true; config: RunConfig } | { ok: false; problems: ConfigProblem[]; parsed?: () => unknown };
 
 /** Parses user-data text: JSON, then the schema. Problems name the field (never echo values). */
 export function parseRunConfig(text: string): ParsedRunConfig {
@@ -219,12 +223,13 @@ export function parseRunConfig(text: string): ParsedRunConfig {
   const r = RunConfigSchema.safeParse(raw);
   if (r.success) {
     if (Date.parse(r.data.deadline) <= Date.now()) {
-      return { ok: false, problems: [{ field: 'deadline', message: `is in the past (${r.data.deadline})` }] };
+      return { ok: false, problems: [{ field: 'deadline', message: `is in the past (${r.data.deadline})` }], parsed: () => raw };
     }
     return { ok: true, config: r.data };
   }
   return {
     ok: false,
+    parsed: () => raw,
     problems: r.error.issues.map((i) => {
       const path = i.path.map(String).join('.') || '(document)';
       const unknown = i.code === 'unrecognized_keys' ? ` ${i.keys.map((k) => `'${k}'`).join(', ')}` : '';

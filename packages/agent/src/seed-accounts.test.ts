@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { isAccountMismatch } from './cycle.js';
+import { isAccountMismatch } from './phases/catch-up.js';
 import { accountsDumpArgs, splitAccountsDump, statementAccount } from './seed-accounts.js';
 
 // `mariadb-dump --system=users --skip-dump-date --skip-comments` of a 10.11.19 master (abridged: the

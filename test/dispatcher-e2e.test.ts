@@ -15,10 +15,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { createConnection } from 'mysql2/promise';
-import { createS3Client, Repository, S3Store } from '@understudy/core';
+import type { Repository } from '@understudy/core';
 import { tempDir } from '@understudy/core/testing';
 import type { RunDetailResponse, RunListResponse, RunView } from '@understudy/dispatcher';
 import { processesOfGroup } from './rig/agent-run.js';
+import { openTestRepository } from './rig/agent-world.js';
 import { canvasInk, launchChromium, watchProblems } from './rig/chromium.js';
 import { CLI, killLocalAgents, localTarget, readAuth, startDispatcherProcess, type DispatcherProcess } from './rig/dispatcher.js';
 import { startMariadb, type Mariadb } from './rig/mariadb.js';
@@ -114,8 +115,7 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
     env = { PATH: process.env.PATH, HOME: tmp.path, AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1' };
     dispatcher = await startDispatcherProcess({ configPath, url, logPath: join(tmp.path, 'dispatcher.log'), env });
     auth = await readAuth(stateDir);
-    const client = createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
-    repo = await Repository.open(new S3Store({ client, bucket, prefix: 'db1/' }), { create: true });
+    ({ repo } = await openTestRepository(s3, bucket));
   });
 
   after(async () => {

@@ -75,6 +75,8 @@ export interface AgentSetup {
   readonly token: string;
   /** A file holding the replication password. */
   readonly passwordFile: string;
+  /** The replication account; default 'repl'. */
+  readonly replicationUser?: string;
 }
 
 export interface DocumentOverrides {
@@ -105,7 +107,7 @@ export function agentDocument(setup: AgentSetup, runId: string, overrides: Docum
       },
       mysql: { host: '127.0.0.1', port: setup.masterPort },
     },
-    replication: { user: 'repl', password: { source: 'file', path: setup.passwordFile } },
+    replication: { user: setup.replicationUser ?? 'repl', password: { source: 'file', path: setup.passwordFile } },
     dispatcher: { host: '127.0.0.1', port: setup.collectorPort, token: setup.token },
     repository: { url: `s3://${setup.bucket}/db1?endpoint=${encodeURIComponent(setup.s3.endpoint)}&region=${setup.s3.region}` },
     mysqld: { datadir: join(dir, 'datadir'), runDir: join(dir, 'run'), user: 'root', binary: '/usr/sbin/mariadbd', options: { 'innodb-buffer-pool-size': '64M', 'innodb-log-file-size': '16M' } },

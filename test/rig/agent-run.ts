@@ -9,11 +9,12 @@
  * `killProcessGroup` then stops what is left by that group id and waits until none of it runs.
  */
 import { spawn } from 'node:child_process';
-import { access, readdir, readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findProcs } from './procs.js';
 import type { S3Endpoint } from './radosgw.js';
 import type { Sshd } from './sshd.js';
 
@@ -231,20 +232,9 @@ async function killPending(pid: number): Promise<boolean> {
 
 export async function processesOfGroup(pgid: number): Promise<ProcInfo[]> {
   const out: ProcInfo[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    let stat: string;
-    try {
-      stat = await readFile(`/proc/${name}/stat`, 'utf8');
-    } catch {
-      continue; // gone meanwhile
-    }
-    const close = stat.lastIndexOf(')');
-    const fields = stat.slice(close + 2).split(' '); // from field 3 (state) of proc(5)
-    const [state = '', , pgrp = '', , , , flags = '0'] = fields;
-    if (Number(pgrp) !== pgid) continue;
-    const dying = (Number(flags) & PF_EXITING) !== 0 || (await killPending(Number(name)));
-    out.push({ pid: Number(name), comm: stat.slice(stat.indexOf('(') + 1, close), state, pgrp: Number(pgrp), nice: Number(fields[16]), dying });
+  for (const p of findProcs((st) => st.pgrp === pgid)) {
+    const dying = (p.flags & PF_EXITING) !== 0 || (await killPending(p.pid));
+    out.push({ pid: p.pid, comm: p.comm, state: p.state, pgrp: p.pgrp, nice: p.nice, dying });
   }
   return out;
 }

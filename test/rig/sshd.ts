@@ -9,7 +9,7 @@
  * master going down would. Nothing else is ever signalled.
  */
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, isIP } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { freePort } from './ports.js';
 import { tailOf } from './log-tail.js';
 import { describeExit, spawnDaemon, type Daemon } from './daemon.js';
+import { findProcs, procStat, type ProcStat } from './procs.js';
 
 export interface SshdOptions {
   /** Where everything lives; must be empty or missing. Default: a fresh directory under os.tmpdir(), removed by stop(). */
@@ -316,36 +317,11 @@ function spawnSshd(args: string[], dir: string, outPath: string): SshdDaemon {
 }
 
 /** A process as /proc shows it; starttime tells a PID from a later process that reuses it. */
-interface Proc {
-  pid: number;
-  starttime: string;
-}
-
-/** The state, parent and start time of a process, or undefined if it is gone. */
-function procStat(pid: number): { state: string; ppid: number; starttime: string } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // "pid (comm) state ppid ..." where comm may hold spaces and parentheses: split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const state = fields[0];
-    const ppid = Number(fields[1]);
-    const starttime = fields[19];
-    if (state === undefined || starttime === undefined) return undefined;
-    return { state, ppid, starttime };
-  } catch {
-    return undefined;
-  }
-}
+type Proc = Pick<ProcStat, 'pid' | 'starttime'>;
 
 /** The processes whose parent is pid: sshd's per-connection processes. */
 function childrenOf(pid: number): Proc[] {
-  const found: Proc[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const st = procStat(Number(name));
-    if (st !== undefined && st.ppid === pid) found.push({ pid: Number(name), starttime: st.starttime });
-  }
-  return found;
+  return findProcs((st) => st.ppid === pid);
 }
 
 /** Still that very process, and not a zombie (an orphan reparented to a pid 1 that never reaps stays one). */

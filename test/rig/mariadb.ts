@@ -9,13 +9,14 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection, createPool, type Pool } from 'mysql2/promise';
 import { freePort } from './ports.js';
 import { lastLines, tailOf } from './log-tail.js';
+import { atExit, removeDirNow } from './live-rigs.js';
 
 export type MariadbRole = 'master' | 'replica';
 export type CnfValue = string | number | boolean;
@@ -187,7 +188,7 @@ async function initTemplate(log: (line: string) => void): Promise<string> {
   const started = Date.now();
   const dir = await mkdtemp(join(tmpdir(), 'understudy-mariadb-template-'));
   cleanupDirs.add(dir);
-  installExitHook();
+  atExit(killLeftovers);
   const datadir = join(dir, 'data');
   const tmp = join(dir, 'tmp');
   await mkdir(tmp);
@@ -241,21 +242,11 @@ interface Instance {
 /** Instances whose server may be running, and dirs to remove at exit. */
 const live = new Set<Instance>();
 const cleanupDirs = new Set<string>();
-let exitHookInstalled = false;
 
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const inst of live) if (inst.proc !== undefined && inst.proc.exited === undefined) inst.proc.child.kill('SIGKILL');
-    for (const dir of cleanupDirs) {
-      try {
-        rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
-      } catch {
-        // a server still dying may write into it: leave the temp dir behind rather than fail the exit
-      }
-    }
-  });
+/** On process exit, SIGKILL a server a rig left running and remove the dirs it made. */
+function killLeftovers(): void {
+  for (const inst of live) if (inst.proc !== undefined && inst.proc.exited === undefined) inst.proc.child.kill('SIGKILL');
+  for (const dir of cleanupDirs) removeDirNow(dir);
 }
 
 async function spawnServer(inst: Instance): Promise<Proc> {
@@ -356,7 +347,7 @@ export async function startMariadb(opts: MariadbOptions): Promise<Mariadb> {
   const ownsDir = opts.dir === undefined;
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), `understudy-mariadb-${opts.role}-`)));
   if (ownsDir) cleanupDirs.add(dir);
-  installExitHook();
+  atExit(killLeftovers);
   const inst: Instance = {
     dir,
     ownsDir,

@@ -8,7 +8,6 @@
  */
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +15,7 @@ import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, ListBuck
 import { freePort } from './ports.js';
 import { lastLines, tailOf } from './log-tail.js';
 import { describeExit, spawnDaemon, terminate, type Daemon } from './daemon.js';
+import { liveRigs, type LiveRig } from './live-rigs.js';
 
 export interface RadosgwOptions {
   /** Where everything lives; must be empty or missing. Default: a fresh directory under os.tmpdir(), removed by stop(). */
@@ -97,7 +97,6 @@ export async function startRadosgw(opts: RadosgwOptions = {}): Promise<Radosgw> 
   // rig that is still coming up.
   const rig: Live = { daemons: [], dir, ownsDir };
   live.add(rig);
-  installExitHook();
   try {
     if (!ownsDir) await ensureEmptyDir(dir);
     for (let attempt = 1; ; attempt++) {
@@ -443,42 +442,22 @@ async function stopDaemons(daemons: CephDaemon[]): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Lifecycle: stop(), and the safety nets for when stop() is not reached
 
-interface Live {
+interface Live extends LiveRig {
   daemons: CephDaemon[];
-  dir: string;
-  ownsDir: boolean;
-  stopping?: Promise<void>;
 }
 
-/** Rigs this process started (or is starting) and has not stopped yet. */
-const live = new Set<Live>();
-let exitHookInstalled = false;
-
+/**
+ * Rigs this process started (or is starting) and has not stopped yet. On process exit (normal,
+ * process.exit, uncaught exception) whatever a rig left running is SIGKILLed.
+ */
+const live = liveRigs<Live>({
+  terminate: (rig) => stopDaemons(rig.daemons),
+  killNow: (rig) => {
+    for (const d of rig.daemons) if (d.exited === undefined) d.child.kill('SIGKILL');
+  },
+});
 /** Stops a rig's daemons and removes its dir if it made it; idempotent. */
-function stopRig(rig: Live): Promise<void> {
-  rig.stopping ??= (async () => {
-    await stopDaemons(rig.daemons);
-    live.delete(rig);
-    if (rig.ownsDir) await rm(rig.dir, { recursive: true, force: true, maxRetries: 3 });
-  })();
-  return rig.stopping;
-}
-
-/** On process exit (normal, process.exit, uncaught exception) SIGKILL whatever a rig left running. */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const rig of live) {
-      for (const d of rig.daemons) if (d.exited === undefined) d.child.kill('SIGKILL');
-      try {
-        if (rig.ownsDir) rmSync(rig.dir, { recursive: true, force: true, maxRetries: 3 });
-      } catch {
-        // a daemon still dying may write into it: leave the temp dir behind rather than fail the exit
-      }
-    }
-  });
-}
+const stopRig = (rig: Live): Promise<void> => live.stop(rig);
 
 function makeRadosgw(s3: S3Endpoint, rig: Live): Radosgw {
   const { daemons } = rig;
@@ -504,7 +483,7 @@ export function stopOnSignals(exitCode = 0): void {
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) process.exit(1);
     signalled = true;
-    Promise.all([...live].map(stopRig)).then(
+    Promise.all(live.all().map(stopRig)).then(
       () => process.exit(exitCode),
       (err: unknown) => {
         console.error(`stopping the radosgw rig on ${signal} failed:`, err);

@@ -9,7 +9,6 @@
  * master going down would. Nothing else is ever signalled.
  */
 import { execFile } from 'node:child_process';
-import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, isIP } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
@@ -18,6 +17,7 @@ import { freePort } from './ports.js';
 import { tailOf } from './log-tail.js';
 import { describeExit, spawnDaemon, type Daemon } from './daemon.js';
 import { findProcs, procStat, type ProcStat } from './procs.js';
+import { liveRigs, type LiveRig } from './live-rigs.js';
 
 export interface SshdOptions {
   /** Where everything lives; must be empty or missing. Default: a fresh directory under os.tmpdir(), removed by stop(). */
@@ -96,7 +96,6 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
   const log = opts.log ?? (() => {});
   const rig: Live = { dir, ownsDir, daemon: undefined, files: [] };
   live.add(rig);
-  installExitHook();
   try {
     if (!ownsDir) await ensureEmptyDir(dir);
     await mkdir(PRIVSEP_DIR, { recursive: true });
@@ -366,46 +365,24 @@ async function until(done: () => boolean, ms: number): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Lifecycle
 
-interface Live {
-  dir: string;
-  ownsDir: boolean;
+interface Live extends LiveRig {
   daemon: SshdDaemon | undefined;
   /** What the rig wrote, kept to write again when restart() follows stop(). */
   files: { path: string; text: string; mode: number }[];
-  stopping?: Promise<void>;
-}
-
-const live = new Set<Live>();
-let exitHookInstalled = false;
-
-function stopRig(rig: Live): Promise<void> {
-  rig.stopping ??= (async () => {
-    await terminate(rig);
-    live.delete(rig);
-    if (rig.ownsDir) await rm(rig.dir, { recursive: true, force: true, maxRetries: 3 });
-  })();
-  return rig.stopping;
 }
 
 /** On process exit, SIGKILL whatever a rig left running (listener and connections) and remove its dir. */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const rig of live) {
-      const d = rig.daemon;
-      if (d !== undefined && d.exited === undefined && d.child.pid !== undefined) {
-        for (const s of childrenOf(d.child.pid)) signal(s, 'SIGKILL');
-        d.child.kill('SIGKILL');
-      }
-      try {
-        if (rig.ownsDir) rmSync(rig.dir, { recursive: true, force: true, maxRetries: 3 });
-      } catch {
-        // leave the temp dir behind rather than fail the exit
-      }
+const live = liveRigs<Live>({
+  terminate,
+  killNow: (rig) => {
+    const d = rig.daemon;
+    if (d !== undefined && d.exited === undefined && d.child.pid !== undefined) {
+      for (const s of childrenOf(d.child.pid)) signal(s, 'SIGKILL');
+      d.child.kill('SIGKILL');
     }
-  });
-}
+  },
+});
+const stopRig = (rig: Live): Promise<void> => live.stop(rig);
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers

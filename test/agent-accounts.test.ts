@@ -11,12 +11,12 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import { restore, type Manifest } from '@understudy/core';
-import { agentDocument, startAgent, waitForFile } from './rig/agent-run.js';
+import { agentDocument, freshHookDir, pauseAt, reachedPause, releasePause, startAgent } from './rig/agent-run.js';
 import { startAgentWorld, type AgentWorld } from './rig/agent-world.js';
 import { startMariadb, type Mariadb } from './rig/mariadb.js';
 
@@ -209,14 +209,13 @@ describe('account DDL on the master (real agent, MariaDB, sshd, radosgw)', { tim
   });
 
   it('an account created while the seed ran: the seed fails and commits nothing (the accounts are dumped before and after the data)', async () => {
-    const hookDir = join(world.tmp.path, 'hooks-seed-change');
-    await mkdir(hookDir, { recursive: true });
-    await writeFile(join(hookDir, 'seed_dump-piped@1.pause'), '');
+    const hookDir = await freshHookDir(join(world.tmp.path, 'hooks-seed-change'));
+    await pauseAt(hookDir, 'seed:dump-piped', 1);
     const backups = (await world.repo.listBackupIds()).length;
     const run = runAgent('acc-seed-change', 'none', hookDir);
-    await waitForFile(join(hookDir, 'seed_dump-piped.reached'));
+    await reachedPause(hookDir, 'seed:dump-piped');
     await world.master.query(`CREATE USER 'latecomer'@'%' IDENTIFIED BY '${pw('late')}'`);
-    await writeFile(join(hookDir, 'seed_dump-piped@1.continue'), '');
+    await releasePause(hookDir, 'seed:dump-piped', 1);
     const { code } = await run;
     assert.equal(code, 3);
     const f = failure('acc-seed-change');

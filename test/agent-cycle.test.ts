@@ -7,15 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { CONFIG_KEY, restore, verify, type Manifest } from '@understudy/core';
-import { agentDocument, startAgent, waitForFile, type DocumentOverrides } from './rig/agent-run.js';
+import { CONFIG_KEY, verify, type Manifest } from '@understudy/core';
+import { agentDocument, freshHookDir, reachedPause, releasePause, startAgent, waitForFile, type DocumentOverrides } from './rig/agent-run.js';
 import { startAgentWorld, type AgentWorld } from './rig/agent-world.js';
-import { startMariadb } from './rig/mariadb.js';
-import { checksumAllTables, generalLogLockStatements, gtidPosition, purgeBinaryLogs, startReplication, waitForGtid } from './rig/replication.js';
+import { checksumAllTables, generalLogLockStatements, purgeBinaryLogs } from './rig/replication.js';
 import { startWriter, type Writer, type WriterResult } from './rig/writer.js';
 
 const REPL_PASSWORD = `pw-${randomBytes(8).toString('hex')}`;
@@ -129,15 +128,13 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
   });
 
   it('the tunnel cut during catch-up: the run still finishes with a backup', async () => {
-    const hookDir = join(world.tmp.path, 'hooks-cut');
-    await mkdir(hookDir, { recursive: true });
-    await writeFile(join(hookDir, 'replication-started.pause'), '');
+    const hookDir = await freshHookDir(join(world.tmp.path, 'hooks-cut'), ['replication-started']);
     const run = runAgent(document('run-cut'), { hookDir });
-    await waitForFile(join(hookDir, 'replication-started.reached'));
+    await reachedPause(hookDir, 'replication-started');
     world.proxy!.cut();
     await new Promise((r) => setTimeout(r, 500));
     world.proxy!.cut();
-    await writeFile(join(hookDir, 'replication-started.continue'), '');
+    await releasePause(hookDir, 'replication-started');
     const { code, out } = await run;
     assert.equal(code, 0, out.slice(-3000));
     const m = await latestManifest();
@@ -162,14 +159,12 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
 
   it('the master restarted during catch-up: the run still finishes', async () => {
     await world.master.query('CREATE TABLE IF NOT EXISTS app.restart_marker (id INT PRIMARY KEY)');
-    const hookDir = join(world.tmp.path, 'hooks-restart');
-    await mkdir(hookDir, { recursive: true });
-    await writeFile(join(hookDir, 'replication-started.pause'), '');
+    const hookDir = await freshHookDir(join(world.tmp.path, 'hooks-restart'), ['replication-started']);
     const run = runAgent(document('run-restart'), { hookDir });
-    await waitForFile(join(hookDir, 'replication-started.reached'));
+    await reachedPause(hookDir, 'replication-started');
     await world.master.restart();
     await world.master.query('INSERT INTO app.restart_marker VALUES (1)');
-    await writeFile(join(hookDir, 'replication-started.continue'), '');
+    await releasePause(hookDir, 'replication-started');
     const { code, out } = await run;
     assert.equal(code, 0, out.slice(-3000));
     manifests.push(await latestManifest());
@@ -177,36 +172,29 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
 
   it('the latest backup restores into a server whose tables equal the master\'s after catching up from the recorded position', async () => {
     const m = await latestManifest();
-    const dir = join(world.tmp.path, 'verify-restore');
-    await restore(world.repo, join(dir, 'datadir'), { backupId: m.id });
-    const replica = await startMariadb({ role: 'replica', serverId: 77, datadir: join(dir, 'datadir') });
-    try {
-      assert.equal(String((await replica.query('SELECT @@GLOBAL.gtid_slave_pos AS p'))[0].p), m.metadata.gtidPosition);
-      await startReplication(replica, world.master, { user: 'repl', password: REPL_PASSWORD });
-      await waitForGtid(replica, await gtidPosition(world.master), 60_000);
-      const schemas = ['app'];
-      assert.equal((await replica.query('SELECT COUNT(*) AS n FROM app.bulk'))[0].n, 100000);
-      assert.deepEqual(await checksumAllTables(replica, schemas), await checksumAllTables(world.master, schemas));
-      const rows = await world.master.query('SELECT COUNT(*) AS n FROM app.restart_marker');
-      assert.equal(rows[0].n, 1);
-    } finally {
-      await replica.destroy();
-    }
+    await world.catchUpRestored({ id: m.id, name: 'verify-restore', serverId: 77 }, {
+      restored: async (replica) => assert.equal(String((await replica.query('SELECT @@GLOBAL.gtid_slave_pos AS p'))[0].p), m.metadata.gtidPosition),
+      caughtUp: async (replica) => {
+        const schemas = ['app'];
+        assert.equal((await replica.query('SELECT COUNT(*) AS n FROM app.bulk'))[0].n, 100000);
+        assert.deepEqual(await checksumAllTables(replica, schemas), await checksumAllTables(world.master, schemas));
+        const rows = await world.master.query('SELECT COUNT(*) AS n FROM app.restart_marker');
+        assert.equal(rows[0].n, 1);
+      },
+    });
     const report = await verify(world.repo, { readData: true });
     assert.ok(report.ok, JSON.stringify(report.problems));
   });
 
   it('the run deadline passes during catch-up: the agent gives up, reports it, and powers off', async () => {
-    const hookDir = join(world.tmp.path, 'hooks-deadline');
-    await mkdir(hookDir, { recursive: true });
-    await writeFile(join(hookDir, 'replication-started.pause'), '');
+    const hookDir = await freshHookDir(join(world.tmp.path, 'hooks-deadline'), ['replication-started']);
     const marker = join(world.tmp.path, 'poweroff-deadline');
     const doc = document('run-deadline') as Record<string, any>;
     doc.deadline = new Date(Date.now() + 20_000).toISOString();
     const run = runAgent(doc, { hookDir, poweroffMarker: marker });
-    await waitForFile(join(hookDir, 'replication-started.reached'));
+    await reachedPause(hookDir, 'replication-started');
     await waitForFile(marker, 60_000); // the deadline powers the machine off even while the cycle is stuck
-    await writeFile(join(hookDir, 'replication-started.continue'), '');
+    await releasePause(hookDir, 'replication-started');
     const { code } = await run;
     assert.notEqual(code, 0);
     const failed = world.collector.events.find((e) => e.runId === 'run-deadline' && e.body.status === 'failed');

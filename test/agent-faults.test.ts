@@ -8,15 +8,15 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
-import { restore, verify } from '@understudy/core';
-import { agentDocument, hookName, startAgent, waitForFile } from './rig/agent-run.js';
+import { verify } from '@understudy/core';
+import { agentDocument, freshHookDir, reachedPause, releasePause, startAgent, waitForFile } from './rig/agent-run.js';
 import { startAgentWorld, type AgentWorld } from './rig/agent-world.js';
-import { startMariadb, type Mariadb } from './rig/mariadb.js';
-import { checksumAllTables, gtidPosition, startReplication, waitForGtid } from './rig/replication.js';
+import type { Mariadb } from './rig/mariadb.js';
+import { checksumAllTables } from './rig/replication.js';
 import { startWriter, type Writer } from './rig/writer.js';
 
 const REPL_PASSWORD = `pw-${randomBytes(8).toString('hex')}`;
@@ -39,16 +39,7 @@ describe('agent under network faults and master events', { timeout: 600_000 }, (
     await world?.stop();
   });
 
-  async function hooks(name: string, pause: string[]): Promise<string> {
-    const dir = join(world.tmp.path, `hooks-${name}`);
-    await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { recursive: true });
-    for (const p of pause) await writeFile(join(dir, `${p}.pause`), '');
-    return dir;
-  }
-
-  const reached = (dir: string, point: string) => waitForFile(join(dir, `${hookName(point)}.reached`));
-  const release = (dir: string, point: string) => writeFile(join(dir, `${hookName(point)}.continue`), '');
+  const hooks = (name: string, pause: string[]): Promise<string> => freshHookDir(join(world.tmp.path, `hooks-${name}`), pause);
 
   const writerFailures: unknown[] = [];
 
@@ -69,19 +60,14 @@ describe('agent under network faults and master events', { timeout: 600_000 }, (
 
   async function compareLatestWithMaster(): Promise<void> {
     const ids = await world.repo.listBackupIds();
-    const dir = join(world.tmp.path, `check-${ids.length}`);
-    await restore(world.repo, join(dir, 'datadir'), { backupId: ids[ids.length - 1]! });
-    const replica = await startMariadb({ role: 'replica', serverId: 50 + ids.length, datadir: join(dir, 'datadir') });
-    try {
-      await startReplication(replica, world.master, { user: 'repl', password: REPL_PASSWORD });
-      await waitForGtid(replica, await gtidPosition(world.master), 60_000);
-      const schemas = ['app'];
-      assert.deepEqual(await checksumAllTables(replica, schemas), await checksumAllTables(world.master, schemas));
-      const shape = async (s: Mariadb) => (await s.query<{ t: string }>("SELECT CONCAT(TABLE_NAME, ':', GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION)) AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'app' GROUP BY TABLE_NAME ORDER BY TABLE_NAME")).map((r) => r.t);
-      assert.deepEqual(await shape(replica), await shape(world.master), 'the same tables and columns');
-    } finally {
-      await replica.destroy();
-    }
+    await world.catchUpRestored({ id: ids[ids.length - 1]!, name: `check-${ids.length}`, serverId: 50 + ids.length }, {
+      caughtUp: async (replica) => {
+        const schemas = ['app'];
+        assert.deepEqual(await checksumAllTables(replica, schemas), await checksumAllTables(world.master, schemas));
+        const shape = async (s: Mariadb) => (await s.query<{ t: string }>("SELECT CONCAT(TABLE_NAME, ':', GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION)) AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'app' GROUP BY TABLE_NAME ORDER BY TABLE_NAME")).map((r) => r.t);
+        assert.deepEqual(await shape(replica), await shape(world.master), 'the same tables and columns');
+      },
+    });
   }
 
   it('a long transaction is open on the master while the first run seeds: the seed neither waits for it nor includes it', async () => {
@@ -108,13 +94,13 @@ describe('agent under network faults and master events', { timeout: 600_000 }, (
   it('the tunnel is cut three times during catch-up: the run reconnects each time and commits a good backup', async () => {
     const dir = await hooks('cut3', ['replication-started']);
     const agent = await startAgent(world.setup, 'cut-three', agentDocument(world.setup, 'cut-three'), { hookDir: dir });
-    await reached(dir, 'replication-started');
+    await reachedPause(dir, 'replication-started');
     for (let i = 0; i < 3; i++) {
       await world.master.query('INSERT INTO app.bulk VALUES (?, ?)', [100_000 + i, `cut ${i}`]);
       world.proxy!.cut({ reset: i === 1 });
       await new Promise((r) => setTimeout(r, 700)); // let the agent notice and reconnect between cuts
     }
-    await release(dir, 'replication-started');
+    await releasePause(dir, 'replication-started');
     const { code, out } = await agent.exited;
     assert.equal(code, 0, out.slice(-3000));
     assert.ok((out.match(/SSH tunnel connected/g) ?? []).length >= 2, 'it reconnected');
@@ -125,9 +111,9 @@ describe('agent under network faults and master events', { timeout: 600_000 }, (
   it('the tunnel is cut while the last reports go out: the dispatcher still hears the run succeed', async () => {
     const dir = await hooks('cut-report', ['backup:before-manifest']);
     const agent = await startAgent(world.setup, 'cut-report', agentDocument(world.setup, 'cut-report'), { hookDir: dir });
-    await reached(dir, 'backup:before-manifest');
+    await reachedPause(dir, 'backup:before-manifest');
     world.proxy!.cut();
-    await release(dir, 'backup:before-manifest');
+    await releasePause(dir, 'backup:before-manifest');
     const { code, out } = await agent.exited;
     assert.equal(code, 0, out.slice(-3000));
     const phases = world.collector.phasesOf('cut-report');
@@ -139,14 +125,14 @@ describe('agent under network faults and master events', { timeout: 600_000 }, (
     await world.master.query('CREATE TABLE app.doomed (id INT PRIMARY KEY) ENGINE=InnoDB');
     const dir = await hooks('ddl', ['replication-started']);
     const agent = await startAgent(world.setup, 'ddl', agentDocument(world.setup, 'ddl'), { hookDir: dir });
-    await reached(dir, 'replication-started');
+    await reachedPause(dir, 'replication-started');
     await world.master.query('ALTER TABLE app.bulk ADD COLUMN note VARCHAR(32) NULL');
     await world.master.query("UPDATE app.bulk SET note = 'ddl' WHERE id <= 100");
     await world.master.query('CREATE TABLE app.fresh (id INT PRIMARY KEY, v INT) ENGINE=InnoDB');
     await world.master.query('INSERT INTO app.fresh SELECT seq, seq * 2 FROM app.seq_1_to_500');
     await world.master.query('DROP TABLE app.doomed');
     await world.master.query('RENAME TABLE app.pending TO app.pending_renamed');
-    await release(dir, 'replication-started');
+    await releasePause(dir, 'replication-started');
     const { code, out } = await agent.exited;
     assert.equal(code, 0, out.slice(-3000));
     tried.push('DDL during catch-up: held');
@@ -161,10 +147,10 @@ describe('agent under network faults and master events', { timeout: 600_000 }, (
     const marker = join(world.tmp.path, 'poweroff-unreachable');
     const doc = { ...agentDocument(world.setup, 'unreachable'), deadline: new Date(Date.now() + 30_000).toISOString() };
     const agent = await startAgent(world.setup, 'unreachable', doc, { hookDir: dir, poweroffMarker: marker });
-    await reached(dir, 'restored');
+    await reachedPause(dir, 'restored');
     world.proxy!.setRefuse(true);
     world.proxy!.cut();
-    await release(dir, 'restored');
+    await releasePause(dir, 'restored');
     let out = '';
     try {
       await waitForFile(marker, 90_000);

@@ -44,15 +44,14 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, open, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, readlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { deltaName, isUnderstudyError, listLocks, prune, referencedObjects, restore, verify, type Manifest } from '@understudy/core';
 import { createConnection, type Connection } from 'mysql2/promise';
-import { agentDocument, armKill, hookName, killedMarker, killProcessGroup, startAgent, waitForFile } from './rig/agent-run.js';
+import { agentDocument, armKill, hookName, killedMarker, killProcessGroup, pauseAt, reachedPause, releasePause, startAgent } from './rig/agent-run.js';
 import { startAgentWorld, type AgentWorld } from './rig/agent-world.js';
-import { startMariadb, type Mariadb } from './rig/mariadb.js';
-import { checksumAllTables, gtidPosition, startReplication, waitForGtid } from './rig/replication.js';
+import { checksumAllTables } from './rig/replication.js';
 import { startWriter, type Writer } from './rig/writer.js';
 
 const REPL_PASSWORD = `pw-${randomBytes(8).toString('hex')}`;
@@ -237,14 +236,14 @@ describe(`crash matrix: the agent SIGKILLed at ${FULL ? 'every' : 'a representat
       await armKill(hookDir, f.point, f.n);
       const runId = `crash-${no}`;
       let stall: Connection | undefined;
-      if (f.stallApply) await writeFile(join(hookDir, `${hookName('replication-started')}.pause`), '');
+      if (f.stallApply) await pauseAt(hookDir, 'replication-started');
       const crashing = run(runId, { reseed: f.reseed, hookDir });
       if (f.stallApply) {
-        await waitForFile(join(hookDir, `${hookName('replication-started')}.reached`));
+        await reachedPause(hookDir, 'replication-started');
         stall = await createConnection({ socketPath: join(machineDir, 'run', 'mysqld.sock'), user: 'root' });
         stall.on('error', () => undefined); // the server dies with the agent
         await stall.query('FLUSH TABLES WITH READ LOCK');
-        await writeFile(join(hookDir, `${hookName('replication-started')}.continue`), '');
+        await releasePause(hookDir, 'replication-started');
       }
       const crashed = await crashing.finally(() => stall?.destroy());
       assert.equal(crashed.signal, 'SIGKILL', `the agent was not killed at ${label(f)} (exit code ${crashed.code}):\n${crashed.out.slice(-3000)}`);
@@ -348,18 +347,13 @@ describe(`crash matrix: the agent SIGKILLed at ${FULL ? 'every' : 'a representat
     writer = undefined;
     const ids = await world.repo.listBackupIds();
     const m = await world.repo.loadManifest(ids[ids.length - 1]!);
-    const dir = join(world.tmp.path, 'final-restore');
-    await restore(world.repo, join(dir, 'datadir'), { backupId: m.id });
-    const replica = await startMariadb({ role: 'replica', serverId: 77, datadir: join(dir, 'datadir') });
-    try {
-      assert.equal(String((await replica.query('SELECT @@GLOBAL.gtid_slave_pos AS p'))[0].p), m.metadata.gtidPosition);
-      await startReplication(replica, world.master, { user: 'repl', password: REPL_PASSWORD });
-      await waitForGtid(replica, await gtidPosition(world.master), 60_000);
-      assert.equal((await replica.query('SELECT COUNT(*) AS n FROM app.bulk'))[0].n, 20000);
-      assert.deepEqual(await checksumAllTables(replica, ['app']), await checksumAllTables(world.master, ['app']));
-    } finally {
-      await replica.destroy();
-    }
+    await world.catchUpRestored({ id: m.id, name: 'final-restore', serverId: 77 }, {
+      restored: async (replica) => assert.equal(String((await replica.query('SELECT @@GLOBAL.gtid_slave_pos AS p'))[0].p), m.metadata.gtidPosition),
+      caughtUp: async (replica) => {
+        assert.equal((await replica.query('SELECT COUNT(*) AS n FROM app.bulk'))[0].n, 20000);
+        assert.deepEqual(await checksumAllTables(replica, ['app']), await checksumAllTables(world.master, ['app']));
+      },
+    });
   });
 
   it('the master never saw a failed write, and the counts', async (t) => {

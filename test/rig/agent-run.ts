@@ -9,7 +9,7 @@
  * `killProcessGroup` then stops what is left by that group id and waits until none of it runs.
  */
 import { spawn } from 'node:child_process';
-import { access, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -189,6 +189,29 @@ export async function armKill(hookDir: string, point: string, occurrence?: numbe
 /** The marker the agent writes just before it kills itself at a point's n-th occurrence. */
 export function killedMarker(hookDir: string, point: string, occurrence = 1): string {
   return join(hookDir, `${hookName(point, occurrence)}.killed`);
+}
+
+/** A fresh (emptied) hook dir at `dir`, with the agent asked to pause at each of `pauses` (see pauseAt). */
+export async function freshHookDir(dir: string, pauses: readonly string[] = []): Promise<string> {
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  for (const point of pauses) await pauseAt(dir, point);
+  return dir;
+}
+
+/** Asks the agent to pause at a point's n-th occurrence (default: every one) until releasePause. */
+export async function pauseAt(hookDir: string, point: string, occurrence?: number): Promise<void> {
+  await writeFile(join(hookDir, `${hookName(point, occurrence)}.pause`), '');
+}
+
+/** Waits until the agent is paused at a point (its `.reached` file names the point only). */
+export function reachedPause(hookDir: string, point: string, timeoutMs?: number): Promise<void> {
+  return waitForFile(join(hookDir, `${hookName(point)}.reached`), timeoutMs);
+}
+
+/** Lets a paused agent go on. */
+export async function releasePause(hookDir: string, point: string, occurrence?: number): Promise<void> {
+  await writeFile(join(hookDir, `${hookName(point, occurrence)}.continue`), '');
 }
 
 export async function waitForFile(path: string, timeoutMs = 120_000): Promise<void> {

@@ -11,12 +11,12 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { createS3Client, Repository, S3Store } from '@understudy/core';
+import { createS3Client, Repository, restore, S3Store } from '@understudy/core';
 import { tempDir } from '@understudy/core/testing';
 import { startCollector, type AgentSetup, type Collector } from './agent-run.js';
 import { startMariadb, type Mariadb } from './mariadb.js';
 import type { S3Endpoint } from './radosgw.js';
-import { createReplicationUser } from './replication.js';
+import { createReplicationUser, gtidPosition, startReplication, waitForGtid } from './replication.js';
 import { freshBucket, testS3, type TestS3 } from './shared-s3.js';
 import { startSshd, type Sshd } from './sshd.js';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
@@ -50,8 +50,19 @@ export interface AgentWorld {
   /** The target's repository (prefix db1/), and the S3 client under it. */
   readonly client: S3Client;
   readonly repo: Repository;
+  /**
+   * Restores a backup into a fresh server (datadir `<tmp>/<name>/datadir`), runs `checks.restored` on
+   * it, catches it up from the master with the world's replication account, runs `checks.caughtUp`,
+   * and destroys the server (also when a check throws).
+   */
+  catchUpRestored(backup: { id: string; name: string; serverId: number }, checks: RestoredChecks): Promise<void>;
   /** Stops everything it started (what failed to start was never there); idempotent. */
   stop(): Promise<void>;
+}
+
+export interface RestoredChecks {
+  restored?(replica: Mariadb): Promise<void>;
+  caughtUp(replica: Mariadb): Promise<void>;
 }
 
 /** A client for the test's S3 endpoint and the target's repository on `bucket` (created if new). */
@@ -102,7 +113,20 @@ export async function startAgentWorld(options: AgentWorldOptions): Promise<Agent
     const { client, repo } = await openTestRepository(s3, bucket);
     parts.client = client;
     parts.repo = repo;
-    return { tmp, s3, bucket, master, replication, collector, sshd, proxy, setup, client, repo, stop };
+    const catchUpRestored = async (backup: { id: string; name: string; serverId: number }, checks: RestoredChecks): Promise<void> => {
+      const datadir = join(tmp.path, backup.name, 'datadir');
+      await restore(repo, datadir, { backupId: backup.id });
+      const replica = await startMariadb({ role: 'replica', serverId: backup.serverId, datadir });
+      try {
+        await checks.restored?.(replica);
+        await startReplication(replica, master, replication);
+        await waitForGtid(replica, await gtidPosition(master), 60_000);
+        await checks.caughtUp(replica);
+      } finally {
+        await replica.destroy();
+      }
+    };
+    return { tmp, s3, bucket, master, replication, collector, sshd, proxy, setup, client, repo, catchUpRestored, stop };
   } catch (err) {
     await stop().catch(() => undefined);
     throw err;

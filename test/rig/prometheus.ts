@@ -18,6 +18,7 @@ import { tailOf } from './log-tail.js';
 import { freePort } from './ports.js';
 import { describeExit, spawnDaemon, terminate, type Daemon } from './daemon.js';
 import { liveRigs, type LiveRig } from './live-rigs.js';
+import { sleep } from './rig-util.js';
 
 export interface PrometheusOptions {
   /** host:port of each target, all on loopback (127.0.0.0/8, ::1 as [::1]:port, or localhost). */
@@ -284,6 +285,3 @@ function errorText(err: unknown): string {
   return `${err.name}: ${err.message}${cause}`;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

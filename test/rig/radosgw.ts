@@ -16,6 +16,7 @@ import { freePort } from './ports.js';
 import { lastLines, tailOf } from './log-tail.js';
 import { describeExit, spawnDaemon, terminate, type Daemon } from './daemon.js';
 import { liveRigs, type LiveRig } from './live-rigs.js';
+import { ensureEmptyDir, errorText, sleep } from './rig-util.js';
 
 export interface RadosgwOptions {
   /** Where everything lives; must be empty or missing. Default: a fresh directory under os.tmpdir(), removed by stop(). */
@@ -98,7 +99,7 @@ export async function startRadosgw(opts: RadosgwOptions = {}): Promise<Radosgw> 
   const rig: Live = { daemons: [], dir, ownsDir };
   live.add(rig);
   try {
-    if (!ownsDir) await ensureEmptyDir(dir);
+    if (!ownsDir) await ensureEmptyDir('radosgw', dir);
     for (let attempt = 1; ; attempt++) {
       try {
         const s3 = await bringUp(rig, opts, log);
@@ -374,7 +375,6 @@ function spawnCephDaemon(name: string, cmd: string, args: string[], dir: string)
   return Object.assign(spawnDaemon({ name, cmd, args, cwd: dir, outPath, env: cephEnv() }), { logs: [join(logDir, `${name}.log`), outPath] });
 }
 
-
 /**
  * Runs a short-lived Ceph command and returns its stdout. It is killed after CALL_TIMEOUT_MS, or
  * as soon as one of `daemons` exits (a ceph CLI call would otherwise wait for a dead mon); a failure
@@ -426,9 +426,6 @@ async function failure(message: string, daemons: CephDaemon[]): Promise<Error> {
   const text = parts.join('\n');
   return /Address already in use|unable to bind/i.test(text) ? new PortTakenError(text) : new Error(text);
 }
-
-
-
 
 /**
  * One at a time, in reverse start order: radosgw, then the OSD, then the mon. radosgw unwatches its
@@ -497,20 +494,6 @@ export function stopOnSignals(exitCode = 0): void {
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function ensureEmptyDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  const entries = await readdir(dir);
-  if (entries.length > 0) throw new Error(`radosgw rig: ${dir} must be empty (it has ${entries.slice(0, 5).join(', ')})`);
-}
 
 async function emptyDir(dir: string): Promise<void> {
   for (const e of await readdir(dir)) await rm(join(dir, e), { recursive: true, force: true });

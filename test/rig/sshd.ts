@@ -9,7 +9,7 @@
  * master going down would. Nothing else is ever signalled.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, isIP } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,7 @@ import { tailOf } from './log-tail.js';
 import { describeExit, spawnDaemon, type Daemon } from './daemon.js';
 import { findProcs, procStat, type ProcStat } from './procs.js';
 import { liveRigs, type LiveRig } from './live-rigs.js';
+import { ensureEmptyDir, sleep } from './rig-util.js';
 
 export interface SshdOptions {
   /** Where everything lives; must be empty or missing. Default: a fresh directory under os.tmpdir(), removed by stop(). */
@@ -97,7 +98,7 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
   const rig: Live = { dir, ownsDir, daemon: undefined, files: [] };
   live.add(rig);
   try {
-    if (!ownsDir) await ensureEmptyDir(dir);
+    if (!ownsDir) await ensureEmptyDir('sshd', dir);
     await mkdir(PRIVSEP_DIR, { recursive: true });
     const keys = await makeKeys(dir);
     const user = opts.user ?? userInfo().username;
@@ -409,13 +410,3 @@ async function failure(message: string, rig: Live): Promise<Error> {
   return /Address already in use|Cannot bind any address/i.test(text) ? new PortTakenError(text) : new Error(text);
 }
 
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function ensureEmptyDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  const entries = await readdir(dir);
-  if (entries.length > 0) throw new Error(`sshd rig: ${dir} must be empty (it has ${entries.slice(0, 5).join(', ')})`);
-}

@@ -11,17 +11,14 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
-import { createS3Client, Repository, restore, S3Store, type Manifest } from '@understudy/core';
-import { tempDir } from '@understudy/core/testing';
-import { agentDocument, startAgent, startCollector, waitForFile, type AgentSetup, type Collector } from './rig/agent-run.js';
+import { restore, type Manifest } from '@understudy/core';
+import { agentDocument, freshHookDir, pauseAt, reachedPause, releasePause, startAgent } from './rig/agent-run.js';
+import { startAgentWorld, type AgentWorld } from './rig/agent-world.js';
 import { startMariadb, type Mariadb } from './rig/mariadb.js';
-import { createReplicationUser } from './rig/replication.js';
-import { freshBucket, testS3 } from './rig/shared-s3.js';
-import { startSshd, type Sshd } from './rig/sshd.js';
 
 const REPL = 'understudy_repl';
 const pw = (name: string): string => `${name}-${randomBytes(6).toString('hex')}`;
@@ -30,21 +27,11 @@ const PASSWORDS = { repl: pw('repl'), app: pw('app'), analyst: pw('analyst'), ow
 const OWN = new Set(['root@localhost', 'mariadb.sys@localhost', 'rig@%']);
 
 describe('account DDL on the master (real agent, MariaDB, sshd, radosgw)', { timeout: 600_000 }, () => {
-  let tmp: Awaited<ReturnType<typeof tempDir>>;
-  let s3: Awaited<ReturnType<typeof testS3>>;
-  let master: Mariadb;
-  let sshd: Sshd;
-  let collector: Collector;
-  let setup: AgentSetup;
-  let repo: Repository;
+  let world: AgentWorld;
   let serverNo = 80;
 
   before(async () => {
-    tmp = await tempDir('us-agent-accounts-');
-    s3 = await testS3();
-    const bucket = await freshBucket(s3);
-    master = await startMariadb({ role: 'master', serverId: 1 });
-    await createReplicationUser(master, { user: REPL, password: PASSWORDS.repl, host: '%', seedDump: true });
+    world = await startAgentWorld({ tmpPrefix: 'us-agent-accounts-', replicationUser: REPL, replicationPassword: PASSWORDS.repl });
     // Accounts that predate the first seed.
     for (const sql of [
       'CREATE DATABASE shop',
@@ -67,41 +54,30 @@ describe('account DDL on the master (real agent, MariaDB, sshd, radosgw)', { tim
       `CREATE USER 'leaving'@'%' IDENTIFIED BY '${PASSWORDS.leaving}'`,
       `CREATE USER 'granted'@'%' IDENTIFIED BY '${PASSWORDS.granted}'`,
     ]) {
-      await master.query(sql);
+      await world.master.query(sql);
     }
-    collector = await startCollector();
-    sshd = await startSshd({ permitOpen: [`127.0.0.1:${master.port}`, `127.0.0.1:${collector.port}`] });
-    const passwordFile = join(tmp.path, 'repl-password');
-    await writeFile(passwordFile, PASSWORDS.repl + '\n', { mode: 0o600 });
-    setup = { dir: tmp.path, s3, bucket, sshd, ssh: { host: sshd.host, port: sshd.port }, masterPort: master.port, collectorPort: collector.port, token: randomBytes(32).toString('base64url'), passwordFile };
-    const client = createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
-    repo = await Repository.open(new S3Store({ client, bucket, prefix: 'db1/' }), { create: true });
   });
 
   after(async () => {
-    await sshd?.stop();
-    await collector?.close();
-    await master?.destroy();
-    await s3?.release();
-    await tmp?.cleanup();
+    await world?.stop();
   });
 
   async function runAgent(runId: string, restoreMode?: 'none', hookDir?: string): Promise<{ code: number; out: string }> {
-    const doc = agentDocument(setup, runId, restoreMode ? { restore: restoreMode } : {});
-    const { code, out } = await (await startAgent(setup, runId, { ...doc, replication: { ...doc.replication, user: REPL } }, hookDir ? { hookDir } : {})).exited;
+    const doc = agentDocument(world.setup, runId, restoreMode ? { restore: restoreMode } : {});
+    const { code, out } = await (await startAgent(world.setup, runId, doc, hookDir ? { hookDir } : {})).exited;
     return { code: code ?? 1, out };
   }
 
   async function latestManifest(): Promise<Manifest> {
-    const ids = await repo.listBackupIds();
-    return repo.loadManifest(ids[ids.length - 1]!);
+    const ids = await world.repo.listBackupIds();
+    return world.repo.loadManifest(ids[ids.length - 1]!);
   }
 
   /** The latest backup, restored into a fresh server. */
   async function restoredLatest(): Promise<Mariadb> {
     const m = await latestManifest();
-    const datadir = join(tmp.path, `restored-${++serverNo}`, 'datadir');
-    await restore(repo, datadir, { backupId: m.id });
+    const datadir = join(world.tmp.path, `restored-${++serverNo}`, 'datadir');
+    await restore(world.repo, datadir, { backupId: m.id });
     return startMariadb({ role: 'replica', serverId: serverNo, datadir });
   }
 
@@ -139,14 +115,14 @@ describe('account DDL on the master (real agent, MariaDB, sshd, radosgw)', { tim
     }
   }
 
-  const failure = (runId: string) => collector.events.find((e) => e.runId === runId && e.body.status === 'failed')?.body.error as { code: string; message: string } | undefined;
+  const failure = (runId: string) => world.collector.events.find((e) => e.runId === runId && e.body.status === 'failed')?.body.error as { code: string; message: string } | undefined;
 
   it('the first seed copies every account that predates it, with its password, grants and roles', async () => {
     const { code, out } = await runAgent('acc-seed');
     assert.equal(code, 0, out.slice(-3000));
     const restored = await restoredLatest();
     try {
-      const want = await accounts(master);
+      const want = await accounts(world.master);
       assert.ok(want.has(`${REPL}@%`) && want.has('app@%') && want.has('reporting@'), [...want.keys()].join(' '));
       assert.deepEqual(await accounts(restored), want);
       // The application logs in with its own password and reads through the DEFINER'd view and procedure.
@@ -154,14 +130,14 @@ describe('account DDL on the master (real agent, MariaDB, sshd, radosgw)', { tim
       assert.deepEqual(((await login(restored, 'app', PASSWORDS.app, 'CALL shop.order_count()')) as unknown[][])[0], [{ n: 2 }]);
       assert.deepEqual(await login(restored, 'analyst', PASSWORDS.analyst, 'SELECT COUNT(*) AS n FROM shop.orders'), [{ n: 2 }], 'the default role came along');
       await assert.rejects(login(restored, 'app', 'not-the-password', 'SELECT 1'), /Access denied/);
-      assert.deepEqual(await passwordless(restored), await passwordless(master));
+      assert.deepEqual(await passwordless(restored), await passwordless(world.master));
     } finally {
       await restored.destroy();
     }
   });
 
   it("a GRANT under sql_mode='' to an account that predates the seed grants, and makes no account without a password", async () => {
-    const conn = await mysql.createConnection(master.connectionOptions());
+    const conn = await mysql.createConnection(world.master.connectionOptions());
     try {
       await conn.query("SET SESSION sql_mode = ''"); // no NO_AUTO_CREATE_USER: a GRANT may create the account it names
       await conn.query("GRANT SELECT ON shop.* TO 'granted'@'%'");
@@ -172,9 +148,9 @@ describe('account DDL on the master (real agent, MariaDB, sshd, radosgw)', { tim
     assert.equal(code, 0, out.slice(-3000));
     const restored = await restoredLatest();
     try {
-      const masterPasswordless = new Set(await passwordless(master));
+      const masterPasswordless = new Set(await passwordless(world.master));
       assert.deepEqual((await passwordless(restored)).filter((a) => !masterPasswordless.has(a)), [], 'no account without a password that the master does not have');
-      assert.deepEqual(await accounts(restored), await accounts(master));
+      assert.deepEqual(await accounts(restored), await accounts(world.master));
       assert.deepEqual(await login(restored, 'granted', PASSWORDS.granted, 'SELECT COUNT(*) AS n FROM shop.orders'), [{ n: 2 }]);
     } finally {
       await restored.destroy();
@@ -184,19 +160,19 @@ describe('account DDL on the master (real agent, MariaDB, sshd, radosgw)', { tim
   it('ALTER USER of the replication account, SET PASSWORD and DROP USER of accounts that predate the seed replay in the next cycle', async () => {
     const newRepl = pw('repl2');
     const rotated = pw('rot2');
-    await master.query(`ALTER USER ?@'%' IDENTIFIED BY '${newRepl}'`, [REPL]);
-    await writeFile(setup.passwordFile, newRepl + '\n', { mode: 0o600 });
-    await master.query(`SET PASSWORD FOR 'rotating'@'%' = PASSWORD('${rotated}')`);
-    await master.query("DROP USER 'leaving'@'%'");
+    await world.master.query(`ALTER USER ?@'%' IDENTIFIED BY '${newRepl}'`, [REPL]);
+    await writeFile(world.setup.passwordFile, newRepl + '\n', { mode: 0o600 });
+    await world.master.query(`SET PASSWORD FOR 'rotating'@'%' = PASSWORD('${rotated}')`);
+    await world.master.query("DROP USER 'leaving'@'%'");
     const { code, out } = await runAgent('acc-ddl');
     const f = failure('acc-ddl');
     assert.equal(code, 0, `${f?.code}: ${f?.message}\n${out.slice(-2000)}`);
     assert.notEqual((await latestManifest()).restoredFrom, null, 'the cycle restored a backup and caught up');
     const restored = await restoredLatest();
     try {
-      assert.deepEqual(await accounts(restored), await accounts(master));
+      assert.deepEqual(await accounts(restored), await accounts(world.master));
       assert.equal((await restored.query("SELECT User FROM mysql.user WHERE User = 'leaving'")).length, 0);
-      const masterPasswordless = new Set(await passwordless(master));
+      const masterPasswordless = new Set(await passwordless(world.master));
       assert.deepEqual((await passwordless(restored)).filter((a) => !masterPasswordless.has(a)), [], 'no account without a password that the master does not have');
       assert.deepEqual(await login(restored, 'rotating', rotated, 'SELECT 1 AS x'), [{ x: 1 }]);
       assert.deepEqual(await login(restored, REPL, newRepl, 'SELECT 1 AS x'), [{ x: 1 }]);
@@ -207,14 +183,14 @@ describe('account DDL on the master (real agent, MariaDB, sshd, radosgw)', { tim
 
   it('an account the backup lacks stops the cycle with AG_REPLICATION_ACCOUNT_MISMATCH; a reseed clears it', async () => {
     const secret = pw('ghost');
-    const conn = await mysql.createConnection(master.connectionOptions());
+    const conn = await mysql.createConnection(world.master.connectionOptions());
     try {
       await conn.query('SET SESSION sql_log_bin = 0'); // made outside replication: no backup has it
       await conn.query("CREATE USER 'ghost'@'%' IDENTIFIED BY 'first'");
     } finally {
       await conn.end();
     }
-    await master.query(`ALTER USER 'ghost'@'%' IDENTIFIED BY '${secret}'`);
+    await world.master.query(`ALTER USER 'ghost'@'%' IDENTIFIED BY '${secret}'`);
     const { code } = await runAgent('acc-ghost');
     assert.equal(code, 3);
     const f = failure('acc-ghost');
@@ -226,26 +202,25 @@ describe('account DDL on the master (real agent, MariaDB, sshd, radosgw)', { tim
     assert.equal(reseed.code, 0, reseed.out.slice(-3000));
     const restored = await restoredLatest();
     try {
-      assert.deepEqual(await accounts(restored), await accounts(master));
+      assert.deepEqual(await accounts(restored), await accounts(world.master));
     } finally {
       await restored.destroy();
     }
   });
 
   it('an account created while the seed ran: the seed fails and commits nothing (the accounts are dumped before and after the data)', async () => {
-    const hookDir = join(tmp.path, 'hooks-seed-change');
-    await mkdir(hookDir, { recursive: true });
-    await writeFile(join(hookDir, 'seed_dump-piped@1.pause'), '');
-    const backups = (await repo.listBackupIds()).length;
+    const hookDir = await freshHookDir(join(world.tmp.path, 'hooks-seed-change'));
+    await pauseAt(hookDir, 'seed:dump-piped', 1);
+    const backups = (await world.repo.listBackupIds()).length;
     const run = runAgent('acc-seed-change', 'none', hookDir);
-    await waitForFile(join(hookDir, 'seed_dump-piped.reached'));
-    await master.query(`CREATE USER 'latecomer'@'%' IDENTIFIED BY '${pw('late')}'`);
-    await writeFile(join(hookDir, 'seed_dump-piped@1.continue'), '');
+    await reachedPause(hookDir, 'seed:dump-piped');
+    await world.master.query(`CREATE USER 'latecomer'@'%' IDENTIFIED BY '${pw('late')}'`);
+    await releasePause(hookDir, 'seed:dump-piped', 1);
     const { code } = await run;
     assert.equal(code, 3);
     const f = failure('acc-seed-change');
     assert.equal(f?.code, 'AG_SEED_FAILED', JSON.stringify(f));
     assert.match(f!.message, /accounts changed while the seed ran/);
-    assert.equal((await repo.listBackupIds()).length, backups, 'nothing committed');
+    assert.equal((await world.repo.listBackupIds()).length, backups, 'nothing committed');
   });
 });

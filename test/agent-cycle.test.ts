@@ -7,58 +7,31 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { CONFIG_KEY, createS3Client, Repository, restore, S3Store, verify, type Manifest } from '@understudy/core';
-import { tempDir } from '@understudy/core/testing';
-import { agentDocument, startAgent, startCollector, waitForFile, type AgentSetup, type Collector, type DocumentOverrides } from './rig/agent-run.js';
-import { startMariadb, type Mariadb } from './rig/mariadb.js';
-import { checksumAllTables, createReplicationUser, generalLogLockStatements, gtidPosition, purgeBinaryLogs, startReplication, waitForGtid } from './rig/replication.js';
-import { freshBucket, testS3 } from './rig/shared-s3.js';
-import { startSshd, type Sshd } from './rig/sshd.js';
-import { startTcpProxy, type TcpProxy } from './rig/tcp-proxy.js';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CONFIG_KEY, verify, type Manifest } from '@understudy/core';
+import { agentDocument, freshHookDir, reachedPause, releasePause, startAgent, waitForFile, type DocumentOverrides } from './rig/agent-run.js';
+import { startAgentWorld, type AgentWorld } from './rig/agent-world.js';
+import { checksumAllTables, generalLogLockStatements, purgeBinaryLogs } from './rig/replication.js';
 import { startWriter, type Writer, type WriterResult } from './rig/writer.js';
 
 const REPL_PASSWORD = `pw-${randomBytes(8).toString('hex')}`;
 const TOKEN = randomBytes(32).toString('base64url');
 
 describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () => {
-  let tmp: Awaited<ReturnType<typeof tempDir>>;
-  let s3: Awaited<ReturnType<typeof testS3>>;
-  let bucket: string;
-  let master: Mariadb;
-  let sshd: Sshd;
-  let proxy: TcpProxy;
-  let collector: Collector;
-  let collectorPort: number;
-  let events: Collector['events'];
-  let setup: AgentSetup;
+  let world: AgentWorld;
   let writer: Writer | undefined;
   let writerResult: WriterResult | undefined;
-  let repo: Repository;
-  let client: S3Client;
   const manifests: Manifest[] = [];
   let runNo = 0;
   let quietFrom = 0;
   let runsFrom = 0;
 
   before(async () => {
-    tmp = await tempDir('us-agent-');
-    s3 = await testS3();
-    bucket = await freshBucket(s3);
-    master = await startMariadb({ role: 'master', serverId: 1, generalLog: true });
-    await createReplicationUser(master, { user: 'repl', password: REPL_PASSWORD, host: '%', seedDump: true });
-    collector = await startCollector();
-    events = collector.events;
-    collectorPort = collector.port;
-    sshd = await startSshd({ permitOpen: [`127.0.0.1:${master.port}`, `127.0.0.1:${collectorPort}`] });
-    proxy = await startTcpProxy({ target: { host: sshd.host, port: sshd.port } });
-    await writeFile(join(tmp.path, 'repl-password'), REPL_PASSWORD + '\n', { mode: 0o600 });
-    setup = { dir: tmp.path, s3, bucket, sshd, ssh: { host: proxy.host, port: proxy.port }, masterPort: master.port, collectorPort, token: TOKEN, passwordFile: join(tmp.path, 'repl-password') };
-    client = createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
-    repo = await Repository.open(new S3Store({ client, bucket, prefix: 'db1/' }), { create: true });
+    world = await startAgentWorld({ tmpPrefix: 'us-agent-', generalLog: true, proxy: true, replicationPassword: REPL_PASSWORD, token: TOKEN });
+    const { master } = world;
     // A table of realistic size (about 30 MB), so that a cycle's changes are small next to the whole.
     await master.query('CREATE DATABASE IF NOT EXISTS app');
     await master.query("CREATE TABLE app.bulk (id INT PRIMARY KEY, pad VARCHAR(255)) ENGINE=InnoDB SELECT seq AS id, CONCAT(SHA2(seq, 256), SHA2(seq + 7, 256), LEFT(SHA2(seq + 13, 256), 60)) AS pad FROM app.seq_1_to_100000");
@@ -70,29 +43,23 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
 
   after(async () => {
     await writer?.stop().catch(() => undefined);
-    await proxy?.stop();
-    await sshd?.stop();
-    await collector?.close();
-    await master?.destroy();
-    client?.destroy();
-    await s3?.release();
-    await tmp?.cleanup();
+    await world?.stop();
   });
 
   function document(runId: string, overrides: Pick<DocumentOverrides, 'hostKeyFingerprint' | 'port'> = {}) {
-    return agentDocument(setup, runId, overrides);
+    return agentDocument(world.setup, runId, overrides);
   }
 
   async function runAgent(doc: object | string, opts: { hookDir?: string; poweroffMarker?: string } = {}): Promise<{ code: number; out: string }> {
     const runId = typeof doc === 'string' ? `raw-${++runNo}` : (doc as { runId: string }).runId;
-    const { code, out } = await (await startAgent(setup, runId, doc, opts)).exited;
+    const { code, out } = await (await startAgent(world.setup, runId, doc, opts)).exited;
     return { code: code ?? 1, out };
   }
 
-  const phasesOf = (runId: string) => events.filter((e) => e.runId === runId).map((e) => `${e.body.phase}:${e.body.status}`).filter((p) => !p.endsWith(':progress'));
+  const phasesOf = (runId: string) => world.collector.phasesOf(runId);
   async function latestManifest(): Promise<Manifest> {
-    const ids = await repo.listBackupIds();
-    return repo.loadManifest(ids[ids.length - 1]!);
+    const ids = await world.repo.listBackupIds();
+    return world.repo.loadManifest(ids[ids.length - 1]!);
   }
 
   it('first run: seeds from the master without locking it, and commits a backup', async () => {
@@ -104,7 +71,7 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
     assert.match(String(m.metadata.gtidPosition), /^\d+-1-\d+$/);
     assert.ok(phasesOf('run-1').includes('seed:succeeded'), phasesOf('run-1').join(' '));
     assert.ok(phasesOf('run-1').includes('done:succeeded'));
-    assert.ok(events.filter((e) => e.runId === 'run-1').every((e) => e.auth === `Bearer ${TOKEN}`));
+    assert.ok(world.collector.events.filter((e) => e.runId === 'run-1').every((e) => e.auth === `Bearer ${TOKEN}`));
   });
 
   it('second run: restores it, catches up, and uploads a small fraction of the first run', async (t) => {
@@ -126,27 +93,27 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
 
   it('the manifest records the master the goal was read from: server_id, gtid_domain_id, host, read_only, gtid_strict_mode', async () => {
     const m = manifests[1]!;
-    const [row] = await master.query<{ host: string }>('SELECT @@hostname AS host');
+    const [row] = await world.master.query<{ host: string }>('SELECT @@hostname AS host');
     assert.deepEqual(m.metadata.source, { serverId: 1, serverUuid: null, gtidDomainId: 0, hostname: row!.host, readOnly: false, gtidStrictMode: true, goalPosition: m.metadata.goalPosition });
-    const caughtUp = events.find((e) => e.runId === 'run-2' && e.body.phase === 'catch-up' && e.body.status === 'succeeded');
+    const caughtUp = world.collector.events.find((e) => e.runId === 'run-2' && e.body.phase === 'catch-up' && e.body.status === 'succeeded');
     assert.equal((caughtUp?.body.metrics as { sourceServerId?: number })?.sourceServerId, 1, 'and reports it with the goal');
   });
 
   /** With `set` in force on the master, a run fails with `code` before restoring anything and writes nothing. */
   async function refusedSource(runId: string, set: string, reset: string, code: string): Promise<string> {
-    const before = await repo.listBackupIds();
-    await master.query(set);
+    const before = await world.repo.listBackupIds();
+    await world.master.query(set);
     let result: { code: number; out: string };
     try {
       result = await runAgent(document(runId));
     } finally {
-      await master.query(reset);
+      await world.master.query(reset);
     }
     assert.equal(result.code, 3, result.out.slice(-3000));
-    const failed = events.find((e) => e.runId === runId && e.body.status === 'failed');
+    const failed = world.collector.events.find((e) => e.runId === runId && e.body.status === 'failed');
     assert.equal((failed?.body.error as { code?: string })?.code, code, JSON.stringify(failed?.body));
     assert.ok(!phasesOf(runId).some((p) => p.startsWith('restore:') || p.startsWith('seed:')), phasesOf(runId).join(' '));
-    assert.deepEqual(await repo.listBackupIds(), before, 'no backup was written');
+    assert.deepEqual(await world.repo.listBackupIds(), before, 'no backup was written');
     return String((failed?.body.error as { message?: string })?.message);
   }
 
@@ -161,15 +128,13 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
   });
 
   it('the tunnel cut during catch-up: the run still finishes with a backup', async () => {
-    const hookDir = join(tmp.path, 'hooks-cut');
-    await mkdir(hookDir, { recursive: true });
-    await writeFile(join(hookDir, 'replication-started.pause'), '');
+    const hookDir = await freshHookDir(join(world.tmp.path, 'hooks-cut'), ['replication-started']);
     const run = runAgent(document('run-cut'), { hookDir });
-    await waitForFile(join(hookDir, 'replication-started.reached'));
-    proxy.cut();
+    await reachedPause(hookDir, 'replication-started');
+    world.proxy!.cut();
     await new Promise((r) => setTimeout(r, 500));
-    proxy.cut();
-    await writeFile(join(hookDir, 'replication-started.continue'), '');
+    world.proxy!.cut();
+    await releasePause(hookDir, 'replication-started');
     const { code, out } = await run;
     assert.equal(code, 0, out.slice(-3000));
     const m = await latestManifest();
@@ -186,22 +151,20 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
     assert.deepEqual(writerResult.failures, []);
     assert.ok(writerResult.ops > 100, `writer made ${writerResult.ops} writes`);
     assert.ok(writerResult.latencyMs.max < 5000, `no write blocked (max ${writerResult.latencyMs.max} ms)`);
-    assert.deepEqual(await generalLogLockStatements(master.generalLog!), []);
+    assert.deepEqual(await generalLogLockStatements(world.master.generalLog!), []);
     const quiet = writerResult.byWindow(quietFrom, runsFrom);
     const during = writerResult.byWindow(runsFrom, Date.now());
     t.diagnostic(`writer latency ms: quiet p50 ${quiet.latencyMs.p50} p99 ${quiet.latencyMs.p99} max ${quiet.latencyMs.max} (${quiet.ops} writes); during the runs p50 ${during.latencyMs.p50} p99 ${during.latencyMs.p99} max ${during.latencyMs.max} (${during.ops} writes)`);
   });
 
   it('the master restarted during catch-up: the run still finishes', async () => {
-    await master.query('CREATE TABLE IF NOT EXISTS app.restart_marker (id INT PRIMARY KEY)');
-    const hookDir = join(tmp.path, 'hooks-restart');
-    await mkdir(hookDir, { recursive: true });
-    await writeFile(join(hookDir, 'replication-started.pause'), '');
+    await world.master.query('CREATE TABLE IF NOT EXISTS app.restart_marker (id INT PRIMARY KEY)');
+    const hookDir = await freshHookDir(join(world.tmp.path, 'hooks-restart'), ['replication-started']);
     const run = runAgent(document('run-restart'), { hookDir });
-    await waitForFile(join(hookDir, 'replication-started.reached'));
-    await master.restart();
-    await master.query('INSERT INTO app.restart_marker VALUES (1)');
-    await writeFile(join(hookDir, 'replication-started.continue'), '');
+    await reachedPause(hookDir, 'replication-started');
+    await world.master.restart();
+    await world.master.query('INSERT INTO app.restart_marker VALUES (1)');
+    await releasePause(hookDir, 'replication-started');
     const { code, out } = await run;
     assert.equal(code, 0, out.slice(-3000));
     manifests.push(await latestManifest());
@@ -209,56 +172,49 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
 
   it('the latest backup restores into a server whose tables equal the master\'s after catching up from the recorded position', async () => {
     const m = await latestManifest();
-    const dir = join(tmp.path, 'verify-restore');
-    await restore(repo, join(dir, 'datadir'), { backupId: m.id });
-    const replica = await startMariadb({ role: 'replica', serverId: 77, datadir: join(dir, 'datadir') });
-    try {
-      assert.equal(String((await replica.query('SELECT @@GLOBAL.gtid_slave_pos AS p'))[0].p), m.metadata.gtidPosition);
-      await startReplication(replica, master, { user: 'repl', password: REPL_PASSWORD });
-      await waitForGtid(replica, await gtidPosition(master), 60_000);
-      const schemas = ['app'];
-      assert.equal((await replica.query('SELECT COUNT(*) AS n FROM app.bulk'))[0].n, 100000);
-      assert.deepEqual(await checksumAllTables(replica, schemas), await checksumAllTables(master, schemas));
-      const rows = await master.query('SELECT COUNT(*) AS n FROM app.restart_marker');
-      assert.equal(rows[0].n, 1);
-    } finally {
-      await replica.destroy();
-    }
-    const report = await verify(repo, { readData: true });
+    await world.catchUpRestored({ id: m.id, name: 'verify-restore', serverId: 77 }, {
+      restored: async (replica) => assert.equal(String((await replica.query('SELECT @@GLOBAL.gtid_slave_pos AS p'))[0].p), m.metadata.gtidPosition),
+      caughtUp: async (replica) => {
+        const schemas = ['app'];
+        assert.equal((await replica.query('SELECT COUNT(*) AS n FROM app.bulk'))[0].n, 100000);
+        assert.deepEqual(await checksumAllTables(replica, schemas), await checksumAllTables(world.master, schemas));
+        const rows = await world.master.query('SELECT COUNT(*) AS n FROM app.restart_marker');
+        assert.equal(rows[0].n, 1);
+      },
+    });
+    const report = await verify(world.repo, { readData: true });
     assert.ok(report.ok, JSON.stringify(report.problems));
   });
 
   it('the run deadline passes during catch-up: the agent gives up, reports it, and powers off', async () => {
-    const hookDir = join(tmp.path, 'hooks-deadline');
-    await mkdir(hookDir, { recursive: true });
-    await writeFile(join(hookDir, 'replication-started.pause'), '');
-    const marker = join(tmp.path, 'poweroff-deadline');
+    const hookDir = await freshHookDir(join(world.tmp.path, 'hooks-deadline'), ['replication-started']);
+    const marker = join(world.tmp.path, 'poweroff-deadline');
     const doc = document('run-deadline') as Record<string, any>;
     doc.deadline = new Date(Date.now() + 20_000).toISOString();
     const run = runAgent(doc, { hookDir, poweroffMarker: marker });
-    await waitForFile(join(hookDir, 'replication-started.reached'));
+    await reachedPause(hookDir, 'replication-started');
     await waitForFile(marker, 60_000); // the deadline powers the machine off even while the cycle is stuck
-    await writeFile(join(hookDir, 'replication-started.continue'), '');
+    await releasePause(hookDir, 'replication-started');
     const { code } = await run;
     assert.notEqual(code, 0);
-    const failed = events.find((e) => e.runId === 'run-deadline' && e.body.status === 'failed');
+    const failed = world.collector.events.find((e) => e.runId === 'run-deadline' && e.body.status === 'failed');
     assert.ok(failed, 'the failure was reported');
   });
 
   it('binlogs purged past the backup position: a clear failure, and the previous backup is untouched', async () => {
-    const before = await repo.listBackupIds();
-    await master.query('FLUSH BINARY LOGS');
-    await master.query('INSERT INTO app.restart_marker VALUES (2)');
-    await master.query('FLUSH BINARY LOGS');
-    const [status] = await master.query('SHOW MASTER STATUS');
-    await purgeBinaryLogs(master, status.File);
-    assert.deepEqual((await master.query('SHOW BINARY LOGS')).map((l) => l.Log_name), [status.File], 'older binlogs are gone');
+    const before = await world.repo.listBackupIds();
+    await world.master.query('FLUSH BINARY LOGS');
+    await world.master.query('INSERT INTO app.restart_marker VALUES (2)');
+    await world.master.query('FLUSH BINARY LOGS');
+    const [status] = await world.master.query('SHOW MASTER STATUS');
+    await purgeBinaryLogs(world.master, status.File);
+    assert.deepEqual((await world.master.query('SHOW BINARY LOGS')).map((l) => l.Log_name), [status.File], 'older binlogs are gone');
     const { code, out } = await runAgent(document('run-purged'));
     assert.equal(code, 3, out.slice(-3000));
-    const failed = events.find((e) => e.runId === 'run-purged' && e.body.status === 'failed');
+    const failed = world.collector.events.find((e) => e.runId === 'run-purged' && e.body.status === 'failed');
     assert.equal((failed?.body.error as { code?: string })?.code, 'AG_BINLOGS_PURGED', JSON.stringify(failed?.body));
-    assert.deepEqual(await repo.listBackupIds(), before, 'no backup was written');
-    assert.ok((await verify(repo, { readData: true })).ok);
+    assert.deepEqual(await world.repo.listBackupIds(), before, 'no backup was written');
+    assert.ok((await verify(world.repo, { readData: true })).ok);
   });
 
   it('after binlogs were purged, a run asked to reseed (backup.restore "none") seeds again and commits a good backup', async () => {
@@ -273,37 +229,37 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
   });
 
   it('a backup holding transactions the master lacks (errant): fails fast, writes nothing', async () => {
-    const before = await repo.listBackupIds();
+    const before = await world.repo.listBackupIds();
     // The master forgets its history: the backup's position is now ahead of anything it has.
-    await master.query('RESET MASTER');
-    await master.query('INSERT INTO app.restart_marker VALUES (3)');
+    await world.master.query('RESET MASTER');
+    await world.master.query('INSERT INTO app.restart_marker VALUES (3)');
     const { code, out } = await runAgent(document('run-errant'));
     assert.equal(code, 3, out.slice(-3000));
-    const failed = events.find((e) => e.runId === 'run-errant' && e.body.status === 'failed');
+    const failed = world.collector.events.find((e) => e.runId === 'run-errant' && e.body.status === 'failed');
     assert.equal((failed?.body.error as { code?: string })?.code, 'AG_ERRANT_TRANSACTIONS', JSON.stringify(failed?.body));
-    assert.deepEqual(await repo.listBackupIds(), before);
+    assert.deepEqual(await world.repo.listBackupIds(), before);
   });
 
   it('config lost (issue 17): the agent fails with US_REPO_CONFIG_MISSING, reports it, writes no config and seeds nothing', async () => {
-    const before = await repo.listBackupIds();
+    const before = await world.repo.listBackupIds();
     const configKey = `db1/${CONFIG_KEY}`;
-    const saved = Buffer.from(await (await client.send(new GetObjectCommand({ Bucket: bucket, Key: configKey }))).Body!.transformToByteArray());
-    await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: configKey }));
+    const saved = Buffer.from(await (await world.client.send(new GetObjectCommand({ Bucket: world.bucket, Key: configKey }))).Body!.transformToByteArray());
+    await world.client.send(new DeleteObjectCommand({ Bucket: world.bucket, Key: configKey }));
     try {
       const { code, out } = await runAgent(document('run-lost-config'));
       assert.equal(code, 3, out.slice(-3000));
-      const failed = events.find((e) => e.runId === 'run-lost-config' && e.body.status === 'failed');
+      const failed = world.collector.events.find((e) => e.runId === 'run-lost-config' && e.body.status === 'failed');
       assert.equal((failed?.body.error as { code?: string })?.code, 'US_REPO_CONFIG_MISSING', JSON.stringify(failed?.body));
       assert.ok(!phasesOf('run-lost-config').some((p) => p.startsWith('seed:') || p.startsWith('restore:')), phasesOf('run-lost-config').join(' '));
-      await assert.rejects(client.send(new GetObjectCommand({ Bucket: bucket, Key: configKey })), (e: { name?: string }) => e.name === 'NoSuchKey', 'no new config was written');
-      assert.deepEqual(await repo.listBackupIds(), before, 'no backup was written');
+      await assert.rejects(world.client.send(new GetObjectCommand({ Bucket: world.bucket, Key: configKey })), (e: { name?: string }) => e.name === 'NoSuchKey', 'no new config was written');
+      assert.deepEqual(await world.repo.listBackupIds(), before, 'no backup was written');
     } finally {
-      await client.send(new PutObjectCommand({ Bucket: bucket, Key: configKey, Body: saved }));
+      await world.client.send(new PutObjectCommand({ Bucket: world.bucket, Key: configKey, Body: saved }));
     }
   });
 
   it('a wrong pinned host key: refuses to connect', async () => {
-    const { code, out } = await runAgent(document('run-hostkey', { hostKeyFingerprint: sshd.otherHostKeyFingerprint }));
+    const { code, out } = await runAgent(document('run-hostkey', { hostKeyFingerprint: world.sshd.otherHostKeyFingerprint }));
     assert.equal(code, 20, out.slice(-3000)); // AG_TUNNEL_HOST_KEY_MISMATCH's exit code (errors.ts)
     assert.match(out, /AG_TUNNEL_HOST_KEY_MISMATCH|host key/i);
   });
@@ -323,10 +279,10 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
   it('a document that is bad but can reach the dispatcher: the failure is reported there, and the machine powers off', async () => {
     const doc = document('run-bad-reported') as Record<string, any>;
     delete doc.repository;
-    const marker = join(tmp.path, 'poweroff-bad');
+    const marker = join(world.tmp.path, 'poweroff-bad');
     const { code, out } = await runAgent(doc, { poweroffMarker: marker });
     assert.equal(code, 2, out.slice(-2000));
-    const failed = events.find((e) => e.runId === 'run-bad-reported' && e.body.status === 'failed');
+    const failed = world.collector.events.find((e) => e.runId === 'run-bad-reported' && e.body.status === 'failed');
     assert.equal((failed?.body.error as { code?: string })?.code, 'AG_CONFIG_INVALID');
     assert.match(String((failed?.body.error as { message?: string })?.message), /repository/);
     await waitForFile(marker, 10_000);
@@ -334,7 +290,7 @@ describe('agent cycle (real MariaDB, sshd, radosgw)', { timeout: 600_000 }, () =
 
   it('no secret appears in any agent log', async () => {
     for (const runId of ['run-1', 'run-2', 'run-read-only', 'run-not-strict', 'run-cut', 'run-restart', 'run-purged', 'run-reseed', 'run-errant', 'run-hostkey', 'run-bad', 'run-bad-reported', 'run-deadline']) {
-      const log = await readFile(join(tmp.path, `${runId}.log`), 'utf8');
+      const log = await readFile(join(world.tmp.path, `${runId}.log`), 'utf8');
       assert.ok(!log.includes(REPL_PASSWORD), `${runId} log holds the replication password`);
       assert.ok(!log.includes(TOKEN), `${runId} log holds the dispatcher token`);
     }

@@ -44,17 +44,14 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, open, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, readlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createS3Client, deltaName, isUnderstudyError, listLocks, prune, referencedObjects, Repository, restore, S3Store, verify, type Manifest } from '@understudy/core';
-import { tempDir } from '@understudy/core/testing';
+import { deltaName, isUnderstudyError, listLocks, prune, referencedObjects, restore, verify, type Manifest } from '@understudy/core';
 import { createConnection, type Connection } from 'mysql2/promise';
-import { agentDocument, armKill, hookName, killedMarker, killProcessGroup, startAgent, startCollector, waitForFile, type AgentSetup, type Collector } from './rig/agent-run.js';
-import { startMariadb, type Mariadb } from './rig/mariadb.js';
-import { checksumAllTables, createReplicationUser, gtidPosition, startReplication, waitForGtid } from './rig/replication.js';
-import { freshBucket, testS3 } from './rig/shared-s3.js';
-import { startSshd, type Sshd } from './rig/sshd.js';
+import { agentDocument, armKill, hookName, killedMarker, killProcessGroup, pauseAt, reachedPause, releasePause, startAgent } from './rig/agent-run.js';
+import { startAgentWorld, type AgentWorld } from './rig/agent-world.js';
+import { checksumAllTables } from './rig/replication.js';
 import { startWriter, type Writer } from './rig/writer.js';
 
 const REPL_PASSWORD = `pw-${randomBytes(8).toString('hex')}`;
@@ -132,14 +129,8 @@ function runningBeside(f: Fault): string[][] {
 
 describe(`crash matrix: the agent SIGKILLed at ${FULL ? 'every' : 'a representative set of'} point(s) (real MariaDB, sshd, radosgw)`, { timeout: 3_600_000 }, () => {
   const faults = FULL ? FAULTS : FAULTS.filter((f) => f.ci);
-  let tmp: Awaited<ReturnType<typeof tempDir>>;
-  let s3: Awaited<ReturnType<typeof testS3>>;
-  let master: Mariadb;
-  let sshd: Sshd;
-  let collector: Collector;
+  let world: AgentWorld;
   let writer: Writer | undefined;
-  let repo: Repository;
-  let setup: AgentSetup;
   let machineDir: string;
   const liveGroups = new Set<number>();
   const stats = { tried: 0, crashedAsIntended: 0, earlierVerified: 0, backupsVerified: 0, nextRunSucceeded: 0, lockLeft: 0 };
@@ -147,20 +138,10 @@ describe(`crash matrix: the agent SIGKILLed at ${FULL ? 'every' : 'a representat
 
   before(async () => {
     started = Date.now();
-    tmp = await tempDir('us-crash-');
-    s3 = await testS3();
-    const bucket = await freshBucket(s3);
-    master = await startMariadb({ role: 'master', serverId: 1 });
-    await createReplicationUser(master, { user: 'repl', password: REPL_PASSWORD, host: '%', seedDump: true });
-    collector = await startCollector();
-    sshd = await startSshd({ permitOpen: [`127.0.0.1:${master.port}`, `127.0.0.1:${collector.port}`] });
-    const passwordFile = join(tmp.path, 'repl-password');
-    await writeFile(passwordFile, REPL_PASSWORD + '\n', { mode: 0o600 });
-    setup = { dir: tmp.path, s3, bucket, sshd, ssh: { host: sshd.host, port: sshd.port }, masterPort: master.port, collectorPort: collector.port, token: TOKEN, passwordFile };
+    world = await startAgentWorld({ tmpPrefix: 'us-crash-', replicationPassword: REPL_PASSWORD, token: TOKEN });
+    const { master } = world;
     // One machine for every run: each run finds what the previous one (crashed or not) left on its disk.
-    machineDir = join(tmp.path, 'machine');
-    const client = createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
-    repo = await Repository.open(new S3Store({ client, bucket, prefix: 'db1/' }), { create: true });
+    machineDir = join(world.tmp.path, 'machine');
     // A small dataset (about 5 MB), a table for catch-up backlogs, and a steady trickle of writes.
     await master.query('CREATE DATABASE IF NOT EXISTS app');
     await master.query("CREATE TABLE app.bulk (id INT PRIMARY KEY, pad VARCHAR(255)) ENGINE=InnoDB SELECT seq AS id, CONCAT(SHA2(seq, 256), SHA2(seq + 7, 256), LEFT(SHA2(seq + 13, 256), 60)) AS pad FROM app.seq_1_to_20000");
@@ -171,23 +152,18 @@ describe(`crash matrix: the agent SIGKILLed at ${FULL ? 'every' : 'a representat
   after(async () => {
     for (const pgid of liveGroups) await killProcessGroup(pgid).catch(() => undefined);
     await writer?.stop().catch(() => undefined);
-    await sshd?.stop();
-    await collector?.close();
-    await master?.destroy();
-    if (repo) {
+    if (world?.repo) {
       // Free the shared gateway's memory: this bucket's objects are not needed after the test.
-      for await (const o of repo.store.list('')) await repo.store.delete(o.key).catch(() => undefined);
-      await repo.close();
+      for await (const o of world.repo.store.list('')) await world.repo.store.delete(o.key).catch(() => undefined);
     }
-    await s3?.release();
-    await tmp?.cleanup();
+    await world?.stop();
   });
 
   /** Runs the agent on the shared machine dir in its own process group; afterwards nothing of it runs. */
   async function run(runId: string, opts: { reseed?: boolean; hookDir?: string }) {
-    const doc = agentDocument(setup, runId, { machineDir, ...(opts.reseed ? { restore: 'none' as const } : {}) });
+    const doc = agentDocument(world.setup, runId, { machineDir, ...(opts.reseed ? { restore: 'none' as const } : {}) });
     const t0 = Date.now();
-    const agent = await startAgent(setup, runId, doc, { detached: true, ...(opts.hookDir ? { hookDir: opts.hookDir } : {}) });
+    const agent = await startAgent(world.setup, runId, doc, { detached: true, ...(opts.hookDir ? { hookDir: opts.hookDir } : {}) });
     liveGroups.add(agent.pid);
     try {
       const exit = await agent.exited;
@@ -199,15 +175,15 @@ describe(`crash matrix: the agent SIGKILLed at ${FULL ? 'every' : 'a representat
   }
 
   async function writeBacklog(n: number): Promise<void> {
-    await master.query(`BEGIN NOT ATOMIC DECLARE i INT DEFAULT 0; WHILE i < ${n} DO INSERT INTO app.backlog (pad) VALUES (REPEAT('b', 200)); SET i = i + 1; END WHILE; END`);
+    await world.master.query(`BEGIN NOT ATOMIC DECLARE i INT DEFAULT 0; WHILE i < ${n} DO INSERT INTO app.backlog (pad) VALUES (REPEAT('b', 200)); SET i = i + 1; END WHILE; END`);
   }
 
   /** Restores a backup into a fresh dir and checks every entry against its manifest, chunk by chunk. */
   async function assertRestoresIdentically(id: string): Promise<void> {
-    const dir = join(tmp.path, 'check-restore');
+    const dir = join(world.tmp.path, 'check-restore');
     await rm(dir, { recursive: true, force: true });
     try {
-      const { manifest } = await restore(repo, dir, { backupId: id });
+      const { manifest } = await restore(world.repo, dir, { backupId: id });
       for (const e of manifest.entries) {
         const p = join(dir, e.path);
         const st = await lstat(p);
@@ -226,7 +202,7 @@ describe(`crash matrix: the agent SIGKILLed at ${FULL ? 'every' : 'a representat
               const len = Math.min(manifest.chunkSize, e.size - i * manifest.chunkSize);
               const { bytesRead } = await fh.read(buf, 0, len, i * manifest.chunkSize);
               assert.equal(bytesRead, len);
-              assert.equal(await repo.contentId(buf.subarray(0, len)), e.chunks[i], `${id}: ${e.path} chunk ${i} differs from the backup`);
+              assert.equal(await world.repo.contentId(buf.subarray(0, len)), e.chunks[i], `${id}: ${e.path} chunk ${i} differs from the backup`);
             }
           } finally {
             await fh.close();
@@ -250,24 +226,24 @@ describe(`crash matrix: the agent SIGKILLed at ${FULL ? 'every' : 'a representat
     const no = i + 1;
     it(`#${no} SIGKILL at ${label(f)}: ${f.what}`, async (t) => {
       stats.tried++;
-      const before = await repo.listBackupIds();
-      const locksBefore = (await listLocks(repo.store)).length;
+      const before = await world.repo.listBackupIds();
+      const locksBefore = (await listLocks(world.repo.store)).length;
       if (f.backlog) await writeBacklog(f.backlog);
 
       // The crash.
-      const hookDir = join(tmp.path, `hooks-${no}`);
+      const hookDir = join(world.tmp.path, `hooks-${no}`);
       await mkdir(hookDir, { recursive: true });
       await armKill(hookDir, f.point, f.n);
       const runId = `crash-${no}`;
       let stall: Connection | undefined;
-      if (f.stallApply) await writeFile(join(hookDir, `${hookName('replication-started')}.pause`), '');
+      if (f.stallApply) await pauseAt(hookDir, 'replication-started');
       const crashing = run(runId, { reseed: f.reseed, hookDir });
       if (f.stallApply) {
-        await waitForFile(join(hookDir, `${hookName('replication-started')}.reached`));
+        await reachedPause(hookDir, 'replication-started');
         stall = await createConnection({ socketPath: join(machineDir, 'run', 'mysqld.sock'), user: 'root' });
         stall.on('error', () => undefined); // the server dies with the agent
         await stall.query('FLUSH TABLES WITH READ LOCK');
-        await writeFile(join(hookDir, `${hookName('replication-started')}.continue`), '');
+        await releasePause(hookDir, 'replication-started');
       }
       const crashed = await crashing.finally(() => stall?.destroy());
       assert.equal(crashed.signal, 'SIGKILL', `the agent was not killed at ${label(f)} (exit code ${crashed.code}):\n${crashed.out.slice(-3000)}`);
@@ -285,20 +261,20 @@ describe(`crash matrix: the agent SIGKILLed at ${FULL ? 'every' : 'a representat
 
       // What the crash left in the repository.
       const committed = f.point === 'backup:manifest-written';
-      const ids = await repo.listBackupIds();
+      const ids = await world.repo.listBackupIds();
       if (committed) {
         assert.deepEqual(ids.slice(0, -1), before, 'earlier backups are all still listed');
         assert.equal(ids.length, before.length + 1, 'the backup committed just before the kill is listed');
-        const m: Manifest = await repo.loadManifest(ids[ids.length - 1]!);
+        const m: Manifest = await world.repo.loadManifest(ids[ids.length - 1]!);
         assert.equal(m.metadata.runId, runId);
       } else {
         assert.deepEqual(ids, before, 'no partial backup is listed');
       }
       const holdsLock = f.point.startsWith('backup:');
-      const locks = await listLocks(repo.store);
+      const locks = await listLocks(world.repo.store);
       assert.equal(locks.length, locksBefore + (holdsLock ? 1 : 0), `locks: ${locks.map((l) => l.describe()).join('; ')}`);
       if (holdsLock) stats.lockLeft++;
-      const report = await verify(repo, { readData: true });
+      const report = await verify(world.repo, { readData: true });
       assert.ok(report.ok, JSON.stringify(report.problems.slice(0, 5)));
       assert.deepEqual(report.backups.map((b) => b.id), ids);
       const newest = ids[ids.length - 1];
@@ -307,17 +283,17 @@ describe(`crash matrix: the agent SIGKILLed at ${FULL ? 'every' : 'a representat
       stats.backupsVerified += ids.length;
 
       // The next run, on the same machine.
-      const countDir = join(tmp.path, `hooks-${no}-next`);
+      const countDir = join(world.tmp.path, `hooks-${no}-next`);
       await mkdir(countDir, { recursive: true });
       const next = await run(`${runId}-next`, { reseed: f.reseed, hookDir: countDir });
       assert.equal(next.code, 0, next.out.slice(-3000));
       assert.deepEqual(next.left, [], 'a finished run leaves no process behind');
-      const idsAfter = await repo.listBackupIds();
+      const idsAfter = await world.repo.listBackupIds();
       assert.deepEqual(idsAfter.slice(0, -1), ids);
-      const m = await repo.loadManifest(idsAfter[idsAfter.length - 1]!);
+      const m = await world.repo.loadManifest(idsAfter[idsAfter.length - 1]!);
       assert.equal(m.metadata.runId, `${runId}-next`);
       assert.equal(m.restoredFrom, f.reseed || !newest ? null : newest, 'the next run restored the newest backup');
-      assert.ok(collector.phasesOf(`${runId}-next`).includes('done:succeeded'));
+      assert.ok(world.collector.phasesOf(`${runId}-next`).includes('done:succeeded'));
       stats.nextRunSucceeded++;
       const counts = await Promise.all(['restore:chunk-written', 'restore:file-written', 'seed:dump-piped', 'catch-up-poll', 'backup:chunk-uploaded'].map(async (p) => `${p} ${await reachedCount(countDir, p)}`));
       t.diagnostic(
@@ -327,8 +303,8 @@ describe(`crash matrix: the agent SIGKILLed at ${FULL ? 'every' : 'a representat
   }
 
   it('prune keeping every backup: refused while a crashed run\'s lease is live, then leaves exactly the referenced chunks and no lock', async (t) => {
-    const ids = await repo.listBackupIds();
-    const locks = await listLocks(repo.store);
+    const ids = await world.repo.listBackupIds();
+    const locks = await listLocks(world.repo.store);
     assert.equal(locks.length, stats.lockLeft, 'one lock per run killed while it held one; none from finished runs');
     const policy = { keepLast: 100_000 };
     let lastExpiry = Date.now();
@@ -338,27 +314,27 @@ describe(`crash matrix: the agent SIGKILLed at ${FULL ? 'every' : 'a representat
         assert.equal(Date.parse(l.info.expiresAt) - Date.parse(l.info.createdAt), 10 * 60_000, 'the lease is 10 minutes');
         lastExpiry = Math.max(lastExpiry, Date.parse(l.info.expiresAt));
       }
-      await assert.rejects(prune(repo, policy), (err: unknown) => isUnderstudyError(err, 'US_LOCKED') && /shared lock .* held by backup/.test(err.message));
+      await assert.rejects(prune(world.repo, policy), (err: unknown) => isUnderstudyError(err, 'US_LOCKED') && /shared lock .* held by backup/.test(err.message));
     }
     // Prune as it would run once the last crashed lease has run out.
     const shift = lastExpiry + 1000 - Date.now();
-    const report = await prune(repo, policy, { now: () => Date.now() + shift });
+    const report = await prune(world.repo, policy, { now: () => Date.now() + shift });
     assert.deepEqual(report.removed, []);
     assert.equal(report.locksRemoved, locks.length);
-    assert.deepEqual(await repo.listBackupIds(), ids);
+    assert.deepEqual(await world.repo.listBackupIds(), ids);
     // Whole chunks by id (a delta's base among them), deltas by name.
     const manifests: Manifest[] = [];
-    for (const id of ids) manifests.push(await repo.loadManifest(id));
+    for (const id of ids) manifests.push(await world.repo.loadManifest(id));
     const { chunks: referenced, deltas: referencedDeltas } = referencedObjects(manifests);
-    const present = await repo.chunkIdSet();
+    const present = await world.repo.chunkIdSet();
     assert.deepEqual([...present].filter((c) => !referenced.has(c)), [], 'no unreferenced chunk is left');
     assert.deepEqual([...referenced].filter((c) => !present.has(c)), [], 'no referenced chunk was removed');
     const presentDeltas = new Set<string>();
-    for await (const d of repo.listDeltas()) presentDeltas.add(deltaName(d.id, d.base));
+    for await (const d of world.repo.listDeltas()) presentDeltas.add(deltaName(d.id, d.base));
     assert.deepEqual([...presentDeltas].filter((d) => !referencedDeltas.has(d)), [], 'no unreferenced delta is left');
     assert.deepEqual([...referencedDeltas].filter((d) => !presentDeltas.has(d)), [], 'no referenced delta was removed');
-    assert.deepEqual(await listLocks(repo.store), [], 'no lock is left');
-    const v = await verify(repo, { readData: true });
+    assert.deepEqual(await listLocks(world.repo.store), [], 'no lock is left');
+    const v = await verify(world.repo, { readData: true });
     assert.ok(v.ok, JSON.stringify(v.problems.slice(0, 5)));
     t.diagnostic(`prune: ${report.chunksDeleted} unreferenced chunk(s) and delta(s) (${report.bytesFreed} bytes) left by the crashes removed, ${report.locksRemoved} expired lock(s) removed; ${present.size} chunks and ${presentDeltas.size} deltas kept for ${ids.length} backups`);
   });
@@ -369,20 +345,15 @@ describe(`crash matrix: the agent SIGKILLed at ${FULL ? 'every' : 'a representat
     // The writer stops first: a master still being written never equals a copy of itself.
     writerResult = await writer!.stop();
     writer = undefined;
-    const ids = await repo.listBackupIds();
-    const m = await repo.loadManifest(ids[ids.length - 1]!);
-    const dir = join(tmp.path, 'final-restore');
-    await restore(repo, join(dir, 'datadir'), { backupId: m.id });
-    const replica = await startMariadb({ role: 'replica', serverId: 77, datadir: join(dir, 'datadir') });
-    try {
-      assert.equal(String((await replica.query('SELECT @@GLOBAL.gtid_slave_pos AS p'))[0].p), m.metadata.gtidPosition);
-      await startReplication(replica, master, { user: 'repl', password: REPL_PASSWORD });
-      await waitForGtid(replica, await gtidPosition(master), 60_000);
-      assert.equal((await replica.query('SELECT COUNT(*) AS n FROM app.bulk'))[0].n, 20000);
-      assert.deepEqual(await checksumAllTables(replica, ['app']), await checksumAllTables(master, ['app']));
-    } finally {
-      await replica.destroy();
-    }
+    const ids = await world.repo.listBackupIds();
+    const m = await world.repo.loadManifest(ids[ids.length - 1]!);
+    await world.catchUpRestored({ id: m.id, name: 'final-restore', serverId: 77 }, {
+      restored: async (replica) => assert.equal(String((await replica.query('SELECT @@GLOBAL.gtid_slave_pos AS p'))[0].p), m.metadata.gtidPosition),
+      caughtUp: async (replica) => {
+        assert.equal((await replica.query('SELECT COUNT(*) AS n FROM app.bulk'))[0].n, 20000);
+        assert.deepEqual(await checksumAllTables(replica, ['app']), await checksumAllTables(world.master, ['app']));
+      },
+    });
   });
 
   it('the master never saw a failed write, and the counts', async (t) => {

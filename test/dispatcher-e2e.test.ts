@@ -15,12 +15,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { createConnection } from 'mysql2/promise';
-import { createS3Client, Repository, S3Store } from '@understudy/core';
+import type { Repository } from '@understudy/core';
 import { tempDir } from '@understudy/core/testing';
 import type { RunDetailResponse, RunListResponse, RunView } from '@understudy/dispatcher';
 import { processesOfGroup } from './rig/agent-run.js';
+import { openTestRepository } from './rig/agent-world.js';
 import { canvasInk, launchChromium, watchProblems } from './rig/chromium.js';
-import { CLI, killLocalAgents, localTarget, readAuth, startDispatcherProcess, type DispatcherProcess } from './rig/dispatcher.js';
+import { CLI, killLocalAgents, localTarget, readAuth, startDispatcherProcess, writeDispatcherConfig, type DispatcherProcess } from './rig/dispatcher.js';
 import { startMariadb, type Mariadb } from './rig/mariadb.js';
 import { freePort } from './rig/ports.js';
 import { startPrometheus, type Prometheus } from './rig/prometheus.js';
@@ -87,35 +88,31 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
     hookDir = join(tmp.path, 'hooks');
     await mkdir(hookDir);
     const s3Env = { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey, AWS_REGION: s3.region };
-    const config = {
+    configPath = join(tmp.path, 'dispatcher.json');
+    await writeDispatcherConfig(configPath, {
       name: 'e2e',
-      listen: { host: '127.0.0.1', port },
+      port,
       stateDir,
       watchdogIntervalSeconds: 0.5,
-      targets: {
-        db1: {
-          ...localTarget({
-            sshd,
-            masterPort: master.port,
-            replication: { user: 'repl', passwordFile: join(tmp.path, 'repl-password') },
-            repositoryUrl: `s3://${bucket}/db1?endpoint=${encodeURIComponent(s3.endpoint)}&region=${s3.region}`,
-            agentArgs: ['--test-hook-dir', hookDir],
-            env: s3Env,
-          }),
-          mysqld: { options: { 'innodb-buffer-pool-size': '64M', 'innodb-log-file-size': '16M' } },
-          backup: { chunkSize: 256 * 1024 },
-          heartbeatTimeoutSeconds: 8,
-          hourlyCostUsd: 0.0416,
-        },
+      db1: {
+        ...localTarget({
+          sshd,
+          masterPort: master.port,
+          replication: { user: 'repl', passwordFile: join(tmp.path, 'repl-password') },
+          repositoryUrl: `s3://${bucket}/db1?endpoint=${encodeURIComponent(s3.endpoint)}&region=${s3.region}`,
+          agentArgs: ['--test-hook-dir', hookDir],
+          env: s3Env,
+        }),
+        mysqld: { options: { 'innodb-buffer-pool-size': '64M', 'innodb-log-file-size': '16M' } },
+        backup: { chunkSize: 256 * 1024 },
+        heartbeatTimeoutSeconds: 8,
+        hourlyCostUsd: 0.0416,
       },
-    };
-    configPath = join(tmp.path, 'dispatcher.json');
-    await writeFile(configPath, JSON.stringify(config, null, 2));
+    });
     env = { PATH: process.env.PATH, HOME: tmp.path, AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1' };
     dispatcher = await startDispatcherProcess({ configPath, url, logPath: join(tmp.path, 'dispatcher.log'), env });
     auth = await readAuth(stateDir);
-    const client = createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
-    repo = await Repository.open(new S3Store({ client, bucket, prefix: 'db1/' }), { create: true });
+    ({ repo } = await openTestRepository(s3, bucket));
   });
 
   after(async () => {

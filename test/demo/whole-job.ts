@@ -23,7 +23,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunView } from '@understudy/dispatcher';
-import { killLocalAgents, localTarget, readAuth, startDispatcherProcess, type DispatcherProcess } from '../rig/dispatcher.js';
+import { killLocalAgents, localTarget, readAuth, startDispatcherProcess, writeDispatcherConfig, type DispatcherProcess } from '../rig/dispatcher.js';
 import { startMariadb, type Mariadb } from '../rig/mariadb.js';
 import { freePort } from '../rig/ports.js';
 import { checksumAllTables, createReplicationUser, gtidPosition, startReplication, waitForGtid } from '../rig/replication.js';
@@ -108,23 +108,20 @@ async function main(): Promise<void> {
     sshd = await startSshd({ permitOpen: [`127.0.0.1:${master.port}`, `127.0.0.1:${port}`] });
     await writeFile(join(dir, 'repl-password'), replPassword + '\n', { mode: 0o600 });
     const repo = `file://${join(dir, 'repository')}`;
-    const config = {
+    const configPath = join(dir, 'dispatcher.json');
+    await writeDispatcherConfig(configPath, {
       name: 'demo',
-      listen: { host: '127.0.0.1', port },
+      port,
       stateDir,
       watchdogIntervalSeconds: 2,
-      targets: {
-        db1: {
-          ...localTarget({ sshd, masterPort: master.port, replication: { user: 'understudy_repl', passwordFile: join(dir, 'repl-password') }, repositoryUrl: repo }),
-          mysqld: { options: { 'innodb-buffer-pool-size': '128M', 'innodb-log-file-size': '32M' } },
-          backup: { chunkSize: 1024 * 1024 },
-          heartbeatTimeoutSeconds: 120,
-          hourlyCostUsd: 0.0832,
-        },
+      db1: {
+        ...localTarget({ sshd, masterPort: master.port, replication: { user: 'understudy_repl', passwordFile: join(dir, 'repl-password') }, repositoryUrl: repo }),
+        mysqld: { options: { 'innodb-buffer-pool-size': '128M', 'innodb-log-file-size': '32M' } },
+        backup: { chunkSize: 1024 * 1024 },
+        heartbeatTimeoutSeconds: 120,
+        hourlyCostUsd: 0.0832,
       },
-    };
-    const configPath = join(dir, 'dispatcher.json');
-    await writeFile(configPath, JSON.stringify(config, null, 2));
+    });
     const env = { ...process.env, UNDERSTUDY_DISPATCHER_CONFIG: configPath, AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1' };
     dispatcher = await startDispatcherProcess({ configPath, url, logPath: join(dir, 'dispatcher.log'), env });
     say(`sshd on ${sshd.host}:${sshd.port}: the agent dials out to it and forwards MySQL and the dispatcher through it`);

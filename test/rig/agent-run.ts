@@ -9,11 +9,12 @@
  * `killProcessGroup` then stops what is left by that group id and waits until none of it runs.
  */
 import { spawn } from 'node:child_process';
-import { access, readdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findProcs } from './procs.js';
 import type { S3Endpoint } from './radosgw.js';
 import type { Sshd } from './sshd.js';
 
@@ -75,6 +76,8 @@ export interface AgentSetup {
   readonly token: string;
   /** A file holding the replication password. */
   readonly passwordFile: string;
+  /** The replication account; default 'repl'. */
+  readonly replicationUser?: string;
 }
 
 export interface DocumentOverrides {
@@ -105,7 +108,7 @@ export function agentDocument(setup: AgentSetup, runId: string, overrides: Docum
       },
       mysql: { host: '127.0.0.1', port: setup.masterPort },
     },
-    replication: { user: 'repl', password: { source: 'file', path: setup.passwordFile } },
+    replication: { user: setup.replicationUser ?? 'repl', password: { source: 'file', path: setup.passwordFile } },
     dispatcher: { host: '127.0.0.1', port: setup.collectorPort, token: setup.token },
     repository: { url: `s3://${setup.bucket}/db1?endpoint=${encodeURIComponent(setup.s3.endpoint)}&region=${setup.s3.region}` },
     mysqld: { datadir: join(dir, 'datadir'), runDir: join(dir, 'run'), user: 'root', binary: '/usr/sbin/mariadbd', options: { 'innodb-buffer-pool-size': '64M', 'innodb-log-file-size': '16M' } },
@@ -188,6 +191,29 @@ export function killedMarker(hookDir: string, point: string, occurrence = 1): st
   return join(hookDir, `${hookName(point, occurrence)}.killed`);
 }
 
+/** A fresh (emptied) hook dir at `dir`, with the agent asked to pause at each of `pauses` (see pauseAt). */
+export async function freshHookDir(dir: string, pauses: readonly string[] = []): Promise<string> {
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  for (const point of pauses) await pauseAt(dir, point);
+  return dir;
+}
+
+/** Asks the agent to pause at a point's n-th occurrence (default: every one) until releasePause. */
+export async function pauseAt(hookDir: string, point: string, occurrence?: number): Promise<void> {
+  await writeFile(join(hookDir, `${hookName(point, occurrence)}.pause`), '');
+}
+
+/** Waits until the agent is paused at a point (its `.reached` file names the point only). */
+export function reachedPause(hookDir: string, point: string, timeoutMs?: number): Promise<void> {
+  return waitForFile(join(hookDir, `${hookName(point)}.reached`), timeoutMs);
+}
+
+/** Lets a paused agent go on. */
+export async function releasePause(hookDir: string, point: string, occurrence?: number): Promise<void> {
+  await writeFile(join(hookDir, `${hookName(point, occurrence)}.continue`), '');
+}
+
 export async function waitForFile(path: string, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -229,20 +255,9 @@ async function killPending(pid: number): Promise<boolean> {
 
 export async function processesOfGroup(pgid: number): Promise<ProcInfo[]> {
   const out: ProcInfo[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    let stat: string;
-    try {
-      stat = await readFile(`/proc/${name}/stat`, 'utf8');
-    } catch {
-      continue; // gone meanwhile
-    }
-    const close = stat.lastIndexOf(')');
-    const fields = stat.slice(close + 2).split(' '); // from field 3 (state) of proc(5)
-    const [state = '', , pgrp = '', , , , flags = '0'] = fields;
-    if (Number(pgrp) !== pgid) continue;
-    const dying = (Number(flags) & PF_EXITING) !== 0 || (await killPending(Number(name)));
-    out.push({ pid: Number(name), comm: stat.slice(stat.indexOf('(') + 1, close), state, pgrp: Number(pgrp), nice: Number(fields[16]), dying });
+  for (const p of findProcs((st) => st.pgrp === pgid)) {
+    const dying = (p.flags & PF_EXITING) !== 0 || (await killPending(p.pid));
+    out.push({ pid: p.pid, comm: p.comm, state: p.state, pgrp: p.pgrp, nice: p.nice, dying });
   }
   return out;
 }

@@ -69,11 +69,16 @@ export async function terminate(d: Daemon, graceMs: number): Promise<void> {
   // Unref'd children don't keep the event loop alive; waiting for this one's exit must.
   d.child.ref();
   d.child.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const exitedInTime = await Promise.race([d.exit.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs)))]);
-  clearTimeout(timer);
-  if (!exitedInTime) {
+  if (!(await exitsWithin(d, graceMs))) {
     d.child.kill('SIGKILL');
     await d.exit;
   }
+}
+
+/** Waits up to `ms` for the process to exit: true if it did. */
+export async function exitsWithin(d: Pick<Daemon, 'exit'>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const inTime = await Promise.race([d.exit.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]);
+  clearTimeout(timer);
+  return inTime;
 }

@@ -6,7 +6,7 @@
  * EC2 instances outlive a dispatcher restart; killLocalAgents() ends them by the PIDs they recorded.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openSync, closeSync } from 'node:fs';
@@ -124,4 +124,20 @@ export function localTarget(i: LocalTargetInput) {
     repository: { url: i.repositoryUrl },
     launcher: { type: 'local', agentCommand: [process.execPath, AGENT_MAIN, ...(i.agentArgs ?? [])], ...(i.env ? { env: i.env } : {}) },
   };
+}
+
+export interface OneTargetConfig {
+  readonly name: string;
+  /** The service listens on 127.0.0.1:port. */
+  readonly port: number;
+  readonly stateDir: string;
+  readonly watchdogIntervalSeconds: number;
+  /** Target db1: localTarget(...) and the settings a setup adds to it. */
+  readonly db1: Record<string, unknown>;
+}
+
+/** Writes a dispatcher configuration with one target, db1, to `path` (pretty JSON). */
+export async function writeDispatcherConfig(path: string, c: OneTargetConfig): Promise<void> {
+  const config = { name: c.name, listen: { host: '127.0.0.1', port: c.port }, stateDir: c.stateDir, watchdogIntervalSeconds: c.watchdogIntervalSeconds, targets: { db1: c.db1 } };
+  await writeFile(path, JSON.stringify(config, null, 2));
 }

@@ -7,15 +7,18 @@
  * runs in the foreground as a child of this process; stop() signals exactly that PID, and an exit
  * hook SIGKILLs whatever is still running when the process exits.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection, createPool, type Pool } from 'mysql2/promise';
 import { freePort } from './ports.js';
 import { lastLines, tailOf } from './log-tail.js';
+import { atExit, removeDirNow } from './live-rigs.js';
+import { errorText, sleep } from './rig-util.js';
+import { describeExit, exitsWithin, spawnDaemon, type Daemon } from './daemon.js';
 
 export type MariadbRole = 'master' | 'replica';
 export type CnfValue = string | number | boolean;
@@ -187,7 +190,7 @@ async function initTemplate(log: (line: string) => void): Promise<string> {
   const started = Date.now();
   const dir = await mkdtemp(join(tmpdir(), 'understudy-mariadb-template-'));
   cleanupDirs.add(dir);
-  installExitHook();
+  atExit(killLeftovers);
   const datadir = join(dir, 'data');
   const tmp = join(dir, 'tmp');
   await mkdir(tmp);
@@ -214,17 +217,8 @@ async function initTemplate(log: (line: string) => void): Promise<string> {
 // ---------------------------------------------------------------------------------------------
 // Processes
 
-interface ExitInfo {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-interface Proc {
-  child: ChildProcess;
-  pid: number;
-  exit: Promise<ExitInfo>;
-  exited: ExitInfo | undefined;
-}
+/** mariadbd, and its PID (-1 if it has none). */
+type Proc = Daemon & { pid: number };
 
 interface Instance {
   dir: string;
@@ -241,52 +235,21 @@ interface Instance {
 /** Instances whose server may be running, and dirs to remove at exit. */
 const live = new Set<Instance>();
 const cleanupDirs = new Set<string>();
-let exitHookInstalled = false;
 
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const inst of live) if (inst.proc !== undefined && inst.proc.exited === undefined) inst.proc.child.kill('SIGKILL');
-    for (const dir of cleanupDirs) {
-      try {
-        rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
-      } catch {
-        // a server still dying may write into it: leave the temp dir behind rather than fail the exit
-      }
-    }
-  });
+/** On process exit, SIGKILL a server a rig left running and remove the dirs it made. */
+function killLeftovers(): void {
+  for (const inst of live) if (inst.proc !== undefined && inst.proc.exited === undefined) inst.proc.child.kill('SIGKILL');
+  for (const dir of cleanupDirs) removeDirNow(dir);
 }
 
 async function spawnServer(inst: Instance): Promise<Proc> {
-  const out = openSync(inst.outLog, 'a');
-  let child: ChildProcess;
-  try {
-    // --defaults-file must come first. cwd: a core file lands in the instance's dir.
-    child = spawn(MARIADBD, [`--defaults-file=${inst.cnfPath}`], { cwd: inst.dir, stdio: ['ignore', out, out] });
-  } finally {
-    closeSync(out);
-  }
-  // Servers must not keep this process alive: a forgotten stop() is caught by the exit hook.
-  child.unref();
-  child.on('error', () => {});
-  await new Promise<void>((resolve, reject) => {
-    child.once('spawn', resolve);
-    child.once('error', (err) => reject(new Error(`mariadb rig: could not start ${MARIADBD}: ${err.message}`)));
+  // --defaults-file must come first. cwd: a core file lands in the instance's dir. Unref'd: servers
+  // must not keep this process alive (a forgotten stop() is caught by the exit hook).
+  const d = spawnDaemon({ name: 'mariadbd', cmd: MARIADBD, args: [`--defaults-file=${inst.cnfPath}`], cwd: inst.dir, outPath: inst.outLog });
+  await d.spawned.catch((err: Error) => {
+    throw new Error(`mariadb rig: ${err.message}`);
   });
-  const proc: Proc = {
-    child,
-    pid: child.pid ?? -1,
-    exit: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
-    exited: undefined,
-  };
-  void proc.exit.then((info) => (proc.exited = info));
-  return proc;
-}
-
-function describeExit(proc: Proc): string {
-  const e = proc.exited;
-  return e === undefined ? `mariadbd (pid ${proc.pid}) is running` : `mariadbd (pid ${proc.pid}) exited with ${e.signal ?? `code ${e.code}`}`;
+  return Object.assign(d, { pid: d.child.pid ?? -1 });
 }
 
 class PortTakenError extends Error {}
@@ -331,10 +294,7 @@ async function stopProc(inst: Instance, kill: boolean): Promise<void> {
   // Unref'd children don't keep the event loop alive; waiting for this one's exit must.
   proc.child.ref();
   proc.child.kill(kill ? 'SIGKILL' : 'SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const inTime = await Promise.race([proc.exit.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), STOP_TIMEOUT_MS)))]);
-  clearTimeout(timer);
-  if (!inTime) {
+  if (!(await exitsWithin(proc, STOP_TIMEOUT_MS))) {
     proc.child.kill('SIGKILL');
     await proc.exit;
     throw await failure(inst, `clean shutdown took longer than ${STOP_TIMEOUT_MS / 1000} s; SIGKILLed`);
@@ -356,7 +316,7 @@ export async function startMariadb(opts: MariadbOptions): Promise<Mariadb> {
   const ownsDir = opts.dir === undefined;
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), `understudy-mariadb-${opts.role}-`)));
   if (ownsDir) cleanupDirs.add(dir);
-  installExitHook();
+  atExit(killLeftovers);
   const inst: Instance = {
     dir,
     ownsDir,
@@ -528,12 +488,3 @@ async function isDir(path: string): Promise<boolean> {
   }
 }
 
-
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -10,14 +10,15 @@
  * Prometheus applies new scrape targets every 5 s (its scrape manager's reload tick, not
  * configurable), so the first scrape comes up to ~5 s after start-up: wait with waitFor().
  */
-import { rmSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tailOf } from './log-tail.js';
 import { freePort } from './ports.js';
 import { describeExit, spawnDaemon, terminate, type Daemon } from './daemon.js';
+import { liveRigs, type LiveRig } from './live-rigs.js';
+import { sleep } from './rig-util.js';
 
 export interface PrometheusOptions {
   /** host:port of each target, all on loopback (127.0.0.0/8, ::1 as [::1]:port, or localhost). */
@@ -95,9 +96,8 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
   }
   const log = opts.log ?? (() => {});
   const dir = await mkdtemp(join(tmpdir(), 'understudy-prometheus-'));
-  const rig: Live = { dir, daemon: undefined };
+  const rig: Live = { dir, ownsDir: true, daemon: undefined };
   live.add(rig);
-  installExitHook();
   try {
     const configPath = join(dir, 'prometheus.yml');
     await writeFile(configPath, prometheusConfig({ targets: opts.targets, interval, metricsPath, ...(opts.bearerTokenFile ? { bearerTokenFile: opts.bearerTokenFile } : {}) }));
@@ -251,40 +251,20 @@ async function failure(message: string, rig: Live): Promise<Error> {
 // ---------------------------------------------------------------------------------------------
 // Lifecycle
 
-interface Live {
-  dir: string;
+interface Live extends LiveRig {
   daemon: Daemon | undefined;
-  stopping?: Promise<void>;
-}
-
-const live = new Set<Live>();
-let exitHookInstalled = false;
-
-function stopRig(rig: Live): Promise<void> {
-  rig.stopping ??= (async () => {
-    if (rig.daemon !== undefined) await terminate(rig.daemon, STOP_GRACE_MS);
-    live.delete(rig);
-    await rm(rig.dir, { recursive: true, force: true, maxRetries: 3 });
-  })();
-  return rig.stopping;
 }
 
 /** On process exit, SIGKILL a Prometheus a rig left running and remove its dir. */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const rig of live) {
-      const d = rig.daemon;
-      if (d !== undefined && d.exited === undefined) d.child.kill('SIGKILL');
-      try {
-        rmSync(rig.dir, { recursive: true, force: true, maxRetries: 3 });
-      } catch {
-        // a dying process may still write into it: leave the temp dir behind rather than fail the exit
-      }
-    }
-  });
-}
+const live = liveRigs<Live>({
+  terminate: async (rig) => {
+    if (rig.daemon !== undefined) await terminate(rig.daemon, STOP_GRACE_MS);
+  },
+  killNow: (rig) => {
+    if (rig.daemon !== undefined && rig.daemon.exited === undefined) rig.daemon.child.kill('SIGKILL');
+  },
+});
+const stopRig = (rig: Live): Promise<void> => live.stop(rig);
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -305,6 +285,3 @@ function errorText(err: unknown): string {
   return `${err.name}: ${err.message}${cause}`;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

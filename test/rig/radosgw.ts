@@ -8,7 +8,6 @@
  */
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +15,8 @@ import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, ListBuck
 import { freePort } from './ports.js';
 import { lastLines, tailOf } from './log-tail.js';
 import { describeExit, spawnDaemon, terminate, type Daemon } from './daemon.js';
+import { liveRigs, type LiveRig } from './live-rigs.js';
+import { ensureEmptyDir, errorText, sleep } from './rig-util.js';
 
 export interface RadosgwOptions {
   /** Where everything lives; must be empty or missing. Default: a fresh directory under os.tmpdir(), removed by stop(). */
@@ -97,9 +98,8 @@ export async function startRadosgw(opts: RadosgwOptions = {}): Promise<Radosgw> 
   // rig that is still coming up.
   const rig: Live = { daemons: [], dir, ownsDir };
   live.add(rig);
-  installExitHook();
   try {
-    if (!ownsDir) await ensureEmptyDir(dir);
+    if (!ownsDir) await ensureEmptyDir('radosgw', dir);
     for (let attempt = 1; ; attempt++) {
       try {
         const s3 = await bringUp(rig, opts, log);
@@ -375,7 +375,6 @@ function spawnCephDaemon(name: string, cmd: string, args: string[], dir: string)
   return Object.assign(spawnDaemon({ name, cmd, args, cwd: dir, outPath, env: cephEnv() }), { logs: [join(logDir, `${name}.log`), outPath] });
 }
 
-
 /**
  * Runs a short-lived Ceph command and returns its stdout. It is killed after CALL_TIMEOUT_MS, or
  * as soon as one of `daemons` exits (a ceph CLI call would otherwise wait for a dead mon); a failure
@@ -428,9 +427,6 @@ async function failure(message: string, daemons: CephDaemon[]): Promise<Error> {
   return /Address already in use|unable to bind/i.test(text) ? new PortTakenError(text) : new Error(text);
 }
 
-
-
-
 /**
  * One at a time, in reverse start order: radosgw, then the OSD, then the mon. radosgw unwatches its
  * control objects on the way down and hangs until SIGKILL if the OSD is already gone; the OSD tells
@@ -443,42 +439,22 @@ async function stopDaemons(daemons: CephDaemon[]): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Lifecycle: stop(), and the safety nets for when stop() is not reached
 
-interface Live {
+interface Live extends LiveRig {
   daemons: CephDaemon[];
-  dir: string;
-  ownsDir: boolean;
-  stopping?: Promise<void>;
 }
 
-/** Rigs this process started (or is starting) and has not stopped yet. */
-const live = new Set<Live>();
-let exitHookInstalled = false;
-
+/**
+ * Rigs this process started (or is starting) and has not stopped yet. On process exit (normal,
+ * process.exit, uncaught exception) whatever a rig left running is SIGKILLed.
+ */
+const live = liveRigs<Live>({
+  terminate: (rig) => stopDaemons(rig.daemons),
+  killNow: (rig) => {
+    for (const d of rig.daemons) if (d.exited === undefined) d.child.kill('SIGKILL');
+  },
+});
 /** Stops a rig's daemons and removes its dir if it made it; idempotent. */
-function stopRig(rig: Live): Promise<void> {
-  rig.stopping ??= (async () => {
-    await stopDaemons(rig.daemons);
-    live.delete(rig);
-    if (rig.ownsDir) await rm(rig.dir, { recursive: true, force: true, maxRetries: 3 });
-  })();
-  return rig.stopping;
-}
-
-/** On process exit (normal, process.exit, uncaught exception) SIGKILL whatever a rig left running. */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const rig of live) {
-      for (const d of rig.daemons) if (d.exited === undefined) d.child.kill('SIGKILL');
-      try {
-        if (rig.ownsDir) rmSync(rig.dir, { recursive: true, force: true, maxRetries: 3 });
-      } catch {
-        // a daemon still dying may write into it: leave the temp dir behind rather than fail the exit
-      }
-    }
-  });
-}
+const stopRig = (rig: Live): Promise<void> => live.stop(rig);
 
 function makeRadosgw(s3: S3Endpoint, rig: Live): Radosgw {
   const { daemons } = rig;
@@ -504,7 +480,7 @@ export function stopOnSignals(exitCode = 0): void {
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) process.exit(1);
     signalled = true;
-    Promise.all([...live].map(stopRig)).then(
+    Promise.all(live.all().map(stopRig)).then(
       () => process.exit(exitCode),
       (err: unknown) => {
         console.error(`stopping the radosgw rig on ${signal} failed:`, err);
@@ -518,20 +494,6 @@ export function stopOnSignals(exitCode = 0): void {
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function ensureEmptyDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  const entries = await readdir(dir);
-  if (entries.length > 0) throw new Error(`radosgw rig: ${dir} must be empty (it has ${entries.slice(0, 5).join(', ')})`);
-}
 
 async function emptyDir(dir: string): Promise<void> {
   for (const e of await readdir(dir)) await rm(join(dir, e), { recursive: true, force: true });

@@ -9,14 +9,16 @@
  * master going down would. Nothing else is ever signalled.
  */
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, isIP } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
 import { tailOf } from './log-tail.js';
 import { describeExit, spawnDaemon, type Daemon } from './daemon.js';
+import { findProcs, procStat, type ProcStat } from './procs.js';
+import { liveRigs, type LiveRig } from './live-rigs.js';
+import { ensureEmptyDir, sleep } from './rig-util.js';
 
 export interface SshdOptions {
   /** Where everything lives; must be empty or missing. Default: a fresh directory under os.tmpdir(), removed by stop(). */
@@ -95,9 +97,8 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
   const log = opts.log ?? (() => {});
   const rig: Live = { dir, ownsDir, daemon: undefined, files: [] };
   live.add(rig);
-  installExitHook();
   try {
-    if (!ownsDir) await ensureEmptyDir(dir);
+    if (!ownsDir) await ensureEmptyDir('sshd', dir);
     await mkdir(PRIVSEP_DIR, { recursive: true });
     const keys = await makeKeys(dir);
     const user = opts.user ?? userInfo().username;
@@ -316,36 +317,11 @@ function spawnSshd(args: string[], dir: string, outPath: string): SshdDaemon {
 }
 
 /** A process as /proc shows it; starttime tells a PID from a later process that reuses it. */
-interface Proc {
-  pid: number;
-  starttime: string;
-}
-
-/** The state, parent and start time of a process, or undefined if it is gone. */
-function procStat(pid: number): { state: string; ppid: number; starttime: string } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // "pid (comm) state ppid ..." where comm may hold spaces and parentheses: split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const state = fields[0];
-    const ppid = Number(fields[1]);
-    const starttime = fields[19];
-    if (state === undefined || starttime === undefined) return undefined;
-    return { state, ppid, starttime };
-  } catch {
-    return undefined;
-  }
-}
+type Proc = Pick<ProcStat, 'pid' | 'starttime'>;
 
 /** The processes whose parent is pid: sshd's per-connection processes. */
 function childrenOf(pid: number): Proc[] {
-  const found: Proc[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const st = procStat(Number(name));
-    if (st !== undefined && st.ppid === pid) found.push({ pid: Number(name), starttime: st.starttime });
-  }
-  return found;
+  return findProcs((st) => st.ppid === pid);
 }
 
 /** Still that very process, and not a zombie (an orphan reparented to a pid 1 that never reaps stays one). */
@@ -390,46 +366,24 @@ async function until(done: () => boolean, ms: number): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Lifecycle
 
-interface Live {
-  dir: string;
-  ownsDir: boolean;
+interface Live extends LiveRig {
   daemon: SshdDaemon | undefined;
   /** What the rig wrote, kept to write again when restart() follows stop(). */
   files: { path: string; text: string; mode: number }[];
-  stopping?: Promise<void>;
-}
-
-const live = new Set<Live>();
-let exitHookInstalled = false;
-
-function stopRig(rig: Live): Promise<void> {
-  rig.stopping ??= (async () => {
-    await terminate(rig);
-    live.delete(rig);
-    if (rig.ownsDir) await rm(rig.dir, { recursive: true, force: true, maxRetries: 3 });
-  })();
-  return rig.stopping;
 }
 
 /** On process exit, SIGKILL whatever a rig left running (listener and connections) and remove its dir. */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const rig of live) {
-      const d = rig.daemon;
-      if (d !== undefined && d.exited === undefined && d.child.pid !== undefined) {
-        for (const s of childrenOf(d.child.pid)) signal(s, 'SIGKILL');
-        d.child.kill('SIGKILL');
-      }
-      try {
-        if (rig.ownsDir) rmSync(rig.dir, { recursive: true, force: true, maxRetries: 3 });
-      } catch {
-        // leave the temp dir behind rather than fail the exit
-      }
+const live = liveRigs<Live>({
+  terminate,
+  killNow: (rig) => {
+    const d = rig.daemon;
+    if (d !== undefined && d.exited === undefined && d.child.pid !== undefined) {
+      for (const s of childrenOf(d.child.pid)) signal(s, 'SIGKILL');
+      d.child.kill('SIGKILL');
     }
-  });
-}
+  },
+});
+const stopRig = (rig: Live): Promise<void> => live.stop(rig);
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -456,13 +410,3 @@ async function failure(message: string, rig: Live): Promise<Error> {
   return /Address already in use|Cannot bind any address/i.test(text) ? new PortTakenError(text) : new Error(text);
 }
 
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function ensureEmptyDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  const entries = await readdir(dir);
-  if (entries.length > 0) throw new Error(`sshd rig: ${dir} must be empty (it has ${entries.slice(0, 5).join(', ')})`);
-}

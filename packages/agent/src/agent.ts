@@ -14,6 +14,7 @@ import { dialectFor } from './dialect.js';
 import { instanceConnectKey } from './instance-connect.js';
 import { LocalMysqld } from './local-mysqld.js';
 import { Reporter } from './reporter.js';
+import { eventsPath } from './events.js';
 import { parseRunConfig, RunConfigSchema, reportingHints, type RunConfig } from './run-config.js';
 import { fetchSecret, type SecretClients } from './secrets.js';
 import { initializeDatadir, seedByClone, seedFromDump } from './seed.js';
@@ -52,7 +53,7 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
   const tunnelController = new AbortController();
   let tunnel: Tunnel | undefined;
   const reporter = new Reporter({
-    url: () => (tunnel ? `http://127.0.0.1:${tunnel.localPort('dispatcher')}/runs/${encodeURIComponent(config.runId)}/events` : undefined),
+    url: () => (tunnel ? `http://127.0.0.1:${tunnel.localPort('dispatcher')}${eventsPath(config.runId)}` : undefined),
     token: config.dispatcher.token,
     log,
     heartbeatMs: config.limits.heartbeatSec * 1000,
@@ -200,7 +201,7 @@ async function reportInvalidDocument(deps: AgentDeps, why: string): Promise<void
   try {
     tunnel = await Tunnel.open({ ...tunnelOptions(partial, deps, deps.log, signal), connectTimeoutMs: 20_000 });
     const t = tunnel;
-    const reporter = new Reporter({ url: `http://127.0.0.1:${t.localPort('dispatcher')}/runs/${encodeURIComponent(hints.runId)}/events`, token: dispatcher.data.token, log: deps.log });
+    const reporter = new Reporter({ url: `http://127.0.0.1:${t.localPort('dispatcher')}${eventsPath(hints.runId)}`, token: dispatcher.data.token, log: deps.log });
     reporter.report({ phase: 'failed', status: 'failed', error: { code: 'AG_CONFIG_INVALID', message: `invalid run document: ${why}`.slice(0, 4000) } });
     await reporter.flush(10_000);
     reporter.close();

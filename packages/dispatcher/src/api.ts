@@ -2,7 +2,7 @@
  * The shapes the service answers with (GET /runs, GET /runs/:id). The status page and the CLI read
  * these; they are views computed from the stored run and its events, never stored themselves.
  */
-import type { Phase, RunEvent } from '@understudy/agent/protocol';
+import type { Phase, RunEvent } from '@understudy/protocol';
 import type { SourceWarning } from './source-watch.js';
 
 export type RunStatus = 'launching' | 'running' | 'succeeded' | 'failed';

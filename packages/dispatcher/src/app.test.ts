@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import { pino, type Logger } from 'pino';
-import type { RunEvent } from '@understudy/agent/protocol';
+import type { RunEvent } from '@understudy/protocol';
 import type { RunView } from './api.js';
 import { buildApp } from './app.js';
 import { createMetrics } from './metrics.js';
@@ -61,7 +61,7 @@ describe('dispatcher app', () => {
     assert.equal(run.status, 'running');
     assert.equal(run.instance.id, 'i-00000001');
     assert.equal(run.trigger, 'timer');
-    const { parseRunConfig } = await import('@understudy/agent/protocol');
+    const { parseRunConfig } = await import('@understudy/protocol');
     const parsed = parseRunConfig(JSON.stringify(launcher.launched[0]!.document));
     assert.ok(parsed.ok, JSON.stringify(parsed));
     assert.equal(parsed.config.runId, run.id);

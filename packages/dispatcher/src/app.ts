@@ -17,7 +17,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
-import { RunEventSchema } from '@understudy/agent/protocol';
+import { EVENTS_ROUTE, RunEventSchema } from '@understudy/protocol';
 import type { RunDetailResponse, RunListResponse } from './api.js';
 import { DispatcherError } from './errors.js';
 import { registerHostCheck } from './host-check.js';
@@ -129,7 +129,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return reply.status(201).send({ run: view(run, now()) });
   });
 
-  app.post<{ Params: { id: string } }>('/runs/:id/events', { bodyLimit: EVENT_BODY_LIMIT }, async (req) => {
+  app.post<{ Params: { id: string } }>(EVENTS_ROUTE, { bodyLimit: EVENT_BODY_LIMIT }, async (req) => {
     const { id } = req.params;
     const token = bearer(req);
     if (token === undefined) throw new DispatcherError('DS_UNAUTHORIZED', 'missing Authorization: Bearer <run token>');

@@ -1,5 +1,5 @@
 /** The run document (the agent's user-data) for one run of a target, built from its configuration. */
-import type { RunConfigInput } from '@understudy/agent/protocol';
+import type { RunConfigInput } from '@understudy/protocol';
 import type { DispatcherConfig, TargetConfig } from './config.js';
 
 export interface RunIdentity {

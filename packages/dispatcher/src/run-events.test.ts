@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { RunEvent } from '@understudy/agent/protocol';
+import type { RunEvent } from '@understudy/protocol';
 import { applyEvent } from './run-events.js';
 import { RunStore } from './run-store.js';
 

@@ -3,7 +3,7 @@
  * rules are tested without a server. Events carry an increasing seq; the store drops exact replays
  * (same seq), and an event older than the newest applied one is kept in the log but changes nothing.
  */
-import type { RunEvent } from '@understudy/agent/protocol';
+import { wireError, type RunEvent } from '@understudy/protocol';
 import type { RunPatch, RunRecord } from './run-store.js';
 
 type Metrics = NonNullable<RunEvent['metrics']>;
@@ -23,8 +23,9 @@ export function applyEvent(run: RunRecord, event: RunEvent, receivedAt: string):
   if (event.status === 'failed') {
     patch.status = 'failed';
     patch.finishedAt = receivedAt;
-    patch.errorCode = event.error?.code ?? 'AG_UNKNOWN';
-    patch.errorMessage = event.error?.message ?? event.message ?? 'the agent reported a failure without details';
+    const error = wireError(event.error, event.message ?? 'the agent reported a failure without details');
+    patch.errorCode = error.code;
+    patch.errorMessage = error.message;
     patch.errorPhase = event.phase;
   } else if (event.phase === 'done' && event.status === 'succeeded') {
     patch.status = 'succeeded';

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { redactEvent, redactSecrets, type RunEvent } from '@understudy/agent/protocol';
+import { redactEvent, redactSecrets, type RunEvent } from '@understudy/protocol';
 import type { DispatcherConfig } from './config.js';
 import { DispatcherError, type DispatcherErrorCode } from './errors.js';
 import { instanceConnectRefusal } from './instance-connect-gate.js';

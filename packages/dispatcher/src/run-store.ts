@@ -13,7 +13,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Phase, RunEvent } from '@understudy/agent/protocol';
+import type { Phase, RunEvent } from '@understudy/protocol';
 import type { RunStatus, StoredEvent } from './api.js';
 import { DispatcherError } from './errors.js';
 

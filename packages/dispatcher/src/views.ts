@@ -1,5 +1,5 @@
 /** RunView (api.ts) from a stored run and its events: computed on read, never stored. */
-import type { RunEvent } from '@understudy/agent/protocol';
+import type { RunEvent } from '@understudy/protocol';
 import type { PhaseView, RunView, StoredEvent } from './api.js';
 import type { RunRecord } from './run-store.js';
 import type { SourceWatch } from './source-watch.js';

@@ -9,7 +9,7 @@ import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { pino } from 'pino';
-import { redactLogArguments } from '@understudy/agent/protocol';
+import { redactLogArguments } from '@understudy/protocol';
 import type { RunView } from '../api.js';
 import { DispatcherClient } from '../client.js';
 import { readDispatcherConfig, type DispatcherConfig } from '../config.js';

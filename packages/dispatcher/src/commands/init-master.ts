@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import type { SecretSource } from '@understudy/agent/protocol';
+import type { SecretSource } from '@understudy/protocol';
 import { DispatcherError } from '../errors.js';
 import { chooseTarget, dispatcherDestination, existingTarget, mergeConfig, parseExistingConfig, withSshdRestriction, type RawObject, type SshAuth } from '../init-master/config-writer.js';
 import { destination } from '../instance-connect-gate.js';

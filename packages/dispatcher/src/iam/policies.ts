@@ -9,7 +9,7 @@
  * literals (IAM's ${*}, ${?} and ${$}), so a name can never act as a wildcard.
  */
 import { LOCKS_PREFIX, parseRepoUrl, type RepoLocation } from '@understudy/core';
-import type { SecretSource } from '@understudy/agent/protocol';
+import type { SecretSource } from '@understudy/protocol';
 import type { TargetConfig } from '../config.js';
 import { DispatcherError } from '../errors.js';
 import type { Ec2LauncherConfig } from '../launchers/ec2-config.js';

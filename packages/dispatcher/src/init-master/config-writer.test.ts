@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RunConfigSchema } from '@understudy/agent/protocol';
+import { RunConfigSchema } from '@understudy/protocol';
 import { parseDispatcherConfig } from '../config.js';
 import { buildRunDocument } from '../run-document.js';
 import { changedFields, chooseTarget, configProblems, dispatcherDestination, mergeConfig, type TargetPatch } from './config-writer.js';

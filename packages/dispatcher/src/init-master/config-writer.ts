@@ -10,7 +10,7 @@
  * spot, tags and the rest can be added to the file later and are kept by later runs.
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { SecretSource } from '@understudy/agent/protocol';
+import type { SecretSource } from '@understudy/protocol';
 import { parseDispatcherConfig } from '../config.js';
 import { isDispatcherError } from '../errors.js';
 import type { Flavor } from './checks.js';

@@ -4,7 +4,7 @@
  * that fails later reuses it; the configuration last, so a configuration that exists points at a
  * master that is ready). Pure.
  */
-import type { SecretSource } from '@understudy/agent/protocol';
+import type { SecretSource } from '@understudy/protocol';
 import { checkSettings, type Flavor, type RetentionPolicy, type ServerSettings } from './checks.js';
 import { changedFields, configProblems, renderConfig, sameConfig, type RawObject } from './config-writer.js';
 import type { Action, Check, Plan } from './plan.js';

@@ -15,7 +15,7 @@ import {
   type Instance,
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
-import type { RunConfigInput } from '@understudy/agent/protocol';
+import type { RunConfigInput } from '@understudy/protocol';
 import { isDispatcherError } from '../errors.js';
 import { clientTokenFor, Ec2Launcher, Ec2LauncherConfigSchema, MAX_USER_DATA_BYTES, parseEc2LauncherConfig, type Ec2LauncherConfigInput } from './ec2.js';
 import { TAG_DISPATCHER, TAG_RUN, TAG_TARGET, type LaunchRequest } from './launcher.js';

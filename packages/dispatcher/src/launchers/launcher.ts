@@ -4,7 +4,7 @@
  * user-data from a loopback IMDSv2 endpoint). The run manager decides when to launch and when to
  * terminate; a launcher only does it, and must be idempotent where it says so.
  */
-import type { RunConfigInput } from '@understudy/agent/protocol';
+import type { RunConfigInput } from '@understudy/protocol';
 
 /** The tags (EC2) or labels (local) every instance we start carries; the orphan sweep relies on them. */
 export const TAG_RUN = 'understudy:run';

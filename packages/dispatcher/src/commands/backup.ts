@@ -1,7 +1,8 @@
 /**
- * `understudy backup`: two modes told apart by the directory argument. `backup <dir>` backs one
- * directory tree up into the repository, here and now. `backup [--wait]` with no directory asks the
- * dispatcher for a run of a database host (what the systemd timer runs; see dispatcher.ts).
+ * `understudy backup <dir>`: backs one directory tree up into the repository, here and now.
+ * A database backup run through the dispatcher is `understudy run` (dispatcher.ts); `backup` without
+ * a directory is kept as its older spelling (the systemd timer and existing scripts run
+ * `understudy backup --wait`) and does exactly what `run` does.
  */
 import { stat } from 'node:fs/promises';
 import { relative, resolve, sep } from 'node:path';
@@ -9,15 +10,7 @@ import type { Command } from 'commander';
 import { backup, DEFAULT_CHUNK_SIZE, excludeGlobs, isUnderstudyError, resolveBackup, UnderstudyError, type Manifest } from '@understudy/core';
 import { formatBinary, formatBytes, formatDuration, formatRate, parseSize, plural } from '../format.js';
 import { checkChunkSize, collect, CommandContext, type CliIo } from './context.js';
-import { dispatcherOption, runDispatcherBackup } from './dispatcher.js';
-
-interface RunFlags {
-  readonly wait?: boolean;
-  readonly target?: string;
-  readonly trigger?: string;
-  readonly reseed?: boolean;
-  readonly dispatcher?: string;
-}
+import { addRunOptions, runDispatcherBackup, type RunFlags } from './dispatcher.js';
 
 interface BackupFlags {
   readonly chunkSize?: string;
@@ -27,7 +20,7 @@ interface BackupFlags {
 }
 
 export function registerBackup(program: Command, io: CliIo): void {
-  program
+  const command = program
     .command('backup')
     .summary('back up a directory into the repository; without one, start a database backup run')
     .description(
@@ -35,7 +28,7 @@ export function registerBackup(program: Command, io: CliIo): void {
         'Only chunks the repository does not hold yet are uploaded. The backup exists once its ' +
         'manifest is written, which happens last: an interrupted backup leaves no backup behind. ' +
         'Prints the new backup id and its totals (with --json, one JSON object). ' +
-        'Without DIR, asks the dispatcher service to start a backup run of a database host (what the systemd timer runs); ' +
+        'Without DIR, asks the dispatcher service to start a backup run of a database host (what the systemd timer runs), as `understudy run` does; ' +
         'with --wait it follows the run and exits 0 when it succeeded, 3 when it failed.',
     )
     .argument('[dir]', 'directory to back up (files, directories and symlinks; symlinks are not followed)')
@@ -45,12 +38,8 @@ export function registerBackup(program: Command, io: CliIo): void {
     .option(
       '--delta-from <backup>',
       'store each changed chunk as a delta against the chunk at the same place in BACKUP (an id, or latest) when that is much smaller: for a tree restored from BACKUP and changed in place, as the agent does every cycle',
-    )
-    .option('--wait', 'run mode: wait for the run to end, printing its phases; the exit code is its outcome')
-    .option('--target <name>', 'run mode: the target to back up (needed when the dispatcher has several)')
-    .option('--reseed', 'run mode: seed from the master instead of restoring the newest backup (after AG_BINLOGS_PURGED)')
-    .option('--trigger <name>', 'run mode: recorded as what started the run (default cli; the timer passes timer)')
-    .addOption(dispatcherOption())
+    );
+  addRunOptions(command, 'run mode: ')
     .addHelpText(
       'after',
       '\nExamples:\n' +

@@ -21,7 +21,7 @@ import { CommandContext, wholeNumber, type CliIo } from './context.js';
 
 export const DEFAULT_DISPATCHER_CONFIG = '/etc/understudy/dispatcher.json';
 
-interface DispatcherFlags {
+export interface DispatcherFlags {
   readonly dispatcher?: string;
 }
 
@@ -186,6 +186,38 @@ export async function runDispatcherBackup(ctx: CommandContext, flags: Dispatcher
   if (run.status === 'failed') {
     throw new DispatcherError('DS_RUN_FAILED', `run ${run.id} failed${run.error ? ` in ${run.error.phase ?? 'launch'}: ${run.error.code}: ${run.error.message}` : ''}`, { details: { runId: run.id } });
   }
+}
+
+/** What `run` (and `backup` without a directory, its older spelling) takes. */
+export interface RunFlags extends DispatcherFlags {
+  readonly wait?: boolean;
+  readonly target?: string;
+  readonly trigger?: string;
+  readonly reseed?: boolean;
+}
+
+/** The options of a database backup run, on `run` and on `backup` (prefixed "run mode: " there). */
+export function addRunOptions(command: Command, prefix = ''): Command {
+  return command
+    .option('--wait', `${prefix}wait for the run to end, printing its phases; the exit code is its outcome`)
+    .option('--target <name>', `${prefix}the target to back up (needed when the dispatcher has several)`)
+    .option('--reseed', `${prefix}seed from the master instead of restoring the newest backup (after AG_BINLOGS_PURGED)`)
+    .option('--trigger <name>', `${prefix}recorded as what started the run (default cli; the timer passes timer)`)
+    .addOption(dispatcherOption());
+}
+
+export function registerRun(program: Command, io: CliIo): void {
+  const command = program
+    .command('run')
+    .summary('start a database backup run (the dispatcher launches an agent)')
+    .description(
+      'Ask the dispatcher service to start a backup run of a database host: an agent restores the newest backup, catches up with the master and backs up. ' +
+        'Prints the run id; with --wait it follows the run and exits 0 when it succeeded, 3 when it failed. ' +
+        '`understudy backup --wait` (backup without a directory) does the same.',
+    );
+  addRunOptions(command)
+    .addHelpText('after', '\nExamples:\n  understudy run --wait\n  understudy run --target db1 --reseed\n')
+    .action(async (flags: RunFlags, cmd: Command) => runDispatcherBackup(new CommandContext(io, cmd), flags));
 }
 
 export function registerStatus(program: Command, io: CliIo): void {

@@ -1,12 +1,12 @@
 /**
  * The `understudy` program: global options and the commands, built from injected streams and
  * environment so it never touches process.* itself (cli.ts does). Commands are grouped in the
- * help; the dispatcher's commands (serve, status, runs) under their own heading, and `backup`
- * without a directory asks the dispatcher for a database backup run.
+ * help; the dispatcher's commands (serve, run, status, runs) under their own heading. `run` asks
+ * the dispatcher for a database backup run; `backup` without a directory is its older spelling.
  */
 import { Command, Option } from 'commander';
 import { registerBackup } from './backup.js';
-import { registerRuns, registerServe, registerStatus } from './dispatcher.js';
+import { registerRun, registerRuns, registerServe, registerStatus } from './dispatcher.js';
 import { registerIamPolicy } from './iam-policy.js';
 import { registerInitMaster } from './init-master.js';
 import { wholeNumber, type CliIo } from './context.js';
@@ -74,6 +74,7 @@ export function buildProgram(io: CliIo, version: string): Command {
   registerRepair(program, io);
   program.commandsGroup('Dispatcher commands:');
   registerServe(program, io);
+  registerRun(program, io);
   registerStatus(program, io);
   registerRuns(program, io);
   program.commandsGroup('Setup commands:');

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { LocalLauncherConfigSchema } from '../config.js';
+import { LocalLauncherConfigSchema } from './local-config.js';
 import { priorityPrefix } from './local.js';
 
 const execFileP = promisify(execFile);

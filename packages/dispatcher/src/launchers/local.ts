@@ -18,7 +18,7 @@ import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { NODE_FLAGS } from '@understudy/core';
-import type { LocalLauncherConfig } from '../config.js';
+import type { LocalLauncherConfig } from './local-config.js';
 import { DispatcherError } from '../errors.js';
 import { startImdsServer, type ImdsServer } from './imds-server.js';
 import type { InstanceState, LaunchedInstance, Launcher, LaunchRequest } from './launcher.js';

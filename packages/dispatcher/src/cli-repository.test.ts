@@ -1,40 +1,16 @@
 /**
- * End-to-end tests of the built `understudy` command against temporary file:// repositories: the
- * CLI runs as a child process, exactly as an operator runs it.
+ * The built `understudy` command against temporary file:// repositories: back up, list, restore,
+ * verify, prune, keygen and deltas, as an operator runs them (cli-testing.ts).
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, lstat, mkdir, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
+import { cli, ok, tempDirPerFile } from './cli-testing.js';
 
-import { startDispatcher, type Dispatcher } from './server.js';
-import { silentLog, testConfig } from './test-support.js';
-
-const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the CLI with an environment free of UNDERSTUDY_* settings (plus `env`). */
-function cli(args: readonly string[], options: { env?: Record<string, string>; cwd?: string } = {}): Run {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('UNDERSTUDY_')) env[k] = v;
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...env, ...options.env }, cwd: options.cwd, timeout: 60_000 });
-  if (r.error) throw r.error;
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function ok(r: Run, what: string): Run {
-  assert.equal(r.code, 0, `${what} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
-}
+const tmp = tempDirPerFile('understudy-cli-test-');
 
 /** Every file, directory and symlink under `root`: relative path -> what must survive a round trip. */
 async function snapshot(root: string): Promise<Map<string, string>> {
@@ -103,16 +79,6 @@ async function chunkFiles(repo: string): Promise<Set<string>> {
   return out;
 }
 
-let tmp: string;
-
-before(async () => {
-  tmp = await mkdtemp(join(tmpdir(), 'understudy-cli-test-'));
-});
-
-after(async () => {
-  await rm(tmp, { recursive: true, force: true });
-});
-
 describe('understudy against a file:// repository', () => {
   let src: string;
   let repoDir: string;
@@ -121,8 +87,8 @@ describe('understudy against a file:// repository', () => {
   let backupId: string;
 
   before(async () => {
-    src = join(tmp, 'src');
-    repoDir = join(tmp, 'repo');
+    src = join(tmp(), 'src');
+    repoDir = join(tmp(), 'repo');
     repo = `file://${repoDir}`;
     expected = await makeTree(src);
   });
@@ -160,21 +126,21 @@ describe('understudy against a file:// repository', () => {
   });
 
   it('restores latest into a new directory: every file, mode and link identical', async () => {
-    const dst = join(tmp, 'restored');
+    const dst = join(tmp(), 'restored');
     const r = ok(cli(['--repo', repo, 'restore', 'latest', dst]), 'restore');
     assert.match(r.stdout, /^restored backup \S+ into /);
     await assertSameTree(src, dst);
   });
 
   it('restores a named backup, and with one argument the latest', async () => {
-    ok(cli(['--repo', repo, 'restore', backupId, join(tmp, 'restored-by-id')]), 'restore by id');
-    await assertSameTree(src, join(tmp, 'restored-by-id'));
-    ok(cli(['--repo', repo, 'restore', join(tmp, 'restored-one-arg')]), 'restore with one argument');
-    await assertSameTree(src, join(tmp, 'restored-one-arg'));
+    ok(cli(['--repo', repo, 'restore', backupId, join(tmp(), 'restored-by-id')]), 'restore by id');
+    await assertSameTree(src, join(tmp(), 'restored-by-id'));
+    ok(cli(['--repo', repo, 'restore', join(tmp(), 'restored-one-arg')]), 'restore with one argument');
+    await assertSameTree(src, join(tmp(), 'restored-one-arg'));
   });
 
   it('refuses to restore into a non-empty directory without --force', async () => {
-    const dst = join(tmp, 'occupied');
+    const dst = join(tmp(), 'occupied');
     await mkdir(dst);
     await writeFile(join(dst, 'precious.txt'), 'do not delete\n');
     const r = cli(['--repo', repo, 'restore', dst]);
@@ -227,10 +193,10 @@ describe('understudy against a file:// repository', () => {
 
   it('finds the repository in UNDERSTUDY_REPO and in a --config file (flag > env > file)', async () => {
     assert.equal(JSON.parse(ok(cli(['--json', 'list'], { env: { UNDERSTUDY_REPO: repo } }), 'env').stdout).length, 3);
-    const config = join(tmp, 'understudy.json');
+    const config = join(tmp(), 'understudy.json');
     await writeFile(config, JSON.stringify({ repo: 'repo', concurrency: 2, chunkSize: '128KiB' })); // relative to the file
     assert.equal(JSON.parse(ok(cli(['--config', config, '--json', 'list']), 'config').stdout).length, 3);
-    const r = cli(['--config', config, '--json', 'list'], { env: { UNDERSTUDY_REPO: join(tmp, 'nowhere') } });
+    const r = cli(['--config', config, '--json', 'list'], { env: { UNDERSTUDY_REPO: join(tmp(), 'nowhere') } });
     assert.notEqual(r.code, 0, 'env wins over the file');
     assert.equal(JSON.parse(r.stdout).error.code, 'US_REPO_NOT_FOUND');
   });
@@ -242,20 +208,20 @@ describe('understudy against a file:// repository', () => {
       repository: { url },
       launcher: { type: 'local' },
     });
-    const one = join(tmp, 'dispatcher-one.json');
+    const one = join(tmp(), 'dispatcher-one.json');
     await writeFile(one, JSON.stringify({ targets: { db1: target(repo) } }));
     const env = { UNDERSTUDY_DISPATCHER_CONFIG: one };
     assert.equal(JSON.parse(ok(cli(['--json', 'list'], { env }), 'list, UNDERSTUDY_DISPATCHER_CONFIG').stdout).length, 3);
-    const dst = join(tmp, 'restored-by-dispatcher-config');
+    const dst = join(tmp(), 'restored-by-dispatcher-config');
     // The first backup (the test above damaged a chunk of the latest on purpose).
     assert.match(ok(cli(['restore', backupId, dst], { env }), 'restore, UNDERSTUDY_DISPATCHER_CONFIG').stdout, new RegExp(`^restored backup ${backupId} into `));
     ok(cli(['verify'], { env }), 'verify, UNDERSTUDY_DISPATCHER_CONFIG');
     // A repository given otherwise wins, as over any --config file.
-    const r = cli(['--json', 'list'], { env: { ...env, UNDERSTUDY_REPO: join(tmp, 'nowhere') } });
+    const r = cli(['--json', 'list'], { env: { ...env, UNDERSTUDY_REPO: join(tmp(), 'nowhere') } });
     assert.equal(JSON.parse(r.stdout).error.code, 'US_REPO_NOT_FOUND');
 
-    const two = join(tmp, 'dispatcher-two.json');
-    await writeFile(two, JSON.stringify({ targets: { db1: target(join(tmp, 'nowhere')), db2: target(repo) } }));
+    const two = join(tmp(), 'dispatcher-two.json');
+    await writeFile(two, JSON.stringify({ targets: { db1: target(join(tmp(), 'nowhere')), db2: target(repo) } }));
     const ask = cli(['list'], { env: { UNDERSTUDY_DISPATCHER_CONFIG: two } });
     assert.equal(ask.code, 2, ask.stderr);
     assert.match(ask.stderr, /2 targets \(db1, db2\): choose one with --target/);
@@ -272,7 +238,7 @@ describe('understudy against a file:// repository', () => {
     const sample = fileURLToPath(new URL('../../../packaging/dispatcher.example.json', import.meta.url));
     const r = ok(cli(['serve', '--check', '--config', sample]), 'serve --check');
     assert.match(r.stdout, /^the configuration is valid: 1 target \(db1\)/);
-    const bad = join(tmp, 'dispatcher-bad.json');
+    const bad = join(tmp(), 'dispatcher-bad.json');
     const raw = JSON.parse(await readFile(sample, 'utf8')) as { targets: { db1: { runTimeoutMinutes: number } } };
     raw.targets.db1.runTimeoutMinutes = 1;
     await writeFile(bad, JSON.stringify(raw));
@@ -292,79 +258,9 @@ describe('understudy against a file:// repository', () => {
   });
 });
 
-describe('understudy usage errors', () => {
-  let repo: string;
-  let src: string;
-  before(async () => {
-    repo = `file://${join(tmp, 'usage-repo')}`;
-    src = join(tmp, 'usage-src');
-    await mkdir(src);
-    await writeFile(join(src, 'f'), 'x');
-  });
-
-  const usage = (args: string[], mention: RegExp): Run => {
-    const r = cli(args);
-    assert.equal(r.code, 2, `${args.join(' ')} exits 2\n${r.stderr}`);
-    assert.match(r.stderr, mention);
-    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
-    return r;
-  };
-
-  it('exits 2 naming what is wrong', async () => {
-    usage(['--repo', repo, 'backup', src, '--bogus'], /unknown option '--bogus'/);
-    usage(['--repo', repo, 'backup', src, '--chunk-size', '1'], /--chunk-size.*chunk size must be/);
-    usage(['--repo', repo, 'backup', src, '--chunk-size', 'big'], /--chunk-size "big" is not a size/);
-    usage(['--repo', 'ftp://x', 'list'], /invalid repository URL "ftp:\/\/x".*unknown scheme/);
-    usage(['--repo', 's3://Bad_Bucket', 'list'], /not a valid bucket name/);
-    usage(['list'], /no repository given/);
-    usage(['--repo', repo, 'prune', '--keep-last', 'three'], /--keep-last.*'three' is invalid/);
-    usage(['--repo', repo, 'restore'], /missing required argument/);
-    usage(['--repo', repo, 'restore', 'latest'], /give the target directory too/);
-    usage(['--repo', join(src, 'repo'), 'backup', src], /is inside .*--exclude 'repo'/);
-    usage(['--repo', repo, 'frobnicate'], /unknown command 'frobnicate'/);
-    usage(['--repo', repo, '--concurrency', '0', 'list'], /--concurrency/);
-    usage(['--repo', repo, 'backup', join(tmp, 'no-such-dir')], /no such directory/);
-    const bad = join(tmp, 'bad-config.json');
-    await writeFile(bad, JSON.stringify({ repo, concurrency: 'lots' }));
-    usage(['--config', bad, 'list'], /config file .*bad-config\.json is invalid: field "concurrency"/);
-    await writeFile(bad, '{"repo": ');
-    usage(['--config', bad, 'list'], /bad-config\.json is not valid JSON/);
-    await writeFile(bad, JSON.stringify({ repo, keyfile: 'k' }));
-    usage(['--config', bad, 'list'], /Unrecognized key: "keyfile"/);
-    // None of this created the repository.
-    await assert.rejects(stat(join(tmp, 'usage-repo')), { code: 'ENOENT' });
-  });
-
-  it('with --json, reports errors as one JSON object on stdout', () => {
-    const r = cli(['--json', '--repo', 'ftp://x', 'list']);
-    assert.equal(r.code, 2);
-    const parsed = JSON.parse(r.stdout) as { error: { code: string; message: string } };
-    assert.equal(parsed.error.code, 'US_REPO_URL_INVALID');
-    assert.match(parsed.error.message, /ftp:\/\/x/);
-    const u = cli(['--json', 'list', '--bogus']);
-    assert.equal(u.code, 2);
-    assert.equal((JSON.parse(u.stdout) as { error: { code: string } }).error.code, 'US_CONFIG_INVALID');
-  });
-
-  it('has --help for every command, and --version', () => {
-    const top = ok(cli(['--help']), '--help');
-    for (const command of ['backup', 'restore', 'verify', 'list', 'prune', 'keygen', 'repair']) {
-      assert.match(top.stdout, new RegExp(`\\n  ${command} `), `${command} in the command list`);
-      const r = ok(cli([command, '--help']), `${command} --help`);
-      assert.match(r.stdout, new RegExp(`^Usage: understudy ${command} `));
-      assert.match(r.stdout, /Global Options:\n/);
-      assert.match(ok(cli(['help', command]), `help ${command}`).stdout, new RegExp(`^Usage: understudy ${command} `));
-    }
-    assert.match(ok(cli(['--version']), '--version').stdout, /^\d+\.\d+\.\d+\n$/);
-    const none = cli([]);
-    assert.equal(none.code, 2, 'no command is a usage error');
-    assert.match(none.stderr, /Usage: understudy/);
-  });
-});
-
 describe('understudy with an encrypted repository', () => {
   it('keygen writes a 0600 key once; backup with it; restore needs it', async () => {
-    const key = join(tmp, 'repo.key');
+    const key = join(tmp(), 'repo.key');
     const k = ok(cli(['keygen', key]), 'keygen');
     assert.match(k.stdout, /wrote a new 32-byte key/);
     assert.equal((await stat(key)).mode & 0o777, 0o600);
@@ -373,50 +269,50 @@ describe('understudy with an encrypted repository', () => {
     assert.equal(again.code, 2);
     assert.match(again.stderr, /already exists; refusing to overwrite/);
 
-    const src = join(tmp, 'enc-src');
+    const src = join(tmp(), 'enc-src');
     await makeTree(src);
-    const repo = `file://${join(tmp, 'enc-repo')}`;
+    const repo = `file://${join(tmp(), 'enc-repo')}`;
     ok(cli(['--repo', repo, '--key-file', key, 'backup', src]), 'encrypted backup');
 
-    const noKey = cli(['--repo', repo, 'restore', join(tmp, 'enc-no-key')]);
+    const noKey = cli(['--repo', repo, 'restore', join(tmp(), 'enc-no-key')]);
     assert.equal(noKey.code, 2);
     assert.match(noKey.stderr, /encrypted: give its key \(--key-file\)/);
-    const wrongKey = join(tmp, 'wrong.key');
+    const wrongKey = join(tmp(), 'wrong.key');
     ok(cli(['keygen', wrongKey]), 'keygen');
-    const wrong = cli(['--repo', repo, '--key-file', wrongKey, 'restore', join(tmp, 'enc-wrong-key')]);
+    const wrong = cli(['--repo', repo, '--key-file', wrongKey, 'restore', join(tmp(), 'enc-wrong-key')]);
     assert.equal(wrong.code, 2);
     assert.match(wrong.stderr, /does not match/);
 
-    const dst = join(tmp, 'enc-dst');
+    const dst = join(tmp(), 'enc-dst');
     ok(cli(['--repo', repo, 'restore', dst], { env: { UNDERSTUDY_KEY_FILE: key } }), 'restore with the key (from the environment)');
     await assertSameTree(src, dst);
     ok(cli(['--repo', repo, '--key-file', key, 'verify', '--read-data']), 'verify with the key');
 
     // A lost config (issue 17): a backup refuses to create a new one; repair config rebuilds it.
-    await rm(join(tmp, 'enc-repo', 'config'));
+    await rm(join(tmp(), 'enc-repo', 'config'));
     const refused = cli(['--repo', repo, '--key-file', key, 'backup', src]);
     assert.equal(refused.code, 3, refused.stderr);
     assert.match(refused.stderr, /US_REPO_CONFIG_MISSING/);
     assert.match(refused.stderr, /repair config/);
-    await assert.rejects(stat(join(tmp, 'enc-repo', 'config')), 'no new config was written');
+    await assert.rejects(stat(join(tmp(), 'enc-repo', 'config')), 'no new config was written');
     const noKeyRepair = cli(['--repo', repo, 'repair', 'config']);
     assert.equal(noKeyRepair.code, 2, noKeyRepair.stderr);
     assert.match(noKeyRepair.stderr, /US_ENCRYPTION_KEY/);
     const dry = ok(cli(['--repo', repo, '--key-file', key, 'repair', 'config', '--dry-run']), 'repair config --dry-run');
     assert.match(dry.stdout, /would rebuild the config .* from the copy beside backup /);
-    await assert.rejects(stat(join(tmp, 'enc-repo', 'config')), 'a dry run writes nothing');
+    await assert.rejects(stat(join(tmp(), 'enc-repo', 'config')), 'a dry run writes nothing');
     const repaired = ok(cli(['--repo', repo, '--key-file', key, 'repair', 'config']), 'repair config');
     assert.match(repaired.stdout, /rebuilt the config .* encrypted\n1 backup decodes with it/);
-    const dst2 = join(tmp, 'enc-dst-repaired');
+    const dst2 = join(tmp(), 'enc-dst-repaired');
     ok(cli(['--repo', repo, '--key-file', key, 'restore', dst2]), 'restore after repair');
     await assertSameTree(src, dst2);
     assert.match(ok(cli(['--repo', repo, '--key-file', key, 'repair', 'config']), 'repair again').stdout, /nothing to repair/);
   });
 
   it('backup --delta-from latest stores changed chunks as deltas; restore, verify and prune handle them', async () => {
-    const src = join(tmp, 'delta-src');
+    const src = join(tmp(), 'delta-src');
     await makeTree(src);
-    const repo = `file://${join(tmp, 'delta-repo')}`;
+    const repo = `file://${join(tmp(), 'delta-repo')}`;
     // 'latest' in a repository without backups: the first backup is stored whole.
     const first = JSON.parse(ok(cli(['--repo', repo, '--json', 'backup', src, '--chunk-size', '64KiB', '--delta-from', 'latest']), 'first backup').stdout) as {
       backupId: string;
@@ -438,7 +334,7 @@ describe('understudy with an encrypted repository', () => {
     assert.ok(second.totals.uploadedBytes! < 1000, `two deltas of a few bytes each: ${second.totals.uploadedBytes} bytes uploaded`);
     const human = ok(cli(['--repo', repo, '--no-progress', 'backup', src, '--chunk-size', '64KiB', '--delta-from', second.backupId]), 'third backup').stdout;
     assert.match(human, /reused/);
-    const dst = join(tmp, 'delta-dst');
+    const dst = join(tmp(), 'delta-dst');
     ok(cli(['--repo', repo, 'restore', second.backupId, dst]), 'restore the delta backup');
     await assertSameTree(src, dst);
     ok(cli(['--repo', repo, 'verify', '--read-data']), 'verify --read-data');
@@ -446,74 +342,11 @@ describe('understudy with an encrypted repository', () => {
     ok(cli(['--repo', repo, 'prune', '--keep-last', '2']), 'prune');
     const list = JSON.parse(ok(cli(['--repo', repo, '--json', 'list']), 'list').stdout) as Array<{ id: string }>;
     assert.ok(!list.some((b) => b.id === first.backupId));
-    const after = join(tmp, 'delta-after-prune');
+    const after = join(tmp(), 'delta-after-prune');
     ok(cli(['--repo', repo, 'restore', second.backupId, after]), 'restore after prune');
     await assertSameTree(src, after);
     const bad = cli(['--repo', repo, 'backup', src, '--delta-from', '20990101T000000.000Z-00000000']);
     assert.equal(bad.code, 4);
     assert.match(bad.stderr, /no backup 20990101T000000.000Z-00000000/);
-  });
-});
-
-describe('the dispatcher commands read with the read token', () => {
-  let dir: string;
-  let service: Dispatcher;
-  let configPath: string;
-
-  /** As cli(), but asynchronous: the service answers from this process. */
-  async function cliAsync(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
-    const base: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('UNDERSTUDY_')) base[k] = v;
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-    return { code, stdout, stderr };
-  }
-
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'us-cli-read-'));
-    const config = testConfig({ stateDir: join(dir, 'state') });
-    service = await startDispatcher({ config, log: silentLog, env: {}, port: 0 });
-    const port = new URL(service.url).port;
-    configPath = join(dir, 'dispatcher.json');
-    await writeFile(configPath, JSON.stringify({ ...config, listen: { host: '127.0.0.1', port: Number(port) } }));
-  });
-
-  after(async () => {
-    await service?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  it('`runs` and `status` send the read token from the state directory; without it the service answers 401', async () => {
-    const runs = await cliAsync(['runs', '--config', configPath]);
-    assert.equal(runs.code, 0, runs.stderr);
-    assert.match(runs.stdout, /no runs yet/);
-    const status = await cliAsync(['status', '--config', configPath]);
-    assert.equal(status.code, 0, status.stderr);
-    const bare = await fetch(`${service.url}/runs`);
-    assert.equal(bare.status, 401);
-    // Pointed at the service with no configuration (none installed here) and no token file: it says where the token is.
-    const none = await cliAsync(['runs', '--dispatcher', service.url]);
-    assert.equal(none.code, 2, none.stdout + none.stderr);
-    assert.match(none.stderr, /read token/);
-    const byEnv = await cliAsync(['runs', '--dispatcher', service.url], { UNDERSTUDY_READ_TOKEN_FILE: join(dir, 'state', 'read.token') });
-    assert.equal(byEnv.code, 0, byEnv.stderr);
-  });
-
-  it('`status --url` prints a link to the status page with the read token in its fragment, never the admin token', async () => {
-    const r = await cliAsync(['status', '--url', '--config', configPath]);
-    assert.equal(r.code, 0, r.stderr);
-    const link = new URL(r.stdout.trim());
-    const read = (await readFile(join(dir, 'state', 'read.token'), 'utf8')).trim();
-    const admin = (await readFile(join(dir, 'state', 'admin.token'), 'utf8')).trim();
-    assert.equal(link.origin, service.url);
-    assert.equal(link.pathname, '/');
-    assert.equal(link.hash, `#token=${read}`);
-    assert.ok(!r.stdout.includes(admin));
-    assert.equal((await fetch(new URL('/runs', link), { headers: { authorization: `Bearer ${read}` } })).status, 200);
-    assert.equal((await fetch(new URL('/metrics', link), { headers: { authorization: `Bearer ${read}` } })).status, 200);
   });
 });

@@ -3,7 +3,7 @@
  * these; they are views computed from the stored run and its events, never stored themselves.
  */
 import type { Phase, RunEvent } from '@understudy/protocol';
-import type { SourceWarning } from './source-watch.js';
+import type { SourceWarning } from './service/source-watch.js';
 
 export type RunStatus = 'launching' | 'running' | 'succeeded' | 'failed';
 

@@ -13,10 +13,10 @@ import { z } from 'zod';
 import { RunConfigSchema } from '@understudy/protocol';
 import { DispatcherError } from './errors.js';
 import { zodProblems } from './zod-problems.js';
-import { Ec2LauncherConfigSchema } from './launchers/ec2-config.js';
-import { LocalLauncherConfigSchema } from './launchers/local-config.js';
+import { Ec2LauncherConfigSchema } from './service/launchers/ec2-config.js';
+import { LocalLauncherConfigSchema } from './service/launchers/local-config.js';
 
-export { LocalLauncherConfigSchema, type LocalLauncherConfig } from './launchers/local-config.js';
+export { LocalLauncherConfigSchema, type LocalLauncherConfig } from './service/launchers/local-config.js';
 
 const Port = z.number().int().min(1).max(65535);
 const Host = z.string().min(1).max(253).regex(/^[A-Za-z0-9.:_-]+$/, 'not a host name or address');

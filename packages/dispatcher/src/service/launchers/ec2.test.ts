@@ -17,17 +17,10 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import type { RunConfigInput } from '@understudy/protocol';
 import { isDispatcherError } from '../../errors.js';
-import { clientTokenFor, Ec2Launcher, Ec2LauncherConfigSchema, MAX_USER_DATA_BYTES, parseEc2LauncherConfig, type Ec2LauncherConfigInput } from './ec2.js';
+import { clientTokenFor, Ec2Launcher, MAX_USER_DATA_BYTES, type Ec2LauncherConfigInput } from './ec2.js';
 import { TAG_DISPATCHER, TAG_RUN, TAG_TARGET, type LaunchRequest } from './launcher.js';
+import { CONFIG } from './ec2-testing.js';
 
-const CONFIG: Ec2LauncherConfigInput = {
-  type: 'ec2',
-  imageId: 'ami-0123456789abcdef0',
-  instanceType: 'm7g.large',
-  subnetId: 'subnet-0123456789abcdef0',
-  securityGroupIds: ['sg-0123456789abcdef0', 'sg-89abcdef'],
-  iamInstanceProfile: { name: 'understudy-agent' },
-};
 
 const RUN_ID = 'db1-20261124T054600Z-a1b2c3';
 
@@ -355,48 +348,5 @@ describe('Ec2Launcher', () => {
       ec2.on(DescribeInstancesCommand).rejects(awsError('UnauthorizedOperation'));
       await assert.rejects(launcher().sweepOrphans('prod', new Set()), (err) => isDispatcherError(err, 'DS_TERMINATE_FAILED') && err.message.includes('UnauthorizedOperation'));
     });
-  });
-});
-
-describe('Ec2LauncherConfigSchema', () => {
-  const problems = (raw: unknown): string => {
-    try {
-      parseEc2LauncherConfig(raw);
-    } catch (err) {
-      assert.ok(isDispatcherError(err, 'DS_CONFIG_INVALID'));
-      return err.message;
-    }
-    assert.fail('the configuration was accepted');
-  };
-
-  it('accepts a minimal configuration and applies defaults', () => {
-    const c = Ec2LauncherConfigSchema.parse({ ...CONFIG, rootVolume: { sizeGiB: 40 } });
-    assert.equal(c.associatePublicIp, false);
-    assert.equal(c.rootVolume?.type, 'gp3');
-  });
-
-  it('rejects a bad AMI id naming the field', () => {
-    assert.match(problems({ ...CONFIG, imageId: 'ami-xyz' }), /launcher\.imageId: must be an AMI id like 'ami-0123456789abcdef0'/);
-  });
-
-  it('rejects empty security groups and a bad one naming the field', () => {
-    assert.match(problems({ ...CONFIG, securityGroupIds: [] }), /launcher\.securityGroupIds: at least one security group is needed/);
-    assert.match(problems({ ...CONFIG, securityGroupIds: ['default'] }), /launcher\.securityGroupIds\.0: must be a security group id/);
-  });
-
-  it('wants exactly one of profile name or ARN', () => {
-    assert.match(problems({ ...CONFIG, iamInstanceProfile: {} }), /launcher\.iamInstanceProfile: give exactly one of name or arn/);
-    assert.match(problems({ ...CONFIG, iamInstanceProfile: { name: 'a', arn: 'arn:aws:iam::123456789012:instance-profile/a' } }), /exactly one/);
-  });
-
-  it('refuses unknown fields, reserved tag keys and a bad spot price', () => {
-    assert.match(problems({ ...CONFIG, accessKeyId: 'x' }), /'accessKeyId'/);
-    assert.match(problems({ ...CONFIG, tags: { 'understudy:run': 'x' } }), /launcher\.tags\.understudy:run: .*reserved/);
-    assert.match(problems({ ...CONFIG, spot: { maxPrice: 'cheap' } }), /launcher\.spot\.maxPrice/);
-  });
-
-  it('checks the configuration in the constructor', () => {
-    const client = new EC2Client({ region: 'eu-west-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } });
-    assert.throws(() => new Ec2Launcher({ client, config: { ...CONFIG, subnetId: 'subnet-1' } }), (err) => isDispatcherError(err, 'DS_CONFIG_INVALID') && /launcher\.subnetId/.test(err.message));
   });
 });

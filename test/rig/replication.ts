@@ -46,7 +46,7 @@
 import { readFile } from 'node:fs/promises';
 import { formatGtidPos, gtidContains, parseGtidPos, seedFromDump } from '@understudy/agent';
 // Only the grant list: the dispatcher's index would load its server (fastify, sqlite) into every test.
-import { wantedPrivileges } from '@understudy/dispatcher/dist/init-master/replication-user.js';
+import { wantedPrivileges } from '@understudy/dispatcher/dist/provisioning/init-master/replication-user.js';
 export { dumpGtidPosition, seedDumpArgs } from '@understudy/agent';
 import type { Mariadb } from './mariadb.js';
 
@@ -55,7 +55,7 @@ export const REPLICATION_PRIVILEGES = ['REPLICATION SLAVE', 'REPLICATION CLIENT'
 /**
  * What the agent's seed (`seedDumpArgs`, and the accounts' `mariadb-dump --system=users`, which needs
  * SELECT on the mysql schema) needs in addition: init-master's own list for the replication account
- * (packages/dispatcher/src/init-master/replication-user.ts), so tests and product cannot drift.
+ * (packages/dispatcher/src/provisioning/init-master/replication-user.ts), so tests and product cannot drift.
  * Deliberately not RELOAD (FLUSH).
  */
 export const SEED_DUMP_PRIVILEGES: readonly string[] = wantedPrivileges('mariadb').filter((p) => p !== 'REPLICATION SLAVE');

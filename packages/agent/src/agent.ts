@@ -15,6 +15,7 @@ import { AGENT_ERRORS, isAgentError, type AgentErrorCode } from './errors.js';
 import { instanceConnectKey } from './instance-connect.js';
 import { LocalMysqld } from './local-mysqld.js';
 import { Reporter } from './reporter.js';
+import { eventsPath } from './events.js';
 import { parseRunConfig, RunConfigSchema, type RunConfig } from './run-config.js';
 import { fetchSecret, type SecretClients } from './secrets.js';
 import { initializeDatadir, seedByClone, seedFromDump } from './seed.js';
@@ -55,7 +56,7 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
   let tunnel: Tunnel | undefined;
   let deadlinePassed = false;
   const reporter = new Reporter({
-    url: () => (tunnel ? `http://127.0.0.1:${tunnel.localPort('dispatcher')}/runs/${encodeURIComponent(config.runId)}/events` : undefined),
+    url: () => (tunnel ? `http://127.0.0.1:${tunnel.localPort('dispatcher')}${eventsPath(config.runId)}` : undefined),
     token: config.dispatcher.token,
     log,
     heartbeatMs: config.limits.heartbeatSec * 1000,
@@ -214,7 +215,7 @@ async function reportInvalidDocument(deps: AgentDeps, parsed: unknown, why: stri
   try {
     tunnel = await Tunnel.open({ ...tunnelOptions(partial, deps, deps.log, signal), connectTimeoutMs: 20_000 });
     const t = tunnel;
-    const reporter = new Reporter({ url: `http://127.0.0.1:${t.localPort('dispatcher')}/runs/${encodeURIComponent(runId.data)}/events`, token: dispatcher.data.token, log: deps.log });
+    const reporter = new Reporter({ url: `http://127.0.0.1:${t.localPort('dispatcher')}${eventsPath(runId.data)}`, token: dispatcher.data.token, log: deps.log });
     reporter.report({ phase: 'failed', status: 'failed', error: { code: 'AG_CONFIG_INVALID', message: `invalid run document: ${why}`.slice(0, 4000) } });
     await reporter.flush(10_000);
     reporter.close();

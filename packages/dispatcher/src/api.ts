@@ -2,8 +2,8 @@
  * The shapes the service answers with (GET /runs, GET /runs/:id). The status page and the CLI read
  * these; they are views computed from the stored run and its events, never stored themselves.
  */
-import type { Phase, RunEvent } from '@understudy/agent/protocol';
-import type { SourceWarning } from './source-watch.js';
+import type { Phase, RunEvent } from '@understudy/protocol';
+import type { SourceWarning } from './service/source-watch.js';
 
 export type RunStatus = 'launching' | 'running' | 'succeeded' | 'failed';
 

@@ -9,7 +9,7 @@ import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { CommanderError } from 'commander';
 import { exitCodeOf, UnderstudyError, type ErrorCode } from '@understudy/core';
-import { buildProgram } from './commands/program.js';
+import { buildProgram } from './cli/commands/program.js';
 import { DispatcherError } from './errors.js';
 import { PACKAGE_ROOT } from './package-root.js';
 

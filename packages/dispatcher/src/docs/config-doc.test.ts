@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { z } from 'zod';
-import { RunConfigSchema } from '@understudy/agent/protocol';
+import { RunConfigSchema } from '@understudy/protocol';
 import { DispatcherConfigSchema } from '../config.js';
 import { REGENERATE_COMMAND, renderConfigurationDoc, renderExampleConfig } from './config-doc.js';
 import { DISPATCHER_EXAMPLE, RUN_DOCUMENT_EXAMPLE } from './config-examples.js';

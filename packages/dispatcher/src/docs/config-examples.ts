@@ -2,7 +2,7 @@
  * The examples at the top of each section of docs/configuration.md. They are typed as the schemas'
  * input, and config-doc.test.ts parses them, so an example that stops being valid fails the tests.
  */
-import type { RunConfigInput } from '@understudy/agent/protocol';
+import type { RunConfigInput } from '@understudy/protocol';
 import type { DispatcherConfigInput } from '../config.js';
 
 export const DISPATCHER_EXAMPLE: DispatcherConfigInput = {

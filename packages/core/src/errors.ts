@@ -89,3 +89,12 @@ export function asLocalIoError(err: unknown, doing: string): unknown {
     details: { errno: e.code, syscall: e.syscall, path: e.path },
   });
 }
+
+/** Runs `work`, returning its filesystem errors as US_LOCAL_IO naming what was being done (asLocalIoError). */
+export async function withLocalIo<T>(doing: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw asLocalIoError(err, doing);
+  }
+}

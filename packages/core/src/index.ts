@@ -1,4 +1,5 @@
 export * from './errors.js';
+export * from './error-registry.js';
 export * from './store/store.js';
 export * from './object-format.js';
 export * from './keys.js';

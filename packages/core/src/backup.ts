@@ -141,6 +141,7 @@ async function scanTree(source: string, options: BackupOptions): Promise<{ walke
   return { walked, progress, report };
 }
 
+/** The manifest of what the upload stored, with its totals. */
 function manifestOf(
   up: Uploaded,
   progress: ProgressState,

@@ -32,6 +32,7 @@ import { chunkLength, deltaBaseOf, fileTotals, type FileEntry, type Manifest } f
 import type { Repository } from './repository.js';
 import { Semaphore } from './store/semaphore.js';
 import { TaskPool } from './task-pool.js';
+import { syncDir } from './sync-dir.js';
 
 export const RESTORE_MARKER = '.understudy-restore-in-progress';
 export const DEFAULT_WRITE_BEHIND = 4;
@@ -325,13 +326,4 @@ function checkSymlinks(manifest: Manifest, allowExternal: boolean): void {
  */
 export function nsToSeconds(ns: string): number {
   return Number(BigInt(ns) / 1000n) / 1e6 + 5e-7;
-}
-
-async function syncDir(path: string): Promise<void> {
-  const fh = await openFile(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

@@ -15,6 +15,7 @@ describe('defineErrors', () => {
     const err = new reg.Error('XX_FLAKY', 'it failed', { cause, details: { key: 'k' } });
     assert.ok(err instanceof Error);
     assert.equal(err.name, 'XxError');
+    assert.equal(err.constructor.name, 'XxError', 'loggers name errors by their constructor');
     assert.equal(err.message, 'it failed');
     assert.equal(err.code, 'XX_FLAKY');
     assert.deepEqual(err.details, { key: 'k' });

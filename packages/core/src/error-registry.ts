@@ -63,6 +63,8 @@ export function defineErrors<P extends string, C extends `${P}_${string}`, S ext
       this.details = options?.details;
     }
   }
+  // Named as its errors are: loggers (pino's `type`) name an error by its constructor.
+  Object.defineProperty(Registered, 'name', { value: name });
   const rows: S[] = Object.values(table);
   for (const field of new Set(rows.flatMap((row) => Object.keys(row)))) {
     if (field === 'description') continue;

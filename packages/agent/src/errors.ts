@@ -4,7 +4,7 @@
  * codes into exit codes (see `exitCode`). Codes are prefixed `AG_` so they never collide with
  * core's `US_` codes in logs and reports.
  */
-import type { ErrorSpec } from '@understudy/core';
+import { defineErrors, type ErrorSpec, type RegisteredError } from '@understudy/core';
 
 export const AGENT_ERRORS = {
   AG_CONFIG_INVALID: { description: 'An agent configuration value or option is invalid.', exitCode: 2, retryable: false },
@@ -31,32 +31,12 @@ export const AGENT_ERRORS = {
 
 export type AgentErrorCode = keyof typeof AGENT_ERRORS;
 
-export class AgentError extends Error {
-  readonly code: AgentErrorCode;
-  /** Structured details for logs and reports (never secrets). */
-  readonly details: Record<string, unknown> | undefined;
+const registry = defineErrors<'AG', AgentErrorCode, ErrorSpec>('AG', AGENT_ERRORS, 'AgentError');
 
-  constructor(code: AgentErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'AgentError';
-    this.code = code;
-    this.details = options?.details;
-  }
+export const AgentError = registry.Error;
+export type AgentError = RegisteredError<AgentErrorCode, ErrorSpec>;
 
-  get exitCode(): number {
-    return AGENT_ERRORS[this.code].exitCode;
-  }
-
-  get retryable(): boolean {
-    return AGENT_ERRORS[this.code].retryable;
-  }
-}
-
-export function isAgentError(err: unknown, code?: AgentErrorCode): err is AgentError {
-  return err instanceof AgentError && (code === undefined || err.code === code);
-}
+export const isAgentError: (err: unknown, code?: AgentErrorCode) => err is AgentError = registry.is;
 
 /** Exit code for any thrown value: registry codes map through AGENT_ERRORS, anything else is 1. */
-export function agentExitCodeOf(err: unknown): number {
-  return err instanceof AgentError ? err.exitCode : 1;
-}
+export const agentExitCodeOf: (err: unknown) => number = registry.exitCodeOf;

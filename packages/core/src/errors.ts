@@ -3,12 +3,9 @@
  * UnderstudyError with a stable code from this table; only CLI entry points turn codes into exit
  * codes (see `exitCode`). A test checks that every code is documented in the package README.
  */
+import { defineErrors, type ErrorEntry, type RegisteredError } from './error-registry.js';
 
-export interface ErrorSpec {
-  /** Human-readable meaning, shown in docs. */
-  readonly description: string;
-  /** Process exit code a CLI should use when this error ends the command. */
-  readonly exitCode: number;
+export interface ErrorSpec extends ErrorEntry {
   /** Worth retrying (transient)? Used by the retry wrapper. */
   readonly retryable: boolean;
 }
@@ -46,35 +43,15 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS;
 
-export class UnderstudyError extends Error {
-  readonly code: ErrorCode;
-  /** Structured details for logs and --json output (never secrets). */
-  readonly details: Record<string, unknown> | undefined;
+const registry = defineErrors<'US', ErrorCode, ErrorSpec>('US', ERRORS, 'UnderstudyError');
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'UnderstudyError';
-    this.code = code;
-    this.details = options?.details;
-  }
+export const UnderstudyError = registry.Error;
+export type UnderstudyError = RegisteredError<ErrorCode, ErrorSpec>;
 
-  get exitCode(): number {
-    return ERRORS[this.code].exitCode;
-  }
-
-  get retryable(): boolean {
-    return ERRORS[this.code].retryable;
-  }
-}
-
-export function isUnderstudyError(err: unknown, code?: ErrorCode): err is UnderstudyError {
-  return err instanceof UnderstudyError && (code === undefined || err.code === code);
-}
+export const isUnderstudyError: (err: unknown, code?: ErrorCode) => err is UnderstudyError = registry.is;
 
 /** Exit code for any thrown value: registry codes map through ERRORS, anything else is 1. */
-export function exitCodeOf(err: unknown): number {
-  return err instanceof UnderstudyError ? err.exitCode : 1;
-}
+export const exitCodeOf: (err: unknown) => number = registry.exitCodeOf;
 
 /**
  * Wraps a Node.js filesystem error (it has an errno `code` and a `syscall`) as US_LOCAL_IO naming
@@ -88,4 +65,13 @@ export function asLocalIoError(err: unknown, doing: string): unknown {
     cause: err,
     details: { errno: e.code, syscall: e.syscall, path: e.path },
   });
+}
+
+/** Runs `work`, returning its filesystem errors as US_LOCAL_IO naming what was being done (asLocalIoError). */
+export async function withLocalIo<T>(doing: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw asLocalIoError(err, doing);
+  }
 }

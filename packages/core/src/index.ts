@@ -1,25 +1,35 @@
-export * from './errors.js';
-export * from './store/store.js';
-export * from './object-format.js';
-export * from './keys.js';
-export * from './manifest.js';
-export * from './repository.js';
-export * from './config-recovery.js';
-export * from './lock.js';
-export * from './walk.js';
-export * from './task-pool.js';
-export * from './backup.js';
-export * from './backups.js';
-export * from './restore.js';
-export * from './verify.js';
-export * from './retention.js';
-export * from './prune.js';
-export * from './store/local.js';
-export * from './store/s3.js';
-export * from './store/retry.js';
-export * from './store/limit.js';
-export { Semaphore } from './store/semaphore.js';
-export * from './repo-url.js';
-export * from './codec.js';
-export * from './compose.js';
-export * from './runtime.js';
+/**
+ * The public surface of @understudy/core: what the agent, the dispatcher, the benchmarks, the
+ * server tests and the scripts use, with the option and result types of those functions. Test
+ * helpers are `@understudy/core/testing`. Everything else is internal to the package.
+ */
+
+// Errors: the registry, and the shape every package's registry is built on.
+export { ERRORS, UnderstudyError, isUnderstudyError, exitCodeOf, type ErrorCode, type ErrorSpec } from './errors.js';
+export { defineErrors, type ErrorEntry, type ErrorRegistry, type RegisteredError, type RegisteredErrorClass, type RegistryErrorOptions } from './error-registry.js';
+
+// Stores.
+export { type Store, type PutOptions, type ObjectInfo, type ChecksumAlgorithm } from './store/store.js';
+export { LocalStore } from './store/local.js';
+export { S3Store, S3Reader, createS3Client, type S3StoreOptions, type S3ReaderOptions, type CreateS3ClientOptions } from './store/s3.js';
+export { RetryStore, type RetryInfo, type RetryStoreOptions } from './store/retry.js';
+export { LimitStore, type LimitStoreOptions } from './store/limit.js';
+export { parseRepoUrl, type RepoLocation } from './repo-url.js';
+export { openStore, openRepositoryAt, DEFAULT_CONCURRENCY, type OpenStoreOptions, type OpenRepositoryFromLocationOptions } from './compose.js';
+
+// The repository, its keys and manifests.
+export { Repository, CONFIG_KEY, LOCKS_PREFIX, type OpenRepositoryOptions, type RepoConfig, type CorruptReadInfo, type SavedObject } from './repository.js';
+export { parseKey, readKeyFile } from './keys.js';
+export { BACKUP_ID_RE, deltaName, referencedObjects, type Manifest, type Entry, type FileEntry, type Totals } from './manifest.js';
+export { recoverConfig, type RecoverConfigOptions, type RecoverConfigReport } from './config-recovery.js';
+export { listLocks, type ListedLock, type LockInfo } from './lock.js';
+
+// Operations.
+export { backup, validateChunkSize, DEFAULT_CHUNK_SIZE, type BackupOptions, type BackupProgress, type BackupResult } from './backup.js';
+export { restore, RESTORE_MARKER, type RestoreOptions, type RestoreProgress, type RestoreResult } from './restore.js';
+export { resolveBackup, type ResolveOptions } from './backups.js';
+export { verify, type VerifyOptions, type VerifyProblem, type VerifyProgress, type VerifyReport } from './verify.js';
+export { prune, type PruneOptions, type PruneReport } from './prune.js';
+export { type RetentionPolicy } from './retention.js';
+export { excludeGlobs, type WalkOptions } from './walk.js';
+export { NODE_FLAGS } from './runtime.js';

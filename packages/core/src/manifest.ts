@@ -174,6 +174,11 @@ export function checkStructure(m: Pick<Manifest, 'entries' | 'chunkSize' | 'delt
   return problems;
 }
 
+/** The opening counts of a tree's progress: its files and their bytes, none done yet. */
+export function fileTotals(files: ReadonlyArray<{ readonly size: number }>): { filesTotal: number; filesDone: number; bytesTotal: number; bytesDone: number } {
+  return { filesTotal: files.length, filesDone: 0, bytesTotal: files.reduce((n, f) => n + f.size, 0), bytesDone: 0 };
+}
+
 /** Length of chunk `index` of a file of `size` bytes. */
 export function chunkLength(size: number, chunkSize: number, index: number): number {
   return Math.min(chunkSize, size - index * chunkSize);

@@ -15,29 +15,19 @@
  * Chunks are written before the manifest that names them; a manifest is written only when every chunk
  * it names is present, and never replaces another (conditional put).
  */
-import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
 import { UnderstudyError, isUnderstudyError } from './errors.js';
 import { InlineCodec, WorkerCodec, type ChunkCodec, type Sealed } from './codec.js';
-import { contentIdOf, encryptedKeys, keyCheck, keyCheckMatches, plainKeys, type RepositoryKeys } from './keys.js';
+import { contentIdOf, encryptedKeys, keyCheckMatches, plainKeys, type RepositoryKeys } from './keys.js';
 import { deltaName, parseManifest, BACKUP_ID_RE, type Manifest } from './manifest.js';
 import { open, seal, sealedBound } from './object-format.js';
+import { createConfig, configMissing, loadConfig, sealConfig, type RepoConfig } from './repo-config.js';
+import { CHUNKS_PREFIX, CONFIG_KEY, configCopyKey, DELTAS_PREFIX, heldPrefix, listBackupIds, listConfigCopies, MANIFESTS_PREFIX } from './repo-layout.js';
+import { readVerified, type CorruptReadInfo } from './read-verified.js';
 import { checksumOf, type Store } from './store/store.js';
 
-export const CONFIG_KEY = 'config';
-export const CHUNKS_PREFIX = 'chunks/';
-export const DELTAS_PREFIX = 'deltas/';
-export const MANIFESTS_PREFIX = 'manifests/';
-export const LOCKS_PREFIX = 'locks/';
-
-const RepoConfigSchema = z.strictObject({
-  format: z.literal('understudy-repository'),
-  version: z.literal(1),
-  id: z.string().regex(/^[0-9a-f-]{36}$/),
-  createdAt: z.iso.datetime(),
-  encryption: z.strictObject({ algorithm: z.literal('aes-256-gcm'), keyCheck: z.string().regex(/^[0-9a-f]{64}$/) }).nullable(),
-});
-export type RepoConfig = z.infer<typeof RepoConfigSchema>;
+export { CONFIG_KEY, CHUNKS_PREFIX, DELTAS_PREFIX, MANIFESTS_PREFIX, LOCKS_PREFIX, configCopyKey, listBackupIds, listConfigCopies, heldPrefix } from './repo-layout.js';
+export { loadConfig, storeConfig, type RepoConfig } from './repo-config.js';
+export { CORRUPT_READ_ATTEMPTS, type CorruptReadInfo } from './read-verified.js';
 
 /**
  * zstd level for new objects. Measured (bench/RESULTS.md, 4 MiB chunks, one core): on the InnoDB
@@ -64,21 +54,6 @@ export interface OpenRepositoryOptions {
   readonly onCorruptRead?: (info: CorruptReadInfo) => void;
 }
 
-export interface CorruptReadInfo {
-  /** The object key. */
-  readonly key: string;
-  /** The read that failed verification (1-based); another read follows. */
-  readonly attempt: number;
-  readonly error: UnderstudyError;
-}
-
-/**
- * Reads of one object whose bytes fail verification (frame CRC or GCM tag, length, content hash)
- * before it counts as corrupt. A byte can be damaged on the way from the store (S3 gives a GET no
- * checksum the SDK checks here, and plain HTTP has none): reading again tells a damaged transfer,
- * which heals, from a damaged object, which reads the same every time.
- */
-export const CORRUPT_READ_ATTEMPTS = 3;
 
 /** Framing buffers kept for reuse: more than any sane upload concurrency. */
 const MAX_SPARE_BODIES = 64;
@@ -379,148 +354,4 @@ export interface SavedObject {
 /** A delta's base failed to load: thrown through readVerified (not a reason to read the delta again). */
 class BaseFailed {
   constructor(readonly error: unknown) {}
-}
-
-/**
- * Gets `key` and decodes it with `decode`; when decoding fails with US_OBJECT_CORRUPT, gets it
- * again, up to CORRUPT_READ_ATTEMPTS reads in all (each one a fresh Buffer: `decode` may consume
- * its argument). Store errors (US_NOT_FOUND included) are thrown as they are.
- */
-async function readVerified<T>(
-  store: Store,
-  key: string,
-  signal: AbortSignal | undefined,
-  onCorruptRead: ((info: CorruptReadInfo) => void) | undefined,
-  decode: (stored: Buffer) => Promise<T>,
-): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    const stored = await store.get(key, signal !== undefined ? { signal } : undefined);
-    try {
-      return await decode(stored);
-    } catch (err) {
-      if (!isUnderstudyError(err, 'US_OBJECT_CORRUPT') || attempt >= CORRUPT_READ_ATTEMPTS) throw err;
-      onCorruptRead?.({ key, attempt, error: err });
-    }
-  }
-}
-
-/**
- * Reads and validates the config object `key` (the repository's `config`, or a copy beside a
- * manifest); undefined when there is none. A damaged or invalid one is US_REPO_CONFIG.
- */
-export async function loadConfig(store: Store, onCorruptRead?: (info: CorruptReadInfo) => void, key: string = CONFIG_KEY): Promise<RepoConfig | undefined> {
-  const what = key === CONFIG_KEY ? `repository config at ${store.location}` : `config copy ${key} at ${store.location}`;
-  let json: Buffer;
-  try {
-    json = await readVerified(store, key, undefined, onCorruptRead, async (stored) => {
-      try {
-        return open(stored, key);
-      } catch (err) {
-        if (isUnderstudyError(err, 'US_OBJECT_CORRUPT')) throw err; // read again
-        throw new UnderstudyError('US_REPO_CONFIG', `${what} is corrupt: ${(err as Error).message}`, { cause: err });
-      }
-    });
-  } catch (err) {
-    if (isUnderstudyError(err, 'US_NOT_FOUND')) return undefined;
-    if (!isUnderstudyError(err, 'US_OBJECT_CORRUPT')) throw err;
-    throw new UnderstudyError('US_REPO_CONFIG', `${what} is corrupt: ${err.message}`, { cause: err });
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(json.toString('utf8'));
-  } catch (err) {
-    throw new UnderstudyError('US_REPO_CONFIG', `${what} is corrupt: ${(err as Error).message}`, { cause: err });
-  }
-  const parsed = RepoConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new UnderstudyError('US_REPO_CONFIG', `${what} is invalid or of an unsupported version: ${z.prettifyError(parsed.error)}`);
-  }
-  return parsed.data;
-}
-
-/** A config as stored (framed, not compressed, never encrypted: it is read before any key exists). */
-function sealConfig(config: RepoConfig, key: string): Buffer {
-  return seal(Buffer.from(JSON.stringify(config), 'utf8'), key, { compress: false });
-}
-
-/**
- * Stores `config` as the repository's `config` object, never over one; when another process stored
- * one first, that one is returned.
- */
-export async function storeConfig(store: Store, config: RepoConfig): Promise<RepoConfig> {
-  const body = sealConfig(config, CONFIG_KEY);
-  try {
-    await store.put(CONFIG_KEY, body, { checksum: checksumOf(store.checksumAlgorithm, body), ifNoneMatch: true });
-    return config;
-  } catch (err) {
-    if (isUnderstudyError(err, 'US_ALREADY_EXISTS')) {
-      const theirs = await loadConfig(store);
-      if (theirs) return theirs;
-    }
-    throw err;
-  }
-}
-
-const CONFIG_COPY_SUFFIX = '.config';
-
-/** The key of the config copy beside backup `backupId`'s manifest (see Repository.configCopyKey). */
-export function configCopyKey(backupId: string): string {
-  return `${MANIFESTS_PREFIX}${backupId}${CONFIG_COPY_SUFFIX}`;
-}
-
-/** Ids of all committed backups (those with a manifest object), oldest first. */
-export async function listBackupIds(store: Store, signal?: AbortSignal): Promise<string[]> {
-  const ids: string[] = [];
-  for await (const info of store.list(MANIFESTS_PREFIX, { signal })) {
-    const id = info.key.slice(MANIFESTS_PREFIX.length);
-    if (BACKUP_ID_RE.test(id)) ids.push(id);
-  }
-  return ids.sort();
-}
-
-/** Ids of the backups with a config copy beside their manifest, oldest first. */
-export async function listConfigCopies(store: Store, signal?: AbortSignal): Promise<string[]> {
-  const ids: string[] = [];
-  for await (const info of store.list(MANIFESTS_PREFIX, { signal })) {
-    const name = info.key.slice(MANIFESTS_PREFIX.length);
-    if (!name.endsWith(CONFIG_COPY_SUFFIX)) continue;
-    const id = name.slice(0, -CONFIG_COPY_SUFFIX.length);
-    if (BACKUP_ID_RE.test(id)) ids.push(id);
-  }
-  return ids.sort();
-}
-
-/** Prefixes whose objects mean a repository is there (locks alone do not: a lock is taken after open). */
-const DATA_PREFIXES = [MANIFESTS_PREFIX, CHUNKS_PREFIX, DELTAS_PREFIX] as const;
-
-/** The first of manifests/, chunks/, deltas/ that holds an object (one listing request each at most). */
-export async function heldPrefix(store: Store): Promise<string | undefined> {
-  for (const prefix of DATA_PREFIXES) {
-    for await (const _ of store.list(prefix)) return prefix;
-  }
-  return undefined;
-}
-
-function configMissing(store: Store, held: string): UnderstudyError {
-  return new UnderstudyError(
-    'US_REPO_CONFIG_MISSING',
-    `the repository at ${store.location} holds ${held.slice(0, -1)} but no ${CONFIG_KEY} object: it was deleted or lost. ` +
-      `Nothing was created over it (a new repository id would make every encrypted backup unreadable). ` +
-      `Rebuild it from the copy kept beside each backup: understudy --repo <url> --key-file <key> repair config ` +
-      `(or restore the ${CONFIG_KEY} object from a bucket version)`,
-    { details: { location: store.location, found: held } },
-  );
-}
-
-async function createConfig(store: Store, key: Buffer | undefined): Promise<RepoConfig> {
-  const id = randomUUID();
-  const config: RepoConfig = {
-    format: 'understudy-repository',
-    version: 1,
-    id,
-    createdAt: new Date().toISOString(),
-    encryption: key ? { algorithm: 'aes-256-gcm', keyCheck: keyCheck(key, id) } : null,
-  };
-  // Another process created the repository at the same moment: storeConfig returns theirs.
-  return storeConfig(store, config);
 }

@@ -27,11 +27,12 @@ import { chmod, lutimes, mkdir, open as openFile, readdir, rename, rm, symlink, 
 import { dirname, join, posix, resolve } from 'node:path';
 import { resolveBackup, type ResolveOptions } from './backups.js';
 import { alignUp, DIRECT_ALIGN, DIRECT_CREATE_FLAGS, directWritesWork, SharedBufferPool } from './direct-io.js';
-import { asLocalIoError, UnderstudyError } from './errors.js';
-import { chunkLength, deltaBaseOf, type FileEntry, type Manifest } from './manifest.js';
+import { UnderstudyError, withLocalIo } from './errors.js';
+import { chunkLength, deltaBaseOf, fileTotals, type FileEntry, type Manifest } from './manifest.js';
 import type { Repository } from './repository.js';
 import { Semaphore } from './store/semaphore.js';
 import { TaskPool } from './task-pool.js';
+import { syncDir } from './sync-dir.js';
 
 export const RESTORE_MARKER = '.understudy-restore-in-progress';
 export const DEFAULT_WRITE_BEHIND = 4;
@@ -79,15 +80,39 @@ export interface RestoreResult {
 }
 
 export async function restore(repo: Repository, targetDir: string, options: RestoreOptions = {}): Promise<RestoreResult> {
-  try {
-    return await restoreTree(repo, targetDir, options);
-  } catch (err) {
-    throw asLocalIoError(err, `restore into ${resolve(targetDir)}`);
-  }
+  return withLocalIo(`restore into ${resolve(targetDir)}`, () => restoreTree(repo, targetDir, options));
 }
 
 async function restoreTree(repo: Repository, targetDir: string, options: RestoreOptions): Promise<RestoreResult> {
-  const signal = options.signal;
+  const { concurrency, writeBehind } = validateRestoreOptions(options);
+  const manifest = await resolveBackup(repo, options.backupId, { skipUndecodable: options.skipUndecodable, onSkip: options.onSkipBackup, signal: options.signal });
+  const target = resolve(targetDir);
+  checkSymlinks(manifest, options.allowExternalSymlinks ?? false);
+
+  await prepareTarget(target, manifest.id, options.force ?? false);
+  await options.hook?.('marker-written');
+
+  const files = manifest.entries.filter((e): e is FileEntry => e.type === 'file');
+  const progress: ProgressState = { phase: 'download', ...fileTotals(files), downloadedChunks: 0 };
+  const report = (): void => options.onProgress?.({ ...progress });
+  report();
+
+  // Directories first, writable by us until their real modes are set at the end.
+  for (const e of manifest.entries) if (e.type === 'dir') await mkdir(join(target, e.path), { mode: 0o700 });
+  const direct = await writeFiles(repo, manifest, files, target, { concurrency, writeBehind, progress, report, options });
+  await options.hook?.('files-written');
+
+  progress.phase = 'finish';
+  report();
+  await finishTree(manifest, target);
+  progress.phase = 'done';
+  report();
+  return { manifest, directIo: direct };
+}
+
+type ProgressState = { -readonly [K in keyof RestoreProgress]: RestoreProgress[K] };
+
+function validateRestoreOptions(options: RestoreOptions): { concurrency: number; writeBehind: number } {
   const concurrency = options.concurrency ?? 8;
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1024) {
     throw new UnderstudyError('US_CONFIG_INVALID', `restore concurrency must be an integer from 1 to 1024, got ${concurrency}`);
@@ -96,28 +121,25 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
   if (!Number.isInteger(writeBehind) || writeBehind < 0 || writeBehind > 256) {
     throw new UnderstudyError('US_CONFIG_INVALID', `restore writeBehind must be an integer from 0 to 256, got ${writeBehind}`);
   }
-  const manifest = await resolveBackup(repo, options.backupId, { skipUndecodable: options.skipUndecodable, onSkip: options.onSkipBackup, signal });
-  const target = resolve(targetDir);
-  checkSymlinks(manifest, options.allowExternalSymlinks ?? false);
+  return { concurrency, writeBehind };
+}
 
-  await prepareTarget(target, manifest.id, options.force ?? false);
-  await options.hook?.('marker-written');
+interface WriteContext {
+  readonly concurrency: number;
+  readonly writeBehind: number;
+  readonly progress: ProgressState;
+  readonly report: () => void;
+  readonly options: RestoreOptions;
+}
 
-  const files = manifest.entries.filter((e): e is FileEntry => e.type === 'file');
-  const progress = {
-    phase: 'download' as RestoreProgress['phase'],
-    filesTotal: files.length,
-    filesDone: 0,
-    bytesTotal: files.reduce((n, f) => n + f.size, 0),
-    bytesDone: 0,
-    downloadedChunks: 0,
-  };
-  const report = (): void => options.onProgress?.({ ...progress });
-  report();
-
-  // Directories first, writable by us until their real modes are set at the end.
-  for (const e of manifest.entries) if (e.type === 'dir') await mkdir(join(target, e.path), { mode: 0o700 });
-
+/**
+ * Download and write: every file under a temporary name, chunk by chunk, then synced, given its
+ * mode and mtime, and renamed. Returns whether files were written with O_DIRECT. On failure, writes
+ * still in flight finish before files are closed and the error is returned.
+ */
+async function writeFiles(repo: Repository, manifest: Manifest, files: readonly FileEntry[], target: string, ctx: WriteContext): Promise<boolean> {
+  const { concurrency, writeBehind, progress, report, options } = ctx;
+  const signal = options.signal;
   // A task downloads (within `downloads`), then writes: up to `writeBehind` tasks write while
   // `concurrency` download.
   const pool = new TaskPool(concurrency + writeBehind, signal);
@@ -128,6 +150,26 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
   // when files can be written directly.
   const { buffers, direct } = await chunkBuffers(target, manifest.chunkSize, concurrency + writeBehind, options.directIo ?? true);
   const baseBuffers = new SharedBufferPool(manifest.chunkSize, false, concurrency); // allocated only when used
+  /** Downloads chunk `id` into a buffer of `buffers` (its base too, for a delta), verified. */
+  const download = async (id: string, len: number): Promise<Buffer> => {
+    const whole = buffers.take();
+    const base = deltaBaseOf(manifest, id);
+    try {
+      await downloads.run(async () => {
+        // A base is needed only while its delta opens: its buffer is held within the download.
+        const baseWhole = base !== undefined ? baseBuffers.take() : undefined;
+        try {
+          await repo.loadChunk(id, len, signal, whole.subarray(0, len), base !== undefined ? { id: base, into: baseWhole!.subarray(0, len) } : undefined);
+        } finally {
+          if (baseWhole) baseBuffers.give(baseWhole);
+        }
+      }, signal);
+    } catch (err) {
+      buffers.give(whole);
+      throw err;
+    }
+    return whole;
+  };
   try {
     for (const f of files) {
       const final = join(target, f.path);
@@ -150,16 +192,7 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
         progress.filesDone++;
         report();
       };
-      const work: Array<{ id: string; offset: number; len: number }> = [];
-      f.chunks.forEach((id, i) => {
-        const len = chunkLength(f.size, manifest.chunkSize, i);
-        const offset = i * manifest.chunkSize;
-        // A whole chunk of zeros is a hole: ftruncate made it. Only whole chunks are checked: the
-        // id of zeros of one length costs a hash of that many zeros, and every file's last chunk
-        // has a length of its own (a short zero tail is read like any chunk).
-        if (len === manifest.chunkSize && id === repo.zeroChunkId(len)) progress.bytesDone += len;
-        else work.push({ id, offset, len });
-      });
+      const work = chunksToFetch(repo, manifest, f, progress);
       remaining = work.length;
       if (remaining === 0) {
         await finish();
@@ -167,18 +200,8 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
       }
       for (const { id, offset, len } of work) {
         await pool.submit(async () => {
-          const whole = buffers.take();
-          const base = deltaBaseOf(manifest, id);
+          const whole = await download(id, len);
           try {
-            await downloads.run(async () => {
-              // A base is needed only while its delta opens: its buffer is held within the download.
-              const baseWhole = base !== undefined ? baseBuffers.take() : undefined;
-              try {
-                await repo.loadChunk(id, len, signal, whole.subarray(0, len), base !== undefined ? { id: base, into: baseWhole!.subarray(0, len) } : undefined);
-              } finally {
-                if (baseWhole) baseBuffers.give(baseWhole);
-              }
-            }, signal);
             // Direct writes are whole blocks: a short last chunk goes out padded with zeros (the file
             // is cut to its size before it is synced).
             const out = direct ? alignUp(len) : len;
@@ -201,14 +224,34 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
     }
     await pool.drain();
   } finally {
-    // On failure, writes still in flight finish before files are closed and the error is returned.
     await pool.settle();
     for (const fh of open) await fh.close().catch(() => undefined);
   }
-  await options.hook?.('files-written');
+  return direct;
+}
 
-  progress.phase = 'finish';
-  report();
+/**
+ * The chunks of `f` to download: all but whole chunks of zeros, which are holes ftruncate made
+ * (counted done in `progress`). Only whole chunks are checked: the id of zeros of one length costs
+ * a hash of that many zeros, and every file's last chunk has a length of its own (a short zero tail
+ * is read like any chunk).
+ */
+function chunksToFetch(repo: Repository, manifest: Manifest, f: FileEntry, progress: ProgressState): Array<{ id: string; offset: number; len: number }> {
+  const work: Array<{ id: string; offset: number; len: number }> = [];
+  f.chunks.forEach((id, i) => {
+    const len = chunkLength(f.size, manifest.chunkSize, i);
+    const offset = i * manifest.chunkSize;
+    if (len === manifest.chunkSize && id === repo.zeroChunkId(len)) progress.bytesDone += len;
+    else work.push({ id, offset, len });
+  });
+  return work;
+}
+
+/**
+ * Commit of a restore: symlinks, then directory modes and mtimes (deepest first, so creating their
+ * contents does not disturb them), each directory synced; the marker goes last.
+ */
+async function finishTree(manifest: Manifest, target: string): Promise<void> {
   for (const e of manifest.entries) {
     if (e.type !== 'symlink') continue;
     const p = join(target, e.path);
@@ -216,7 +259,6 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
     const t = nsToSeconds(e.mtimeNs);
     await lutimes(p, t, t);
   }
-  // Directory modes and mtimes last, deepest first, so creating their contents does not disturb them.
   const dirs = manifest.entries.filter((e) => e.type === 'dir').reverse();
   for (const d of dirs) {
     const p = join(target, d.path);
@@ -227,9 +269,6 @@ async function restoreTree(repo: Repository, targetDir: string, options: Restore
   }
   await rm(join(target, RESTORE_MARKER));
   await syncDir(target);
-  progress.phase = 'done';
-  report();
-  return { manifest, directIo: direct };
 }
 
 /**
@@ -287,13 +326,4 @@ function checkSymlinks(manifest: Manifest, allowExternal: boolean): void {
  */
 export function nsToSeconds(ns: string): number {
   return Number(BigInt(ns) / 1000n) / 1e6 + 5e-7;
-}
-
-async function syncDir(path: string): Promise<void> {
-  const fh = await openFile(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

@@ -9,6 +9,7 @@
  */
 import { isUnderstudyError, UnderstudyError } from './errors.js';
 import { chunkLength, deltaBaseOf, deltaName } from './manifest.js';
+import { absentObjects, listPresence } from './presence.js';
 import type { Repository } from './repository.js';
 import { TaskPool } from './task-pool.js';
 
@@ -79,30 +80,22 @@ export async function verify(repo: Repository, options: VerifyOptions = {}): Pro
   }
 
   options.onProgress?.({ phase: 'list', chunksTotal: chunks.size, chunksDone: 0 });
-  const present = await repo.chunkIdSet(signal);
-  const presentDeltas = await repo.deltaIndex(signal);
+  const present = await listPresence(repo, signal);
   const chunkProblem = (key: string, id: string, problem: VerifyProblem['problem'], message: string): void => {
     const usedBy = chunks.get(key)?.usedBy ?? [];
     for (const u of usedBy) badBackups.add(u.backup);
     problems.push({ object: 'chunk', id, problem, message, usedBy });
   };
-  /** Whether every object the chunk needs is listed (problems reported when not). */
+  /** Whether every object the chunk needs is listed (problems reported when not): the commit check. */
   const listed = new Map<string, boolean>();
   for (const [key, c] of chunks) {
-    let ok = true;
-    if (c.base === undefined) {
-      if (!present.has(c.id)) (ok = false), chunkProblem(key, c.id, 'missing', `chunk ${c.id} is missing (${repo.chunkKey(c.id)})`);
-    } else {
-      if (!presentDeltas.get(c.id)?.includes(c.base)) {
-        ok = false;
-        chunkProblem(key, c.id, 'missing', `chunk ${c.id} is missing: its delta ${repo.deltaKey(c.id, c.base)}`);
-      }
-      if (!present.has(c.base)) {
-        ok = false;
-        chunkProblem(key, c.base, 'missing', `chunk ${c.base}, the base of delta chunk ${c.id}, is missing (${repo.chunkKey(c.base)})`);
-      }
+    const absent = absentObjects(c.id, c.base, present);
+    for (const a of absent) {
+      if (a.object === 'chunk') chunkProblem(key, a.id, 'missing', `chunk ${a.id} is missing (${repo.chunkKey(a.id)})`);
+      else if (a.object === 'delta') chunkProblem(key, a.id, 'missing', `chunk ${a.id} is missing: its delta ${repo.deltaKey(a.id, a.base)}`);
+      else chunkProblem(key, a.id, 'missing', `chunk ${a.id}, the base of delta chunk ${a.of}, is missing (${repo.chunkKey(a.id)})`);
     }
-    listed.set(key, ok);
+    listed.set(key, absent.length === 0);
   }
 
   let chunksDone = 0;

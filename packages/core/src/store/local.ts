@@ -5,6 +5,7 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { UnderstudyError } from '../errors.js';
 import { abortedError, throwIfAborted } from './semaphore.js';
 import { assertValidKey, checksumOf, isValidKey, type ObjectInfo, type PutOptions, type Store } from './store.js';
+import { syncDir } from '../sync-dir.js';
 
 /** Directory under the root for uploads in progress; never part of the key space. */
 const TMP_DIR = '.tmp';
@@ -193,14 +194,6 @@ export class LocalStore implements Store {
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 function errno(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;

@@ -5,7 +5,7 @@
 //   npm test -- PATTERN...   only test files whose path contains one of the patterns
 //   npm run test:faults      the fault suite at full length (see FAULT_SUITE, test/FAULTS.md)
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { build, ensureInstalled, ensureSystemPackages, root } from './setup.mjs';
@@ -29,7 +29,10 @@ const faults = process.argv.includes('--faults');
 const patterns = process.argv.slice(2).filter((a) => a !== '--faults');
 if (faults && patterns.length === 0) patterns.push(...FAULT_SUITE);
 const files = [
-  ...['core', 'agent', 'dispatcher'].flatMap((p) => findTests(join(root, 'packages', p, 'dist'))),
+  // Every workspace package's compiled tests (a package added later is not left out).
+  ...readdirSync(join(root, 'packages'), { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .flatMap((e) => (existsSync(join(root, 'packages', e.name, 'dist')) ? findTests(join(root, 'packages', e.name, 'dist')) : [])),
   ...findTests(join(root, 'test', 'dist')),
 ]
   .map((f) => relative(root, f))

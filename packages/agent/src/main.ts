@@ -26,7 +26,7 @@ import pino from 'pino';
 import { CYCLE_FAILED, exitCodeOf, runAgent } from './agent.js';
 import { AGENT_ERRORS } from './errors.js';
 import { readInstanceIdentity } from './imds.js';
-import { redactLogArguments } from './redact.js';
+import { redactingLogHooks } from './redact.js';
 import { fileHook } from './test-hook.js';
 import { VERSION } from './version.js';
 
@@ -55,11 +55,7 @@ if (values.help) {
 const log = pino({
   name: 'understudy-agent',
   // Server errors quote SQL back, credentials included: every line's text is redacted (redact.ts).
-  hooks: {
-    logMethod(args, method) {
-      return method.apply(this, redactLogArguments(args) as Parameters<typeof method>);
-    },
-  },
+  hooks: redactingLogHooks,
   redact: { paths: ['password', '*.password', 'token', '*.token', 'privateKey', '*.privateKey', 'key', '*.key', 'authorization', '*.authorization'], censor: '[redacted]' },
 });
 

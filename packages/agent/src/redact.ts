@@ -1,2 +1,2 @@
 /** Credentials out of every text that leaves a process: it lives in @understudy/protocol (packages/protocol/src/redact.ts). */
-export { REDACTED, redactEvent, redactLogArguments, redactSecrets, statementKind } from '@understudy/protocol';
+export { REDACTED, redactEvent, redactLogArguments, redactingLogHooks, redactSecrets, statementKind } from '@understudy/protocol';

@@ -106,6 +106,16 @@ export function redactLogArguments(args: readonly unknown[]): unknown[] {
   return args.map((a) => redactValue(a, 2));
 }
 
+/**
+ * pino's `hooks` option that redacts every line of a logger (`pino({ hooks: redactingLogHooks })`):
+ * the agent's and the dispatcher's loggers both use it. Typed structurally, so this package needs no pino.
+ */
+export const redactingLogHooks = {
+  logMethod<This, A extends unknown[]>(this: This, args: A, method: (this: This, ...a: A) => void): void {
+    method.apply(this, redactLogArguments(args) as A);
+  },
+};
+
 function redactValue(value: unknown, depth: number): unknown {
   if (typeof value === 'string') return redactSecrets(value);
   if (value instanceof Error) {

@@ -9,7 +9,7 @@ import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { pino } from 'pino';
-import { redactLogArguments } from '@understudy/protocol';
+import { redactingLogHooks } from '@understudy/protocol';
 import type { RunView } from '../../api.js';
 import { DispatcherClient } from '../client.js';
 import { readDispatcherConfig, type DispatcherConfig } from '../../config.js';
@@ -115,12 +115,8 @@ export function registerServe(program: Command, io: CliIo): void {
         level: config.logLevel,
         base: { service: 'understudy-dispatcher' },
         redact: ['token', '*.token', 'req.headers.authorization'],
-        // Credentials inside quoted SQL (an agent's error text): redacted from every line (agent redact.ts).
-        hooks: {
-          logMethod(args, method) {
-            return method.apply(this, redactLogArguments(args) as Parameters<typeof method>);
-          },
-        },
+        // Credentials inside quoted SQL (an agent's error text): redacted from every line (protocol's redact.ts).
+        hooks: redactingLogHooks,
       });
       const d = await startDispatcher({ config, log, env: io.env, ec2Launcher: createEc2Launcher, ...(flags.port !== undefined ? { port: flags.port } : {}) });
       ctx.print(`understudy dispatcher listening on ${d.url} (status page ${d.url}/)`);

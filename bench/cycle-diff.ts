@@ -17,7 +17,7 @@ export interface ChangeGroup {
   readonly byUnit: Array<{ readonly unit: number; readonly changedBytes: number }>;
 }
 
-/** The agent's DATADIR_EXCLUDES (packages/agent/src/cycle.ts), as regular expressions on the base name. */
+/** The agent's DATADIR_EXCLUDES (packages/agent/src/phases/upload.ts), as regular expressions on the base name. */
 export const EXCLUDED = [/\.pid$/, /\.sock$/, /^ibtmp1$/, /^#sql/, /^relay-bin/, /-relay-bin\./, /^master\.info$/, /^relay-log\.info$/, /^multi-master\.info$/, /-bin\.\d/, /-bin\.index$/];
 export const isExcluded = (name: string): boolean => EXCLUDED.some((re) => re.test(name));
 

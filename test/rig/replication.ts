@@ -235,7 +235,7 @@ export interface SeedDumpOptions {
  */
 export async function seedReplicaFromDump(master: Pick<Mariadb, 'host' | 'port'>, replica: Pick<Mariadb, 'cnfPath' | 'query'>, o: SeedDumpOptions): Promise<{ gtid: string; ms: number }> {
   const started = Date.now();
-  const gtid = await seedFromDump(replica, { host: o.host ?? master.host, port: o.port ?? master.port, user: o.user, password: o.password, schemas: o.schemas });
+  const { position: gtid } = await seedFromDump(replica, { host: o.host ?? master.host, port: o.port ?? master.port, user: o.user, password: o.password, schemas: o.schemas });
   await replica.query('SET GLOBAL gtid_slave_pos = ?', [gtid]);
   return { gtid, ms: Date.now() - started };
 }

@@ -18,7 +18,7 @@ import { Reporter } from './reporter.js';
 import { eventsPath } from './events.js';
 import { parseRunConfig, RunConfigSchema, type RunConfig } from './run-config.js';
 import { fetchSecret, type SecretClients } from './secrets.js';
-import { initializeDatadir, seedByClone, seedFromDump } from './seed.js';
+import { initializeDatadir, seedByClone, seedFromDump, type SeedResult } from './seed.js';
 import { readSourceState } from './source-reader.js';
 import { Tunnel } from './tunnel.js';
 
@@ -103,7 +103,8 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
       readSource: readSourceState,
       mysqld,
       initializeDatadir: () => initializeDatadir(mysqld, deps.installDbBinary, dialect.flavor),
-      seed: (ctx) => (dialect.seedMethod === 'clone' ? seedByClone(mysqld, ctx, dialect) : seedFromDump(mysqld, ctx)),
+      // A clone copies every table at one position: no window.
+      seed: async (ctx) => (dialect.seedMethod === 'clone' ? windowless(await seedByClone(mysqld, ctx, dialect)) : seedFromDump(mysqld, ctx)),
       report: (e) => reporter.report(e),
       signal: controller.signal,
       ...(deps.hook ? { hook: deps.hook } : {}),
@@ -135,6 +136,10 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
     reporter.close();
     await tunnel?.close().catch(() => undefined);
   }
+}
+
+function windowless(position: string): SeedResult {
+  return { position, windowEnd: position };
 }
 
 /** The repository could not be opened (before the cycle): carried to the catch that reports it. */

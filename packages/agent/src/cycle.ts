@@ -16,13 +16,15 @@
  */
 import type { Manifest, Repository } from '@understudy/core';
 import type { Dialect } from './dialect.js';
+import type { SeedResult } from './seed.js';
 import type { RunEventInput } from './events.js';
 import type { RunConfig } from './run-config.js';
 import { catchUpPhase } from './phases/catch-up.js';
 import { LocalServer, type MysqldLike } from './phases/local-server.js';
 import { restorePhase, restorePoint } from './phases/restore.js';
 import { PhaseRunner, type CycleLog } from './phases/runner.js';
-import { seedPhase, type SeedContext } from './phases/seed.js';
+import { seedPhase, type SeedContext, type SeedOutput } from './phases/seed.js';
+import { unkeyedWarning } from './phases/seed-window.js';
 import { snapshotPhase } from './phases/snapshot.js';
 import { tunnelPhase, type ReadSource, type TunnelLike } from './phases/tunnel.js';
 import { uploadPhase } from './phases/upload.js';
@@ -43,7 +45,7 @@ export interface CycleDeps {
   /** Empties the data directory and creates a fresh server in it (first run only). */
   readonly initializeDatadir: () => Promise<void>;
   /** Loads a consistent snapshot of the master into the running local server; returns its position. */
-  readonly seed: (ctx: SeedContext) => Promise<string>;
+  readonly seed: (ctx: SeedContext) => Promise<SeedResult>;
   readonly report: (event: RunEventInput) => void;
   readonly signal: AbortSignal;
   readonly pollIntervalMs?: number;
@@ -51,7 +53,9 @@ export interface CycleDeps {
    * Called at named points: tests use it to inject faults deterministically (test-hook.ts). In order:
    * tunnel-open; restore:marker-written, restore:chunk-written (each), restore:file-written (each),
    * restore:files-written, restored; or seed:datadir-initialized, seed:dump-piped (each block),
-   * seed:loaded, seeded; replication-started, catch-up-poll (each poll short of the goal), caught-up,
+   * seed:loaded, seeded; seed-window:started, seed-window:replayed (the seed's first catch-up only,
+   * when the master was written while the dump ran: phases/seed-window.ts); replication-started,
+   * catch-up-poll (each poll short of the goal), caught-up,
    * snapshot:replication-stopped, mysqld-stopped; backup:walked, backup:chunk-uploaded (each),
    * backup:chunks-uploaded, backup:before-manifest, backup:manifest-written. (The agent's mysqld adds
    * mysqld:spawned and mysqld:shutdown-requested: local-mysqld.ts.)
@@ -74,19 +78,21 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
   try {
     const { source, found } = await cycle.run(tunnelPhase, { ...deps, replicationUser: config.replication.user });
     const previous = await restorePoint(repo, config.backup.restore, deps.log, signal);
+    let seedWindow: SeedOutput['window'] | undefined; // only the seed's own catch-up replays it
     if (previous) {
       await cycle.run(restorePhase, { repo, datadir: config.mysqld.datadir, backup: previous });
       await server.start();
     } else {
-      await cycle.run(seedPhase, { ...deps, server, source, asked: config.backup.restore === 'none' });
+      seedWindow = (await cycle.run(seedPhase, { ...deps, server, source, asked: config.backup.restore === 'none' })).window;
     }
-    const { goal, master } = await cycle.run(catchUpPhase, {
+    const { goal, master, unkeyedWritten } = await cycle.run(catchUpPhase, {
       server, dialect, source, readSource, found, timeoutSec: config.limits.catchUpTimeoutSec, pollIntervalMs: deps.pollIntervalMs ?? 500,
+      ...(seedWindow ? { seedWindow } : {}),
     });
     const snapshot = await cycle.run(snapshotPhase, { server, dialect, slowShutdown: config.mysqld.slowShutdown });
     const manifest = await cycle.run(uploadPhase, { repo, config, dialect, snapshot, goal, master, previous, phaseMs: cycle.phaseMs });
     const restoredFrom = previous?.id ?? null;
-    cycle.done({ backupId: manifest.id, restoredFrom, message: `backup ${manifest.id} committed` });
+    cycle.done({ backupId: manifest.id, restoredFrom, message: `backup ${manifest.id} committed${unkeyedWritten.length > 0 ? `; ${unkeyedWarning(unkeyedWritten)}` : ''}` });
     return { manifest, restoredFrom, goal, executed: snapshot.position, phaseMs: cycle.phaseMs };
   } catch (err) {
     const failure = cycle.failed(err);

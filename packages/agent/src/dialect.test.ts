@@ -61,6 +61,15 @@ describe('replication dialects', () => {
     assert.throws(() => mysqlDialect.setStartPosition("x'; DROP TABLE y", '8.4.3'));
   });
 
+  it("MariaDB: the seed's window replays UNTIL a canonical position, in IDEMPOTENT then STRICT mode; MySQL 8 has no window", () => {
+    const src = { user: 'repl', password: 'pw' };
+    assert.equal(mariadbDialect.startReplicaUntil(src, '1-1-5,0-1-7'), "START SLAVE UNTIL master_gtid_pos = '0-1-7,1-1-5'");
+    assert.throws(() => mariadbDialect.startReplicaUntil(src, "0-1-1'; DROP TABLE x; --"));
+    assert.equal(mariadbDialect.setExecMode('idempotent'), "SET GLOBAL slave_exec_mode = 'IDEMPOTENT'");
+    assert.equal(mariadbDialect.setExecMode('strict'), "SET GLOBAL slave_exec_mode = 'STRICT'");
+    assert.throws(() => mysqlDialect.startReplicaUntil(src, 'x'), /clone/);
+  });
+
   it('parses replica status rows of both flavours', () => {
     const m = mariadbDialect.parseStatus({ Slave_IO_Running: 'Connecting', Slave_SQL_Running: 'Yes', Last_IO_Errno: 1236, Last_IO_Error: 'Got fatal error 1236', Seconds_Behind_Master: null });
     assert.deepEqual(m, { ioRunning: 'Connecting', sqlRunning: 'Yes', lastIoErrno: 1236, lastIoError: 'Got fatal error 1236', lastSqlErrno: 0, lastSqlError: '', secondsBehind: null });

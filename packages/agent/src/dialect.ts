@@ -42,6 +42,17 @@ export interface Dialect {
   startReplica(s: Pick<SourceSettings, 'user' | 'password'>): string;
   stopReplica(): string;
   /**
+   * Starts replication that stops by itself once `position` is executed (the seed's window: see
+   * phases/seed-window.ts). MariaDB only: MySQL 8 seeds by clone, which has no window.
+   */
+  startReplicaUntil(s: Pick<SourceSettings, 'user' | 'password'>, position: string): string;
+  /**
+   * How the replica applies row events: 'idempotent' suppresses duplicate-key (1062) and
+   * key-not-found (1032) errors (a duplicate insert overwrites the row, an update or delete of a
+   * missing row is skipped); 'strict' (the server's default) stops on them.
+   */
+  setExecMode(mode: 'idempotent' | 'strict'): string;
+  /**
    * After replication is stopped and the position recorded, before the shutdown that precedes the
    * snapshot: statements that leave no trace of the source in the data directory (MySQL 8: RESET
    * REPLICA ALL, so not even a backup restored from an older version keeps stored credentials).
@@ -100,6 +111,8 @@ export const mariadbDialect: Dialect = {
   ],
   startReplica: () => 'START SLAVE',
   stopReplica: () => 'STOP SLAVE',
+  startReplicaUntil: (_s, position) => `START SLAVE UNTIL master_gtid_pos = ${esc(formatGtidPos(parseGtidPos(position)))}`,
+  setExecMode: (mode) => `SET GLOBAL slave_exec_mode = ${esc(mode.toUpperCase())}`,
   forgetSource: () => [],
   setStartPosition: (position) => [`SET GLOBAL gtid_slave_pos = ${esc(formatGtidPos(parseGtidPos(position)))}`],
   sourceStateQuery: () =>
@@ -141,6 +154,10 @@ export const mysqlDialect: Dialect = {
   // MY-010897 about credentials in CHANGE recommends).
   startReplica: (s) => `START REPLICA USER=${esc(s.user)} PASSWORD=${esc(s.password)}`,
   stopReplica: () => 'STOP REPLICA',
+  startReplicaUntil: () => {
+    throw new Error('MySQL 8 seeds by clone: there is no seed window to replay up to a position');
+  },
+  setExecMode: (mode) => `SET GLOBAL replica_exec_mode = ${esc(mode.toUpperCase())}`,
   forgetSource: () => ['RESET REPLICA ALL'],
   // gtid_purged can only be set on a server whose gtid_executed is empty: reset it first.
   setStartPosition: (position, serverVersion) => [resetGtidsStatement(serverVersion), `SET GLOBAL gtid_purged = ${esc(formatGtidSet(parseGtidSet(position)))}`],

@@ -11,5 +11,5 @@ export { readInstanceIdentity } from './imds.js';
 export { parseableKeyPair } from './instance-connect.js';
 export { LocalMysqld, localMysqldCnf } from './local-mysqld.js';
 export { parseRunConfig, RunConfigSchema } from './run-config.js';
-export { dumpGtidPosition, initializeDatadir, seedDumpArgs, seedFromDump } from './seed.js';
+export { dumpGtidPosition, initializeDatadir, seedDumpArgs, seedFromDump, type SeedResult } from './seed.js';
 export { Tunnel, type TunnelLogger, type TunnelOptions } from './tunnel.js';

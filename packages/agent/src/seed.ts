@@ -109,22 +109,37 @@ export class GtidLineScanner {
   }
 }
 
+/** What a seed loaded: its position, and where the window of its non-transactional tables ends. */
+export interface SeedResult {
+  /** The data dump's GTID position (canonical): the transactional tables are exactly this. */
+  readonly position: string;
+  /**
+   * The master's position read once the dump had read every table (canonical). Non-transactional
+   * tables (MyISAM, Aria) are outside the snapshot: each was copied at some moment between
+   * `position` and this one; the catch-up replays that window idempotently (phases/seed-window.ts).
+   * Equal to `position` when there is no window (a clone, or nothing to dump).
+   */
+  readonly windowEnd: string;
+}
+
 /**
  * Copies the master's accounts and schemas into `target` (accounts first, then the schemas, then
- * the grants on tables and routines) and returns the data dump's GTID position (canonical).
+ * the grants on tables and routines) and returns the data dump's GTID position (canonical), with
+ * the end of its non-transactional window.
  */
-export async function seedFromDump(target: SeedTarget, source: SeedSource): Promise<string> {
+export async function seedFromDump(target: SeedTarget, source: SeedSource): Promise<SeedResult> {
   const schemas = source.schemas ?? (await userSchemas(source));
   const own = await serverAccounts(target);
   const accounts = splitAccountsDump(await dumpAccounts(source), own);
   await loadSql(target, accounts.early, source.signal, 'the accounts');
   const position = schemas.length === 0 ? await currentPosition(source) : await dumpSchemas(target, source, schemas);
+  const windowEnd = schemas.length === 0 ? position : await currentPosition(source); // the dump has exited: every table is read
   const again = splitAccountsDump(await dumpAccounts(source), own);
   if (again.early !== accounts.early || again.deferred !== accounts.deferred) {
     throw new Error("seeding failed: the master's accounts changed while the seed ran (CREATE/ALTER/DROP USER, GRANT or REVOKE between the two account dumps); nothing was committed, the next run seeds again");
   }
   if (accounts.deferred !== '') await loadSql(target, accounts.deferred, source.signal, 'the grants on tables and routines');
-  return position;
+  return { position, windowEnd };
 }
 
 /** Nothing to copy but accounts: the position is the master's current one. */

@@ -5,6 +5,7 @@
  */
 import type { Dialect } from '../dialect.js';
 import { AgentError } from '../errors.js';
+import type { SeedResult } from '../seed.js';
 import { messageOf, mysqldFailed, type LocalServer } from './local-server.js';
 import type { PhaseStep } from './runner.js';
 import type { SourceEndpoint } from './tunnel.js';
@@ -24,10 +25,16 @@ export interface SeedInput {
   /** Empties the data directory and creates a fresh server in it. */
   readonly initializeDatadir: () => Promise<void>;
   /** Loads a consistent snapshot of the master into the running local server; returns its position. */
-  readonly seed: (ctx: SeedContext) => Promise<string>;
+  readonly seed: (ctx: SeedContext) => Promise<SeedResult>;
 }
 
-export const seedPhase: PhaseStep<SeedInput, { readonly position: string }> = {
+export interface SeedOutput {
+  readonly position: string;
+  /** The non-transactional tables' window, from the snapshot to where the dump had read them all (phases/seed-window.ts). */
+  readonly window: { readonly from: string; readonly to: string };
+}
+
+export const seedPhase: PhaseStep<SeedInput, SeedOutput> = {
   phase: 'seed',
   started: ({ asked }) => `${asked ? 'a fresh seed was asked for' : 'no backup yet'}: seeding from a consistent snapshot of the master (no locks taken on it)`,
   reached: 'seeded',
@@ -37,12 +44,12 @@ export const seedPhase: PhaseStep<SeedInput, { readonly position: string }> = {
     });
     await ctx.hook('seed:datadir-initialized');
     await server.start();
-    const position = await seed({ ...source, signal: ctx.signal, hook: (point) => ctx.hook(`seed:${point}`) }).catch((err: unknown) => {
+    const { position, windowEnd } = await seed({ ...source, signal: ctx.signal, hook: (point) => ctx.hook(`seed:${point}`) }).catch((err: unknown) => {
       throw new AgentError('AG_SEED_FAILED', messageOf(err), { cause: err });
     });
     await ctx.hook('seed:loaded');
     await server.queries(dialect.setStartPosition(position, String((await server.version()) ?? '')));
-    return { position };
+    return { position, window: { from: position, to: windowEnd } };
   },
   succeeded: ({ position }) => ({ message: `seeded at ${position}` }),
 };

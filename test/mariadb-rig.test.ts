@@ -221,10 +221,12 @@ describe('mariadb rig', () => {
     const dumpEnd = Date.now();
     t.diagnostic(`seed: dump | mariadb took ${seeded.ms} ms, position ${seeded.gtid}`);
     const logSlice = (await readFile(master.generalLog!)).subarray(logBefore).toString('utf8');
-    // The seed's connections: the accounts (mariadb-dump --system=users), the data dump, the accounts again.
+    // The seed's connections: the accounts (mariadb-dump --system=users), the data dump, the master's
+    // position once the dump has exited (the end of the non-transactional tables' window), the accounts again.
     const sessions = sessionsOf(logSlice, seeder.user);
-    assert.equal(sessions.length, 3, `the seed's connections: ${sessions.map((x) => x[1]).join(' | ')}`);
-    const [accountsBefore, dumpStatements, accountsAfter] = sessions as [string[], string[], string[]];
+    assert.equal(sessions.length, 4, `the seed's connections: ${sessions.map((x) => x[1]).join(' | ')}`);
+    const [accountsBefore, dumpStatements, windowEnd, accountsAfter] = sessions as [string[], string[], string[], string[]];
+    assert.deepEqual(windowEnd.filter((x) => x.startsWith('Query\t')), ['Query\tSELECT @@GLOBAL.gtid_binlog_pos AS pos'], 'the window ends with one read of the position');
     for (const accounts of [accountsBefore, accountsAfter]) {
       assert.ok(accounts.some((x) => x.startsWith('Query\tSHOW CREATE USER')), 'an accounts dump');
       assert.ok(!accounts.some((x) => /FLUSH|LOCK TABLES|START TRANSACTION/i.test(x)), 'the accounts dump reads, and locks nothing');

@@ -135,6 +135,28 @@ describe('MyISAM and Aria tables written while the first seed runs (real agent, 
     assert.deepEqual(await world.repo.listBackupIds(), [], 'nothing committed');
   });
 
+  it("a write logged as a statement (the session's binlog_format) fails the run, saying why", async () => {
+    const hookDir = await freshHookDir(join(world.tmp.path, 'hooks-statement'));
+    await pauseAt(hookDir, 'seed:dump-piped', 1);
+    const runId = 'nontx-statement';
+    const agent = await startAgent(world.setup, runId, agentDocument(world.setup, runId, { restore: 'none' }), { hookDir });
+    await reachedPause(hookDir, 'seed:dump-piped');
+    const conn = await mysql.createConnection(world.master.connectionOptions());
+    try {
+      await conn.query("SET SESSION binlog_format = 'STATEMENT'");
+      await conn.query("INSERT INTO shop.b_myisam (id, n, note) VALUES (?, 0, 'as a statement')", [nextId++]);
+    } finally {
+      await conn.end();
+      await releasePause(hookDir, 'seed:dump-piped', 1);
+    }
+    const r = await agent.exited;
+    assert.equal(r.code, 3, r.out.slice(-3000));
+    const failed = world.collector.events.find((e) => e.runId === runId && e.body.status === 'failed')?.body.error as { code: string; message: string } | undefined;
+    assert.equal(failed?.code, 'AG_REPLICATION_SQL_ERROR', JSON.stringify(failed));
+    assert.match(failed!.message, /1062/);
+    assert.match(failed!.message, /while replaying the seed's window .* logged as a statement .* make binlog_format ROW for every session on the master/);
+  });
+
   it('the first backup completes: tables with a key equal the master, the written table without one is named, STRICT again after the window', async () => {
     const hookDir = await freshHookDir(join(world.tmp.path, 'hooks-seed'));
     await pauseAt(hookDir, 'caught-up');

@@ -17,7 +17,9 @@
  * last event of the window touching a row sets it as the master had it at `to` (checked on
  * MariaDB 10.11 with binlog_row_image FULL and MINIMAL; test/agent-nontx-seed.test.ts runs FULL,
  * the server's default). The InnoDB tables are exact at `from`, so the replay meets no error there
- * and the mode changes nothing for them.
+ * and the mode changes nothing for them. A write logged as a statement (a session that set
+ * binlog_format STATEMENT or MIXED) replays as the statement, idempotent mode or not: such an error
+ * in the window fails the run (AG_REPLICATION_SQL_ERROR) saying so.
  *
  * The limit. A row of a table without a primary key (or a UNIQUE key on NOT NULL columns, which the
  * server uses as one) cannot be told from an identical row: an insert replayed onto a copy that
@@ -30,6 +32,7 @@
  * the master is no use, since crash-safe Aria tables (the default) do not update it while open.
  */
 import type { Dialect } from '../dialect.js';
+import { AgentError, isAgentError } from '../errors.js';
 import type { LocalServer } from './local-server.js';
 import type { PhaseContext } from './runner.js';
 
@@ -82,7 +85,9 @@ export async function replaySeedWindow(
   try {
     await server.query(dialect.startReplicaUntil(o.source, window.to));
     await ctx.hook('seed-window:started');
-    await o.replicateTo(window.to);
+    await o.replicateTo(window.to).catch((err: unknown) => {
+      throw isAgentError(err, 'AG_REPLICATION_SQL_ERROR') ? statementInWindow(err) : err;
+    });
     await server.query(dialect.stopReplica()); // the UNTIL stopped it already; this waits for both threads
   } finally {
     // Never a replica left idempotent: a divergence after the window must stop it. (On a failure the
@@ -97,6 +102,20 @@ export async function replaySeedWindow(
   if (outcome.unkeyed.length > 0) ctx.log.warn({ tables: outcome.unkeyed }, unkeyedWarning(outcome.unkeyed));
   await ctx.hook('seed-window:replayed');
   return outcome;
+}
+
+/**
+ * An error inside the window: only row events replay idempotently. A write logged as a statement
+ * (a session with binlog_format STATEMENT or MIXED) to a table the dump copied after it replays as
+ * the statement, and stops on 1062 or 1032 again, at every reseed while the master writes so.
+ */
+function statementInWindow(err: AgentError): AgentError {
+  return new AgentError(
+    'AG_REPLICATION_SQL_ERROR',
+    // The hint first: the redaction of a quoted statement (redact.ts) cuts what follows it.
+    `while replaying the seed's window (the writes made while the dump ran), where only row events replay idempotently: a write to a MyISAM or Aria table logged as a statement (binlog_format STATEMENT or MIXED in that session) cannot be; make binlog_format ROW for every session on the master (init-master checks the global value) and reseed. ${err.message}`,
+    { cause: err },
+  );
 }
 
 /** What the run reports about tables without a key written while the seed ran (at most ~1000 characters of names). */

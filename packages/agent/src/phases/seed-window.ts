@@ -11,7 +11,8 @@
  * How, without touching the master. The seed reads the master's position once the dump has exited
  * (`to`: every table was read before it). Replication from the snapshot (`from`) up to `to` runs
  * with slave_exec_mode=IDEMPOTENT (START SLAVE UNTIL master_gtid_pos), then the mode is STRICT
- * again and the catch-up goes on to its goal as always. With row events (binlog_format=ROW, which
+ * again (the server's default; an IDEMPOTENT set in mysqld.options is kept) and the catch-up goes
+ * on to its goal as always. With row events (binlog_format=ROW, which
  * init-master requires), an idempotent replay makes a table with a key converge: a duplicate insert
  * overwrites the row with the logged one, an update or delete that finds no row is skipped, and the
  * last event of the window touching a row sets it as the master had it at `to` (checked on
@@ -81,6 +82,9 @@ export async function replaySeedWindow(
   ctx: Pick<PhaseContext, 'hook' | 'log'>,
 ): Promise<WindowOutcome> {
   const { server, dialect, window } = o;
+  // What the agent's server had (its cnf may set either, through mysqld.options): put back after.
+  const [was] = await server.query<{ mode: unknown; userstat: unknown }>('SELECT @@GLOBAL.slave_exec_mode AS mode, @@GLOBAL.userstat AS userstat');
+  const modeAfter = String(was?.mode ?? '').toUpperCase() === 'IDEMPOTENT' ? 'idempotent' : 'strict';
   await server.queries(['SET GLOBAL userstat = ON', 'FLUSH TABLE_STATISTICS', dialect.setExecMode('idempotent')]);
   try {
     await server.query(dialect.startReplicaUntil(o.source, window.to));
@@ -90,12 +94,12 @@ export async function replaySeedWindow(
     });
     await server.query(dialect.stopReplica()); // the UNTIL stopped it already; this waits for both threads
   } finally {
-    // Never a replica left idempotent: a divergence after the window must stop it. (On a failure the
-    // run commits nothing and the server is killed: the mode, not persistent, goes with it.)
-    await server.query(dialect.setExecMode('strict')).catch((err: unknown) => ctx.log.warn({ err: (err as Error)?.message }, 'could not set slave_exec_mode back to STRICT'));
+    // Never a replica left idempotent (unless configured so): a divergence after the window must stop
+    // it. (On a failure the run commits nothing and the server is killed: the mode, not persistent, goes with it.)
+    await server.query(dialect.setExecMode(modeAfter)).catch((err: unknown) => ctx.log.warn({ err: (err as Error)?.message }, `could not set slave_exec_mode back to ${modeAfter.toUpperCase()}`));
   }
   const rows = await server.query<{ db: string; tbl: string; keyed: unknown }>(CHANGED_NON_TRANSACTIONAL_SQL);
-  await server.queries(['SET GLOBAL userstat = OFF', 'FLUSH TABLE_STATISTICS']);
+  if (Number(was?.userstat ?? 0) === 0) await server.queries(['SET GLOBAL userstat = OFF', 'FLUSH TABLE_STATISTICS']);
   const name = (r: { db: string; tbl: string }): string => `${r.db}.${r.tbl}`;
   const outcome = { reconciled: rows.filter((r) => Number(r.keyed) === 1).map(name), unkeyed: rows.filter((r) => Number(r.keyed) !== 1).map(name) };
   if (outcome.reconciled.length > 0) ctx.log.info({ tables: outcome.reconciled }, 'non-transactional tables written while the seed ran, made consistent by the idempotent replay of its window');

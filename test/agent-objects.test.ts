@@ -16,7 +16,8 @@
  * Events: the master's tick event fires every second during the seed; the agent's server must not
  * fire the copy it holds (its rows would be written twice: a tick row with the agent's server_id, or
  * replication stopped on a duplicate key). The master's scheduler is off during the second cycle, so
- * the backup is compared with the master at the same position.
+ * the backup is compared with the master at the same position. Events created or altered after the
+ * seed must keep the master's ENABLE / DISABLE (replication stores them DISABLE ON SLAVE).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -110,6 +111,11 @@ const BETWEEN_CYCLES = [
   'SELECT NEXTVAL(app.ids)',
   'CALL app.add_order(40)',
   "INSERT INTO app.legacy VALUES (3, 'c')",
+  // Events created and altered after the seed: replication stores them DISABLE ON SLAVE whatever
+  // they are on the master; the backup must have the master's ENABLE / DISABLE.
+  'CREATE EVENT app.hourly ON SCHEDULE EVERY 1 HOUR DO DELETE FROM app.ticks WHERE id < 0',
+  'CREATE EVENT app.weekly ON SCHEDULE EVERY 1 WEEK DISABLE DO DELETE FROM app.ticks WHERE id < 0',
+  "ALTER EVENT app.nightly COMMENT 'still disabled'",
 ];
 
 describe('every kind of object is restored (real agent, MariaDB, sshd, radosgw)', { timeout: 600_000 }, () => {
@@ -170,10 +176,13 @@ describe('every kind of object is restored (real agent, MariaDB, sshd, radosgw)'
     assert.deepEqual(await restored.query(history), masterHistory);
     // No tick was fired by the agent's server: every row is the master's (server_id 1).
     assert.deepEqual(await restored.query('SELECT DISTINCT server FROM app.ticks'), [{ server: 1 }]);
-    // The events are as on the master (a promoted restore fires the enabled ones).
+    // The events are as on the master (a promoted restore fires the enabled ones), also those created
+    // or altered after the seed, which replication had stored DISABLE ON SLAVE.
     assert.deepEqual(await restored.query("SELECT EVENT_NAME AS n, STATUS AS s FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'app' ORDER BY n"), [
+      { n: 'hourly', s: 'ENABLED' },
       { n: 'nightly', s: 'DISABLED' },
       { n: 'tick', s: 'ENABLED' },
+      { n: 'weekly', s: 'DISABLED' },
     ]);
   });
 

@@ -221,10 +221,16 @@ describe('mariadb rig', () => {
     const dumpEnd = Date.now();
     t.diagnostic(`seed: dump | mariadb took ${seeded.ms} ms, position ${seeded.gtid}`);
     const logSlice = (await readFile(master.generalLog!)).subarray(logBefore).toString('utf8');
-    // The seed's connections: the accounts (mariadb-dump --system=users), the data dump, the accounts again.
+    // The seed's connections: the accounts (mariadb-dump --system=users), the look for transaction-precise
+    // system-versioned tables (mariadb-dump --dump-history refuses them), the data dump, the accounts again.
     const sessions = sessionsOf(logSlice, seeder.user);
-    assert.equal(sessions.length, 3, `the seed's connections: ${sessions.map((x) => x[1]).join(' | ')}`);
-    const [accountsBefore, dumpStatements, accountsAfter] = sessions as [string[], string[], string[]];
+    assert.equal(sessions.length, 4, `the seed's connections: ${sessions.map((x) => x[1]).join(' | ')}`);
+    const [accountsBefore, precise, dumpStatements, accountsAfter] = sessions as [string[], string[], string[], string[]];
+    assert.deepEqual(
+      precise.filter((x) => x.startsWith('Query')).map((x) => x.replace(/ IN \(.*?\)/, ' IN (...)')),
+      ["Query\tSELECT TABLE_SCHEMA AS s, TABLE_NAME AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN (...) AND GENERATION_EXPRESSION = 'ROW START' AND DATA_TYPE = 'bigint' ORDER BY TABLE_SCHEMA, TABLE_NAME"],
+      'one read of information_schema, no lock',
+    );
     for (const accounts of [accountsBefore, accountsAfter]) {
       assert.ok(accounts.some((x) => x.startsWith('Query\tSHOW CREATE USER')), 'an accounts dump');
       assert.ok(!accounts.some((x) => /FLUSH|LOCK TABLES|START TRANSACTION/i.test(x)), 'the accounts dump reads, and locks nothing');

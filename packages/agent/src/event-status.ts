@@ -31,7 +31,8 @@ export function eventKey(db: string, name: string): string {
 export async function readMasterEventStatuses(source: SourceEndpoint): Promise<Map<string, EventStatus>> {
   const conn = await mysql.createConnection({ host: source.host, port: source.port, user: source.user, password: source.password, connectTimeout: 20_000 });
   try {
-    const [rows] = await conn.query('SELECT EVENT_SCHEMA AS db, EVENT_NAME AS name, STATUS AS status FROM information_schema.EVENTS');
+    // A bounded wait: the snapshot goes on without the statuses rather than hang on a stalled tunnel.
+    const [rows] = await conn.query({ sql: 'SELECT EVENT_SCHEMA AS db, EVENT_NAME AS name, STATUS AS status FROM information_schema.EVENTS', timeout: 20_000 });
     return new Map((rows as Array<{ db: string; name: string; status: EventStatus }>).map((r) => [eventKey(r.db, r.name), r.status]));
   } finally {
     await conn.end().catch(() => undefined);

@@ -19,6 +19,7 @@ import { restore, type Manifest } from '@understudy/core';
 import { agentDocument, freshHookDir, pauseAt, reachedPause, releasePause, startAgent } from './rig/agent-run.js';
 import { startAgentWorld, type AgentWorld } from './rig/agent-world.js';
 import { startMariadb, type Mariadb } from './rig/mariadb.js';
+import { accountStates, queryAs } from './rig/server-compare.js';
 
 const REPL = 'understudy_repl';
 const pw = (name: string): string => `${name}-${randomBytes(6).toString('hex')}`;
@@ -83,17 +84,7 @@ describe('account DDL on the master (real agent, MariaDB, sshd, radosgw)', { tim
 
   /** Every account and role but the servers' own, with SHOW CREATE USER (accounts) and SHOW GRANTS, sorted. */
   async function accounts(server: Mariadb): Promise<Map<string, string[]>> {
-    const rows = await server.query<{ u: string; h: string; r: string }>('SELECT User AS u, Host AS h, is_role AS r FROM mysql.user ORDER BY User, Host');
-    const out = new Map<string, string[]>();
-    for (const { u, h, r } of rows) {
-      if (OWN.has(`${u}@${h}`)) continue;
-      const lines: string[] = [];
-      if (r !== 'Y') lines.push(...(await server.query<Record<string, string>>('SHOW CREATE USER ?@?', [u, h])).map((x) => Object.values(x)[0]!));
-      const grants = await server.query<Record<string, string>>(r === 'Y' ? 'SHOW GRANTS FOR ?' : 'SHOW GRANTS FOR ?@?', r === 'Y' ? [u] : [u, h]);
-      lines.push(...grants.map((x) => Object.values(x)[0]!).sort());
-      out.set(`${u}@${h}`, lines);
-    }
-    return out;
+    return new Map([...(await accountStates(server, OWN))].map(([key, { lines }]) => [key, lines]));
   }
 
   /** Accounts anyone can log into without a password (not locked, not roles). */
@@ -105,15 +96,7 @@ describe('account DDL on the master (real agent, MariaDB, sshd, radosgw)', { tim
     return rows.map((r) => r.a);
   }
 
-  async function login(server: Mariadb, user: string, password: string, sql: string): Promise<unknown[]> {
-    const conn = await mysql.createConnection(server.connectionOptions({ user, password }));
-    try {
-      const [rows] = await conn.query(sql);
-      return rows as unknown[];
-    } finally {
-      await conn.end();
-    }
-  }
+  const login = (server: Mariadb, user: string, password: string, sql: string): Promise<unknown[]> => queryAs(server, { user, password }, sql);
 
   const failure = (runId: string) => world.collector.events.find((e) => e.runId === runId && e.body.status === 'failed')?.body.error as { code: string; message: string } | undefined;
 

@@ -36,7 +36,7 @@ const execFileP = promisify(execFile);
 const AGENT = fileURLToPath(new URL('../../packages/agent/dist/main.js', import.meta.url));
 const REPL = 'understudy_repl';
 /** SHOW GRANTS for the account init-master creates (MariaDB 10.11 orders the privileges itself). */
-const EXACT_GRANTS = /^GRANT SELECT, REPLICATION SLAVE, SHOW VIEW, EVENT, TRIGGER ON \*\.\* TO `understudy_repl`@`127\.0\.0\.1` IDENTIFIED BY PASSWORD '\*[0-9A-F]{40}'$/;
+const EXACT_GRANTS = /^GRANT SELECT, EXECUTE, REPLICATION SLAVE, SHOW VIEW, EVENT, TRIGGER ON \*\.\* TO `understudy_repl`@`127\.0\.0\.1` IDENTIFIED BY PASSWORD '\*[0-9A-F]{40}'$/;
 
 interface Run {
   code: number | null;
@@ -188,10 +188,13 @@ describe('understudy init-master (real MariaDB, sshd, the agent)', { timeout: 30
     agentKey = join(tmp.path, 'agent_ed25519');
     await execFileP('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'understudy agent image', '-f', agentKey]);
     master = await startMariadb({ role: 'master', serverId: 1, generalLog: true });
-    // Something of each kind the seed must carry: rows, a view, a trigger, an event, a routine.
+    // Something of each kind the seed must carry: rows, a view, a trigger, an event, a routine, a
+    // view over a stored function (the dump's SHOW FIELDS on it needs EXECUTE: error 1370 without).
     await master.query('CREATE DATABASE app');
     await master.query('CREATE TABLE app.t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB');
     await master.query('CREATE VIEW app.v AS SELECT id, v FROM app.t');
+    await master.query('CREATE FUNCTION app.twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2');
+    await master.query('CREATE VIEW app.v2 AS SELECT id, app.twice(v) AS v2 FROM app.t');
     await master.query('CREATE TRIGGER app.t_bi BEFORE INSERT ON app.t FOR EACH ROW SET NEW.v = NEW.v + 1000');
     await master.query('CREATE EVENT app.e ON SCHEDULE EVERY 1 DAY DISABLE DO SELECT 1');
     await master.query('CREATE PROCEDURE app.p() SELECT COUNT(*) FROM app.t');
@@ -229,7 +232,7 @@ describe('understudy init-master (real MariaDB, sshd, the agent)', { timeout: 30
     assert.match(r.stdout, /ok {4}binlog_format +ROW/);
     assert.match(r.stdout, /Would do:/);
     assert.match(r.stdout, /CREATE USER 'understudy_repl'@'127\.0\.0\.1' IDENTIFIED BY PASSWORD '<hash of the password in /);
-    assert.match(r.stdout, /GRANT REPLICATION SLAVE, SELECT, SHOW VIEW, TRIGGER, EVENT ON \*\.\* TO 'understudy_repl'@'127\.0\.0\.1'/);
+    assert.match(r.stdout, /GRANT REPLICATION SLAVE, SELECT, SHOW VIEW, TRIGGER, EVENT, EXECUTE ON \*\.\* TO 'understudy_repl'@'127\.0\.0\.1'/);
     assert.match(r.stdout, /add the agent's key to /);
     assert.match(r.stdout, /Dry run: nothing was changed \(4 change\(s\) planned\)/);
     assert.deepEqual(await master.query("SELECT User FROM mysql.user WHERE User = 'understudy_repl'"), []);
@@ -348,8 +351,8 @@ describe('understudy init-master (real MariaDB, sshd, the agent)', { timeout: 30
       assert.deepEqual(await checksumAllTables(replica, ['app']), await checksumAllTables(master, ['app']));
       assert.equal((await replica.query("SELECT COUNT(*) AS n FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'app'"))[0].n, 1, 'the trigger was dumped');
       assert.equal((await replica.query("SELECT COUNT(*) AS n FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'app'"))[0].n, 1, 'the event was dumped');
-      assert.equal((await replica.query("SELECT COUNT(*) AS n FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'app'"))[0].n, 1, 'the procedure was dumped');
-      assert.equal((await replica.query("SELECT COUNT(*) AS n FROM information_schema.VIEWS WHERE TABLE_SCHEMA = 'app'"))[0].n, 1, 'the view was dumped');
+      assert.equal((await replica.query("SELECT COUNT(*) AS n FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'app'"))[0].n, 2, 'the procedure and the function were dumped');
+      assert.equal((await replica.query("SELECT COUNT(*) AS n FROM information_schema.VIEWS WHERE TABLE_SCHEMA = 'app'"))[0].n, 2, 'the views were dumped');
       // The accounts came along as statements, read with init-master's privileges and nothing more.
       const createUser = async (s: Mariadb): Promise<unknown> => (await s.query(`SHOW CREATE USER ?@'127.0.0.1'`, [REPL]))[0];
       assert.deepEqual(await createUser(replica), await createUser(master));

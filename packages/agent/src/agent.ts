@@ -20,6 +20,7 @@ import { parseRunConfig, RunConfigSchema, type RunConfig } from './run-config.js
 import { fetchSecret, type SecretClients } from './secrets.js';
 import { initializeDatadir, seedByClone, seedFromDump, type SeedResult } from './seed.js';
 import { readSourceState } from './source-reader.js';
+import { readMasterEventStatuses } from './event-status.js';
 import { Tunnel } from './tunnel.js';
 
 export interface AgentDeps {
@@ -101,6 +102,7 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
       },
       replicationPassword: () => fetchSecret(config.replication.password, deps.clients),
       readSource: readSourceState,
+      readEventStatuses: readMasterEventStatuses,
       mysqld,
       initializeDatadir: () => initializeDatadir(mysqld, deps.installDbBinary, dialect.flavor),
       // A clone copies every table at one position: no window.

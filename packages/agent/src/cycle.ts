@@ -16,6 +16,7 @@
  */
 import type { Manifest, Repository } from '@understudy/core';
 import type { Dialect } from './dialect.js';
+import type { EventStatus } from './event-status.js';
 import type { SeedResult } from './seed.js';
 import type { RunEventInput } from './events.js';
 import type { RunConfig } from './run-config.js';
@@ -26,7 +27,7 @@ import { PhaseRunner, type CycleLog } from './phases/runner.js';
 import { seedPhase, type SeedContext, type SeedOutput } from './phases/seed.js';
 import { unkeyedWarning } from './phases/seed-window.js';
 import { snapshotPhase } from './phases/snapshot.js';
-import { tunnelPhase, type ReadSource, type TunnelLike } from './phases/tunnel.js';
+import { tunnelPhase, type ReadSource, type SourceEndpoint, type TunnelLike } from './phases/tunnel.js';
 import { uploadPhase } from './phases/upload.js';
 
 export { CycleError, type CycleLog } from './phases/runner.js';
@@ -41,6 +42,8 @@ export interface CycleDeps {
   readonly replicationPassword: () => Promise<string>;
   /** Reads the master's position and identity through the tunnel, in one statement (source.ts). */
   readonly readSource: ReadSource;
+  /** Reads the master's event statuses through the tunnel (event-status.ts); MariaDB only. */
+  readonly readEventStatuses?: (source: SourceEndpoint) => Promise<ReadonlyMap<string, EventStatus>>;
   readonly mysqld: MysqldLike;
   /** Empties the data directory and creates a fresh server in it (first run only). */
   readonly initializeDatadir: () => Promise<void>;
@@ -89,7 +92,8 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
       server, dialect, source, readSource, found, timeoutSec: config.limits.catchUpTimeoutSec, pollIntervalMs: deps.pollIntervalMs ?? 500,
       ...(seedWindow ? { seedWindow } : {}),
     });
-    const snapshot = await cycle.run(snapshotPhase, { server, dialect, slowShutdown: config.mysqld.slowShutdown });
+    const masterEventStatuses = deps.readEventStatuses && dialect.flavor === 'mariadb' ? { masterEventStatuses: () => deps.readEventStatuses!(source) } : {};
+    const snapshot = await cycle.run(snapshotPhase, { server, dialect, slowShutdown: config.mysqld.slowShutdown, ...masterEventStatuses });
     const manifest = await cycle.run(uploadPhase, { repo, config, dialect, snapshot, goal, master, previous, phaseMs: cycle.phaseMs });
     const restoredFrom = previous?.id ?? null;
     cycle.done({ backupId: manifest.id, restoredFrom, message: `backup ${manifest.id} committed${unkeyedWritten.length > 0 ? `; ${unkeyedWarning(unkeyedWritten)}` : ''}` });

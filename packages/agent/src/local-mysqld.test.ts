@@ -38,6 +38,7 @@ describe("the agent's local server keeps nothing of its own in the data director
         'relay-log-info-file=/run/understudy/relay-log.info',
         'master-info-file=/run/understudy/master.info',
         'read-only',
+        'event-scheduler=OFF',
         '',
         '[client]',
         'socket=/run/understudy/mysqld.sock',
@@ -45,6 +46,10 @@ describe("the agent's local server keeps nothing of its own in the data director
         '',
       ].join('\n'),
     );
+  });
+
+  it("events never fire on the agent's server (they fire on the master and replicate): the scheduler is OFF in both flavors (MySQL 8's default is ON)", () => {
+    for (const flavor of ['mariadb', 'mysql'] as const) assert.ok(lines(localMysqldCnf({ ...base, flavor })).includes('event-scheduler=OFF'), flavor);
   });
 
   it("the backup leaves out binary logs under MySQL 8's default names too (they were kept), and no table's files", () => {

@@ -9,6 +9,7 @@
  * mysql.gtid_executed, written per transaction when the binary log is off), so a restored backup
  * knows where to resume. MySQL 8 keeps its replication metadata in tables (mysql.slave_master_info)
  * whatever master-info-file says: dialect.ts never stores the credentials there.
+ * Events never fire here (event-scheduler=OFF): the master's fire, and their rows replicate.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -60,6 +61,12 @@ export function localMysqldCnf(o: LocalMysqldOptions): string {
           'master-info-file': join(o.runDir, 'master.info'),
         }),
     'read-only': true,
+    // The master's events are copied (the seed's dump, CLONE) ENABLED as they are there; the master
+    // fires them and its rows replicate here. Fired here too, they would write twice (or stop
+    // replication on a duplicate key). OFF, not DISABLED: with DISABLED the server refuses every
+    // event statement (error 1577), the seed's CREATE EVENT and replicated ones included.
+    // MariaDB's default is OFF, MySQL 8's is ON. A restored server runs with its own my.cnf.
+    'event-scheduler': 'OFF',
     ...o.options,
   };
   const body = Object.entries(lines)

@@ -54,14 +54,49 @@ export interface SeedSource {
   readonly signal?: AbortSignal;
   /** Schemas to copy; default: every schema on the master but the system ones. */
   readonly schemas?: readonly string[];
+  /** What the run should know but does not fail it (history left out of the copy). */
+  readonly warn?: (message: string) => void;
   /** Fault injection for tests: 'dump-piped' is reached for every block of the dump passed on to the load. */
   readonly hook?: (point: 'dump-piped') => Promise<void> | void;
 }
 
 const SYSTEM_SCHEMAS = ['mysql', 'information_schema', 'performance_schema', 'sys'];
 
-export function seedDumpArgs(o: { user: string; host: string; port: number; schemas: readonly string[] }): string[] {
-  return ['--no-defaults', `--host=${o.host}`, `--port=${o.port}`, '--protocol=TCP', `--user=${o.user}`, '--single-transaction', '--master-data=2', '--gtid', '--triggers', '--routines', '--events', '--databases', ...o.schemas];
+/**
+ * The data dump's arguments. Every kind of object comes along: tables (partitioned, generated
+ * columns, without a primary key), views, sequences (CREATE SEQUENCE, then SETVAL to the master's
+ * next_not_cached_value), and with --triggers, --routines and --events the triggers, procedures,
+ * functions and events (CREATE EVENT keeps the master's ENABLE/DISABLE; the local server never fires
+ * them: local-mysqld.ts, event-scheduler=OFF).
+ * - --skip-add-locks: the default --add-locks wraps each table's INSERTs in LOCK TABLES t WRITE (on
+ *   the importing server only), under which a column whose DEFAULT is NEXTVAL(s) cannot read `s`
+ *   (ERROR 1100 "Table 's' was not locked with LOCK TABLES": the load failed).
+ * - --dump-history (`history`): system-versioned tables with every historical row and their
+ *   row_start/row_end, loaded with system_versioning_insert_history=1 (the dump sets it; the local
+ *   root may). mariadb-dump refuses it for a table with transaction-precise history (ROW START as
+ *   BIGINT UNSIGNED: transaction ids, which mean nothing on another server), failing the whole dump,
+ *   so the seed leaves it out when the master has one (transactionPreciseTables) and says so.
+ * The dump reads views with SHOW FIELDS, which evaluates the functions a view calls: the account
+ * needs EXECUTE (init-master grants it; without it the dump fails with error 1370).
+ */
+export function seedDumpArgs(o: { user: string; host: string; port: number; schemas: readonly string[]; history?: boolean }): string[] {
+  return [
+    '--no-defaults',
+    `--host=${o.host}`,
+    `--port=${o.port}`,
+    '--protocol=TCP',
+    `--user=${o.user}`,
+    '--single-transaction',
+    '--master-data=2',
+    '--gtid',
+    '--triggers',
+    '--routines',
+    '--events',
+    '--skip-add-locks',
+    ...(o.history === false ? [] : ['--dump-history']),
+    '--databases',
+    ...o.schemas,
+  ];
 }
 
 const GTID_LINE = /^(?:-- )?SET GLOBAL gtid_slave_pos='([^']*)';$/;
@@ -177,7 +212,13 @@ async function loadSql(target: SeedTarget, sql: string, signal: AbortSignal | un
 
 /** Dumps the schemas, streamed into `target`, and returns the dump's position. */
 async function dumpSchemas(target: SeedTarget, source: SeedSource, schemas: readonly string[]): Promise<string> {
-  const dump = spawn('mariadb-dump', seedDumpArgs({ ...source, schemas }), { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', MYSQL_PWD: source.password } });
+  const precise = await transactionPreciseTables(source, schemas);
+  if (precise.length > 0) {
+    source.warn?.(
+      `the seed copies no history of system-versioned tables: mariadb-dump --dump-history refuses transaction-precise ones (${precise.slice(0, 10).join(', ')}${precise.length > 10 ? ', ...' : ''}); their current rows are copied, and history written after the seed replicates`,
+    );
+  }
+  const dump = spawn('mariadb-dump', seedDumpArgs({ ...source, schemas, history: precise.length === 0 }), { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', MYSQL_PWD: source.password } });
   const load = spawnLoad(target);
   const onAbort = (): void => {
     dump.kill('SIGTERM');
@@ -212,6 +253,20 @@ async function dumpSchemas(target: SeedTarget, source: SeedSource, schemas: read
   const gtid = scanner.position;
   if (gtid === undefined) throw new Error('seeding failed: the dump carries no gtid_slave_pos line (is the master binary log on?)');
   return formatGtidPos(parseGtidPos(gtid));
+}
+
+/** System-versioned tables whose ROW START is a transaction id (BIGINT UNSIGNED), as `schema`.`table`. */
+async function transactionPreciseTables(source: SeedSource, schemas: readonly string[]): Promise<string[]> {
+  const conn = await mysql.createConnection({ host: source.host, port: source.port, user: source.user, password: source.password, connectTimeout: 20_000 });
+  try {
+    const [rows] = await conn.query(
+      "SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN (?) AND GENERATION_EXPRESSION = 'ROW START' AND DATA_TYPE = 'bigint' ORDER BY TABLE_SCHEMA, TABLE_NAME",
+      [schemas],
+    );
+    return (rows as Array<{ s: string; t: string }>).map((r) => `\`${r.s}\`.\`${r.t}\``);
+  } finally {
+    await conn.end();
+  }
 }
 
 async function userSchemas(source: SeedSource): Promise<string[]> {

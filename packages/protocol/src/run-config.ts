@@ -103,7 +103,7 @@ export const RunConfigSchema = z.strictObject({
     .describe('The master to back up and how the agent reaches it.'),
   replication: z
     .strictObject({
-      user: z.string().min(1).max(80).describe("The MySQL account on the master that the agent's local server replicates as. It needs REPLICATION SLAVE and REPLICATION CLIENT; to seed the first backup, also SELECT, SHOW VIEW, TRIGGER and EVENT."),
+      user: z.string().min(1).max(80).describe("The MySQL account on the master that the agent's local server replicates as. It needs REPLICATION SLAVE and REPLICATION CLIENT; to seed the first backup, also SELECT, SHOW VIEW, TRIGGER, EVENT and EXECUTE."),
       password: SecretSourceSchema.describe("Where the agent reads the replication user's password (never written in the document itself)."),
     })
     .describe('The MySQL account the agent replicates from the master with.'),

@@ -14,6 +14,8 @@ export interface SeedContext extends SourceEndpoint {
   readonly signal: AbortSignal;
   /** Fault-injection points inside the seed (tests only; see test-hook.ts). */
   readonly hook?: (point: string) => Promise<void> | void;
+  /** What the copy leaves out, logged as a warning (the run goes on). */
+  readonly warn?: (message: string) => void;
 }
 
 export interface SeedInput {
@@ -44,7 +46,7 @@ export const seedPhase: PhaseStep<SeedInput, SeedOutput> = {
     });
     await ctx.hook('seed:datadir-initialized');
     await server.start();
-    const { position, windowEnd } = await seed({ ...source, signal: ctx.signal, hook: (point) => ctx.hook(`seed:${point}`) }).catch((err: unknown) => {
+    const { position, windowEnd } = await seed({ ...source, signal: ctx.signal, hook: (point) => ctx.hook(`seed:${point}`), warn: (message) => ctx.log.warn({}, message) }).catch((err: unknown) => {
       throw new AgentError('AG_SEED_FAILED', messageOf(err), { cause: err });
     });
     await ctx.hook('seed:loaded');

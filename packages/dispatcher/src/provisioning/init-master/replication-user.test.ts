@@ -7,7 +7,7 @@ const PASSWORD = 'secret';
 const HASH = '*14E65567ABDB5135D0CFD9A70B3032C179A49EE7'; // SELECT PASSWORD('secret') on MariaDB 10.11
 const input = { flavor: 'mariadb' as const, user: 'understudy_repl', host: '127.0.0.1', password: PASSWORD, passwordFile: '/etc/understudy/replication-password' };
 // SHOW GRANTS as MariaDB 10.11 prints it for the account init-master creates.
-const EXACT = [`GRANT SELECT, REPLICATION SLAVE, SHOW VIEW, EVENT, TRIGGER ON *.* TO \`understudy_repl\`@\`127.0.0.1\` IDENTIFIED BY PASSWORD '${HASH}'`];
+const EXACT = [`GRANT SELECT, EXECUTE, REPLICATION SLAVE, SHOW VIEW, EVENT, TRIGGER ON *.* TO \`understudy_repl\`@\`127.0.0.1\` IDENTIFIED BY PASSWORD '${HASH}'`];
 const observed = (o: Partial<ReplicationAccountObservation> = {}): ReplicationAccountObservation => ({
   exists: true,
   grants: EXACT,
@@ -47,7 +47,7 @@ describe('the replication account', () => {
 
   it('a missing account: CREATE USER with the hash (never the password) and GRANT of exactly what is needed', () => {
     const { actions } = planReplicationAccount(input, { exists: false, grants: [], createUser: undefined, passwordMatches: undefined, otherHosts: [] });
-    assert.deepEqual(sqlOf(actions), ['CREATE USER ?@? IDENTIFIED BY PASSWORD ?', 'GRANT REPLICATION SLAVE, SELECT, SHOW VIEW, TRIGGER, EVENT ON *.* TO ?@?']);
+    assert.deepEqual(sqlOf(actions), ['CREATE USER ?@? IDENTIFIED BY PASSWORD ?', 'GRANT REPLICATION SLAVE, SELECT, SHOW VIEW, TRIGGER, EVENT, EXECUTE ON *.* TO ?@?']);
     const first = actions[0];
     assert.ok(first?.kind === 'sql');
     assert.deepEqual(first.statements[0]?.params, ['understudy_repl', '127.0.0.1', HASH]);
@@ -63,7 +63,7 @@ describe('the replication account', () => {
 
   it('extra privileges, grant option or grants below *.*: everything revoked, exactly the wanted ones granted', () => {
     const { actions, checks } = planReplicationAccount(input, observed({ grants: [EXACT[0]!.replace('SELECT,', 'SELECT, INSERT,'), 'GRANT UPDATE ON `app`.* TO `understudy_repl`@`127.0.0.1`'] }));
-    assert.deepEqual(sqlOf(actions), ['REVOKE ALL PRIVILEGES, GRANT OPTION FROM ?@?', 'GRANT REPLICATION SLAVE, SELECT, SHOW VIEW, TRIGGER, EVENT ON *.* TO ?@?']);
+    assert.deepEqual(sqlOf(actions), ['REVOKE ALL PRIVILEGES, GRANT OPTION FROM ?@?', 'GRANT REPLICATION SLAVE, SELECT, SHOW VIEW, TRIGGER, EVENT, EXECUTE ON *.* TO ?@?']);
     const c = checks.find((x) => x.name === 'privileges');
     assert.equal(c?.status, 'warn');
     assert.match(c?.note ?? '', /INSERT; GRANT UPDATE ON `app`/);
@@ -72,6 +72,8 @@ describe('the replication account', () => {
   it('a missing privilege is granted alone', () => {
     const { actions } = planReplicationAccount(input, observed({ grants: [EXACT[0]!.replace(', TRIGGER', '')] }));
     assert.deepEqual(sqlOf(actions), ['GRANT TRIGGER ON *.* TO ?@?']);
+    // An account made by an earlier init-master (before EXECUTE was needed) gets EXECUTE alone.
+    assert.deepEqual(sqlOf(planReplicationAccount(input, observed({ grants: [EXACT[0]!.replace(' EXECUTE,', '')] })).actions), ['GRANT EXECUTE ON *.* TO ?@?']);
   });
 
   it('another password, or a locked account: ALTER USER; other hosts of the same name are reported, not dropped', () => {
@@ -82,9 +84,9 @@ describe('the replication account', () => {
     assert.deepEqual(other?.sql, ["DROP USER 'understudy_repl'@'%';"]);
   });
 
-  it('MariaDB: global SELECT, which also reads the accounts the seed copies (SHOW CREATE USER needs SELECT on the mysql schema); no RELOAD', () => {
-    // test/init-master.test.ts seeds a replica, accounts included, with exactly these.
-    assert.deepEqual(wantedPrivileges('mariadb'), ['REPLICATION SLAVE', 'SELECT', 'SHOW VIEW', 'TRIGGER', 'EVENT']);
+  it('MariaDB: global SELECT, which also reads the accounts the seed copies (SHOW CREATE USER needs SELECT on the mysql schema), EXECUTE for views over stored functions; no RELOAD', () => {
+    // test/init-master.test.ts seeds a replica, accounts and a view over a function included, with exactly these.
+    assert.deepEqual(wantedPrivileges('mariadb'), ['REPLICATION SLAVE', 'SELECT', 'SHOW VIEW', 'TRIGGER', 'EVENT', 'EXECUTE']);
   });
 
   it('MySQL 8: REPLICATION SLAVE and BACKUP_ADMIN (for CLONE), the password set in plain text (MySQL rewrites it in its logs)', () => {

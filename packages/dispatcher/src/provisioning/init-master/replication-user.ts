@@ -12,6 +12,12 @@
  *   10.11.19 SELECT on mysql.user and the privilege tables alone fails at SHOW CREATE USER with 1044).
  *   It also reads the password hashes there: keep the account's password as secret as any
  *   administrator's.
+ * - EXECUTE: the same dump reads each view with SHOW FIELDS, which evaluates the stored functions
+ *   the view calls; without EXECUTE a dump of a view over a function fails with error 1370 (the
+ *   first backup of such a master never completed). The other kinds need nothing more (verified in
+ *   test/agent-objects.test.ts, with these grants and no others): sequences, system-versioned
+ *   tables with --dump-history, partitioned tables are read with SELECT; procedures, functions and
+ *   their SHOW CREATE with the global SELECT (mysql.proc).
  * - Not RELOAD: a dump that would need FLUSH TABLES WITH READ LOCK then fails instead of freezing
  *   the master (with --single-transaction and a binary log it never needs it on MariaDB).
  * - Not REPLICATION CLIENT / BINLOG MONITOR: nothing the agent runs needs SHOW MASTER STATUS or SHOW
@@ -21,8 +27,9 @@
  * and BACKUP_ADMIN for CLONE INSTANCE (the donor's side of the first run's seed).
  *
  * TRIGGER and EVENT also allow creating triggers and events; a trigger runs with its definer's
- * privileges (this account's: reads only), but could still refuse writes to a table. Keep the
- * password as secret as any administrator's.
+ * privileges (this account's: reads only), but could still refuse writes to a table. EXECUTE allows
+ * calling every stored routine, and one declared SQL SECURITY DEFINER runs with its definer's
+ * privileges, writes included. Keep the password as secret as any administrator's.
  *
  * The account's host is 127.0.0.1: the agent's connections arrive through sshd on the master,
  * which forwards them to 127.0.0.1. On MariaDB the password is set as its mysql_native_password
@@ -36,7 +43,7 @@ import type { Flavor } from './checks.js';
 export const REPLICATION_HOST = '127.0.0.1';
 
 const WANTED: Record<Flavor, readonly string[]> = {
-  mariadb: ['REPLICATION SLAVE', 'SELECT', 'SHOW VIEW', 'TRIGGER', 'EVENT'],
+  mariadb: ['REPLICATION SLAVE', 'SELECT', 'SHOW VIEW', 'TRIGGER', 'EVENT', 'EXECUTE'],
   mysql: ['REPLICATION SLAVE', 'BACKUP_ADMIN'],
 };
 

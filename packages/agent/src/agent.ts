@@ -103,7 +103,7 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
       readSource: readSourceState,
       mysqld,
       initializeDatadir: () => initializeDatadir(mysqld, deps.installDbBinary, dialect.flavor),
-      seed: (ctx) => (dialect.seedMethod === 'clone' ? seedByClone(mysqld, ctx, dialect) : seedFromDump(mysqld, ctx)),
+      seed: (ctx) => (dialect.seedMethod === 'clone' ? seedByClone(mysqld, ctx, dialect) : seedFromDump(mysqld, { ...ctx, ...(config.seed.loaders ? { loaders: config.seed.loaders } : {}) })),
       report: (e) => reporter.report(e),
       signal: controller.signal,
       ...(deps.hook ? { hook: deps.hook } : {}),

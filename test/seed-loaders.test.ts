@@ -10,8 +10,10 @@
  * second seed of the same server succeeds.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createReadStream } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { seedFromDump } from '@understudy/agent';
+import { loadDumpParallel, seedFromDump } from '@understudy/agent';
 import { startMariadb, type Mariadb } from './rig/mariadb.js';
 import { findProcs } from './rig/procs.js';
 
@@ -98,6 +100,25 @@ describe('seed with parallel loaders (real MariaDB)', { timeout: 300_000 }, () =
     assert.equal(want['audit rows'], '14000', 'the trigger logged each row inserted on the master');
     assert.deepEqual(await picture(one.replica), want, '1 loader');
     assert.deepEqual(await picture(four.replica), want, '4 loaders: the trigger did not fire during the load, every row is in');
+  });
+
+  it("loads a --dump-history dump (each loader replays the insert-history switch) and a --add-locks one, with 3 loaders", async () => {
+    for (const [fixture, history] of [['seed-dump-history.sql', 2], ['seed-dump-locks.sql', 1]] as const) {
+      const replica = await startMariadb({ serverId: 40 + replicas.length, role: 'replica' });
+      replicas.push(replica);
+      await loadDumpParallel(createReadStream(new URL(`../../packages/agent/src/testdata/${fixture}`, import.meta.url)), {
+        loaders: 3,
+        spawnClient: () => spawn('mariadb', [`--defaults-file=${replica.cnfPath}`, '--user=root', '--batch', '--skip-column-names', '--unbuffered'], { stdio: ['pipe', 'pipe', 'pipe'] }),
+      });
+      const [rows] = await replica.query<{ n: number }>('SELECT COUNT(*) AS n FROM `b``q`.hist FOR SYSTEM_TIME ALL');
+      assert.equal(Number(rows!.n), history, `${fixture}: the versioned table's rows, with history when dumped`);
+      const [t1] = await replica.query<{ n: number }>('SELECT COUNT(*) AS n FROM a.t1');
+      assert.equal(Number(t1!.n), 302, `${fixture}: every row of a.t1`);
+      const [log] = await replica.query<{ n: number }>('SELECT COUNT(*) AS n FROM a.log');
+      assert.equal(Number(log!.n), 0, `${fixture}: the trigger on a.t1 did not fire during the load`);
+      const [blob] = await replica.query<{ h: string }>('SELECT HEX(b) AS h FROM a.t1 WHERE id = 1');
+      assert.equal(blob!.h, '0A0D000A27225C3B0A');
+    }
   });
 
   it('a loader killed mid-load fails the seed with its error and kills every other client; the next seed succeeds', async () => {

@@ -13,4 +13,5 @@ export { LocalMysqld, localMysqldCnf } from './local-mysqld.js';
 export { bulkLoadSettings } from './phases/bulk-load.js';
 export { parseRunConfig, RunConfigSchema } from './run-config.js';
 export { dumpGtidPosition, initializeDatadir, seedDumpArgs, seedFromDump } from './seed.js';
+export { loadDumpParallel } from './seed-load.js';
 export { Tunnel, type TunnelLogger, type TunnelOptions } from './tunnel.js';

@@ -230,7 +230,9 @@ export async function loadDumpParallel(dump: Readable, o: ParallelLoadOptions): 
       }
       for (const ev of splitter.end()) await handle(ev);
     };
-    await Promise.race([run(), failed]);
+    const running = run();
+    running.catch(() => undefined); // after a failure it may still end with an error: the failure is what counts
+    await Promise.race([running, failed]);
     ending = true;
     for (const c of clients) c.child.stdin.end();
     const codes = await Promise.race([Promise.all(clients.map((c) => c.exit)), failed]);

@@ -1,5 +1,5 @@
 /**
- * `npm run bench:cycle [-- --sizes 1,8] [--quick] [--rate 10] [--keep] [--svg PATH]`
+ * `npm run bench:cycle [-- --sizes 1,8] [--quick] [--rate 10] [--keep] [--svg PATH] [--seed-rate with|only|off] [--loaders 1,2,4]`
  *
  * The whole Understudy cycle on this machine (issue 7), per database size (GiB):
  * 1. Master impact: a paced sysbench load (cycle-load.ts) runs on the master for the whole
@@ -12,6 +12,9 @@
  *    uploaded, objects written, S3 requests (a counting proxy in front of the gateway).
  * 3. Peers on the first cycle's datadir (cycle-peers.ts): Understudy's backup alone, restic, tar |
  *    split + rclone.
+ * 4. The seed's rate (cycle-seed-rate.ts; `--seed-rate with`, the default, after the cycles; `only`:
+ *    nothing else): the seed at 1, 2, 4 loaders and the default (cores), next to `mariadb-dump`
+ *    alone through the tunnel (the limit), and the default's share of it (target >= 70%).
  * Writes results.json and report.txt in the work dir (kept), and the SVG plot.
  * Every server is on loopback and stopped by PID in `finally`; the work dir's bulk is removed.
  */
@@ -36,6 +39,7 @@ import { understudy } from './tools.js';
 import { cpuCap, cpuOf, machineBusySeconds, reniceThreads, splitCores, type Cgroup, type CoreSplit } from './cycle-proc.js';
 import { storedIn } from './targets.js';
 import { render, svg, type CycleResult, type LaterDay, type SizeResult, type Results } from './cycle-report.js';
+import { measureSeedRate, renderSeedRates, type SeedRateResult } from './cycle-seed-rate.js';
 
 const { values } = parseArgs({
   options: {
@@ -55,9 +59,15 @@ const { values } = parseArgs({
     'agent-tmpfs': { type: 'boolean', default: false },
     days: { type: 'string', default: '1' },
     svg: { type: 'string' },
+    'seed-rate': { type: 'string', default: 'with' },
+    loaders: { type: 'string', default: '1,2,4' },
   },
   strict: true,
 });
+const SEED_RATE = values['seed-rate'] as 'with' | 'only' | 'off';
+if (!['with', 'only', 'off'].includes(SEED_RATE)) throw new Error(`--seed-rate must be with, only or off, not ${values['seed-rate']}`);
+const LOADERS = values.loaders.split(',').map(Number);
+if (LOADERS.some((n) => !(Number.isInteger(n) && n >= 1 && n <= 256))) throw new Error(`--loaders must be whole numbers like 1,2,4, not ${values.loaders}`);
 const GiB = 1024 ** 3;
 const sizes = values.quick ? [0.25] : values.sizes.split(',').map(Number);
 if (sizes.some((s) => !(s > 0))) throw new Error(`--sizes must be GiB numbers like 1,8, not ${values.sizes}`);
@@ -330,6 +340,7 @@ async function main(): Promise<void> {
     sizes: [],
   };
   const save = () => writeFile(join(work, 'results.json'), JSON.stringify(results, null, 2));
+  const seedRates: SeedRateResult[] = [];
   console.log(`work dir ${work}; load average ${results.machine.loadBefore}`);
   const maxGiB = Math.max(...sizes);
   let gw: Radosgw | undefined;
@@ -354,9 +365,18 @@ async function main(): Promise<void> {
       for (const pid of gw.pids) await remoteCap.add(pid);
     }
     counter = await startS3Counter(gw.endpoint);
-    for (const gib of sizes) {
+    for (const gib of SEED_RATE === 'only' ? [] : sizes) {
       results.sizes.push(await measureSize(gib, gw, counter));
       await save();
+    }
+    for (const gib of SEED_RATE === 'off' ? [] : sizes) {
+      const dir = join(work, `seed-rate-${gib}`);
+      try {
+        seedRates.push(await measureSeedRate(gib, { dir, loaders: LOADERS, mysqldOptions: MYSQLD, masterCnf: MASTER_CNF, say }));
+      } finally {
+        await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      }
+      await writeFile(join(work, 'seed-rate.json'), JSON.stringify(seedRates, null, 2));
     }
   } finally {
     await stopAll();
@@ -364,10 +384,10 @@ async function main(): Promise<void> {
   results.machine.loadAfter = loadavg().map((l) => l.toFixed(2)).join(' ');
   results.minutes = (Date.now() - started) / 60000;
   await save();
-  const text = render(results);
+  const text = [results.sizes.length > 0 ? render(results) : '', renderSeedRates(seedRates)].filter((t) => t !== '').join('\n\n');
   await writeFile(join(work, 'report.txt'), text);
   const svgPath = values.svg ?? join(work, 'cycle-phases.svg');
-  await writeFile(svgPath, svg(results));
+  if (results.sizes.length > 0) await writeFile(svgPath, svg(results));
   console.log(`\n${text}\n\nraw results: ${join(work, 'results.json')}; plot: ${svgPath} (${results.minutes.toFixed(1)} min; load before ${results.machine.loadBefore}, after ${results.machine.loadAfter})`);
 }
 

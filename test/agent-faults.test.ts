@@ -167,6 +167,34 @@ describe('agent under network faults and master events', { timeout: 600_000 }, (
     tried.push('master unreachable past the deadline: failed cleanly, powered off');
   });
 
+  it('a reseed loads with the redo flush off (seed.loaders 3), and the durable setting is back when the catch-up starts', async () => {
+    const dir = await hooks('bulk', ['seed:table-started', 'seeded']);
+    const doc = agentDocument(world.setup, 'bulk-settings', { restore: 'none' });
+    // The operator's durable value: 2, from the option file (the default would be 1).
+    Object.assign(doc.mysqld.options, { 'innodb-flush-log-at-trx-commit': 2 });
+    const agent = await startAgent(world.setup, 'bulk-settings', { ...doc, seed: { loaders: 3 } }, { hookDir: dir });
+    const local = (): Promise<mysql.Connection> => mysql.createConnection({ socketPath: join(doc.mysqld.runDir, 'mysqld.sock'), user: 'root' });
+    const flushSetting = async (): Promise<number> => {
+      const conn = await local();
+      try {
+        const [rows] = await conn.query('SELECT @@GLOBAL.innodb_flush_log_at_trx_commit AS v');
+        return Number((rows as Array<{ v: unknown }>)[0]!.v);
+      } finally {
+        await conn.end();
+      }
+    };
+    await reachedPause(dir, 'seed:table-started');
+    assert.equal(await flushSetting(), 0, 'during the load: no redo flush at each commit');
+    await releasePause(dir, 'seed:table-started');
+    await reachedPause(dir, 'seeded');
+    assert.equal(await flushSetting(), 2, "seeded, the catch-up not begun: the option file's durable value is back");
+    await releasePause(dir, 'seeded');
+    const { code, out } = await agent.exited;
+    assert.equal(code, 0, out.slice(-3000));
+    tried.push('bulk-load settings during the seed: restored before catch-up');
+    await latestRestoresToMaster();
+  });
+
   it('the writer never failed, and every backup verifies, data read back', async () => {
     writerFailures.push(...(await writer!.stop()).failures);
     writer = undefined;

@@ -39,8 +39,8 @@
  * the SQL thread with FLUSH TABLES WITH READ LOCK on the agent's own server (through its socket), so
  * the run cannot finish before the armed poll however fast the machine is.
  *
- * Sets: UNDERSTUDY_FAULTS=full runs every point (28; about 8 min on 2 cores); the default runs a
- * representative 9 (about 2 min). Every run prints what died with the agent and the counts.
+ * Sets: UNDERSTUDY_FAULTS=full runs every point (29; about 8 min on 2 cores); the default runs a
+ * representative 10 (about 2 min). Every run prints what died with the agent and the counts.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -111,6 +111,8 @@ const FAULTS: readonly Fault[] = [
   { point: 'seed:loaded', reseed: true, what: 'reseed: dump loaded, start position not yet set' },
   { point: 'seeded', reseed: true, what: 'reseed: seeded, replication not started' },
   { point: 'backup:chunk-uploaded', n: 20, reseed: true, what: 'reseed: during the upload of a whole new data directory' },
+  // Issue 19: the seed's parallel load (seed.loaders clients beside the dump), killed as a table's data starts.
+  { point: 'seed:table-started', n: 1, reseed: true, what: "reseed: the parallel load's clients running, the biggest table's data starting", ci: true },
 ];
 
 const label = (f: Fault): string => (f.n === undefined ? f.point : `${f.point}@${f.n}`);
@@ -122,7 +124,7 @@ const label = (f: Fault): string => (f.n === undefined ? f.point : `${f.point}@$
  */
 const MYSQLD_RUNNING = ['mysqld:spawned', 'seed:loaded', 'seeded', 'replication-started', 'catch-up-poll', 'caught-up', 'snapshot:replication-stopped'];
 function runningBeside(f: Fault): string[][] {
-  if (f.point === 'seed:dump-piped') return [['mariadb', 'mariadb-dump', 'mariadbd']];
+  if (f.point === 'seed:dump-piped' || f.point === 'seed:table-started') return [['mariadb', 'mariadb-dump', 'mariadbd']];
   if (f.point === 'mysqld:shutdown-requested') return [['mariadbd'], []];
   return MYSQLD_RUNNING.includes(f.point) ? [['mariadbd']] : [[]];
 }

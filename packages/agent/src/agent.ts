@@ -106,7 +106,7 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
       mysqld,
       initializeDatadir: () => initializeDatadir(mysqld, deps.installDbBinary, dialect.flavor),
       // A clone copies every table at one position: no window.
-      seed: async (ctx) => (dialect.seedMethod === 'clone' ? windowless(await seedByClone(mysqld, ctx, dialect)) : seedFromDump(mysqld, ctx)),
+      seed: async (ctx) => (dialect.seedMethod === 'clone' ? windowless(await seedByClone(mysqld, ctx, dialect)) : seedFromDump(mysqld, { ...ctx, ...(config.seed.loaders ? { loaders: config.seed.loaders } : {}) })),
       report: (e) => reporter.report(e),
       signal: controller.signal,
       ...(deps.hook ? { hook: deps.hook } : {}),

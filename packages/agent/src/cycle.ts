@@ -56,8 +56,9 @@ export interface CycleDeps {
    * Called at named points: tests use it to inject faults deterministically (test-hook.ts). In order:
    * tunnel-open; restore:marker-written, restore:chunk-written (each), restore:file-written (each),
    * restore:files-written, restored; or seed:datadir-initialized, seed:dump-piped (each block),
-   * seed:loaded, seeded; seed-window:started, seed-window:replayed (the seed's first catch-up only,
-   * when the master was written while the dump ran: phases/seed-window.ts); replication-started,
+   * seed:table-started (each table whose data begins), seed:loaded, seeded; seed-window:started,
+   * seed-window:replayed (the seed's first catch-up only, when the master was written while the dump
+   * ran: phases/seed-window.ts); replication-started,
    * catch-up-poll (each poll short of the goal), caught-up,
    * snapshot:replication-stopped, mysqld-stopped; backup:walked, backup:chunk-uploaded (each),
    * backup:chunks-uploaded, backup:before-manifest, backup:manifest-written. (The agent's mysqld adds

@@ -10,6 +10,8 @@ export { formatGtidPos, gtidContains, parseGtidPos } from './gtid.js';
 export { readInstanceIdentity } from './imds.js';
 export { parseableKeyPair } from './instance-connect.js';
 export { LocalMysqld, localMysqldCnf } from './local-mysqld.js';
+export { bulkLoadSettings } from './phases/bulk-load.js';
 export { parseRunConfig, RunConfigSchema } from './run-config.js';
 export { dumpGtidPosition, initializeDatadir, seedDumpArgs, seedFromDump, type SeedResult } from './seed.js';
+export { loadDumpParallel } from './seed-load.js';
 export { Tunnel, type TunnelLogger, type TunnelOptions } from './tunnel.js';

@@ -1,7 +1,8 @@
 /**
  * The first run: there is no backup yet, so the agent seeds its server from the master itself,
  * without locking it. mariadb-dump runs here on the agent, reaching the master through the tunnel,
- * and is piped into the local server.
+ * and is loaded into the local server by `seed.loaders` clients in parallel (seed-load.ts; the
+ * dump's split into control statements and per-table data: seed-split.ts).
  *
  * Why this never freezes the master (MariaDB 10.11; verified against the master's general query log
  * in test/mariadb-rig.test.ts): with --single-transaction --master-data=2 --gtid the dump finds
@@ -35,11 +36,11 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { availableParallelism } from 'node:os';
 import mysql from 'mysql2/promise';
 import { formatGtidPos, parseGtidPos } from './gtid.js';
 import { dumpAccounts, serverAccounts, splitAccountsDump } from './seed-accounts.js';
+import { loadDumpParallel } from './seed-load.js';
 
 export interface SeedTarget {
   readonly cnfPath: string;
@@ -56,8 +57,13 @@ export interface SeedSource {
   readonly schemas?: readonly string[];
   /** What the run should know but does not fail it (history left out of the copy). */
   readonly warn?: (message: string) => void;
-  /** Fault injection for tests: 'dump-piped' is reached for every block of the dump passed on to the load. */
-  readonly hook?: (point: 'dump-piped') => Promise<void> | void;
+  /** Data clients loading the dump in parallel (seed-load.ts); default: the agent's cores. */
+  readonly loaders?: number;
+  /**
+   * Fault injection for tests: 'dump-piped' is reached for every block of the dump read, and
+   * 'table-started' for every table whose data starts loading.
+   */
+  readonly hook?: (point: 'dump-piped' | 'table-started') => Promise<void> | void;
 }
 
 const SYSTEM_SCHEMAS = ['mysql', 'information_schema', 'performance_schema', 'sys'];
@@ -189,8 +195,8 @@ async function currentPosition(source: SeedSource): Promise<string> {
 }
 
 /** The local server's client, loading SQL from stdin as root, without binlogging it. */
-function spawnLoad(target: SeedTarget): ChildProcessWithoutNullStreams {
-  return spawn('mariadb', [`--defaults-file=${target.cnfPath}`, '--user=root', '--init-command=SET SESSION sql_log_bin=0', '--batch'], { stdio: ['pipe', 'pipe', 'pipe'] });
+function spawnLoad(target: SeedTarget, extra: readonly string[] = []): ChildProcessWithoutNullStreams {
+  return spawn('mariadb', [`--defaults-file=${target.cnfPath}`, '--user=root', '--init-command=SET SESSION sql_log_bin=0', '--batch', ...extra], { stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
 /** Loads a small SQL text (the accounts) into the local server. */
@@ -210,7 +216,10 @@ async function loadSql(target: SeedTarget, sql: string, signal: AbortSignal | un
   if (code !== 0) throw new Error(`seeding failed: loading ${what} into the local server: mariadb exited ${code}: ${await err}`);
 }
 
-/** Dumps the schemas, streamed into `target`, and returns the dump's position. */
+/**
+ * Dumps the schemas, streamed into `target` by `source.loaders` clients in parallel (seed-load.ts),
+ * and returns the dump's position.
+ */
 async function dumpSchemas(target: SeedTarget, source: SeedSource, schemas: readonly string[]): Promise<string> {
   const precise = await transactionPreciseTables(source, schemas);
   if (precise.length > 0) {
@@ -219,36 +228,25 @@ async function dumpSchemas(target: SeedTarget, source: SeedSource, schemas: read
     );
   }
   const dump = spawn('mariadb-dump', seedDumpArgs({ ...source, schemas, history: precise.length === 0 }), { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', MYSQL_PWD: source.password } });
-  const load = spawnLoad(target);
-  const onAbort = (): void => {
-    dump.kill('SIGTERM');
-    load.kill('SIGTERM');
-  };
-  source.signal?.addEventListener('abort', onAbort, { once: true });
   const dumpErr = collect(dump.stderr);
-  const loadErr = collect(load.stderr);
-  load.stdout.resume();
-  const exits = Promise.all([exitOf(dump), exitOf(load)]);
+  const dumpExit = exitOf(dump);
   const scanner = new GtidLineScanner();
-  const tee = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      scanner.push(chunk);
-      if (!source.hook) return cb(null, chunk);
-      Promise.resolve(source.hook('dump-piped')).then(() => cb(null, chunk), (err: unknown) => cb(err as Error));
-    },
-  });
-  let piped: unknown;
+  let loaded: unknown;
   try {
-    await pipeline(dump.stdout, tee, load.stdin);
+    await loadDumpParallel(dump.stdout, {
+      loaders: source.loaders ?? defaultLoaders(),
+      spawnClient: () => spawnLoad(target, ['--skip-column-names', '--unbuffered']),
+      onChunk: (chunk) => scanner.push(chunk),
+      ...(source.signal ? { signal: source.signal } : {}),
+      ...(source.hook ? { hook: source.hook } : {}),
+    });
   } catch (err) {
-    piped = err;
+    loaded = err;
+    dump.kill('SIGTERM');
   }
-  const [dumpCode, loadCode] = await exits;
-  source.signal?.removeEventListener('abort', onAbort);
-  if (dumpCode !== 0 || loadCode !== 0 || piped !== undefined) {
-    throw new Error(
-      `seeding failed: mariadb-dump exited ${dumpCode}, mariadb exited ${loadCode}${piped === undefined ? '' : ` (${(piped as Error).message})`}; mariadb-dump said: ${await dumpErr}; mariadb said: ${await loadErr}`,
-    );
+  const dumpCode = await dumpExit;
+  if (dumpCode !== 0 || loaded !== undefined) {
+    throw new Error(`seeding failed: mariadb-dump exited ${dumpCode}; mariadb-dump said: ${await dumpErr}${loaded === undefined ? '' : `; loading: ${(loaded as Error).message}`}`);
   }
   const gtid = scanner.position;
   if (gtid === undefined) throw new Error('seeding failed: the dump carries no gtid_slave_pos line (is the master binary log on?)');
@@ -267,6 +265,11 @@ async function transactionPreciseTables(source: SeedSource, schemas: readonly st
   } finally {
     await conn.end();
   }
+}
+
+/** `seed.loaders` when the run document leaves it out: the agent's cores. */
+export function defaultLoaders(): number {
+  return Math.max(1, availableParallelism());
 }
 
 async function userSchemas(source: SeedSource): Promise<string[]> {

@@ -37,6 +37,7 @@ export const TargetConfigSchema = z.strictObject({
   repository: R.repository,
   mysqld: R.mysqld,
   backup: R.backup,
+  seed: R.seed,
   limits: R.limits,
   dispatcherAddress: z
     .strictObject({

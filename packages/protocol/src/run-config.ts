@@ -173,6 +173,18 @@ export const RunConfigSchema = z.strictObject({
     })
     .default({ restore: 'latest' })
     .describe('What to restore and how the new backup is written.'),
+  seed: z
+    .strictObject({
+      loaders: z
+        .number()
+        .int()
+        .min(1)
+        .max(256)
+        .optional()
+        .describe("How many client connections load a seed's dump into the local server in parallel (the dump itself is one consistent stream; its tables' rows are spread over these connections). Default: the agent instance's cores."),
+    })
+    .default({})
+    .describe('How the first backup (or a fresh one) is seeded from the master.'),
   limits: z
     .strictObject({
       catchUpTimeoutSec: z

@@ -1,11 +1,13 @@
 /**
  * Phase `seed` (the first run, or a run asked to reseed): a fresh data directory, the local server
  * started in it, a consistent snapshot of the master loaded into it (no locks taken on the master:
- * ../seed.ts), and the snapshot's position made the replica's starting point.
+ * ../seed.ts), and the snapshot's position made the replica's starting point. The load runs with
+ * bulk-load settings, the durable ones back before the catch-up (bulk-load.ts).
  */
 import type { Dialect } from '../dialect.js';
 import { AgentError } from '../errors.js';
 import type { SeedResult } from '../seed.js';
+import { bulkLoadSettings } from './bulk-load.js';
 import { messageOf, mysqldFailed, type LocalServer } from './local-server.js';
 import type { PhaseStep } from './runner.js';
 import type { SourceEndpoint } from './tunnel.js';
@@ -46,8 +48,15 @@ export const seedPhase: PhaseStep<SeedInput, SeedOutput> = {
     });
     await ctx.hook('seed:datadir-initialized');
     await server.start();
+    const durable = await bulkLoadSettings(server).catch((err: unknown) => {
+      throw mysqldFailed(`could not switch the local server to bulk-load settings: ${messageOf(err)}`, err);
+    });
     const { position, windowEnd } = await seed({ ...source, signal: ctx.signal, hook: (point) => ctx.hook(`seed:${point}`), warn: (message) => ctx.log.warn({}, message) }).catch((err: unknown) => {
       throw new AgentError('AG_SEED_FAILED', messageOf(err), { cause: err });
+    });
+    // The durable settings are back before anything else runs (the catch-up, the snapshot).
+    await durable().catch((err: unknown) => {
+      throw mysqldFailed(`could not restore the local server's durable settings after the seed: ${messageOf(err)}`, err);
     });
     await ctx.hook('seed:loaded');
     await server.queries(dialect.setStartPosition(position, String((await server.version()) ?? '')));

@@ -23,6 +23,7 @@ export function buildRunDocument(listening: Pick<DispatcherConfig['listen'], 'ho
     repository: target.repository,
     mysqld: target.mysqld,
     backup: target.backup,
+    seed: target.seed,
     // The agent reports at least four times per heartbeat timeout, so one lost report is no death.
     limits: { ...target.limits, heartbeatSec: Math.min(target.limits.heartbeatSec, Math.max(1, Math.floor(target.heartbeatTimeoutSeconds / 4))) },
   };

@@ -33,3 +33,21 @@ export { prune, type PruneOptions, type PruneReport } from './prune.js';
 export { type RetentionPolicy } from './retention.js';
 export { excludeGlobs, type WalkOptions } from './walk.js';
 export { NODE_FLAGS } from './runtime.js';
+
+// The binlog archive (point-in-time recovery): the MariaDB binlog reader and GTIDs.
+export { BinlogReader, readBinlog, type BinlogEvent, type BinlogReaderOptions, type ReaderEnd, type Transaction } from './binlog/reader.js';
+export { BINLOG_MAGIC, EventType, GtidFlag, type EventHeader, type FormatDescription, type ChecksumAlgorithm as BinlogChecksum } from './binlog/events.js';
+export {
+  formatGtid,
+  formatGtidState,
+  parseGtid,
+  parseGtidState,
+  sameState,
+  stateAtOrBefore,
+  stateContains,
+  stateOfList,
+  tryParseGtid,
+  withGtid,
+  type Gtid,
+  type GtidState,
+} from './binlog/gtid.js';

@@ -51,3 +51,14 @@ export {
   type Gtid,
   type GtidState,
 } from './binlog/gtid.js';
+export {
+  ARCHIVE_PREFIX,
+  LINKS_PREFIX as ARCHIVE_LINKS_PREFIX,
+  SEGMENTS_PREFIX as ARCHIVE_SEGMENTS_PREFIX,
+  type ArchiveLink,
+  type SegmentLink,
+  type GapLink,
+} from './archive/format.js';
+export { putSegment, putGap, listArchive, readSegment, segmentAsBinlog, describeSegment, type SegmentInput, type GapInput, type ServerIdentity, type ArchiveListing } from './archive/io.js';
+export { checkChain, describeWindow, type ChainReport, type ChainProblem, type ChainProblemKind, type CoveredWindow } from './archive/chain.js';
+export { planReplay, parseTargetTime, type ReplayPlan, type ReplayTarget } from './archive/plan.js';

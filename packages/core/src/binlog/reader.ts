@@ -70,6 +70,11 @@ export interface BinlogReaderOptions {
   readonly format?: FormatDescription;
   /** For messages: the file's name. */
   readonly name?: string;
+  /**
+   * Check that each event's `log_pos` is the offset where it ends (default true). Off for a stream
+   * whose events keep the positions of another file (`segmentAsBinlog`).
+   */
+  readonly checkEndPositions?: boolean;
 }
 
 export interface ReaderEnd {
@@ -101,11 +106,13 @@ export class BinlogReader {
   private group: OpenGroup | undefined;
   private lastBoundary: number;
   private readonly name: string;
+  private readonly checkEndPositions: boolean;
 
   constructor(options: BinlogReaderOptions = {}) {
     this.at = options.offset ?? 0;
     this.fmt = options.format;
     this.name = options.name ?? 'binlog';
+    this.checkEndPositions = options.checkEndPositions ?? true;
     if (this.at < 0 || !Number.isSafeInteger(this.at)) throw new UnderstudyError('US_INTERNAL', `BinlogReader: bad offset ${this.at}`);
     if (this.at > 0 && !this.fmt) throw new UnderstudyError('US_INTERNAL', 'BinlogReader: reading from past the start of a file needs its format description');
     this.lastBoundary = this.at;
@@ -188,7 +195,7 @@ export class BinlogReader {
     const end = this.at;
     const offset = end - bytes.length;
     const header = readEventHeader(bytes, 0);
-    if (header.logPos !== 0 && header.logPos !== end) throw this.invalid(offset, `says it ends at ${header.logPos}, but it ends at ${end}`);
+    if (this.checkEndPositions && header.logPos !== 0 && header.logPos !== end) throw this.invalid(offset, `says it ends at ${header.logPos}, but it ends at ${end}`);
     let formatDescription: FormatDescription | undefined;
     if (header.type === EventType.FORMAT_DESCRIPTION) {
       formatDescription = parseFormatDescription(bytes);

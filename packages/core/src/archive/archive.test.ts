@@ -9,10 +9,20 @@ import type { Repository } from '../repository.js';
 import { localRepository, tempDir } from '../testing/repo.js';
 import { seededBytes } from '../testing/trees.js';
 import { checkChain } from './chain.js';
-import { linkKey, segmentKey, type SegmentLink } from './format.js';
-import { listArchive, putGap, putSegment, readSegment, segmentAsBinlog } from './io.js';
+import { linkKey, segmentKey, type ArchiveLink, type SegmentLink } from './format.js';
+import { describeSegment, listArchive, putGap, putSegment, readSegment, segmentAsBinlog } from './io.js';
 import { archiveHistory as archive, fixtureHistory as history, HISTORY_T0 as T0, HISTORY_SERVER as SERVER } from '../testing/archive.js';
 import { planReplay } from './plan.js';
+
+/** Writes a segment and its link after `prev` as putSegment would, without its continuity check: what a buggy or older writer could leave. */
+async function forgeSegment(repo: Repository, prev: ArchiveLink, file: string, start: number, bytes: Buffer, formatDescription?: Buffer): Promise<void> {
+  const described = describeSegment({ file, start, bytes, ...(formatDescription ? { formatDescription } : {}), prevEndState: prev.endState });
+  const id = await repo.contentId(bytes);
+  await repo.putObject(segmentKey(id), bytes);
+  const body = { format: 'understudy-archive-link', version: 1, index: prev.index + 1, prev: prev.id, server: SERVER, createdAt: new Date().toISOString(), ...described, segment: { id, size: bytes.length } };
+  const json = Buffer.from(JSON.stringify(body));
+  await repo.putObject(linkKey(body.index, await repo.contentId(json)), json);
+}
 
 for (const encrypted of [false, true]) {
   describe(`binlog archive (${encrypted ? 'encrypted' : 'plain'} repository)`, () => {
@@ -74,11 +84,13 @@ for (const encrypted of [false, true]) {
 
     it('finds a purged log, skipped bytes, a missing link, a rewrite and damage from the links alone; a recorded gap is a gap, not a problem', async () => {
       const files = history();
-      // mysql-bin.000002 purged before it was shipped, unrecorded: the state does not follow on.
+      // mysql-bin.000002 purged before it was shipped: putSegment refuses to leave a silent hole...
       {
         const repo = await fresh();
         const l1 = await archive(repo, [files[0]!]);
-        await archive(repo, [files[2]!], [2], l1.at(-1)!);
+        await assert.rejects(archive(repo, [files[2]!], [2], l1.at(-1)!), (e) => isUnderstudyError(e, 'US_ARCHIVE_GAP') && /record the gap first/.test(e.message));
+        // ...and one written anyway (an older archiver, a hand-made object) is found from the links alone.
+        await forgeSegment(repo, l1.at(-1)!, files[2]!.name, 0, files[2]!.bytes);
         const c = checkChain(await listArchive(repo));
         assert.deepEqual(c.problems.map((p) => p.kind), ['gtid-gap']);
         assert.match(c.problems[0]!.message, /transactions are missing: .* ends at 0-1-4, .* starts at 0-1-8/);
@@ -103,7 +115,10 @@ for (const encrypted of [false, true]) {
         const f = files[0]!;
         const fde = readBinlog(f.bytes).events[0]!.bytes;
         const a = await putSegment(repo, { prev: null, server: SERVER, file: f.name, start: 0, bytes: f.bytes.subarray(0, f.cuts[0]!) });
-        await putSegment(repo, { prev: a, server: SERVER, file: f.name, start: f.cuts[1]!, bytes: f.bytes.subarray(f.cuts[1]!), formatDescription: fde });
+        const skip = { prev: a, server: SERVER, file: f.name, start: f.cuts[1]!, bytes: f.bytes.subarray(f.cuts[1]!), formatDescription: fde };
+        await assert.rejects(putSegment(repo, skip), (e) => isUnderstudyError(e, 'US_ARCHIVE_GAP') && /bytes \[\d+, \d+\) are not archived/.test(e.message));
+        await assert.rejects(putSegment(repo, { ...skip, start: 4, bytes: f.bytes.subarray(4) }), (e) => isUnderstudyError(e, 'US_ARCHIVE_CHAIN_BROKEN') && /overlaps/.test(e.message));
+        await forgeSegment(repo, a, f.name, f.cuts[1]!, f.bytes.subarray(f.cuts[1]!), fde);
         const c = checkChain(await listArchive(repo));
         assert.deepEqual(c.problems.map((p) => p.kind), ['byte-gap']);
         assert.match(c.problems[0]!.message, new RegExp(`mysql-bin.000001 bytes \\[${f.cuts[0]}, ${f.cuts[1]}\\) are not archived`));

@@ -67,7 +67,7 @@ const describe = (l: ArchiveLink): string =>
   l.kind === 'segment' ? `segment ${l.index} (${l.file} [${l.start}, ${l.end}), ${l.firstGtid ?? 'no transaction'}${l.lastGtid && l.lastGtid !== l.firstGtid ? ` to ${l.lastGtid}` : ''})` : `gap marker ${l.index} (${l.startState || 'empty'} to ${l.endState})`;
 
 /** Why `next` does not continue `prev`, or undefined when it does (a gap marker always breaks a window, without a problem). */
-function discontinuity(prev: ArchiveLink, next: ArchiveLink): ChainProblem | undefined {
+export function discontinuity(prev: ArchiveLink, next: ArchiveLink): ChainProblem | undefined {
   const at = { index: next.index };
   if (next.index !== prev.index + 1) return { kind: 'missing-link', ...at, message: `archive links ${prev.index + 1} to ${next.index - 1} are missing (between ${describe(prev)} and ${describe(next)})` };
   if (next.prev !== prev.id) return { kind: 'prev-mismatch', ...at, message: `${describe(next)} names ${next.prev} as its predecessor, not ${prev.id} (${describe(prev)})` };

@@ -13,6 +13,7 @@ import { formatGtid, formatGtidState, parseGtidState, stateOfList, withGtid, typ
 import { readBinlog } from '../binlog/reader.js';
 import type { Repository } from '../repository.js';
 import { TaskPool } from '../task-pool.js';
+import { discontinuity } from './chain.js';
 import { LINK_FORMAT, LINK_VERSION, LinkSchema, LINKS_PREFIX, linkIndexPrefix, linkKey, parseLinkKey, segmentKey, type ArchiveLink, type GapLink, type GapLinkBody, type LinkBody, type SegmentLink, type SegmentLinkBody } from './format.js';
 
 export interface ServerIdentity {
@@ -123,8 +124,25 @@ export async function putSegment(repo: Repository, input: SegmentInput): Promise
   const described = describeSegment({ ...input, prevEndState: input.prev?.endState });
   const id = await repo.contentId(input.bytes);
   const body = { ...described, segment: { id, size: input.bytes.length } };
+  if (input.prev) assertContinues(input.prev, body);
   await repo.putObject(segmentKey(id), input.bytes, input.signal);
   return (await putLink(repo, input.prev, input.server, body, input.now, input.signal)) as SegmentLink;
+}
+
+/**
+ * A segment is written only where it continues the chain: a break is in the archive only as a
+ * gap marker the archiver wrote (putGap), never as a silent hole or a silent overlap.
+ */
+function assertContinues(prev: ArchiveLink, body: Omit<SegmentLinkBody, 'format' | 'version' | 'index' | 'prev' | 'server' | 'createdAt'>): void {
+  const next = { ...body, index: prev.index + 1, prev: prev.id, id: '', key: '', format: LINK_FORMAT, version: LINK_VERSION, server: prev.server, createdAt: '' } as SegmentLink;
+  const broken = discontinuity(prev, next);
+  if (!broken) return;
+  const gap = broken.kind === 'byte-gap' || broken.kind === 'gtid-gap';
+  throw new UnderstudyError(
+    gap ? 'US_ARCHIVE_GAP' : 'US_ARCHIVE_CHAIN_BROKEN',
+    `the segment ${body.file} [${body.start}, ${body.end}) does not continue the archive: ${broken.message}${gap ? '; if those transactions are lost (a purged log), record the gap first (putGap)' : ''}`,
+    { details: { kind: broken.kind, index: prev.index + 1 } },
+  );
 }
 
 /** Records a gap: transactions from `prev`'s end state (or `from`) to `resumesAt` are not in the archive. */

@@ -64,6 +64,28 @@ for (const encrypted of [false, true]) {
       for (const key of [seg.key, segmentKey(seg.segment.id)]) assert.equal(isSealedEncrypted(await readFile(join(t.path, `repo${n - 1}`, key))), encrypted, key);
     });
 
+    it('continues across a switchover: the new master is entered mid-file at the GTID position', async () => {
+      const repo = await fresh();
+      const files = history();
+      const old = await archive(repo, [files[0]!]); // 0-1-1 .. 0-1-4 from server 1
+      // Server 2 (a replica with log_slave_updates, now the master) logged the same transactions in its
+      // own files; the archive enters its second file where 0-1-4 ends: after the file's opening events.
+      const f = files[1]!;
+      const r = readBinlog(f.bytes);
+      const entry = r.events[2]!.end;
+      const next = { prev: old.at(-1)!, file: f.name, start: entry, bytes: f.bytes.subarray(entry), formatDescription: r.events[0]!.bytes };
+      // The same server may not skip the start of a new file...
+      await assert.rejects(putSegment(repo, { ...next, server: SERVER }), (e) => isUnderstudyError(e, 'US_ARCHIVE_GAP') && /bytes \[0, \d+\) are not archived/.test(e.message));
+      // ...another server is entered at the GTID state: it continues the chain.
+      const l = await putSegment(repo, { ...next, server: { serverId: 2 } });
+      assert.deepEqual([l.startState, l.endState, l.server.serverId], ['0-1-4', '0-1-8', 2]);
+      const c = checkChain(await listArchive(repo));
+      assert.deepEqual(c.problems, []);
+      assert.equal(c.windows.length, 1);
+      // A backup position with a domain the archive never logged is still inside the window.
+      assert.equal(planReplay(c, '0-1-2,9-9-9', { gtid: '0-1-6' }).segments.length, 2);
+    });
+
     it('refuses a segment that ends inside a transaction, and a second writer at the same position', async () => {
       const repo = await fresh();
       const [f1] = history();

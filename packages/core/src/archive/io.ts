@@ -124,7 +124,7 @@ export async function putSegment(repo: Repository, input: SegmentInput): Promise
   const described = describeSegment({ ...input, prevEndState: input.prev?.endState });
   const id = await repo.contentId(input.bytes);
   const body = { ...described, segment: { id, size: input.bytes.length } };
-  if (input.prev) assertContinues(input.prev, body);
+  if (input.prev) assertContinues(input.prev, input.server, body);
   await repo.putObject(segmentKey(id), input.bytes, input.signal);
   return (await putLink(repo, input.prev, input.server, body, input.now, input.signal)) as SegmentLink;
 }
@@ -133,8 +133,8 @@ export async function putSegment(repo: Repository, input: SegmentInput): Promise
  * A segment is written only where it continues the chain: a break is in the archive only as a
  * gap marker the archiver wrote (putGap), never as a silent hole or a silent overlap.
  */
-function assertContinues(prev: ArchiveLink, body: Omit<SegmentLinkBody, 'format' | 'version' | 'index' | 'prev' | 'server' | 'createdAt'>): void {
-  const next = { ...body, index: prev.index + 1, prev: prev.id, id: '', key: '', format: LINK_FORMAT, version: LINK_VERSION, server: prev.server, createdAt: '' } as SegmentLink;
+function assertContinues(prev: ArchiveLink, server: ServerIdentity, body: Omit<SegmentLinkBody, 'format' | 'version' | 'index' | 'prev' | 'server' | 'createdAt'>): void {
+  const next = { ...body, index: prev.index + 1, prev: prev.id, id: '', key: '', format: LINK_FORMAT, version: LINK_VERSION, server: { serverId: server.serverId, serverUuid: server.serverUuid ?? null }, createdAt: '' } as SegmentLink;
   const broken = discontinuity(prev, next);
   if (!broken) return;
   const gap = broken.kind === 'byte-gap' || broken.kind === 'gtid-gap';

@@ -59,7 +59,7 @@ export {
   type SegmentLink,
   type GapLink,
 } from './archive/format.js';
-export { putSegment, putGap, listArchive, readSegment, segmentAsBinlog, describeSegment, type SegmentInput, type GapInput, type ServerIdentity, type ArchiveListing } from './archive/io.js';
+export { putSegment, putGap, listArchive, readSegment, segmentAsBinlog, segmentTransactions, describeSegment, type SegmentInput, type GapInput, type ServerIdentity, type ArchiveListing } from './archive/io.js';
 export { checkChain, describeWindow, type ChainReport, type ChainProblem, type ChainProblemKind, type CoveredWindow } from './archive/chain.js';
 export { planReplay, parseTargetTime, type ReplayPlan, type ReplayTarget } from './archive/plan.js';
 export { pruneArchive, archiveKeepFrom, backupPosition, ORPHAN_SEGMENT_GRACE_MS, type ArchivePruneReport } from './archive/retention.js';

@@ -10,7 +10,7 @@ import { localRepository, tempDir } from '../testing/repo.js';
 import { seededBytes } from '../testing/trees.js';
 import { checkChain } from './chain.js';
 import { linkKey, segmentKey, type ArchiveLink, type SegmentLink } from './format.js';
-import { describeSegment, listArchive, putGap, putSegment, readSegment, segmentAsBinlog } from './io.js';
+import { describeSegment, listArchive, putGap, putSegment, readSegment, segmentAsBinlog, segmentTransactions } from './io.js';
 import { archiveHistory as archive, fixtureHistory as history, HISTORY_T0 as T0, HISTORY_SERVER as SERVER } from '../testing/archive.js';
 import { planReplay } from './plan.js';
 
@@ -60,6 +60,11 @@ for (const encrypted of [false, true]) {
       // A segment from the middle of a file replays on its own: the file's format description is prepended.
       const alone = readBinlog(segmentAsBinlog(seg, await readSegment(repo, seg)), { checkEndPositions: false });
       assert.deepEqual(alone.events.filter((e) => e.commit).map((e) => e.commit!.gtid.seq), [7, 8]);
+      // Its transactions, with their ranges in the original file and their times.
+      const txs = segmentTransactions(seg, await readSegment(repo, seg));
+      assert.deepEqual(txs.map((x) => [x.gtid.seq, x.timestamp]), [[7, T0 + 70], [8, T0 + 80]]);
+      assert.equal(txs[0]!.start, seg.start, 'the segment begins with 0-1-7');
+      assert.deepEqual(txs.map((x) => x.end), files[1]!.cuts.slice(2), 'ranges are offsets in the file');
       // Links and segments are encrypted with the repository's key when it has one.
       for (const key of [seg.key, segmentKey(seg.segment.id)]) assert.equal(isSealedEncrypted(await readFile(join(t.path, `repo${n - 1}`, key))), encrypted, key);
     });

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { isUnderstudyError, UnderstudyError } from '../errors.js';
 import { BINLOG_MAGIC, EventType } from '../binlog/events.js';
 import { formatGtid, formatGtidState, parseGtidState, stateOfList, withGtid, type Gtid } from '../binlog/gtid.js';
-import { readBinlog } from '../binlog/reader.js';
+import { readBinlog, type Transaction } from '../binlog/reader.js';
 import type { Repository } from '../repository.js';
 import { TaskPool } from '../task-pool.js';
 import { discontinuity } from './chain.js';
@@ -256,6 +256,16 @@ export async function readSegment(repo: Repository, link: SegmentLink, signal?: 
     throw new UnderstudyError('US_OBJECT_CORRUPT', `archive segment ${key} does not match its content hash or length`, { details: { object: key } });
   }
   return got.plain;
+}
+
+/**
+ * The transactions of a segment (its bytes from readSegment): GTID, byte range in the file, and
+ * GTID event time, in binlog order. What a replay to a time stops by: the last one at or before it.
+ */
+export function segmentTransactions(link: SegmentLink, bytes: Buffer): Transaction[] {
+  const format = link.start === 0 ? undefined : readFormatEvent(Buffer.from(link.formatDescription, 'base64'), link.file);
+  const r = readBinlog(bytes, { offset: link.start, name: link.file, ...(format ? { format } : {}) });
+  return r.events.flatMap((e) => (e.commit ? [e.commit] : []));
 }
 
 /**

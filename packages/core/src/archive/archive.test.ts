@@ -99,6 +99,9 @@ for (const encrypted of [false, true]) {
         (e) => isUnderstudyError(e, 'US_BINLOG_INVALID') && /ends inside/.test(e.message),
       );
       const first = await putSegment(repo, { prev: null, server: SERVER, file: f1!.name, start: 0, bytes: f1!.bytes.subarray(0, f1!.cuts[0]!) });
+      // The next segment of the file needs no format description: the link before it holds the file's.
+      const second = await putSegment(repo, { prev: first, server: SERVER, file: f1!.name, start: f1!.cuts[0]!, bytes: f1!.bytes.subarray(f1!.cuts[0]!, f1!.cuts[1]!) });
+      assert.equal(second.formatDescription, first.formatDescription);
       // The same segment again (a retry after a lost response) is the same link.
       const again = await putSegment(repo, { prev: null, server: SERVER, file: f1!.name, start: 0, bytes: f1!.bytes.subarray(0, f1!.cuts[0]!), now: new Date(first.createdAt) });
       assert.equal(again.key, first.key);

@@ -31,7 +31,10 @@ export interface SegmentInput {
   readonly start: number;
   /** The file's bytes [start, start + length): complete events, ending where no transaction is open. */
   readonly bytes: Buffer;
-  /** The file's format description event, needed when `start` > 0 (a segment from 0 holds it). */
+  /**
+   * The file's format description event, needed when `start` > 0 (a segment from 0 holds it)
+   * unless `prev` is a segment of the same file and server, whose link holds it.
+   */
   readonly formatDescription?: Buffer;
   /**
    * The GTID state before the segment, when `start` > 0 and it is not `prev`'s end state (the
@@ -121,7 +124,11 @@ function readFormatEvent(fde: Buffer, file: string) {
  * returns the same link.
  */
 export async function putSegment(repo: Repository, input: SegmentInput): Promise<SegmentLink> {
-  const described = describeSegment({ ...input, prevEndState: input.prev?.endState });
+  // A later segment of the file the previous one is from: the file's format description is known.
+  const prev = input.prev;
+  const sameFile = prev?.kind === 'segment' && prev.file === input.file && prev.server.serverId === input.server.serverId;
+  const formatDescription = input.formatDescription ?? (sameFile ? Buffer.from(prev.formatDescription, 'base64') : undefined);
+  const described = describeSegment({ ...input, ...(formatDescription ? { formatDescription } : {}), prevEndState: prev?.endState });
   const id = await repo.contentId(input.bytes);
   const body = { ...described, segment: { id, size: input.bytes.length } };
   if (input.prev) assertContinues(input.prev, input.server, body);

@@ -56,6 +56,9 @@ async function toolEvents(path: string): Promise<ToolEvent[]> {
 describe('binlog reader on real MariaDB binlogs', () => {
   let db: Mariadb;
   let files: string[] = [];
+  let insertedAt = 0;
+  let committedAt = 0;
+  let heldGtid = '';
   before(async () => {
     db = await startMariadb({ serverId: 7, role: 'master', extraCnf: { binlog_checksum: 'CRC32', gtid_domain_id: 0 } });
     await db.query('CREATE DATABASE pitr');
@@ -66,6 +69,16 @@ describe('binlog reader on real MariaDB binlogs', () => {
     const conn = await createConnection({ socketPath: db.socket, user: 'root' });
     await conn.query('SET SESSION gtid_domain_id = 3');
     for (let i = 21; i <= 23; i++) await conn.query('INSERT INTO pitr.t VALUES (?, ?)', [i, 'domain 3']);
+    // A transaction held open across a second: its rows are logged with the INSERT's time, its
+    // GTID event with the COMMIT's.
+    await conn.query('SET SESSION gtid_domain_id = 0');
+    await conn.query('BEGIN');
+    await conn.query('INSERT INTO pitr.t VALUES (99, ?)', ['held open']);
+    insertedAt = Math.floor(Date.now() / 1000);
+    while (Math.floor(Date.now() / 1000) === insertedAt) await new Promise((r) => setTimeout(r, 50));
+    committedAt = Math.floor(Date.now() / 1000);
+    await conn.query('COMMIT');
+    heldGtid = ((await conn.query('SELECT @@last_gtid AS gtid'))[0] as Array<{ gtid: string }>)[0]!.gtid;
     await conn.end();
     await db.query('FLUSH BINARY LOGS');
     // Checksums off: the server rotates to a file whose events have none.
@@ -109,6 +122,15 @@ describe('binlog reader on real MariaDB binlogs', () => {
     }
     assert.deepEqual([...checksums].sort(), ['crc32', 'none'], 'files with and without checksums were read');
     assert.ok(transactions >= 28, `${transactions} transactions`);
+  });
+
+  it("times a transaction by its GTID event: the commit's second, not its statements'", async () => {
+    const r = readBinlog(await readFile(join(db.datadir, files[0]!)), { name: files[0]! });
+    const held = r.events.find((e) => e.commit && formatGtid(e.commit.gtid) === heldGtid)!;
+    assert.ok(held, `transaction ${heldGtid} found`);
+    assert.ok(held.commit!.timestamp >= committedAt, `timed ${held.commit!.timestamp}, committed at ${committedAt} or later`);
+    const rows = r.events.filter((e) => e.offset > held.commit!.start && e.end < held.end && e.header.type !== 162);
+    assert.ok(rows.some((e) => e.header.timestamp <= insertedAt), 'its row events carry the earlier time of the INSERT');
   });
 
   it("chains files by their GTID lists: each file begins where the one before ended", async () => {

@@ -5,7 +5,8 @@
  * is written.
  *
  * Target semantics, UTC throughout:
- *  - `{ time }`: every transaction whose GTID event's timestamp is at or before that second. The
+ *  - `{ time }`: every transaction whose GTID event's timestamp is at or before that second (the
+ *    GTID event is written at commit with the commit's time: test/binlog-reader.test.ts). The
  *    plan ends with the last segment whose first transaction is at or before it; the replay stops
  *    at the exact event by time (a segment can straddle the target).
  *  - `{ gtid }`: every transaction in binlog order up to and including that GTID.

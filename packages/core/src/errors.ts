@@ -37,6 +37,12 @@ export const ERRORS = {
   US_LOCKED: { description: 'The repository is locked by another operation (backup vs prune).', exitCode: 8, retryable: false },
   US_LOCK_LOST: { description: 'Our repository lock expired or was removed before the operation finished.', exitCode: 8, retryable: false },
   US_SOURCE_CHANGED: { description: 'A file changed size while it was being backed up.', exitCode: 3, retryable: false },
+  US_BINLOG_INVALID: { description: 'A binlog byte stream is not one the archive can read: bad magic, an impossible event size or end position, a failed event CRC32, an encrypted binlog, or a segment that does not end at a transaction boundary.', exitCode: 3, retryable: false },
+  US_ARCHIVE_LINK_INVALID: { description: 'A binlog archive link (segment or gap marker header) does not decode, fails its schema, or does not match its content hash.', exitCode: 3, retryable: false },
+  US_ARCHIVE_CHAIN_BROKEN: { description: 'The binlog archive is inconsistent where it is needed: two links claim one position (a rewrite), a link names another predecessor, or segments overlap.', exitCode: 12, retryable: false },
+  US_ARCHIVE_GAP: { description: 'The range to replay crosses a gap in the binlog archive (one the archiver recorded, a purged log, or a link that is missing); the error names the gap.', exitCode: 10, retryable: false },
+  US_ARCHIVE_TARGET_OUT_OF_RANGE: { description: 'The point-in-time target (or the backup position to replay from) lies outside every window the binlog archive covers; the error names the covered range.', exitCode: 11, retryable: false },
+  US_ARCHIVE_TARGET_INVALID: { description: 'A point-in-time target or GTID position is malformed (a time without a UTC offset, a GTID that is not domain-server-seq).', exitCode: 2, retryable: false },
   US_ABORTED: { description: 'The operation was aborted by its caller.', exitCode: 130, retryable: false },
   US_INTERNAL: { description: 'An unexpected internal error.', exitCode: 1, retryable: false },
 } as const satisfies Record<string, ErrorSpec>;

@@ -33,3 +33,34 @@ export { prune, type PruneOptions, type PruneReport } from './prune.js';
 export { type RetentionPolicy } from './retention.js';
 export { excludeGlobs, type WalkOptions } from './walk.js';
 export { NODE_FLAGS } from './runtime.js';
+
+// The binlog archive (point-in-time recovery): the MariaDB binlog reader and GTIDs.
+export { BinlogReader, readBinlog, type BinlogEvent, type BinlogReaderOptions, type ReaderEnd, type Transaction } from './binlog/reader.js';
+export { BINLOG_MAGIC, EventType, GtidFlag, type EventHeader, type FormatDescription, type ChecksumAlgorithm as BinlogChecksum } from './binlog/events.js';
+export {
+  formatGtid,
+  formatGtidState,
+  parseGtid,
+  parseGtidState,
+  sameState,
+  stateAtOrBefore,
+  stateContains,
+  stateOfList,
+  tryParseGtid,
+  withGtid,
+  type Gtid,
+  type GtidState,
+} from './binlog/gtid.js';
+export {
+  ARCHIVE_PREFIX,
+  LINKS_PREFIX as ARCHIVE_LINKS_PREFIX,
+  SEGMENTS_PREFIX as ARCHIVE_SEGMENTS_PREFIX,
+  type ArchiveLink,
+  type SegmentLink,
+  type GapLink,
+} from './archive/format.js';
+export { putSegment, putGap, listArchive, readSegment, segmentAsBinlog, segmentTransactions, describeSegment, type SegmentInput, type GapInput, type ServerIdentity, type ArchiveListing } from './archive/io.js';
+export { checkChain, describeWindow, type ChainReport, type ChainProblem, type ChainProblemKind, type CoveredWindow } from './archive/chain.js';
+export { planReplay, parseTargetTime, type ReplayPlan, type ReplayTarget } from './archive/plan.js';
+export { pruneArchive, archiveKeepFrom, backupPosition, ORPHAN_SEGMENT_GRACE_MS, type ArchivePruneReport } from './archive/retention.js';
+export { verifyArchive, type ArchiveVerifyReport, type ArchiveVerifyProblem } from './archive/verify.js';

@@ -11,6 +11,9 @@
  *                             a copy of `config` written just before that manifest: what rebuilds a lost
  *                             `config` (see recoverConfig), since the repository id salts every key
  *   locks/<lock id>           leases that keep prune and backups apart (plain JSON)
+ *   archive/links/<index>.<id>, archive/segments/<id[0:2]>/<id>
+ *                             the binlog archive: a chain of small link objects (segment headers and gap
+ *                             markers) and the binlog bytes they name (archive/format.ts)
  *
  * Chunks are written before the manifest that names them; a manifest is written only when every chunk
  * it names is present, and never replaces another (conditional put).
@@ -182,13 +185,7 @@ export class Repository {
       const sealed: Sealed = await this.codec.seal(plain, key, this.store.checksumAlgorithm, out, base);
       if (sealed.body.length > maxBytes) return undefined;
       onSealed?.(); // `plain` is no longer read: the caller may reuse it while the upload runs
-      try {
-        await this.store.put(key, sealed.body, { checksum: sealed.checksum, ifNoneMatch: true, contentAddressed: true, signal });
-      } catch (err) {
-        if (!isUnderstudyError(err, 'US_ALREADY_EXISTS')) throw err;
-        return { bytes: sealed.body.length, existed: true };
-      }
-      return { bytes: sealed.body.length, existed: false };
+      return await this.#putNamedByContent(key, sealed, signal);
     } finally {
       // Back to the pool only when the put is over (a retry sends the same bytes again).
       if (this.spareBodies.length < MAX_SPARE_BODIES) this.spareBodies.push(out);
@@ -278,6 +275,36 @@ export class Repository {
       else index.set(id, [base]);
     }
     return index;
+  }
+
+  /**
+   * Frames `plain` (compressed; encrypted when the repository is) and puts it under `key`, never
+   * over an object already there: for keys that name their content (the archive's segments and
+   * links), where an object already there holds the same plaintext and is reported as `existed`.
+   * Unlike chunks, the frame is not built in a reused buffer: these objects come one at a time.
+   */
+  async putObject(key: string, plain: Buffer, signal?: AbortSignal): Promise<SavedObject> {
+    return this.#putNamedByContent(key, await this.codec.seal(plain, key, this.store.checksumAlgorithm), signal);
+  }
+
+  /** A conditional put of an object whose key names its content: one already there is the same (`existed`). */
+  async #putNamedByContent(key: string, sealed: Sealed, signal: AbortSignal | undefined): Promise<SavedObject> {
+    try {
+      await this.store.put(key, sealed.body, { checksum: sealed.checksum, ifNoneMatch: true, contentAddressed: true, signal });
+    } catch (err) {
+      if (!isUnderstudyError(err, 'US_ALREADY_EXISTS')) throw err;
+      return { bytes: sealed.body.length, existed: true };
+    }
+    return { bytes: sealed.body.length, existed: false };
+  }
+
+  /**
+   * Gets and opens an object `putObject` stored (frame CRC or GCM tag checked, read again on a
+   * corrupt read): its plaintext and that plaintext's content id, for the caller to compare with
+   * the id its key names. US_NOT_FOUND when there is none.
+   */
+  async getObject(key: string, signal?: AbortSignal): Promise<{ plain: Buffer; id: string }> {
+    return readVerified(this.store, key, signal, this.onCorruptRead, (stored) => this.codec.open(stored, key));
   }
 
   manifestKey(backupId: string): string {

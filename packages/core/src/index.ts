@@ -62,3 +62,9 @@ export {
 export { putSegment, putGap, listArchive, readSegment, segmentAsBinlog, describeSegment, type SegmentInput, type GapInput, type ServerIdentity, type ArchiveListing } from './archive/io.js';
 export { checkChain, describeWindow, type ChainReport, type ChainProblem, type ChainProblemKind, type CoveredWindow } from './archive/chain.js';
 export { planReplay, parseTargetTime, type ReplayPlan, type ReplayTarget } from './archive/plan.js';
+// Replay to a point: archived binlogs applied to a restored data directory by a temporary mysqld.
+export { selectReplay, type ReplaySelection, type StopAt } from './replay/select.js';
+export { TemporaryMysqld, type TemporaryMysqldOptions, type SqlClient, type ConnectSocket } from './replay/temporary-mysqld.js';
+export { type ReplayMethod } from './replay/apply.js';
+export { replayInto, DEFAULT_SERVER_BINARY, type ReplayIntoOptions, type ReplayResult } from './replay/replay.js';
+export { planPointInTime, restoreToPoint, backupPosition, type PointInTimePlan, type RestoreToPointOptions, type RestoreToPointResult } from './replay/point-in-time.js';

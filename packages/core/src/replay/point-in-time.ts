@@ -1,0 +1,121 @@
+/**
+ * Restore to a point: the plan (which backup, which archived segments, how many bytes), decided
+ * from manifests and archive links only, before anything is written; then the restore of that
+ * backup, the replay of those segments from the backup's recorded GTID position exactly up to the
+ * target (replay.ts), and what was reached.
+ *
+ * The backup: the newest one whose data is at or before the target.
+ *  - A GTID target: the newest backup whose recorded position does not contain it.
+ *  - A time target: the newest backup completed at or before that second (every transaction in it
+ *    committed before it completed). The replay also refuses a backup whose position holds a
+ *    transaction logged after the target (select.ts), should one slip through.
+ * The position is the manifest's `metadata.gtidPosition` (the agent's executed GTID set at the
+ * snapshot); a backup without one cannot be replayed onto and is skipped.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatGtid, formatGtidState, parseGtid, parseGtidState, stateContains, type Gtid } from '../binlog/gtid.js';
+import { isUnderstudyError, UnderstudyError } from '../errors.js';
+import type { Manifest } from '../manifest.js';
+import type { Repository } from '../repository.js';
+import { restore, type RestoreOptions } from '../restore.js';
+import { checkChain, describeWindow } from '../archive/chain.js';
+import { listArchive, readSegment, segmentAsBinlog } from '../archive/io.js';
+import { parseTargetTime, planReplay, type ReplayPlan, type ReplayTarget } from '../archive/plan.js';
+import type { ReplayMethod } from './apply.js';
+import { replayInto, type ReplayResult } from './replay.js';
+import type { ConnectSocket } from './temporary-mysqld.js';
+
+export interface PointInTimePlan {
+  readonly backup: Manifest;
+  /** The backup's recorded GTID position. */
+  readonly from: string;
+  readonly replay: ReplayPlan;
+}
+
+const iso = (s: number): string => new Date(s * 1000).toISOString().replace('.000Z', 'Z');
+
+/** The recorded position of a backup, or undefined when it has none. */
+export function backupPosition(m: Manifest): string | undefined {
+  const p = m.metadata.gtidPosition;
+  return typeof p === 'string' ? formatGtidState(parseGtidState(p, `backup ${m.id}'s gtidPosition`)) : undefined;
+}
+
+/** Plans a restore to `target`; throws (US_ARCHIVE_TARGET_OUT_OF_RANGE, US_ARCHIVE_GAP, US_ARCHIVE_TARGET_INVALID) naming the range or the gap when it cannot be done. */
+export async function planPointInTime(repo: Repository, target: ReplayTarget, options: { backupId?: string; signal?: AbortSignal } = {}): Promise<PointInTimePlan> {
+  // Parse the target first: a malformed one is refused before the repository is read.
+  const goal: { time: number; gtid?: undefined } | { gtid: Gtid; time?: undefined } = 'time' in target ? { time: parseTargetTime(target.time) } : { gtid: parseGtid(target.gtid, 'target GTID') };
+  const now = Math.floor(Date.now() / 1000);
+  if (goal.time !== undefined && goal.time > now) {
+    throw new UnderstudyError('US_ARCHIVE_TARGET_OUT_OF_RANGE', `target ${iso(goal.time)} is in the future (now is ${iso(now)})`);
+  }
+  const report = checkChain(await listArchive(repo, { signal: options.signal }));
+  const ids = options.backupId ? [options.backupId] : (await repo.listBackupIds(options.signal)).reverse();
+  let oldest: Manifest | undefined;
+  for (const id of ids) {
+    let m: Manifest;
+    try {
+      m = await repo.loadManifest(id, options.signal);
+    } catch (err) {
+      if (!options.backupId && isUnderstudyError(err, 'US_MANIFEST_INVALID')) continue;
+      throw err;
+    }
+    const from = backupPosition(m);
+    if (from === undefined) continue;
+    oldest = m;
+    const before = goal.time !== undefined ? Date.parse(m.completedAt) / 1000 <= goal.time : !stateContains(parseGtidState(from), goal.gtid);
+    if (!before) continue;
+    return { backup: m, from, replay: planReplay(report, from, goal.time !== undefined ? { time: new Date(goal.time * 1000) } : { gtid: formatGtid(goal.gtid) }) };
+  }
+  const goalText = goal.time !== undefined ? iso(goal.time) : `GTID ${formatGtid(goal.gtid)}`;
+  const covered = report.windows.length === 0 ? 'the archive holds no segment' : `the archive covers ${report.windows.map(describeWindow).join('; and ')}`;
+  if (!oldest) throw new UnderstudyError('US_BACKUP_NOT_FOUND', `no backup${options.backupId ? ` ${options.backupId}` : ''} with a recorded GTID position to replay onto in ${repo.store.location}`);
+  throw new UnderstudyError(
+    'US_ARCHIVE_TARGET_OUT_OF_RANGE',
+    `${goalText} is before ${options.backupId ? 'backup' : 'the oldest backup'} ${oldest.id} (completed ${oldest.completedAt}, position ${backupPosition(oldest) || 'empty'}): no backup to replay from; ${covered}`,
+  );
+}
+
+export interface RestoreToPointOptions {
+  readonly connect: ConnectSocket;
+  readonly method?: ReplayMethod;
+  /** The unix user the temporary server runs as. */
+  readonly user?: string;
+  readonly binary?: string;
+  readonly restore?: Omit<RestoreOptions, 'backupId' | 'signal'>;
+  readonly signal?: AbortSignal;
+}
+
+export interface RestoreToPointResult {
+  readonly plan: PointInTimePlan;
+  readonly replay: ReplayResult;
+}
+
+/** Runs a plan: restores its backup into `dir`, replays its segments, checks what was reached. */
+export async function restoreToPoint(repo: Repository, dir: string, plan: PointInTimePlan, options: RestoreToPointOptions): Promise<RestoreToPointResult> {
+  await restore(repo, dir, { ...options.restore, backupId: plan.backup.id, ...(options.signal ? { signal: options.signal } : {}) });
+  const binlogs = [];
+  for (const link of plan.replay.segments) {
+    binlogs.push({ name: `${link.file} [${link.start}, ${link.end})`, bytes: segmentAsBinlog(link, await readSegment(repo, link, options.signal)) });
+  }
+  const target = plan.replay.target;
+  const runDir = await mkdtemp(join(tmpdir(), 'understudy-replay-'));
+  try {
+    const replay = await replayInto({
+      datadir: dir,
+      runDir,
+      connect: options.connect,
+      binlogs,
+      from: plan.from,
+      stop: 'time' in target ? { time: target.time } : { gtid: parseGtid(target.gtid) },
+      ...(options.method ? { method: options.method } : {}),
+      ...(options.user ? { user: options.user } : {}),
+      ...(options.binary ? { binary: options.binary } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    return { plan, replay };
+  } finally {
+    await rm(runDir, { recursive: true, force: true });
+  }
+}

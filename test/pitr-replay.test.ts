@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { cp, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, parseGtid, parseGtidState, putSegment, readBinlog, replayInto, selectReplay, type ArchiveLink, type ReplayMethod } from '@understudy/core';
+import { backup, formatGtidState, parseGtid, putGap, stateOfList, parseGtidState, putSegment, readBinlog, replayInto, selectReplay, type ArchiveLink, type ReplayMethod } from '@understudy/core';
 import { localRepository, tempDir } from '@understudy/core/testing';
 import { CLI } from './rig/dispatcher.js';
 import mysql from 'mysql2/promise';
@@ -51,11 +51,13 @@ describe('replay to a point on real MariaDB', () => {
   let refG: Map<string, string | null>;
   /** A file:// repository holding the backup (its manifest records backupPos) and the master's binlogs as archive segments. */
   let repoUrl: string;
+  /** The same backup, with a recorded gap (a purged log) between the two binlog files' segments. */
+  let gapRepoUrl: string;
   let backupCompletedAt: string;
 
-  function understudy(args: string[], env: Record<string, string> = {}): { code: number | null; stdout: string; stderr: string } {
+  function understudy(args: string[], env: Record<string, string> = {}, repo = repoUrl): { code: number | null; stdout: string; stderr: string } {
     const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('UNDERSTUDY_')));
-    const r = spawnSync(process.execPath, [CLI, '--repo', repoUrl, '--no-progress', ...args], { encoding: 'utf8', env: { ...clean, ...env }, timeout: 120_000 });
+    const r = spawnSync(process.execPath, [CLI, '--repo', repo, '--no-progress', ...args], { encoding: 'utf8', env: { ...clean, ...env }, timeout: 120_000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 
@@ -124,6 +126,9 @@ describe('replay to a point on real MariaDB', () => {
     const { repo } = await localRepository(join(work.path, 'repo'));
     repoUrl = `file://${join(work.path, 'repo')}`;
     backupCompletedAt = (await backup(repo, backupDir, { metadata: { gtidPosition: backupPos } })).manifest.completedAt;
+    const { repo: gapRepo } = await localRepository(join(work.path, 'gap-repo'));
+    gapRepoUrl = `file://${join(work.path, 'gap-repo')}`;
+    await backup(gapRepo, backupDir, { metadata: { gtidPosition: backupPos } });
     await sleep(1100);
 
     // Writes after the backup: a bulk part, a rotation, an update, a DDL, then A and B across a second.
@@ -148,6 +153,14 @@ describe('replay to a point on real MariaDB', () => {
       const bytes = b.bytes.subarray(0, readBinlog(b.bytes, { name: b.name }).boundary);
       prev = await putSegment(repo, { prev, server: { serverId: 1 }, file: b.name, start: 0, bytes });
     }
+    // A second repository: the same backup, and the archive with a gap marker in the middle of the
+    // first file (the rest of it was purged before it was shipped), then the second file.
+    const [first, second] = [binlogs[0]!, binlogs.at(-1)!];
+    const cutAt = readBinlog(first.bytes).events.find((e) => e.commit && e.commit.gtid.seq === parseGtid(backupPos).seq + 20)!.end;
+    const head = await putSegment(gapRepo, { prev: null, server: { serverId: 1 }, file: first.name, start: 0, bytes: first.bytes.subarray(0, cutAt) });
+    const secondStart = formatGtidState(stateOfList(readBinlog(second.bytes).events.find((e) => e.gtidList)!.gtidList!));
+    const gap = await putGap(gapRepo, { prev: head, server: { serverId: 1 }, resumesAt: secondStart, missingFiles: [first.name], reason: `the master purged ${first.name} before it was shipped` });
+    await putSegment(gapRepo, { prev: gap, server: { serverId: 1 }, file: second.name, start: 0, bytes: second.bytes.subarray(0, readBinlog(second.bytes).boundary) });
     G = log.at(-3)!.gtid;
     refA = await reference(A.gtid);
     refG = await reference(G);
@@ -253,6 +266,16 @@ describe('replay to a point on real MariaDB', () => {
       assert.equal(r.code, code, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
       assert.match(r.stderr, message, args.join(' '));
       await assert.rejects(stat(dir), { code: 'ENOENT' }, `${args.join(' ')} wrote ${dir}`);
+    }
+  });
+  it('refuses a restore across a gap in the archive, naming the gap, before writing anything', async () => {
+    const dir = join(work.path, 'gap');
+    for (const args of [['--to-gtid', G], ['--to-time', iso(A.second)], ['--to-gtid', G, '--dry-run']]) {
+      const r = understudy(['restore', ...args, '--mysqld-user', 'root', dir], {}, gapRepoUrl);
+      assert.equal(r.code, 10, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /US_ARCHIVE_GAP/);
+      assert.match(r.stderr, new RegExp(`purged ${binlogs[0]!.name}`), 'the error names the gap');
+      await assert.rejects(stat(dir), { code: 'ENOENT' });
     }
   });
 });

@@ -12,7 +12,8 @@ import { spawnSync } from 'node:child_process';
 import { cp, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backup, formatGtidState, parseGtid, putGap, stateOfList, parseGtidState, putSegment, readBinlog, replayInto, selectReplay, type ArchiveLink, type ReplayMethod } from '@understudy/core';
+import { archivePhase } from '@understudy/agent';
+import { backup, DEFAULT_SERVER_BINARY, formatGtidState, restore, parseGtid, putGap, stateOfList, parseGtidState, putSegment, readBinlog, replayInto, selectReplay, type ArchiveLink, type ReplayMethod } from '@understudy/core';
 import { localRepository, tempDir } from '@understudy/core/testing';
 import { CLI } from './rig/dispatcher.js';
 import mysql from 'mysql2/promise';
@@ -277,5 +278,30 @@ describe('replay to a point on real MariaDB', () => {
       assert.match(r.stderr, new RegExp(`purged ${binlogs[0]!.name}`), 'the error names the gap');
       await assert.rejects(stat(dir), { code: 'ENOENT' });
     }
+  });
+  it("the agent's archive phase replays a restored backup up to the archive's end, and records the gap it meets", async () => {
+    const quiet = { info() {}, warn() {}, error() {}, child: () => quiet };
+    const ctx = { signal: new AbortController().signal, log: quiet, hook: async () => {}, progress: () => {}, handOver: () => {}, deadline: () => Date.now() + 60_000 };
+    const run = async (url: string, name: string) => {
+      const { repo } = await localRepository(url.slice('file://'.length));
+      const [id] = await repo.listBackupIds();
+      const manifest = await repo.loadManifest(id!);
+      const datadir = join(work.path, name);
+      await restore(repo, datadir, { backupId: id! });
+      const out = await archivePhase.run({ repo, datadir, backup: manifest, flavor: 'mariadb', binary: DEFAULT_SERVER_BINARY, user: 'root', connect: mysql2Socket }, ctx);
+      return { out, datadir, message: archivePhase.succeeded!(out, undefined as never).message ?? '' };
+    };
+    const whole = await run(repoUrl, 'agent-whole');
+    const end = log.at(-1)!.gtid;
+    assert.equal(whole.out.kind, 'replayed');
+    assert.match(whole.message, new RegExp(`^replayed the binlog archive from ${backupPos} to ${end}: ${BULK + log.length} transactions, 2 segments`));
+    const got = await inspect(whole.datadir);
+    assert.equal(got.pos, end);
+    assert.deepEqual(got.sums, await checksumAllTables(master, SCHEMAS), "the master's own tables at its last transaction");
+
+    const gapped = await run(gapRepoUrl, 'agent-gap');
+    const twenty = `0-1-${parseGtid(backupPos).seq + 20}`;
+    assert.match(gapped.message, new RegExp(`^replayed the binlog archive from ${backupPos} to ${twenty}: 20 transactions, 1 segment.*; then archive gap: .*purged ${binlogs[0]!.name}`));
+    assert.equal((await inspect(gapped.datadir)).pos, twenty);
   });
 });

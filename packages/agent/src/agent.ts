@@ -14,6 +14,7 @@ import { dialectFor } from './dialect.js';
 import { AGENT_ERRORS, isAgentError, type AgentErrorCode } from './errors.js';
 import { instanceConnectKey } from './instance-connect.js';
 import { LocalMysqld } from './local-mysqld.js';
+import { socketClient } from './socket-client.js';
 import { Reporter } from './reporter.js';
 import { eventsPath } from './events.js';
 import { parseRunConfig, RunConfigSchema, type RunConfig } from './run-config.js';
@@ -102,6 +103,7 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
       replicationPassword: () => fetchSecret(config.replication.password, deps.clients),
       readSource: readSourceState,
       mysqld,
+      archive: { binary: mysqld.options.binary, user: config.mysqld.user, connect: socketClient },
       initializeDatadir: () => initializeDatadir(mysqld, deps.installDbBinary, dialect.flavor),
       seed: (ctx) => (dialect.seedMethod === 'clone' ? seedByClone(mysqld, ctx, dialect) : seedFromDump(mysqld, ctx)),
       report: (e) => reporter.report(e),

@@ -13,3 +13,5 @@ export { LocalMysqld, localMysqldCnf } from './local-mysqld.js';
 export { parseRunConfig, RunConfigSchema } from './run-config.js';
 export { dumpGtidPosition, initializeDatadir, seedDumpArgs, seedFromDump } from './seed.js';
 export { Tunnel, type TunnelLogger, type TunnelOptions } from './tunnel.js';
+export { archivePhase, type ArchiveInput, type ArchiveOutput } from './phases/archive.js';
+export { socketClient } from './socket-client.js';

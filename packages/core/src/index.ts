@@ -67,4 +67,4 @@ export { selectReplay, type ReplaySelection, type StopAt } from './replay/select
 export { TemporaryMysqld, type TemporaryMysqldOptions, type SqlClient, type ConnectSocket } from './replay/temporary-mysqld.js';
 export { type ReplayMethod } from './replay/apply.js';
 export { replayInto, DEFAULT_SERVER_BINARY, type ReplayIntoOptions, type ReplayResult } from './replay/replay.js';
-export { planPointInTime, restoreToPoint, backupPosition, type PointInTimePlan, type RestoreToPointOptions, type RestoreToPointResult } from './replay/point-in-time.js';
+export { planPointInTime, restoreToPoint, replayArchive, backupPosition, planArchiveCatchUp, type ArchiveCatchUp, type ReplayArchiveOptions, type PointInTimePlan, type RestoreToPointOptions, type RestoreToPointResult } from './replay/point-in-time.js';

@@ -15,12 +15,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatGtid, formatGtidState, parseGtid, parseGtidState, stateContains, type Gtid } from '../binlog/gtid.js';
+import { formatGtid, formatGtidState, parseGtid, parseGtidState, stateAtOrBefore, stateContains, type Gtid } from '../binlog/gtid.js';
 import { isUnderstudyError, UnderstudyError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { Repository } from '../repository.js';
 import { restore, type RestoreOptions } from '../restore.js';
-import { checkChain, describeWindow } from '../archive/chain.js';
+import { checkChain, describeWindow, type ChainReport } from '../archive/chain.js';
 import { listArchive, readSegment, segmentAsBinlog } from '../archive/io.js';
 import { parseTargetTime, planReplay, type ReplayPlan, type ReplayTarget } from '../archive/plan.js';
 import type { ReplayMethod } from './apply.js';
@@ -95,27 +95,65 @@ export interface RestoreToPointResult {
 /** Runs a plan: restores its backup into `dir`, replays its segments, checks what was reached. */
 export async function restoreToPoint(repo: Repository, dir: string, plan: PointInTimePlan, options: RestoreToPointOptions): Promise<RestoreToPointResult> {
   await restore(repo, dir, { ...options.restore, backupId: plan.backup.id, ...(options.signal ? { signal: options.signal } : {}) });
+  return { plan, replay: await replayArchive(repo, dir, plan.from, plan.replay, options) };
+}
+
+export type ReplayArchiveOptions = Omit<RestoreToPointOptions, 'restore'> & { readonly serverId?: number };
+
+/** Reads a replay plan's segments (each verified) and replays them into `datadir`, from `from` to the plan's target. */
+export async function replayArchive(repo: Repository, datadir: string, from: string, plan: ReplayPlan, options: ReplayArchiveOptions): Promise<ReplayResult> {
   const binlogs = [];
-  for (const link of plan.replay.segments) {
+  for (const link of plan.segments) {
     binlogs.push({ name: `${link.file} [${link.start}, ${link.end})`, bytes: segmentAsBinlog(link, await readSegment(repo, link, options.signal)) });
   }
-  const target = plan.replay.target;
+  const target = plan.target;
   const runDir = await mkdtemp(join(tmpdir(), 'understudy-replay-'));
   try {
-    const replay = await replayInto({
-      datadir: dir,
+    return await replayInto({
+      datadir,
       runDir,
       connect: options.connect,
       binlogs,
-      from: plan.from,
+      from,
       stop: 'time' in target ? { time: target.time } : { gtid: parseGtid(target.gtid) },
       ...(options.method ? { method: options.method } : {}),
       ...(options.user ? { user: options.user } : {}),
       ...(options.binary ? { binary: options.binary } : {}),
+      ...(options.serverId ? { serverId: options.serverId } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
-    return { plan, replay };
   } finally {
     await rm(runDir, { recursive: true, force: true });
+  }
+}
+
+/** What replaying the archive from a position as far as it goes can do: a plan, nothing, or why not. */
+export type ArchiveCatchUp =
+  | { readonly kind: 'replay'; readonly plan: ReplayPlan; readonly upTo: string; /** The break after the window (a gap, or a problem), when the archive goes on past it. */ readonly gapAfter?: string }
+  | { readonly kind: 'nothing'; readonly why: string }
+  | { readonly kind: 'gap'; readonly why: string };
+
+/**
+ * For a cycle's catch-up: the plan from `from` (a restored backup's position) to the last
+ * transaction of the archive window that holds it. A position in no window (a gap, or an archive
+ * that starts after it) is `gap`, with the archive's own words; the master then serves the rest.
+ */
+export function planArchiveCatchUp(report: ChainReport, from: string): ArchiveCatchUp {
+  const position = parseGtidState(from, 'the backup position');
+  const w = [...report.windows].reverse().find((x) => stateAtOrBefore(parseGtidState(x.fromState), position) && stateAtOrBefore(position, parseGtidState(x.toState)));
+  if (!w) {
+    const covered = report.windows.length === 0 ? 'the archive holds no segment' : `the archive covers ${report.windows.map(describeWindow).join('; and ')}`;
+    return report.windows.length === 0 ? { kind: 'nothing', why: covered } : { kind: 'gap', why: `no archive window holds ${from || 'the empty position'}: ${covered}` };
+  }
+  const last = [...w.segments].reverse().find((s) => s.lastGtid !== null)?.lastGtid;
+  if (!last || stateContains(position, parseGtid(last))) return { kind: 'nothing', why: `the backup is at the archive's end (${w.toState})` };
+  try {
+    const next = report.windows[report.windows.indexOf(w) + 1];
+    const gap = next ? report.gaps.find((g) => g.index > w.lastIndex && g.index < next.firstIndex) : undefined;
+    const gapAfter = next ? (gap ? `the recorded gap ${gap.startState || 'empty'} to ${gap.endState} (${gap.reason})` : `a break in the archive between links ${w.lastIndex} and ${next.firstIndex}`) : undefined;
+    return { kind: 'replay', plan: planReplay(report, from, { gtid: last }), upTo: last, ...(gapAfter ? { gapAfter } : {}) };
+  } catch (err) {
+    if (isUnderstudyError(err, 'US_ARCHIVE_GAP') || isUnderstudyError(err, 'US_ARCHIVE_TARGET_OUT_OF_RANGE')) return { kind: 'gap', why: err.message };
+    throw err;
   }
 }

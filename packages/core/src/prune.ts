@@ -1,6 +1,7 @@
 /**
  * Prune: forget the backups a retention policy does not keep, then delete every chunk no kept
- * manifest references (a delta keeps its base), and expired lock objects. Runs under an exclusive repository lock, so no
+ * manifest references (a delta keeps its base), the binlog archive's links and segments older than
+ * the oldest kept backup's position (archive/retention.ts), and expired lock objects. Runs under an exclusive repository lock, so no
  * backup can be between listing its reusable chunks and committing its manifest meanwhile.
  *
  * Prune refuses to run while any manifest fails to decode: the chunks such a backup needs cannot be
@@ -12,6 +13,8 @@ import { deltaName, referencedObjects, type Manifest } from './manifest.js';
 import type { Repository } from './repository.js';
 import { applyRetention, validatePolicy, type RetentionPolicy } from './retention.js';
 import { TaskPool } from './task-pool.js';
+import { backupPosition, pruneArchive, type ArchivePruneReport } from './archive/retention.js';
+import type { GtidState } from './binlog/gtid.js';
 
 export interface PruneOptions {
   readonly dryRun?: boolean;
@@ -29,6 +32,8 @@ export interface PruneReport {
   readonly chunksDeleted: number;
   readonly bytesFreed: number;
   readonly locksRemoved: number;
+  /** The binlog archive: links and segments no kept backup can replay from. */
+  readonly archive: ArchivePruneReport;
 }
 
 export async function prune(repo: Repository, policy: RetentionPolicy, options: PruneOptions = {}): Promise<PruneReport> {
@@ -76,6 +81,15 @@ export async function prune(repo: Repository, policy: RetentionPolicy, options: 
       chunksTotal++;
       if (!referencedDeltas.has(deltaName(d.id, d.base))) garbage.push({ key: repo.deltaKey(d.id, d.base), size: d.size });
     }
+    // The archive from the oldest position a kept backup may replay from (none known: all of it).
+    const positions = kept.map((m) => backupPosition(m.metadata));
+    const archive = await pruneArchive(repo, positions.includes(undefined) ? undefined : (positions as GtidState[]), {
+      dryRun,
+      now,
+      ...(signal ? { signal } : {}),
+      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+      ...(lock ? { assertHeld: () => lock.assertHeld() } : {}),
+    });
     let locksRemoved = 0;
     if (!dryRun && lock) {
       const pool = new TaskPool(options.concurrency ?? 16, signal);
@@ -107,6 +121,7 @@ export async function prune(repo: Repository, policy: RetentionPolicy, options: 
       chunksDeleted: garbage.length,
       bytesFreed: garbage.reduce((n, c) => n + c.size, 0),
       locksRemoved,
+      archive,
     };
   } finally {
     await lock?.release().catch(() => undefined);

@@ -6,3 +6,4 @@ export { storeConformance } from './store/conformance.js';
 export { compareTrees, makeTree, seededBytes, randomData, type TreeSpec, type TreeNode, type CompareOptions } from './testing/trees.js';
 export { localRepository, tempDir } from './testing/repo.js';
 export { binlogFile, fixtureEvents, fixtureFileStart, fixtureTransaction, type FixtureEvent } from './testing/binlog.js';
+export { archiveHistory, fixtureHistory, HISTORY_SERVER, HISTORY_T0 } from './testing/archive.js';

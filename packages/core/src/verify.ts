@@ -1,5 +1,6 @@
 /**
- * Verification of committed backups. Without readData: every manifest decodes and every chunk it
+ * Verification of committed backups (and, when all are verified, of the binlog archive:
+ * archive/verify.ts). Without readData: every manifest decodes and every chunk it
  * names is listed by the store. With readData: every chunk is also downloaded, its frame checked
  * (CRC or GCM tag), decompressed, and hashed against its content id. Problems name the object and,
  * for chunks, the backups and files that need it. A chunk stored as a delta needs two objects, the
@@ -12,11 +13,14 @@ import { chunkLength, deltaBaseOf, deltaName } from './manifest.js';
 import { absentObjects, listPresence } from './presence.js';
 import type { Repository } from './repository.js';
 import { TaskPool } from './task-pool.js';
+import { verifyArchive, type ArchiveVerifyReport } from './archive/verify.js';
 
 export interface VerifyProblem {
-  readonly object: 'manifest' | 'chunk';
+  /** `archive-link`, `segment`: the binlog archive (archive/verify.ts). */
+  readonly object: 'manifest' | 'chunk' | 'archive-link' | 'segment';
   readonly id: string;
-  readonly problem: 'missing' | 'corrupt';
+  /** `inconsistent`: archive links that do not follow on (a rewrite, overlapping or skipped bytes or GTIDs). */
+  readonly problem: 'missing' | 'corrupt' | 'inconsistent';
   readonly message: string;
   /** For chunks: where they are used (at most 10 listed per chunk). */
   readonly usedBy?: ReadonlyArray<{ backup: string; path: string }>;
@@ -29,6 +33,8 @@ export interface VerifyReport {
   readonly chunksChecked: number;
   readonly bytesRead: number;
   readonly problems: readonly VerifyProblem[];
+  /** The binlog archive's check (its problems are in `problems` too); absent when only some backups were verified. */
+  readonly archive?: ArchiveVerifyReport;
 }
 
 export interface VerifyProgress {
@@ -38,7 +44,7 @@ export interface VerifyProgress {
 }
 
 export interface VerifyOptions {
-  /** Backups to verify (default: all). */
+  /** Backups to verify (default: all, and the binlog archive with them). */
   readonly backupIds?: readonly string[];
   readonly readData?: boolean;
   readonly concurrency?: number;
@@ -125,6 +131,9 @@ export async function verify(repo: Repository, options: VerifyOptions = {}): Pro
       await pool.settle();
     }
   }
+  // The binlog archive, when the whole repository is verified.
+  const archive = options.backupIds ? undefined : await verifyArchive(repo, { readData, ...(signal ? { signal } : {}), ...(options.concurrency ? { concurrency: options.concurrency } : {}) });
+  if (archive) problems.push(...archive.problems);
   options.onProgress?.({ phase: 'done', chunksTotal: chunks.size, chunksDone });
   return {
     ok: problems.length === 0,
@@ -133,6 +142,7 @@ export async function verify(repo: Repository, options: VerifyOptions = {}): Pro
     chunksChecked: readData ? chunksDone : chunks.size,
     bytesRead,
     problems,
+    ...(archive ? { archive } : {}),
   };
 }
 

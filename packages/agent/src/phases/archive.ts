@@ -8,7 +8,7 @@
  * does not reach the planned position) fails the cycle: the archive is broken, and nothing is
  * committed.
  */
-import { checkChain, listArchive, planArchiveCatchUp, replayArchive, backupPosition, type ConnectSocket, type Manifest, type Repository } from '@understudy/core';
+import { checkChain, formatGtidState, listArchive, planArchiveCatchUp, replayArchive, backupPosition, type ConnectSocket, type Manifest, type Repository } from '@understudy/core';
 import type { PhaseStep } from './runner.js';
 
 export interface ArchiveInput {
@@ -31,7 +31,8 @@ export const archivePhase: PhaseStep<ArchiveInput, ArchiveOutput> = {
   reached: 'archive-replayed',
   async run({ repo, datadir, backup, flavor, binary, user, connect }, ctx) {
     if (flavor !== 'mariadb') return { kind: 'skipped', why: 'the binlog archive is MariaDB only' };
-    const from = backupPosition(backup);
+    const recorded = backupPosition(backup.metadata);
+    const from = recorded ? formatGtidState(recorded) : undefined;
     if (from === undefined) return { kind: 'skipped', why: `backup ${backup.id} records no GTID position` };
     const report = checkChain(await listArchive(repo, { signal: ctx.signal }));
     const plan = planArchiveCatchUp(report, from);

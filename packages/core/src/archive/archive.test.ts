@@ -6,46 +6,22 @@ import { readBinlog } from '../binlog/reader.js';
 import { isSealedEncrypted } from '../object-format.js';
 import { isUnderstudyError } from '../errors.js';
 import type { Repository } from '../repository.js';
-import { binlogFile, fixtureEvents, fixtureFileStart, fixtureTransaction } from '../testing/binlog.js';
 import { localRepository, tempDir } from '../testing/repo.js';
 import { seededBytes } from '../testing/trees.js';
 import { checkChain } from './chain.js';
 import { linkKey, segmentKey, type ArchiveLink, type SegmentLink } from './format.js';
-import { listArchive, putGap, putSegment, readSegment, segmentAsBinlog } from './io.js';
+import { describeSegment, listArchive, putGap, putSegment, readSegment, segmentAsBinlog, segmentTransactions } from './io.js';
+import { archiveHistory as archive, fixtureHistory as history, HISTORY_T0 as T0, HISTORY_SERVER as SERVER } from '../testing/archive.js';
 import { planReplay } from './plan.js';
 
-export const T0 = 1_780_000_000; // 2026-05-28T20:26:40Z
-const SERVER = { serverId: 1, serverUuid: null };
-
-/** A master's history: three files, transactions 0-1-1 .. 0-1-10, ten seconds apart (0-1-n at T0 + 10n). */
-export function history(): Array<{ name: string; bytes: Buffer; cuts: number[] }> {
-  const tx = (n: number) => fixtureTransaction({ domain: 0, serverId: 1, seq: n }, T0 + 10 * n, 50 + n);
-  const files = [
-    { name: 'mysql-bin.000001', state: [], txs: [1, 2, 3, 4], rotate: 'mysql-bin.000002' },
-    { name: 'mysql-bin.000002', state: [{ domain: 0, serverId: 1, seq: 4 }], txs: [5, 6, 7, 8], rotate: 'mysql-bin.000003' },
-    { name: 'mysql-bin.000003', state: [{ domain: 0, serverId: 1, seq: 8 }], txs: [9, 10], rotate: undefined },
-  ];
-  return files.map((f) => {
-    const { bytes } = binlogFile([...fixtureFileStart(f.state, f.name), ...f.txs.flatMap(tx), ...(f.rotate ? [fixtureEvents.rotate(f.rotate)] : [])]);
-    const cuts = readBinlog(bytes).events.filter((e) => e.commit).map((e) => e.end);
-    return { name: f.name, bytes, cuts };
-  });
-}
-
-/** Archives `files`, each cut after its transactions number `cutAfter` (1-based, within the file) and at its end. */
-export async function archive(repo: Repository, files: ReturnType<typeof history>, cutAfter: number[] = [2], prev: ArchiveLink | null = null): Promise<SegmentLink[]> {
-  const links: SegmentLink[] = [];
-  for (const f of files) {
-    const points = [0, ...cutAfter.map((n) => f.cuts[n - 1]!).filter((c) => c !== undefined && c < f.bytes.length), f.bytes.length];
-    const fde = readBinlog(f.bytes).events[0]!.bytes;
-    for (let i = 0; i + 1 < points.length; i++) {
-      const start = points[i]!;
-      const link = await putSegment(repo, { prev, server: SERVER, file: f.name, start, bytes: f.bytes.subarray(start, points[i + 1]), formatDescription: fde });
-      links.push(link);
-      prev = link;
-    }
-  }
-  return links;
+/** Writes a segment and its link after `prev` as putSegment would, without its continuity check: what a buggy or older writer could leave. */
+async function forgeSegment(repo: Repository, prev: ArchiveLink, file: string, start: number, bytes: Buffer, formatDescription?: Buffer): Promise<void> {
+  const described = describeSegment({ file, start, bytes, ...(formatDescription ? { formatDescription } : {}), prevEndState: prev.endState });
+  const id = await repo.contentId(bytes);
+  await repo.putObject(segmentKey(id), bytes);
+  const body = { format: 'understudy-archive-link', version: 1, index: prev.index + 1, prev: prev.id, server: SERVER, createdAt: new Date().toISOString(), ...described, segment: { id, size: bytes.length } };
+  const json = Buffer.from(JSON.stringify(body));
+  await repo.putObject(linkKey(body.index, await repo.contentId(json)), json);
 }
 
 for (const encrypted of [false, true]) {
@@ -84,8 +60,35 @@ for (const encrypted of [false, true]) {
       // A segment from the middle of a file replays on its own: the file's format description is prepended.
       const alone = readBinlog(segmentAsBinlog(seg, await readSegment(repo, seg)), { checkEndPositions: false });
       assert.deepEqual(alone.events.filter((e) => e.commit).map((e) => e.commit!.gtid.seq), [7, 8]);
+      // Its transactions, with their ranges in the original file and their times.
+      const txs = segmentTransactions(seg, await readSegment(repo, seg));
+      assert.deepEqual(txs.map((x) => [x.gtid.seq, x.timestamp]), [[7, T0 + 70], [8, T0 + 80]]);
+      assert.equal(txs[0]!.start, seg.start, 'the segment begins with 0-1-7');
+      assert.deepEqual(txs.map((x) => x.end), files[1]!.cuts.slice(2), 'ranges are offsets in the file');
       // Links and segments are encrypted with the repository's key when it has one.
       for (const key of [seg.key, segmentKey(seg.segment.id)]) assert.equal(isSealedEncrypted(await readFile(join(t.path, `repo${n - 1}`, key))), encrypted, key);
+    });
+
+    it('continues across a switchover: the new master is entered mid-file at the GTID position', async () => {
+      const repo = await fresh();
+      const files = history();
+      const old = await archive(repo, [files[0]!]); // 0-1-1 .. 0-1-4 from server 1
+      // Server 2 (a replica with log_slave_updates, now the master) logged the same transactions in its
+      // own files; the archive enters its second file where 0-1-4 ends: after the file's opening events.
+      const f = files[1]!;
+      const r = readBinlog(f.bytes);
+      const entry = r.events[2]!.end;
+      const next = { prev: old.at(-1)!, file: f.name, start: entry, bytes: f.bytes.subarray(entry), formatDescription: r.events[0]!.bytes };
+      // The same server may not skip the start of a new file...
+      await assert.rejects(putSegment(repo, { ...next, server: SERVER }), (e) => isUnderstudyError(e, 'US_ARCHIVE_GAP') && /bytes \[0, \d+\) are not archived/.test(e.message));
+      // ...another server is entered at the GTID state: it continues the chain.
+      const l = await putSegment(repo, { ...next, server: { serverId: 2 } });
+      assert.deepEqual([l.startState, l.endState, l.server.serverId], ['0-1-4', '0-1-8', 2]);
+      const c = checkChain(await listArchive(repo));
+      assert.deepEqual(c.problems, []);
+      assert.equal(c.windows.length, 1);
+      // A backup position with a domain the archive never logged is still inside the window.
+      assert.equal(planReplay(c, '0-1-2,9-9-9', { gtid: '0-1-6' }).segments.length, 2);
     });
 
     it('refuses a segment that ends inside a transaction, and a second writer at the same position', async () => {
@@ -96,6 +99,9 @@ for (const encrypted of [false, true]) {
         (e) => isUnderstudyError(e, 'US_BINLOG_INVALID') && /ends inside/.test(e.message),
       );
       const first = await putSegment(repo, { prev: null, server: SERVER, file: f1!.name, start: 0, bytes: f1!.bytes.subarray(0, f1!.cuts[0]!) });
+      // The next segment of the file needs no format description: the link before it holds the file's.
+      const second = await putSegment(repo, { prev: first, server: SERVER, file: f1!.name, start: f1!.cuts[0]!, bytes: f1!.bytes.subarray(f1!.cuts[0]!, f1!.cuts[1]!) });
+      assert.equal(second.formatDescription, first.formatDescription);
       // The same segment again (a retry after a lost response) is the same link.
       const again = await putSegment(repo, { prev: null, server: SERVER, file: f1!.name, start: 0, bytes: f1!.bytes.subarray(0, f1!.cuts[0]!), now: new Date(first.createdAt) });
       assert.equal(again.key, first.key);
@@ -108,11 +114,13 @@ for (const encrypted of [false, true]) {
 
     it('finds a purged log, skipped bytes, a missing link, a rewrite and damage from the links alone; a recorded gap is a gap, not a problem', async () => {
       const files = history();
-      // mysql-bin.000002 purged before it was shipped, unrecorded: the state does not follow on.
+      // mysql-bin.000002 purged before it was shipped: putSegment refuses to leave a silent hole...
       {
         const repo = await fresh();
         const l1 = await archive(repo, [files[0]!]);
-        await archive(repo, [files[2]!], [2], l1.at(-1)!);
+        await assert.rejects(archive(repo, [files[2]!], [2], l1.at(-1)!), (e) => isUnderstudyError(e, 'US_ARCHIVE_GAP') && /record the gap first/.test(e.message));
+        // ...and one written anyway (an older archiver, a hand-made object) is found from the links alone.
+        await forgeSegment(repo, l1.at(-1)!, files[2]!.name, 0, files[2]!.bytes);
         const c = checkChain(await listArchive(repo));
         assert.deepEqual(c.problems.map((p) => p.kind), ['gtid-gap']);
         assert.match(c.problems[0]!.message, /transactions are missing: .* ends at 0-1-4, .* starts at 0-1-8/);
@@ -137,7 +145,10 @@ for (const encrypted of [false, true]) {
         const f = files[0]!;
         const fde = readBinlog(f.bytes).events[0]!.bytes;
         const a = await putSegment(repo, { prev: null, server: SERVER, file: f.name, start: 0, bytes: f.bytes.subarray(0, f.cuts[0]!) });
-        await putSegment(repo, { prev: a, server: SERVER, file: f.name, start: f.cuts[1]!, bytes: f.bytes.subarray(f.cuts[1]!), formatDescription: fde });
+        const skip = { prev: a, server: SERVER, file: f.name, start: f.cuts[1]!, bytes: f.bytes.subarray(f.cuts[1]!), formatDescription: fde };
+        await assert.rejects(putSegment(repo, skip), (e) => isUnderstudyError(e, 'US_ARCHIVE_GAP') && /bytes \[\d+, \d+\) are not archived/.test(e.message));
+        await assert.rejects(putSegment(repo, { ...skip, start: 4, bytes: f.bytes.subarray(4) }), (e) => isUnderstudyError(e, 'US_ARCHIVE_CHAIN_BROKEN') && /overlaps/.test(e.message));
+        await forgeSegment(repo, a, f.name, f.cuts[1]!, f.bytes.subarray(f.cuts[1]!), fde);
         const c = checkChain(await listArchive(repo));
         assert.deepEqual(c.problems.map((p) => p.kind), ['byte-gap']);
         assert.match(c.problems[0]!.message, new RegExp(`mysql-bin.000001 bytes \\[${f.cuts[0]}, ${f.cuts[1]}\\) are not archived`));

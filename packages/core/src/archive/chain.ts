@@ -66,12 +66,19 @@ export interface ChainReport {
 const describe = (l: ArchiveLink): string =>
   l.kind === 'segment' ? `segment ${l.index} (${l.file} [${l.start}, ${l.end}), ${l.firstGtid ?? 'no transaction'}${l.lastGtid && l.lastGtid !== l.firstGtid ? ` to ${l.lastGtid}` : ''})` : `gap marker ${l.index} (${l.startState || 'empty'} to ${l.endState})`;
 
+function sameServer(a: ArchiveLink, b: ArchiveLink): boolean {
+  if (a.server.serverId !== b.server.serverId) return false;
+  return a.server.serverUuid === null || b.server.serverUuid === null || a.server.serverUuid === b.server.serverUuid;
+}
+
 /** Why `next` does not continue `prev`, or undefined when it does (a gap marker always breaks a window, without a problem). */
-function discontinuity(prev: ArchiveLink, next: ArchiveLink): ChainProblem | undefined {
+export function discontinuity(prev: ArchiveLink, next: ArchiveLink): ChainProblem | undefined {
   const at = { index: next.index };
   if (next.index !== prev.index + 1) return { kind: 'missing-link', ...at, message: `archive links ${prev.index + 1} to ${next.index - 1} are missing (between ${describe(prev)} and ${describe(next)})` };
   if (next.prev !== prev.id) return { kind: 'prev-mismatch', ...at, message: `${describe(next)} names ${next.prev} as its predecessor, not ${prev.id} (${describe(prev)})` };
-  if (next.kind === 'segment' && prev.kind === 'segment') {
+  // Bytes follow on within one server's files; after a switchover (another server) the new master's
+  // log is entered at the GTID position, wherever that is in its file: the GTID state decides.
+  if (next.kind === 'segment' && prev.kind === 'segment' && sameServer(prev, next)) {
     if (next.file === prev.file && next.start > prev.end) return { kind: 'byte-gap', ...at, message: `${prev.file} bytes [${prev.end}, ${next.start}) are not archived (between ${describe(prev)} and ${describe(next)})` };
     if (next.file === prev.file && next.start < prev.end) return { kind: 'byte-overlap', ...at, message: `${describe(next)} overlaps ${describe(prev)}` };
     if (next.file !== prev.file && next.start !== 0) return { kind: 'byte-gap', ...at, message: `${next.file} bytes [0, ${next.start}) are not archived (${describe(next)} follows ${describe(prev)})` };

@@ -10,9 +10,10 @@ import { z } from 'zod';
 import { isUnderstudyError, UnderstudyError } from '../errors.js';
 import { BINLOG_MAGIC, EventType } from '../binlog/events.js';
 import { formatGtid, formatGtidState, parseGtidState, stateOfList, withGtid, type Gtid } from '../binlog/gtid.js';
-import { readBinlog } from '../binlog/reader.js';
+import { readBinlog, type Transaction } from '../binlog/reader.js';
 import type { Repository } from '../repository.js';
 import { TaskPool } from '../task-pool.js';
+import { discontinuity } from './chain.js';
 import { LINK_FORMAT, LINK_VERSION, LinkSchema, LINKS_PREFIX, linkIndexPrefix, linkKey, parseLinkKey, segmentKey, type ArchiveLink, type GapLink, type GapLinkBody, type LinkBody, type SegmentLink, type SegmentLinkBody } from './format.js';
 
 export interface ServerIdentity {
@@ -30,7 +31,10 @@ export interface SegmentInput {
   readonly start: number;
   /** The file's bytes [start, start + length): complete events, ending where no transaction is open. */
   readonly bytes: Buffer;
-  /** The file's format description event, needed when `start` > 0 (a segment from 0 holds it). */
+  /**
+   * The file's format description event, needed when `start` > 0 (a segment from 0 holds it)
+   * unless `prev` is a segment of the same file and server, whose link holds it.
+   */
   readonly formatDescription?: Buffer;
   /**
    * The GTID state before the segment, when `start` > 0 and it is not `prev`'s end state (the
@@ -120,11 +124,32 @@ function readFormatEvent(fde: Buffer, file: string) {
  * returns the same link.
  */
 export async function putSegment(repo: Repository, input: SegmentInput): Promise<SegmentLink> {
-  const described = describeSegment({ ...input, prevEndState: input.prev?.endState });
+  // A later segment of the file the previous one is from: the file's format description is known.
+  const prev = input.prev;
+  const sameFile = prev?.kind === 'segment' && prev.file === input.file && prev.server.serverId === input.server.serverId;
+  const formatDescription = input.formatDescription ?? (sameFile ? Buffer.from(prev.formatDescription, 'base64') : undefined);
+  const described = describeSegment({ ...input, ...(formatDescription ? { formatDescription } : {}), prevEndState: prev?.endState });
   const id = await repo.contentId(input.bytes);
   const body = { ...described, segment: { id, size: input.bytes.length } };
+  if (input.prev) assertContinues(input.prev, input.server, body);
   await repo.putObject(segmentKey(id), input.bytes, input.signal);
   return (await putLink(repo, input.prev, input.server, body, input.now, input.signal)) as SegmentLink;
+}
+
+/**
+ * A segment is written only where it continues the chain: a break is in the archive only as a
+ * gap marker the archiver wrote (putGap), never as a silent hole or a silent overlap.
+ */
+function assertContinues(prev: ArchiveLink, server: ServerIdentity, body: Omit<SegmentLinkBody, 'format' | 'version' | 'index' | 'prev' | 'server' | 'createdAt'>): void {
+  const next = { ...body, index: prev.index + 1, prev: prev.id, id: '', key: '', format: LINK_FORMAT, version: LINK_VERSION, server: { serverId: server.serverId, serverUuid: server.serverUuid ?? null }, createdAt: '' } as SegmentLink;
+  const broken = discontinuity(prev, next);
+  if (!broken) return;
+  const gap = broken.kind === 'byte-gap' || broken.kind === 'gtid-gap';
+  throw new UnderstudyError(
+    gap ? 'US_ARCHIVE_GAP' : 'US_ARCHIVE_CHAIN_BROKEN',
+    `the segment ${body.file} [${body.start}, ${body.end}) does not continue the archive: ${broken.message}${gap ? '; if those transactions are lost (a purged log), record the gap first (putGap)' : ''}`,
+    { details: { kind: broken.kind, index: prev.index + 1 } },
+  );
 }
 
 /** Records a gap: transactions from `prev`'s end state (or `from`) to `resumesAt` are not in the archive. */
@@ -238,6 +263,16 @@ export async function readSegment(repo: Repository, link: SegmentLink, signal?: 
     throw new UnderstudyError('US_OBJECT_CORRUPT', `archive segment ${key} does not match its content hash or length`, { details: { object: key } });
   }
   return got.plain;
+}
+
+/**
+ * The transactions of a segment (its bytes from readSegment): GTID, byte range in the file, and
+ * GTID event time, in binlog order. What a replay to a time stops by: the last one at or before it.
+ */
+export function segmentTransactions(link: SegmentLink, bytes: Buffer): Transaction[] {
+  const format = link.start === 0 ? undefined : readFormatEvent(Buffer.from(link.formatDescription, 'base64'), link.file);
+  const r = readBinlog(bytes, { offset: link.start, name: link.file, ...(format ? { format } : {}) });
+  return r.events.flatMap((e) => (e.commit ? [e.commit] : []));
 }
 
 /**

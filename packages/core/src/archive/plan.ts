@@ -5,7 +5,8 @@
  * is written.
  *
  * Target semantics, UTC throughout:
- *  - `{ time }`: every transaction whose GTID event's timestamp is at or before that second. The
+ *  - `{ time }`: every transaction whose GTID event's timestamp is at or before that second (the
+ *    GTID event is written at commit with the commit's time: test/binlog-reader.test.ts). The
  *    plan ends with the last segment whose first transaction is at or before it; the replay stops
  *    at the exact event by time (a segment can straddle the target).
  *  - `{ gtid }`: every transaction in binlog order up to and including that GTID.
@@ -64,6 +65,11 @@ function windowsText(report: ChainReport): string {
   return report.windows.length === 0 ? 'the archive holds no segment' : `the archive covers ${report.windows.map(describeWindow).join('; and ')}`;
 }
 
+/** `state` limited to the domains `of` has: a domain the archive never logged is not the archive's to reach. */
+function onlyDomainsOf(state: GtidState, of: GtidState): GtidState {
+  return new Map([...state].filter(([d]) => of.has(d)));
+}
+
 export function planReplay(archive: ArchiveListing | ChainReport, from: string | GtidState, target: ReplayTarget): ReplayPlan {
   const report = 'windows' in archive ? archive : checkChain(archive);
   const position = typeof from === 'string' ? parseGtidState(from, 'the backup position') : from;
@@ -73,7 +79,7 @@ export function planReplay(archive: ArchiveListing | ChainReport, from: string |
 
   // The window the position lies in: it starts at or before it and ends at or after it.
   const windows = report.windows;
-  const w = [...windows].reverse().find((x) => stateAtOrBefore(parseGtidState(x.fromState), position) && stateAtOrBefore(position, parseGtidState(x.toState)));
+  const w = [...windows].reverse().find((x) => stateAtOrBefore(parseGtidState(x.fromState), position) && stateAtOrBefore(onlyDomainsOf(position, parseGtidState(x.toState)), parseGtidState(x.toState)));
   if (!w) {
     const later = windows.findIndex((x) => !stateAtOrBefore(parseGtidState(x.fromState), position));
     if (later > 0) {

@@ -21,6 +21,7 @@ import type { Manifest } from '../manifest.js';
 import type { Repository } from '../repository.js';
 import { restore, type RestoreOptions } from '../restore.js';
 import { checkChain, describeWindow, type ChainReport } from '../archive/chain.js';
+import { backupPosition } from '../archive/retention.js';
 import { listArchive, readSegment, segmentAsBinlog } from '../archive/io.js';
 import { parseTargetTime, planReplay, type ReplayPlan, type ReplayTarget } from '../archive/plan.js';
 import type { ReplayMethod } from './apply.js';
@@ -36,10 +37,10 @@ export interface PointInTimePlan {
 
 const iso = (s: number): string => new Date(s * 1000).toISOString().replace('.000Z', 'Z');
 
-/** The recorded position of a backup, or undefined when it has none. */
-export function backupPosition(m: Manifest): string | undefined {
-  const p = m.metadata.gtidPosition;
-  return typeof p === 'string' ? formatGtidState(parseGtidState(p, `backup ${m.id}'s gtidPosition`)) : undefined;
+/** The recorded position of a backup (text), or undefined when it has none (or not a readable one). */
+function recordedPosition(m: Manifest): string | undefined {
+  const p = backupPosition(m.metadata);
+  return p ? formatGtidState(p) : undefined;
 }
 
 /** Plans a restore to `target`; throws (US_ARCHIVE_TARGET_OUT_OF_RANGE, US_ARCHIVE_GAP, US_ARCHIVE_TARGET_INVALID) naming the range or the gap when it cannot be done. */
@@ -61,7 +62,7 @@ export async function planPointInTime(repo: Repository, target: ReplayTarget, op
       if (!options.backupId && isUnderstudyError(err, 'US_MANIFEST_INVALID')) continue;
       throw err;
     }
-    const from = backupPosition(m);
+    const from = recordedPosition(m);
     if (from === undefined) continue;
     oldest = m;
     const before = goal.time !== undefined ? Date.parse(m.completedAt) / 1000 <= goal.time : !stateContains(parseGtidState(from), goal.gtid);
@@ -73,7 +74,7 @@ export async function planPointInTime(repo: Repository, target: ReplayTarget, op
   if (!oldest) throw new UnderstudyError('US_BACKUP_NOT_FOUND', `no backup${options.backupId ? ` ${options.backupId}` : ''} with a recorded GTID position to replay onto in ${repo.store.location}`);
   throw new UnderstudyError(
     'US_ARCHIVE_TARGET_OUT_OF_RANGE',
-    `${goalText} is before ${options.backupId ? 'backup' : 'the oldest backup'} ${oldest.id} (completed ${oldest.completedAt}, position ${backupPosition(oldest) || 'empty'}): no backup to replay from; ${covered}`,
+    `${goalText} is before ${options.backupId ? 'backup' : 'the oldest backup'} ${oldest.id} (completed ${oldest.completedAt}, position ${recordedPosition(oldest) || 'empty'}): no backup to replay from; ${covered}`,
   );
 }
 

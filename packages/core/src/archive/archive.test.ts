@@ -102,9 +102,10 @@ for (const encrypted of [false, true]) {
       // The next segment of the file needs no format description: the link before it holds the file's.
       const second = await putSegment(repo, { prev: first, server: SERVER, file: f1!.name, start: f1!.cuts[0]!, bytes: f1!.bytes.subarray(f1!.cuts[0]!, f1!.cuts[1]!) });
       assert.equal(second.formatDescription, first.formatDescription);
-      // The same segment again (a retry after a lost response) is the same link.
-      const again = await putSegment(repo, { prev: null, server: SERVER, file: f1!.name, start: 0, bytes: f1!.bytes.subarray(0, f1!.cuts[0]!), now: new Date(first.createdAt) });
+      // The same segment again (a retry after a lost response, a moment later) is the same link.
+      const again = await putSegment(repo, { prev: null, server: SERVER, file: f1!.name, start: 0, bytes: f1!.bytes.subarray(0, f1!.cuts[0]!), now: new Date(Date.parse(first.createdAt) + 5000) });
       assert.equal(again.key, first.key);
+      assert.equal((await listArchive(repo)).links.length, 2, 'nothing written twice');
       // Another segment at index 0: refused.
       await assert.rejects(
         putSegment(repo, { prev: null, server: SERVER, file: f1!.name, start: 0, bytes: f1!.bytes.subarray(0, f1!.cuts[1]!) }),

@@ -182,12 +182,24 @@ async function putLink(repo: Repository, prev: ArchiveLink | null, server: Serve
   const id = await repo.contentId(json);
   const key = linkKey(index, id);
   for await (const other of repo.store.list(`${LINKS_PREFIX}${linkIndexPrefix(index)}.`, { signal })) {
-    if (other.key !== key) {
-      throw new UnderstudyError('US_ARCHIVE_CHAIN_BROKEN', `archive position ${index} is already held by ${other.key}: another archiver is writing to this repository, or this one resumed from an old head`, { details: { index, key: other.key } });
-    }
+    if (other.key === key) continue;
+    // The same link written a moment earlier (a retry after a lost response): only its time differs.
+    const parsedKey = parseLinkKey(other.key);
+    const theirs = parsedKey ? await readLink(repo, other.key, parsedKey.index, parsedKey.id, signal).catch(() => undefined) : undefined;
+    if (theirs && sameExceptTime(theirs, parsed.data)) return theirs;
+    throw new UnderstudyError('US_ARCHIVE_CHAIN_BROKEN', `archive position ${index} is already held by ${other.key}: another archiver is writing to this repository, or this one resumed from an old head`, { details: { index, key: other.key } });
   }
   await repo.putObject(key, json, signal);
   return { ...(parsed.data as LinkBody), id, key } as ArchiveLink;
+}
+
+/** Whether a stored link is `body` but for when it was written. */
+function sameExceptTime(stored: ArchiveLink, body: LinkBody): boolean {
+  const strip = (l: object): string => {
+    const { createdAt: _t, id: _i, key: _k, ...rest } = l as Record<string, unknown>;
+    return JSON.stringify(rest);
+  };
+  return strip(stored) === strip(body);
 }
 
 export interface ArchiveListing {

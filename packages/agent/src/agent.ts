@@ -14,6 +14,7 @@ import { dialectFor } from './dialect.js';
 import { AGENT_ERRORS, isAgentError, type AgentErrorCode } from './errors.js';
 import { instanceConnectKey } from './instance-connect.js';
 import { LocalMysqld } from './local-mysqld.js';
+import { socketClient } from './socket-client.js';
 import { Reporter } from './reporter.js';
 import { eventsPath } from './events.js';
 import { parseRunConfig, RunConfigSchema, type RunConfig } from './run-config.js';
@@ -104,6 +105,7 @@ export async function runAgent(deps: AgentDeps): Promise<number> {
       readSource: readSourceState,
       readEventStatuses: readMasterEventStatuses,
       mysqld,
+      archive: { binary: mysqld.options.binary, user: config.mysqld.user, connect: socketClient },
       initializeDatadir: () => initializeDatadir(mysqld, deps.installDbBinary, dialect.flavor),
       // A clone copies every table at one position: no window.
       seed: async (ctx) => (dialect.seedMethod === 'clone' ? windowless(await seedByClone(mysqld, ctx, dialect)) : seedFromDump(mysqld, { ...ctx, ...(config.seed.loaders ? { loaders: config.seed.loaders } : {}) })),

@@ -2,7 +2,9 @@
  * One backup cycle, the agent's whole job, one phase after another (each in phases/):
  *
  *   tunnel      open it, and check the master: a writable primary, in strict GTID mode on MariaDB
- *   restore     the newest backup (mysqld then starts with replication stopped), or
+ *   restore     the newest backup, then
+ *   archive     the binlog archive replayed onto it from its position (mysqld then starts with
+ *               replication stopped), or
  *   seed        from the master when there is none (or a fresh seed was asked for)
  *   catch-up    read the master's position once (the goal), with its identity, which the manifest
  *               records; replicate until the executed position contains the goal
@@ -14,12 +16,13 @@
  * (phases/runner.ts). Dependencies (the repository, the tunnel, mysqld, the master's reader, the
  * seeding method, the reporter) are built by the composition root (agent.ts) and passed in.
  */
-import type { Manifest, Repository } from '@understudy/core';
+import type { ConnectSocket, Manifest, Repository } from '@understudy/core';
 import type { Dialect } from './dialect.js';
 import type { EventStatus } from './event-status.js';
 import type { SeedResult } from './seed.js';
 import type { RunEventInput } from './events.js';
 import type { RunConfig } from './run-config.js';
+import { archivePhase } from './phases/archive.js';
 import { catchUpPhase } from './phases/catch-up.js';
 import { LocalServer, type MysqldLike } from './phases/local-server.js';
 import { restorePhase, restorePoint } from './phases/restore.js';
@@ -45,6 +48,8 @@ export interface CycleDeps {
   /** Reads the master's event statuses through the tunnel (event-status.ts); MariaDB only. */
   readonly readEventStatuses?: (source: SourceEndpoint) => Promise<ReadonlyMap<string, EventStatus>>;
   readonly mysqld: MysqldLike;
+  /** The archive phase's temporary server (core's replayArchive); without it the phase is not run. */
+  readonly archive?: { readonly binary: string; readonly user: string; readonly connect: ConnectSocket };
   /** Empties the data directory and creates a fresh server in it (first run only). */
   readonly initializeDatadir: () => Promise<void>;
   /** Loads a consistent snapshot of the master into the running local server; returns its position. */
@@ -85,6 +90,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
     let seedWindow: SeedOutput['window'] | undefined; // only the seed's own catch-up replays it
     if (previous) {
       await cycle.run(restorePhase, { repo, datadir: config.mysqld.datadir, backup: previous });
+      if (deps.archive) await cycle.run(archivePhase, { repo, datadir: config.mysqld.datadir, backup: previous, flavor: dialect.flavor, ...deps.archive });
       await server.start();
     } else {
       seedWindow = (await cycle.run(seedPhase, { ...deps, server, source, asked: config.backup.restore === 'none' })).window;

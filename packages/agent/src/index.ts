@@ -15,3 +15,5 @@ export { parseRunConfig, RunConfigSchema } from './run-config.js';
 export { dumpGtidPosition, initializeDatadir, seedDumpArgs, seedFromDump, type SeedResult } from './seed.js';
 export { loadDumpParallel } from './seed-load.js';
 export { Tunnel, type TunnelLogger, type TunnelOptions } from './tunnel.js';
+export { archivePhase, type ArchiveInput, type ArchiveOutput } from './phases/archive.js';
+export { socketClient } from './socket-client.js';

@@ -43,6 +43,8 @@ export const ERRORS = {
   US_ARCHIVE_GAP: { description: 'The range to replay crosses a gap in the binlog archive (one the archiver recorded, a purged log, or a link that is missing); the error names the gap.', exitCode: 10, retryable: false },
   US_ARCHIVE_TARGET_OUT_OF_RANGE: { description: 'The point-in-time target (or the backup position to replay from) lies outside every window the binlog archive covers; the error names the covered range.', exitCode: 11, retryable: false },
   US_ARCHIVE_TARGET_INVALID: { description: 'A point-in-time target or GTID position is malformed (a time without a UTC offset, a GTID that is not domain-server-seq).', exitCode: 2, retryable: false },
+  US_REPLAY_FAILED: { description: 'Replaying archived binlogs into a restored data directory failed: the temporary mysqld did not start or stop cleanly, or it stopped applying with an error (named).', exitCode: 13, retryable: false },
+  US_REPLAY_TARGET_NOT_REACHED: { description: 'After a replay to a point, the server reports a GTID position other than the target the plan computed: the restore is not at the point asked for and is refused (never reported as a success).', exitCode: 14, retryable: false },
   US_ABORTED: { description: 'The operation was aborted by its caller.', exitCode: 130, retryable: false },
   US_INTERNAL: { description: 'An unexpected internal error.', exitCode: 1, retryable: false },
 } as const satisfies Record<string, ErrorSpec>;

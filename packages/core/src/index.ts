@@ -64,3 +64,9 @@ export { checkChain, describeWindow, type ChainReport, type ChainProblem, type C
 export { planReplay, parseTargetTime, type ReplayPlan, type ReplayTarget } from './archive/plan.js';
 export { pruneArchive, archiveKeepFrom, backupPosition, ORPHAN_SEGMENT_GRACE_MS, type ArchivePruneReport } from './archive/retention.js';
 export { verifyArchive, type ArchiveVerifyReport, type ArchiveVerifyProblem } from './archive/verify.js';
+// Replay to a point: archived binlogs applied to a restored data directory by a temporary mysqld.
+export { selectReplay, type ReplaySelection, type StopAt } from './replay/select.js';
+export { TemporaryMysqld, type TemporaryMysqldOptions, type SqlClient, type ConnectSocket } from './replay/temporary-mysqld.js';
+export { type ReplayMethod } from './replay/apply.js';
+export { replayInto, DEFAULT_SERVER_BINARY, type ReplayIntoOptions, type ReplayResult } from './replay/replay.js';
+export { planPointInTime, restoreToPoint, replayArchive, planArchiveCatchUp, type ArchiveCatchUp, type ReplayArchiveOptions, type PointInTimePlan, type RestoreToPointOptions, type RestoreToPointResult } from './replay/point-in-time.js';

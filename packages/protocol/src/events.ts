@@ -12,7 +12,8 @@ export function eventsPath(runId: string): string {
   return EVENTS_ROUTE.replace(':id', encodeURIComponent(runId));
 }
 
-export const PHASES = ['start', 'tunnel', 'restore', 'seed', 'catch-up', 'snapshot', 'upload', 'commit', 'done', 'failed'] as const;
+/** 'archive': the binlog archive replayed onto the restored backup, before the catch-up from the master (issue 20). */
+export const PHASES = ['start', 'tunnel', 'restore', 'archive', 'seed', 'catch-up', 'snapshot', 'upload', 'commit', 'done', 'failed'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export const RunEventSchema = z.strictObject({

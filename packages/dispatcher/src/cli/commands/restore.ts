@@ -4,11 +4,9 @@ import type { Command } from 'commander';
 import { BACKUP_ID_RE, restore, UnderstudyError } from '@understudy/core';
 import { formatBytes, formatDuration, formatRate, formatTime, plural } from '../format.js';
 import { CommandContext, targetOption, type CliIo } from './context.js';
+import { pointTarget, runRestoreToPoint, type PointFlags } from './restore-point.js';
 
-interface RestoreFlags {
-  readonly force?: boolean;
-  readonly allowExternalSymlinks?: boolean;
-}
+type RestoreFlags = PointFlags;
 
 export function registerRestore(program: Command, io: CliIo): void {
   program
@@ -26,12 +24,19 @@ export function registerRestore(program: Command, io: CliIo): void {
     .argument('[dir]', 'target directory')
     .option('--force', 'restore into a non-empty DIR: its current contents are DELETED first')
     .option('--allow-external-symlinks', 'restore symlinks that point outside DIR (absolute or ../ targets); refused by default')
+    .option('--to-time <time>', "restore to a point: every transaction committed at or before this second, none after; ISO 8601 WITH an offset ('2026-12-04T10:14:59Z', '2026-12-04T11:14:59+01:00')")
+    .option('--to-gtid <gtid>', 'restore to a point: every transaction up to and including this GTID (domain-server-seq)')
+    .option('--dry-run', 'with --to-time/--to-gtid: print the plan (backup, archive segments, bytes) and write nothing')
+    .option('--replay-method <method>', 'with --to-time/--to-gtid: relay (the server applies the segments as relay logs; default) or pipe (mariadb-binlog | mariadb)')
+    .option('--mysqld-user <user>', 'with --to-time/--to-gtid: the unix user the temporary mysqld runs as (default: mysql when run as root)')
     .addHelpText(
       'after',
       '\nExamples:\n' +
         '  understudy restore /var/lib/mysql-restore                       # the latest backup\n' +
         '  understudy restore 20261124T054600.123Z-1a2b3c4d /srv/restore   # one backup\n' +
-        '  understudy restore latest /srv/restore --force                  # replace what is there\n',
+        '  understudy restore latest /srv/restore --force                  # replace what is there\n' +
+        "  understudy restore --to-time '2026-12-04T10:14:59Z' /srv/pitr   # to a point in time (UTC)\n" +
+        '  understudy restore --to-gtid 0-1-4242 --dry-run /srv/pitr       # the plan only\n',
     )
     .addOption(targetOption())
     .action(async (first: string, second: string | undefined, flags: RestoreFlags, command: Command) => {
@@ -41,7 +46,9 @@ export function registerRestore(program: Command, io: CliIo): void {
         throw new UnderstudyError('US_CONFIG_INVALID', `restore ${first}: give the target directory too (understudy restore ${first} <dir>)`);
       }
       const [backupId, dir] = second === undefined ? ['latest', first] : [first, second];
-      await runRestore(ctx, backupId, dir, flags);
+      const point = pointTarget(flags);
+      if (point) await runRestoreToPoint(ctx, backupId === 'latest' ? undefined : backupId, dir, point, flags);
+      else await runRestore(ctx, backupId, dir, flags);
     });
 }
 

@@ -1,0 +1,120 @@
+/**
+ * `understudy restore --to-time T DIR` / `--to-gtid POS DIR`: a backup restored and the binlog
+ * archive replayed onto it up to a point (core's planPointInTime / restoreToPoint). The plan is
+ * made and checked before anything is written; `--dry-run` prints it and stops. What the replay
+ * reached (the GTID and its commit time) is printed; core fails the restore when the server's
+ * position is not the one planned.
+ */
+import { resolve } from 'node:path';
+import mysql from 'mysql2/promise';
+import { planPointInTime, restoreToPoint, UnderstudyError, type PointInTimePlan, type ReplayMethod, type ReplayTarget, type SqlClient } from '@understudy/core';
+import { formatBytes, formatDuration, formatTime, plural } from '../format.js';
+import type { CommandContext } from './context.js';
+
+export interface PointFlags {
+  readonly toTime?: string;
+  readonly toGtid?: string;
+  readonly dryRun?: boolean;
+  readonly replayMethod?: string;
+  readonly mysqldUser?: string;
+  readonly force?: boolean;
+  readonly allowExternalSymlinks?: boolean;
+}
+
+/** The target of the flags, or undefined when neither --to-time nor --to-gtid is given. */
+export function pointTarget(flags: PointFlags): ReplayTarget | undefined {
+  if (flags.toTime !== undefined && flags.toGtid !== undefined) throw new UnderstudyError('US_CONFIG_INVALID', 'restore: give --to-time or --to-gtid, not both');
+  if (flags.toTime !== undefined) return { time: flags.toTime };
+  if (flags.toGtid !== undefined) return { gtid: flags.toGtid };
+  if (flags.dryRun) throw new UnderstudyError('US_CONFIG_INVALID', 'restore --dry-run plans a restore to a point: give --to-time or --to-gtid');
+  return undefined;
+}
+
+/** mysql2 over a unix socket, as root: the temporary server's client. */
+export function socketClient(socket: string): SqlClient {
+  const pool = mysql.createPool({ socketPath: socket, user: 'root', connectionLimit: 1 });
+  return {
+    async query<T>(sql: string) {
+      const [rows] = await pool.query(sql);
+      return rows as T[];
+    },
+    end: () => pool.end(),
+  };
+}
+
+const iso = (s: number | null): string => (s === null ? 'none' : new Date(s * 1000).toISOString().replace('.000Z', 'Z'));
+
+function targetText(plan: PointInTimePlan): string {
+  const t = plan.replay.target;
+  return 'time' in t ? iso(t.time) : `GTID ${t.gtid}`;
+}
+
+function planJson(plan: PointInTimePlan) {
+  return {
+    backupId: plan.backup.id,
+    backupCompletedAt: plan.backup.completedAt,
+    from: plan.from,
+    target: 'time' in plan.replay.target ? { time: iso(plan.replay.target.time) } : { gtid: plan.replay.target.gtid },
+    segments: plan.replay.segments.map((s) => ({ index: s.index, file: s.file, start: s.start, end: s.end, firstGtid: s.firstGtid, lastGtid: s.lastGtid, bytes: s.segment.size })),
+    bytes: plan.replay.bytes,
+  };
+}
+
+export async function runRestoreToPoint(ctx: CommandContext, backupId: string | undefined, dir: string, target: ReplayTarget, flags: PointFlags): Promise<void> {
+  const method = flags.replayMethod ?? 'relay';
+  if (method !== 'relay' && method !== 'pipe') throw new UnderstudyError('US_CONFIG_INVALID', `--replay-method must be relay or pipe, not ${JSON.stringify(method)}`);
+  const settings = await ctx.settings();
+  const repo = await ctx.repository();
+  const plan = await planPointInTime(repo, target, { ...(backupId ? { backupId } : {}), signal: ctx.signal });
+  const segs = plan.replay.segments;
+  const segText = segs.length === 0 ? 'none (the backup is at the target already)' : `${plural(segs.length, 'segment')} (archive links ${segs[0]!.index} to ${segs.at(-1)!.index}), ${formatBytes(plan.replay.bytes)}`;
+  const dest = resolve(dir);
+  if (flags.dryRun) {
+    if (ctx.json) ctx.printJson({ dryRun: true, target: dest, plan: planJson(plan) });
+    else
+      ctx.print(
+        [
+          `plan: restore to ${targetText(plan)} into ${dest} (dry run: nothing written)`,
+          `  backup    ${plan.backup.id}, completed ${formatTime(plan.backup.completedAt)}, position ${plan.from || '(empty)'}`,
+          `  replay    ${segText}`,
+          ...segs.map((s) => `            ${s.index}: ${s.file} [${s.start}, ${s.end}) ${s.firstGtid ?? ''}..${s.lastGtid ?? ''}`),
+        ].join('\n'),
+      );
+    return;
+  }
+  const started = Date.now();
+  const user = flags.mysqldUser ?? (process.getuid?.() === 0 ? 'mysql' : undefined);
+  const { replay } = await restoreToPoint(repo, dest, plan, {
+    connect: socketClient,
+    method: method as ReplayMethod,
+    ...(user ? { user } : {}),
+    restore: { force: flags.force ?? false, allowExternalSymlinks: flags.allowExternalSymlinks ?? false, concurrency: settings.concurrency },
+    signal: ctx.signal,
+  });
+  const durationMs = Date.now() - started;
+  const sel = replay.selection;
+  if (ctx.json) {
+    ctx.printJson({
+      ...planJson(plan),
+      dir: dest,
+      method: replay.method,
+      transactions: sel.transactions,
+      reached: { position: replay.reached, gtid: replay.lastGtid, committedAt: replay.lastTime === null ? null : iso(replay.lastTime) },
+      next: sel.next ? { gtid: `${sel.next.gtid.domain}-${sel.next.gtid.serverId}-${sel.next.gtid.seq}`, committedAt: iso(sel.next.time) } : null,
+      truncatedTail: sel.truncatedTail ?? null,
+      durationMs,
+    });
+    return;
+  }
+  ctx.print(
+    [
+      `restored backup ${plan.backup.id} into ${dest} and replayed the binlog archive to ${targetText(plan)}`,
+      `  backup    completed ${formatTime(plan.backup.completedAt)}, position ${plan.from || '(empty)'}`,
+      `  replayed  ${plural(sel.transactions, 'transaction')} from ${segText}, by ${replay.method}`,
+      `  reached   ${replay.reached || '(empty)'}: last transaction ${replay.lastGtid ?? '(none: the backup was at the target)'}${replay.lastTime === null ? '' : `, committed ${iso(replay.lastTime)}`}`,
+      ...(sel.next ? [`  stopped   before ${sel.next.gtid.domain}-${sel.next.gtid.serverId}-${sel.next.gtid.seq}, committed ${iso(sel.next.time)} (after the target)`] : []),
+      ...(sel.truncatedTail ? [`  note      ${sel.truncatedTail}`] : []),
+      `  duration  ${formatDuration(durationMs)}; ${dest} is ready to start (its gtid_slave_pos is the position reached)`,
+    ].join('\n'),
+  );
+}

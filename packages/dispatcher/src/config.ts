@@ -15,6 +15,7 @@ import { DispatcherError } from './errors.js';
 import { zodProblems } from './zod-problems.js';
 import { Ec2LauncherConfigSchema } from './service/launchers/ec2-config.js';
 import { LocalLauncherConfigSchema } from './service/launchers/local-config.js';
+import { ArchiveConfigSchema } from './archiver/archive-config.js';
 
 export { LocalLauncherConfigSchema, type LocalLauncherConfig } from './service/launchers/local-config.js';
 
@@ -60,6 +61,7 @@ export const TargetConfigSchema = z.strictObject({
       "Written by `understudy init-master` when, in EC2 Instance Connect mode, sshd's effective settings for the SSH user restricted it (a `Match User` block: PermitOpen exactly these destinations, local forwarding only, a ForceCommand, no pty). A target whose `master.ssh.auth` is `instanceConnect` starts no run without it, or when its user or destinations no longer match the target's (`DS_INSTANCE_CONNECT_UNCHECKED`). Not needed with `privateKeyFile` (the key line carries the restrictions).",
     ),
   launcher: LauncherSchema.describe("What starts the agent's machine for each run."),
+  archive: ArchiveConfigSchema.optional().describe("The binlog archiver (point-in-time recovery): `understudy archive-binlogs` on the master ships its binary log to this target's repository continuously. Default: none."),
   maxConcurrentRuns: z.number().int().min(1).max(16).default(1).describe('How many runs of this target may be active at once; one more is refused (`DS_RUN_ACTIVE`).'),
   runTimeoutMinutes: z
     .number()

@@ -32,6 +32,11 @@ export const DISPATCHER_ERRORS = {
     status: 409,
     exitCode: 2,
   },
+  DS_ARCHIVE_GAP: {
+    description: "The target's binlog archive has a gap (the master purged a log before the archiver shipped it, or was rebuilt): no restore to a point inside it is possible. `understudy status` ends with it; the archiver's log and status file name the missing files.",
+    status: 409,
+    exitCode: 10,
+  },
   DS_INTERNAL: { description: 'An unexpected internal error.', status: 500, exitCode: 1 },
 } as const satisfies Record<string, DispatcherErrorSpec>;
 

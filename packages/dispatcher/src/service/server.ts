@@ -14,6 +14,7 @@ import { DispatcherError } from '../errors.js';
 import type { Launcher } from './launchers/launcher.js';
 import { LocalLauncher } from './launchers/local.js';
 import { createMetrics } from './metrics.js';
+import { statusFilePath } from '../archiver/status-file.js';
 import { RunManager } from './run-manager.js';
 import { RunStore } from './run-store.js';
 import { registerStatusPage } from './status-page/status-page.js';
@@ -91,7 +92,8 @@ export async function startDispatcher(opts: StartOptions): Promise<Dispatcher> {
   }
   const manager = new RunManager({ config, store, launchers, log });
   const staleGoalRuns = (t: string): number => config.targets[t]?.staleGoalRuns ?? DEFAULT_STALE_GOAL_RUNS;
-  const metrics = createMetrics(store, { targets: Object.keys(config.targets), staleGoalRuns });
+  const archives = Object.entries(config.targets).flatMap(([target, t]) => (t.archive?.enabled ? [{ target, statusPath: statusFilePath(config.stateDir, target) }] : []));
+  const metrics = createMetrics(store, { targets: Object.keys(config.targets), staleGoalRuns, archives });
   const targets = Object.keys(config.targets);
   const app = buildApp({
     store,

@@ -18,6 +18,7 @@ import { formatBytes, formatDuration, formatSource, formatTable, formatTime, for
 import { ADMIN_TOKEN_FILE, READ_TOKEN_FILE, startDispatcher } from '../../service/server.js';
 import { createEc2Launcher } from '../../service/launchers/ec2-factory.js';
 import { CommandContext, wholeNumber, type CliIo } from './context.js';
+import { archiveReport } from '../../archiver/status-report.js';
 
 export const DEFAULT_DISPATCHER_CONFIG = '/etc/understudy/dispatcher.json';
 
@@ -30,7 +31,7 @@ export function dispatcherOption(): Option {
 }
 
 /** The dispatcher configuration, when one is given or installed (required by `serve`). */
-async function dispatcherConfig(ctx: CommandContext, required: boolean): Promise<DispatcherConfig | undefined> {
+export async function dispatcherConfig(ctx: CommandContext, required: boolean): Promise<DispatcherConfig | undefined> {
   const explicit = ctx.globals.config ?? (ctx.io.env.UNDERSTUDY_DISPATCHER_CONFIG || undefined);
   const path = explicit ?? DEFAULT_DISPATCHER_CONFIG;
   if (explicit === undefined) {
@@ -234,19 +235,26 @@ export function registerStatus(program: Command, io: CliIo): void {
       }
       const c = await client(ctx, flags, false);
       const runId = id ?? (await c.listRuns({ limit: 1 }, ctx.signal)).runs[0]?.id;
+      const archives = id === undefined ? await archiveReport(await dispatcherConfig(ctx, false)) : undefined;
       if (runId === undefined) {
-        if (ctx.json) ctx.printJson({ run: null });
+        if (ctx.json) ctx.printJson({ run: null, ...(archives ? { archives: archives.json } : {}) });
         ctx.print('no runs yet');
-        return;
+      } else {
+        const detail = await c.getRun(runId, ctx.signal);
+        if (ctx.json) ctx.printJson({ ...detail, ...(archives ? { archives: archives.json } : {}) });
+        else {
+          ctx.print(describeRun(detail.run));
+          if (flags.events) for (const e of detail.events) ctx.print(`  #${e.seq} ${formatTime(e.event.at)} ${e.event.phase} ${e.event.status}${e.event.message ? `: ${e.event.message}` : ''}`);
+        }
+        if (detail.run.status === 'failed') {
+          for (const line of archives?.lines ?? []) ctx.print(line);
+          throw new DispatcherError('DS_RUN_FAILED', `run ${detail.run.id} failed: ${detail.run.error?.code ?? ''}`, { details: { runId: detail.run.id } });
+        }
       }
-      const detail = await c.getRun(runId, ctx.signal);
-      if (ctx.json) ctx.printJson(detail);
-      else {
-        ctx.print(describeRun(detail.run));
-        if (flags.events) for (const e of detail.events) ctx.print(`  #${e.seq} ${formatTime(e.event.at)} ${e.event.phase} ${e.event.status}${e.event.message ? `: ${e.event.message}` : ''}`);
-      }
-      if (detail.run.status === 'failed') {
-        throw new DispatcherError('DS_RUN_FAILED', `run ${detail.run.id} failed: ${detail.run.error?.code ?? ''}`, { details: { runId: detail.run.id } });
+      for (const line of archives?.lines ?? []) ctx.print(line);
+      const gapped = archives?.json.filter((a) => a.health === 'gap') ?? [];
+      if (gapped.length > 0) {
+        throw new DispatcherError('DS_ARCHIVE_GAP', `the binlog archive of ${gapped.map((a) => a.target).join(', ')} has a gap: restores to a point inside it are impossible (see the archiver's log; docs/operations.md)`, { details: { targets: gapped.map((a) => a.target) } });
       }
     });
 }

@@ -5,6 +5,7 @@
  * the dispatcher for a database backup run; `backup` without a directory is its older spelling.
  */
 import { Command, Option } from 'commander';
+import { registerArchiveBinlogs } from './archive-binlogs.js';
 import { registerBackup } from './backup.js';
 import { registerRun, registerRuns, registerServe, registerStatus } from './dispatcher.js';
 import { registerIamPolicy } from './iam-policy.js';
@@ -77,6 +78,7 @@ export function buildProgram(io: CliIo, version: string): Command {
   registerRun(program, io);
   registerStatus(program, io);
   registerRuns(program, io);
+  registerArchiveBinlogs(program, io);
   program.commandsGroup('Setup commands:');
   registerInitMaster(program, io);
   registerIamPolicy(program, io);

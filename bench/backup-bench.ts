@@ -1,6 +1,7 @@
 /**
- * `npm run bench [-- --size 2GiB] [--quick] [--no-s3] [--no-sweep] [--no-scale] [--keep] [--memstore-gib 12]`
+ * `npm run bench [-- --size 2GiB] [--quick] [--no-s3] [--no-sweep] [--no-scale] [--keep] [--memstore-gib 12] [--startup-only]`
  *
+ * First the `understudy` command's start-up against `node -e 0` (bench/startup.ts); then
  * Understudy against restic on one generated tree (half row-like text, half random), to a local
  * directory and to a real S3 (the test rig's Ceph RADOS Gateway on loopback): backup and restore
  * throughput, peak RSS, objects and bytes stored, then a 2% change and a second backup (bytes
@@ -21,6 +22,7 @@ import { hashTree, mismatches, settle, writeSeconds } from './machine.js';
 import { cpuSecondsOf, machineBusySeconds } from './measure.js';
 import { render, type Cycle, type Results } from './report.js';
 import { newTarget, removeTarget, storedIn } from './targets.js';
+import { measureStartup, renderStartup } from './startup.js';
 import { restic, understudy, type Run, type Tool } from './tools.js';
 import { changeFiles, describeTree, GiB, MiB, parseSize, planTree, revertChanges, writeTree, type TreeFile } from './tree.js';
 
@@ -34,6 +36,8 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
     'memstore-gib': { type: 'string', default: '12' },
     restores: { type: 'string', default: '3' },
+    'startup-only': { type: 'boolean', default: false },
+    'startup-rounds': { type: 'string', default: '15' },
   },
   strict: true,
 });
@@ -189,6 +193,13 @@ async function main(): Promise<void> {
   const results: Results = { startedAt: new Date().toISOString(), machine: machine(), args: process.argv.slice(2), tree: { bytes: 0, files: 0, description: '', changedFiles: 0, changedBytes: 0 }, limits: { hashMBps: 0, writeSyncMBps: 0, rewriteSyncMBps: 0 }, headline: [], sweep: [], scale: [] };
   const save = () => writeFile(join(work, 'results.json'), JSON.stringify(results, null, 2));
   console.log(`work dir ${work}; machine ${JSON.stringify(results.machine)}`);
+
+  // First, while nothing of the benchmark's own is running: the CLI's start-up.
+  results.startup = await measureStartup({ rounds: Number(values['startup-rounds']) });
+  say('start-up measured');
+  console.log(renderStartup(results.startup));
+  await save();
+  if (values['startup-only']) return;
 
   const tree = await makeTree('main', size, SEED);
   const probe = await changeFiles(tree.root, tree.files, SEED);

@@ -2,6 +2,7 @@
  * The benchmark's results and their presentation: tables of throughput, memory and storage, and the
  * targets as ratios with PASS/FAIL. MB/s are decimal (10^6 bytes per second); sizes are MiB.
  */
+import { renderStartup, type StartupResult } from './startup.js';
 import type { Stored } from './targets.js';
 import type { BackupRun, RestoreRun } from './tools.js';
 import { GiB, MiB } from './tree.js';
@@ -42,6 +43,8 @@ export interface Results {
   readonly headline: Cycle[];
   readonly sweep: Cycle[];
   readonly scale: Cycle[];
+  /** The CLI's start-up (bench/startup.ts). */
+  startup?: StartupResult;
   readonly minutes?: number;
 }
 
@@ -125,6 +128,7 @@ export function render(r: Results): string {
   const redone = [...r.headline, ...r.sweep, ...r.scale].filter((c) => (c.attempts ?? 1) > 1);
   if (redone.length > 0) out.push('', `Run again because other processes took CPU meanwhile: ${redone.map((c) => `${c.label} (${c.attempts} runs)`).join(', ')}`);
   if (redone.some((c) => c.disturbed)) out.push("'*': still disturbed on its third run; read its figures with care");
+  if (r.startup) out.push('', renderStartup(r.startup));
   out.push('', 'Targets:', ...verdicts(r));
   return out.join('\n');
 }

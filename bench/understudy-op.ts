@@ -8,7 +8,8 @@
  * what S3Reader saves: see its header).
  * Prints one line of JSON: { seconds, maxRssMiB, totals? }.
  */
-import { backup, createS3Client, LimitStore, LocalStore, Repository, restore, RetryStore, S3Reader, S3Store, type Store } from '@understudy/core';
+import { backup, LimitStore, LocalStore, Repository, restore, RetryStore, type Store } from '@understudy/core';
+import { createS3Client, S3Reader, S3Store } from '@understudy/core/s3';
 import type { Target } from './targets.js';
 
 /** The CLI's default (packages/dispatcher/src/compose.ts DEFAULT_CONCURRENCY). */

@@ -20,11 +20,11 @@ import { parseArgs } from 'node:util';
 import { startRadosgw, stopOnSignals, type Radosgw } from './rig.js';
 import { hashTree, mismatches, settle, writeSeconds } from './machine.js';
 import { cpuSecondsOf, machineBusySeconds } from './measure.js';
-import { render, type Cycle, type Results } from './report.js';
+import { floorLine, render, type Cycle, type Results } from './report.js';
 import { newTarget, removeTarget, storedIn } from './targets.js';
 import { measureStartup, renderStartup } from './startup.js';
 import { restic, understudy, type Run, type Tool } from './tools.js';
-import { changeFiles, describeTree, GiB, MiB, parseSize, planTree, revertChanges, writeTree, type TreeFile } from './tree.js';
+import { changeFiles, describeTree, GiB, MiB, parseSize, planShape, planTree, revertChanges, SHAPES, writeTree, type Shape, type TreeFile } from './tree.js';
 
 const { values } = parseArgs({
   options: {
@@ -37,6 +37,8 @@ const { values } = parseArgs({
     'memstore-gib': { type: 'string', default: '12' },
     restores: { type: 'string', default: '3' },
     'startup-only': { type: 'boolean', default: false },
+    shapes: { type: 'string', default: SHAPES.join(',') },
+    'no-shapes': { type: 'boolean', default: false },
     'startup-rounds': { type: 'string', default: '15' },
   },
   strict: true,
@@ -67,9 +69,9 @@ function badSize(text: string): never {
   throw new Error(`--size must look like 512MiB or 2GiB, not ${text}`);
 }
 
-async function makeTree(name: string, bytes: number, seed: number): Promise<Tree> {
+async function makeTree(name: string, bytes: number, seed: number, shape?: Shape): Promise<Tree> {
   const root = join(work, 'trees', name);
-  const files = planTree(bytes, seed);
+  const files = shape ? planShape(shape, bytes, seed) : planTree(bytes, seed);
   const t = Date.now();
   await writeTree(root, files, seed);
   execFileSync('sync');
@@ -143,11 +145,19 @@ async function cycle(spec: Spec, tree: Tree, digests: Map<string, string> | unde
       const synced = restored.syncSeconds > 0 ? ` (${mbps(tree.bytes, restored.seconds + restored.syncSeconds)} with a sync after it)` : '';
       say(`${spec.label}: restore ${i + 1}/${RESTORES} ${mbps(tree.bytes, restored.seconds)}${synced} (${restored.seconds.toFixed(1)} s), RSS ${restored.maxRssMiB.toFixed(0)} MiB${wrong ? (wrong.length === 0 ? ', content verified' : `, ${wrong.length} FILES DIFFER`) : ''}`);
     }
+    // The floor of those restores, on the same stored chunks, once the restores are done.
+    let floor;
+    if (tool.floor) {
+      await mkdir(into, { recursive: true });
+      floor = await tool.floor(into);
+      await rm(into, { recursive: true, force: true });
+      say(`${spec.label}: restore floor ${floor.cpuSeconds.toFixed(2)} CPU s (${floorLine(floor)})`);
+    }
     const median = [...restores].sort((a, b) => a.run.seconds - b.run.seconds)[Math.floor(RESTORES / 2)]!;
     foreignCpu.restore = median.foreign;
     serverCpu.restore = median.server;
     const restoreSeconds = restores.map((r) => r.run.seconds);
-    const result: Cycle = { ...spec, treeBytes: tree.bytes, backup, stored, restore: { ...median.run, maxRssMiB: Math.max(...restores.map((r) => r.run.maxRssMiB)) }, restoreSeconds, ...(bad ? { restoreMismatches: bad } : {}), ...(gw ? { serverCpuSeconds: serverCpu } : {}), foreignCpuSeconds: foreignCpu };
+    const result: Cycle = { ...spec, ...(floor ? { floor } : {}), treeBytes: tree.bytes, backup, stored, restore: { ...median.run, maxRssMiB: Math.max(...restores.map((r) => r.run.maxRssMiB)) }, restoreSeconds, ...(bad ? { restoreMismatches: bad } : {}), ...(gw ? { serverCpuSeconds: serverCpu } : {}), foreignCpuSeconds: foreignCpu };
     if (!second) return result;
     const change = await changeFiles(tree.root, tree.files, SEED);
     let again;
@@ -190,7 +200,7 @@ const headlineSpecs = (target: 'local' | 's3'): Spec[] => {
 };
 
 async function main(): Promise<void> {
-  const results: Results = { startedAt: new Date().toISOString(), machine: machine(), args: process.argv.slice(2), tree: { bytes: 0, files: 0, description: '', changedFiles: 0, changedBytes: 0 }, limits: { hashMBps: 0, writeSyncMBps: 0, rewriteSyncMBps: 0 }, headline: [], sweep: [], scale: [] };
+  const results: Results = { startedAt: new Date().toISOString(), machine: machine(), args: process.argv.slice(2), tree: { bytes: 0, files: 0, description: '', changedFiles: 0, changedBytes: 0 }, limits: { hashMBps: 0, writeSyncMBps: 0, rewriteSyncMBps: 0 }, headline: [], shapes: [], sweep: [], scale: [] };
   const save = () => writeFile(join(work, 'results.json'), JSON.stringify(results, null, 2));
   console.log(`work dir ${work}; machine ${JSON.stringify(results.machine)}`);
 
@@ -216,6 +226,21 @@ async function main(): Promise<void> {
 
   for (const spec of headlineSpecs('local')) results.headline.push(await fairCycle(spec, tree, hashed.digests));
   await save();
+
+  if (!values['no-shapes']) {
+    // The other shapes at the same size: local store, both tools, no second backup.
+    for (const shape of values.shapes.split(',').filter((s) => s !== '') as Shape[]) {
+      if (!SHAPES.includes(shape)) throw new Error(`--shapes: ${shape} is not one of ${SHAPES.join(', ')}`);
+      const t = await makeTree(shape, size, SEED + 10, shape);
+      await hashTree(t.root, t.files, work); // warm-up read
+      const digests = (await hashTree(t.root, t.files, work)).digests;
+      const cycles: Cycle[] = [];
+      for (const spec of headlineSpecs('local')) cycles.push(await fairCycle({ ...spec, label: `${shape}: ${spec.label.replace(/^local /, '')}` }, t, digests, undefined, false));
+      results.shapes.push({ shape, description: describeTree(t.files), cycles });
+      await rm(t.root, { recursive: true, force: true });
+      await save();
+    }
+  }
 
   if (!values['no-sweep']) {
     for (const mib of [1, 2, 4, 8, 16]) {

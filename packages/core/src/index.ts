@@ -27,6 +27,7 @@ export { listLocks, type ListedLock, type LockInfo } from './lock.js';
 
 // Operations.
 export { backup, validateChunkSize, DEFAULT_CHUNK_SIZE, type BackupOptions, type BackupProgress, type BackupResult } from './backup.js';
+export { type RestoreFloor, type FloorStep } from './restore-floor.js';
 export { restore, RESTORE_MARKER, type RestoreOptions, type RestoreProgress, type RestoreResult } from './restore.js';
 export { resolveBackup, type ResolveOptions } from './backups.js';
 export { verify, type VerifyOptions, type VerifyProblem, type VerifyProgress, type VerifyReport } from './verify.js';

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --size 2GiB] [--quick] [--no-s3] [--no-sweep] [--no-scale] [--keep] [--memstore-gib 12] [--startup-only]`
+ * `npm run bench [-- --size 2GiB] [--quick] [--no-s3] [--no-sweep] [--no-scale] [--keep] [--memstore-gib 12] [--startup-only] [--startup-program FILE]`
  *
  * First the `understudy` command's start-up against `node -e 0` (bench/startup.ts); then
  * Understudy against restic on one generated tree (half row-like text, half random), to a local
@@ -40,6 +40,8 @@ const { values } = parseArgs({
     shapes: { type: 'string', default: SHAPES.join(',') },
     'no-shapes': { type: 'boolean', default: false },
     'startup-rounds': { type: 'string', default: '15' },
+    /** Another build of the command to time, e.g. the Debian package's usr/lib/understudy/dist/understudy.mjs. */
+    'startup-program': { type: 'string' },
   },
   strict: true,
 });
@@ -205,7 +207,7 @@ async function main(): Promise<void> {
   console.log(`work dir ${work}; machine ${JSON.stringify(results.machine)}`);
 
   // First, while nothing of the benchmark's own is running: the CLI's start-up.
-  results.startup = await measureStartup({ rounds: Number(values['startup-rounds']) });
+  results.startup = await measureStartup({ rounds: Number(values['startup-rounds']), ...(values['startup-program'] !== undefined ? { program: values['startup-program'] } : {}) });
   say('start-up measured');
   console.log(renderStartup(results.startup));
   await save();

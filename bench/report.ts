@@ -33,8 +33,11 @@ export interface Cycle {
   readonly attempts?: number;
   /** Still disturbed on its last attempt: its figures are marked with '*'. */
   readonly disturbed?: boolean;
-  /** Understudy: the restore's floor, measured on this cycle's stored chunks (bench/understudy-op.ts floor). */
-  readonly floor?: RestoreFloor;
+  /**
+   * Understudy: the restore's floor, measured on this cycle's stored chunks (bench/understudy-op.ts
+   * floor), and the CPU of restoring a one-file tree (start-up, codec threads, repository open).
+   */
+  readonly floor?: RestoreFloor & { readonly fixedRestoreCpuSeconds?: number };
 }
 
 export interface Results {
@@ -114,11 +117,13 @@ export function floorRows(cycles: readonly Cycle[]): string[][] {
         f2(f.steps.hash.cpuSeconds / gib),
         f2(f.steps.write.cpuSeconds / gib),
         `${(c.restore!.cpuSeconds / f.cpuSeconds).toFixed(2)}x`,
+        f.fixedRestoreCpuSeconds !== undefined ? f2(f.fixedRestoreCpuSeconds) : '-',
+        f.fixedRestoreCpuSeconds !== undefined ? `${((c.restore!.cpuSeconds - f.fixedRestoreCpuSeconds) / f.cpuSeconds).toFixed(2)}x` : '-',
         c.serverCpuSeconds ? f2(c.serverCpuSeconds.restore / gib) : '-',
       ];
     });
 }
-export const FLOOR_HEAD = ['run', 'restore CPU s/GiB', 'floor s/GiB', 'auth', 'zstd', 'hash', 'write', 'restore/floor', 'gateway CPU s/GiB'];
+export const FLOOR_HEAD = ['run', 'restore CPU s/GiB', 'floor s/GiB', 'auth', 'zstd', 'hash', 'write', 'restore/floor', 'fixed CPU s', '(restore-fixed)/floor', 'gateway CPU s/GiB'];
 const f2 = (n: number): string => (Number.isNaN(n) ? '-' : n.toFixed(2));
 
 export function render(r: Results): string {
@@ -142,7 +147,8 @@ export function render(r: Results): string {
   const floors = floorRows(r.headline);
   if (floors.length > 0) {
     out.push('', "Restore CPU against its floor (bench's restore median; floor = one core's AES-256-GCM or CRC-32, zstd, content hash and");
-    out.push('write+fsync of every file, over the same stored chunks: core/src/restore-floor.ts); per GiB of the tree; the S3 gateway apart:');
+    out.push('write+fsync of every file, over the same stored chunks: core/src/restore-floor.ts); per GiB of the tree; the S3 gateway apart;');
+    out.push('"fixed": the CPU of restoring a one-file tree (Node, core, codec threads, repository open), which a small tree makes count:');
     out.push(table(FLOOR_HEAD, floors));
   }
   const s3 = r.headline.filter((c) => c.serverCpuSeconds);

@@ -9,6 +9,7 @@
  * both through the configuration, as on a master (which loads the configuration's schema).
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,8 @@ export interface StartupRow {
   readonly command: string;
   readonly medianMs: number;
   readonly minMs: number;
+  /** Median CPU (user + system) ms: what the machine's load does not stretch. */
+  readonly cpuMs: number;
   /** The median's excess over `node -e 0`'s median. */
   readonly overNodeMs: number;
 }
@@ -35,12 +38,18 @@ export interface StartupResult {
   readonly rows: StartupRow[];
 }
 
-function timeOnce(argv: readonly string[], env: NodeJS.ProcessEnv): number {
+const GNU_TIME = '/usr/bin/time';
+
+/** Wall ms of one run, and its CPU ms (user + system, from GNU time: 10 ms steps; NaN without it). */
+function timeOnce(argv: readonly string[], env: NodeJS.ProcessEnv, cpuFile: string): { ms: number; cpuMs: number } {
+  const timed = existsSync(GNU_TIME);
+  const [file, args] = timed ? [GNU_TIME, ['-f', '%U %S', '-o', cpuFile, process.execPath, ...argv]] : [process.execPath, [...argv]];
   const t = performance.now();
-  const r = spawnSync(process.execPath, argv, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(file, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   const ms = performance.now() - t;
   if (r.status !== 0) throw new Error(`node ${argv.join(' ')} exited ${r.status}: ${r.stderr.trim().slice(0, 400)}`);
-  return ms;
+  const cpuMs = timed ? readFileSync(cpuFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number).reduce((a, b) => a + b, 0) * 1000 : NaN;
+  return { ms, cpuMs };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -57,7 +66,8 @@ export async function measureStartup(opts: { rounds?: number; program?: string }
     await mkdir(join(work, 'src'));
     await writeFile(join(work, 'src', 'a.txt'), 'hello\n');
     const repo = join(work, 'repo');
-    timeOnce(cli('--repo', repo, '--no-progress', 'backup', join(work, 'src')), env);
+    const cpuFile = join(work, 'cpu');
+    timeOnce(cli('--repo', repo, '--no-progress', 'backup', join(work, 'src')), env, cpuFile);
 
     const config = JSON.parse(await readFile(join(ROOT, 'packaging', 'dispatcher.example.json'), 'utf8')) as { stateDir: string; listen: { port: number }; targets: Record<string, { launcher: unknown }> };
     config.stateDir = join(work, 'state');
@@ -77,14 +87,21 @@ export async function measureStartup(opts: { rounds?: number; program?: string }
       { command: 'understudy status --dispatcher URL', argv: cli('status', '--dispatcher', url), env: withToken },
       { command: 'understudy status --config FILE', argv: cli('--config', configFile, 'status'), env },
     ];
-    for (const c of commands) timeOnce(c.argv, c.env); // warm the page cache
+    for (const c of commands) timeOnce(c.argv, c.env, cpuFile); // warm the page cache
     const times = commands.map(() => [] as number[]);
-    for (let round = 0; round < rounds; round++) commands.forEach((c, i) => times[i]!.push(timeOnce(c.argv, c.env)));
+    const cpu = commands.map(() => [] as number[]);
+    for (let round = 0; round < rounds; round++) {
+      commands.forEach((c, i) => {
+        const t = timeOnce(c.argv, c.env, cpuFile);
+        times[i]!.push(t.ms);
+        cpu[i]!.push(t.cpuMs);
+      });
+    }
     const nodeMs = median(times[0]!);
     return {
       rounds,
       program: program.startsWith(ROOT) ? program.slice(ROOT.length) : program,
-      rows: commands.map((c, i) => ({ command: c.command, medianMs: median(times[i]!), minMs: Math.min(...times[i]!), overNodeMs: median(times[i]!) - nodeMs })),
+      rows: commands.map((c, i) => ({ command: c.command, medianMs: median(times[i]!), minMs: Math.min(...times[i]!), cpuMs: median(cpu[i]!), overNodeMs: median(times[i]!) - nodeMs })),
     };
   } finally {
     serve?.kill('SIGTERM');
@@ -112,15 +129,15 @@ async function listening(child: ReturnType<typeof spawn>): Promise<string> {
 }
 
 export function renderStartup(r: StartupResult): string {
-  const head = ['command', 'median ms', 'min ms', 'over node ms'];
-  const rows = r.rows.map((x) => [x.command, x.medianMs.toFixed(0), x.minMs.toFixed(0), x.command.startsWith('node ') ? '-' : x.overNodeMs.toFixed(0)]);
+  const head = ['command', 'median ms', 'min ms', 'over node ms', 'CPU ms'];
+  const rows = r.rows.map((x) => [x.command, x.medianMs.toFixed(0), x.minMs.toFixed(0), x.command.startsWith('node ') ? '-' : x.overNodeMs.toFixed(0), Number.isNaN(x.cpuMs) ? '-' : x.cpuMs.toFixed(0)]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const verdicts = r.rows
     .filter((x) => x.command.startsWith('understudy '))
     .map((x) => `  start-up ${x.command.padEnd(36)} ${(x.medianMs / 1000).toFixed(3)} s (< 0.2 s) ${x.medianMs < 200 ? 'PASS' : 'FAIL'}`);
   return [
-    `Start-up of ${r.program} (wall time, median of ${r.rounds} rounds, commands in rotation):`,
+    `Start-up of ${r.program} (wall time, median of ${r.rounds} rounds, commands in rotation; CPU: user + system, median):`,
     line(head),
     widths.map((w) => '-'.repeat(w)).join('  '),
     ...rows.map(line),

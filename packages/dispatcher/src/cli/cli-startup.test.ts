@@ -72,7 +72,7 @@ describe('understudy start-up: each command loads only what it needs', () => {
     assert.deepEqual(heavyIn(packages), []);
   });
 
-  it('status asks the service with fetch and loads neither the service nor the AWS SDK', async () => {
+  it('status asks the service over HTTP and loads neither the service nor the AWS SDK', async () => {
     const { createServer } = await import('node:http');
     // A stand-in for the service's two read routes (the service's own tests cover the real one).
     const server = createServer((req, res) => {

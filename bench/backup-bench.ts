@@ -1,6 +1,7 @@
 /**
- * `npm run bench [-- --size 2GiB] [--quick] [--no-s3] [--no-sweep] [--no-scale] [--keep] [--memstore-gib 12]`
+ * `npm run bench [-- --size 2GiB] [--quick] [--no-s3] [--no-sweep] [--no-scale] [--keep] [--memstore-gib 12] [--startup-only] [--startup-program FILE]`
  *
+ * First the `understudy` command's start-up against `node -e 0` (bench/startup.ts); then
  * Understudy against restic on one generated tree (half row-like text, half random), to a local
  * directory and to a real S3 (the test rig's Ceph RADOS Gateway on loopback): backup and restore
  * throughput, peak RSS, objects and bytes stored, then a 2% change and a second backup (bytes
@@ -19,10 +20,11 @@ import { parseArgs } from 'node:util';
 import { startRadosgw, stopOnSignals, type Radosgw } from './rig.js';
 import { hashTree, mismatches, settle, writeSeconds } from './machine.js';
 import { cpuSecondsOf, machineBusySeconds } from './measure.js';
-import { render, type Cycle, type Results } from './report.js';
+import { floorLine, render, type Cycle, type Results } from './report.js';
 import { newTarget, removeTarget, storedIn } from './targets.js';
+import { measureStartup, renderStartup } from './startup.js';
 import { restic, understudy, type Run, type Tool } from './tools.js';
-import { changeFiles, describeTree, GiB, MiB, parseSize, planTree, revertChanges, writeTree, type TreeFile } from './tree.js';
+import { changeFiles, describeTree, GiB, MiB, parseSize, planShape, planTree, revertChanges, SHAPES, writeTree, type Shape, type TreeFile } from './tree.js';
 
 const { values } = parseArgs({
   options: {
@@ -34,6 +36,12 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
     'memstore-gib': { type: 'string', default: '12' },
     restores: { type: 'string', default: '3' },
+    'startup-only': { type: 'boolean', default: false },
+    shapes: { type: 'string', default: SHAPES.join(',') },
+    'no-shapes': { type: 'boolean', default: false },
+    'startup-rounds': { type: 'string', default: '15' },
+    /** Another build of the command to time, e.g. the Debian package's usr/lib/understudy/dist/understudy.mjs. */
+    'startup-program': { type: 'string' },
   },
   strict: true,
 });
@@ -63,9 +71,9 @@ function badSize(text: string): never {
   throw new Error(`--size must look like 512MiB or 2GiB, not ${text}`);
 }
 
-async function makeTree(name: string, bytes: number, seed: number): Promise<Tree> {
+async function makeTree(name: string, bytes: number, seed: number, shape?: Shape): Promise<Tree> {
   const root = join(work, 'trees', name);
-  const files = planTree(bytes, seed);
+  const files = shape ? planShape(shape, bytes, seed) : planTree(bytes, seed);
   const t = Date.now();
   await writeTree(root, files, seed);
   execFileSync('sync');
@@ -97,6 +105,36 @@ async function openTool(spec: Spec, s3: Radosgw | undefined): Promise<Tool> {
   const target = await newTarget(spec.target, work, s3, spec.label.replace(/[^a-z0-9]+/g, '-'));
   if (spec.tool === 'restic') return restic(target, work);
   return understudy(target, { encrypted: spec.encrypted, ...(spec.chunkSize !== undefined ? { chunkSize: spec.chunkSize } : {}) });
+}
+
+/**
+ * The CPU a restore spends whatever the tree: Node's start, loading core, starting the codec
+ * threads, opening the repository, reading the manifest. Measured as the median CPU of 3 restores
+ * of a one-file tree (4 KiB), per target and encryption, once per run; shown beside the floor.
+ */
+const fixedCosts = new Map<string, number>();
+async function fixedRestoreCpu(spec: Spec, gw: Radosgw | undefined): Promise<number> {
+  const key = `${spec.target}:${spec.encrypted}`;
+  const known = fixedCosts.get(key);
+  if (known !== undefined) return known;
+  const root = join(work, 'trees', 'one-file');
+  await mkdir(root, { recursive: true });
+  await writeFile(join(root, 'a'), Buffer.alloc(4096, 1));
+  const tool = await openTool({ ...spec, label: `fixed ${key}` }, gw);
+  try {
+    await tool.backup(root);
+    const cpu: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const into = join(work, 'restore-fixed');
+      cpu.push((await tool.restore(into, root)).cpuSeconds);
+      await rm(into, { recursive: true, force: true });
+    }
+    const median = cpu.sort((a, b) => a - b)[1]!;
+    fixedCosts.set(key, median);
+    return median;
+  } finally {
+    await removeTarget(tool.target);
+  }
 }
 
 /**
@@ -139,11 +177,19 @@ async function cycle(spec: Spec, tree: Tree, digests: Map<string, string> | unde
       const synced = restored.syncSeconds > 0 ? ` (${mbps(tree.bytes, restored.seconds + restored.syncSeconds)} with a sync after it)` : '';
       say(`${spec.label}: restore ${i + 1}/${RESTORES} ${mbps(tree.bytes, restored.seconds)}${synced} (${restored.seconds.toFixed(1)} s), RSS ${restored.maxRssMiB.toFixed(0)} MiB${wrong ? (wrong.length === 0 ? ', content verified' : `, ${wrong.length} FILES DIFFER`) : ''}`);
     }
+    // The floor of those restores, on the same stored chunks, once the restores are done.
+    let floor: Cycle['floor'];
+    if (tool.floor) {
+      await mkdir(into, { recursive: true });
+      floor = { ...(await tool.floor(into)), fixedRestoreCpuSeconds: await fixedRestoreCpu(spec, gw) };
+      await rm(into, { recursive: true, force: true });
+      say(`${spec.label}: restore floor ${floor.cpuSeconds.toFixed(2)} CPU s (${floorLine(floor)})`);
+    }
     const median = [...restores].sort((a, b) => a.run.seconds - b.run.seconds)[Math.floor(RESTORES / 2)]!;
     foreignCpu.restore = median.foreign;
     serverCpu.restore = median.server;
     const restoreSeconds = restores.map((r) => r.run.seconds);
-    const result: Cycle = { ...spec, treeBytes: tree.bytes, backup, stored, restore: { ...median.run, maxRssMiB: Math.max(...restores.map((r) => r.run.maxRssMiB)) }, restoreSeconds, ...(bad ? { restoreMismatches: bad } : {}), ...(gw ? { serverCpuSeconds: serverCpu } : {}), foreignCpuSeconds: foreignCpu };
+    const result: Cycle = { ...spec, ...(floor ? { floor } : {}), treeBytes: tree.bytes, backup, stored, restore: { ...median.run, maxRssMiB: Math.max(...restores.map((r) => r.run.maxRssMiB)) }, restoreSeconds, ...(bad ? { restoreMismatches: bad } : {}), ...(gw ? { serverCpuSeconds: serverCpu } : {}), foreignCpuSeconds: foreignCpu };
     if (!second) return result;
     const change = await changeFiles(tree.root, tree.files, SEED);
     let again;
@@ -186,9 +232,16 @@ const headlineSpecs = (target: 'local' | 's3'): Spec[] => {
 };
 
 async function main(): Promise<void> {
-  const results: Results = { startedAt: new Date().toISOString(), machine: machine(), args: process.argv.slice(2), tree: { bytes: 0, files: 0, description: '', changedFiles: 0, changedBytes: 0 }, limits: { hashMBps: 0, writeSyncMBps: 0, rewriteSyncMBps: 0 }, headline: [], sweep: [], scale: [] };
+  const results: Results = { startedAt: new Date().toISOString(), machine: machine(), args: process.argv.slice(2), tree: { bytes: 0, files: 0, description: '', changedFiles: 0, changedBytes: 0 }, limits: { hashMBps: 0, writeSyncMBps: 0, rewriteSyncMBps: 0 }, headline: [], shapes: [], sweep: [], scale: [] };
   const save = () => writeFile(join(work, 'results.json'), JSON.stringify(results, null, 2));
   console.log(`work dir ${work}; machine ${JSON.stringify(results.machine)}`);
+
+  // First, while nothing of the benchmark's own is running: the CLI's start-up.
+  results.startup = await measureStartup({ rounds: Number(values['startup-rounds']), ...(values['startup-program'] !== undefined ? { program: values['startup-program'] } : {}) });
+  say('start-up measured');
+  console.log(renderStartup(results.startup));
+  await save();
+  if (values['startup-only']) return;
 
   const tree = await makeTree('main', size, SEED);
   const probe = await changeFiles(tree.root, tree.files, SEED);
@@ -205,6 +258,21 @@ async function main(): Promise<void> {
 
   for (const spec of headlineSpecs('local')) results.headline.push(await fairCycle(spec, tree, hashed.digests));
   await save();
+
+  if (!values['no-shapes']) {
+    // The other shapes at the same size: local store, both tools, no second backup.
+    for (const shape of values.shapes.split(',').filter((s) => s !== '') as Shape[]) {
+      if (!SHAPES.includes(shape)) throw new Error(`--shapes: ${shape} is not one of ${SHAPES.join(', ')}`);
+      const t = await makeTree(shape, size, SEED + 10, shape);
+      await hashTree(t.root, t.files, work); // warm-up read
+      const digests = (await hashTree(t.root, t.files, work)).digests;
+      const cycles: Cycle[] = [];
+      for (const spec of headlineSpecs('local')) cycles.push(await fairCycle({ ...spec, label: `${shape}: ${spec.label.replace(/^local /, '')}` }, t, digests, undefined, false));
+      results.shapes.push({ shape, description: describeTree(t.files), cycles });
+      await rm(t.root, { recursive: true, force: true });
+      await save();
+    }
+  }
 
   if (!values['no-sweep']) {
     for (const mib of [1, 2, 4, 8, 16]) {

@@ -2,6 +2,8 @@
  * The benchmark's results and their presentation: tables of throughput, memory and storage, and the
  * targets as ratios with PASS/FAIL. MB/s are decimal (10^6 bytes per second); sizes are MiB.
  */
+import { renderStartup, type StartupResult } from './startup.js';
+import type { RestoreFloor } from '@understudy/core';
 import type { Stored } from './targets.js';
 import type { BackupRun, RestoreRun } from './tools.js';
 import { GiB, MiB } from './tree.js';
@@ -31,6 +33,11 @@ export interface Cycle {
   readonly attempts?: number;
   /** Still disturbed on its last attempt: its figures are marked with '*'. */
   readonly disturbed?: boolean;
+  /**
+   * Understudy: the restore's floor, measured on this cycle's stored chunks (bench/understudy-op.ts
+   * floor), and the CPU of restoring a one-file tree (start-up, codec threads, repository open).
+   */
+  readonly floor?: RestoreFloor & { readonly fixedRestoreCpuSeconds?: number };
 }
 
 export interface Results {
@@ -40,8 +47,12 @@ export interface Results {
   readonly tree: { bytes: number; files: number; description: string; changedFiles: number; changedBytes: number };
   readonly limits: { hashMBps: number; writeSyncMBps: number; rewriteSyncMBps: number };
   readonly headline: Cycle[];
+  /** The other shapes of tree (bench/tree.ts planShape), each with both tools on the local store. */
+  readonly shapes: Array<{ shape: string; description: string; cycles: Cycle[] }>;
   readonly sweep: Cycle[];
   readonly scale: Cycle[];
+  /** The CLI's start-up (bench/startup.ts). */
+  startup?: StartupResult;
   readonly minutes?: number;
 }
 
@@ -84,6 +95,37 @@ function secondRow(c: Cycle): string[] {
 }
 const SECOND_HEAD = ['run', '2nd backup s', 'CPU s', 'RSS MiB', 'uploaded MiB', 'of 1st upload', 'stored +MiB'];
 
+/** The floor's steps in CPU seconds, for a progress line. */
+export function floorLine(f: RestoreFloor): string {
+  const s = f.steps;
+  return `${f.encrypted ? 'AES-GCM' : 'CRC-32'} ${s.authenticate.cpuSeconds.toFixed(2)}, zstd ${s.decompress.cpuSeconds.toFixed(2)}, ${f.encrypted ? 'HMAC-SHA-256' : 'SHA-256'} ${s.hash.cpuSeconds.toFixed(2)}, write+fsync ${s.write.cpuSeconds.toFixed(2)}${f.directIo ? ' (O_DIRECT)' : ''}`;
+}
+
+/** Restore CPU against its floor, per GiB of the tree; the S3 gateway's CPU apart. */
+export function floorRows(cycles: readonly Cycle[]): string[][] {
+  return cycles
+    .filter((c) => c.floor && c.restore)
+    .map((c) => {
+      const gib = c.treeBytes / GiB;
+      const f = c.floor!;
+      return [
+        c.disturbed ? `${c.label} *` : c.label,
+        f2(c.restore!.cpuSeconds / gib),
+        f2(f.cpuSeconds / gib),
+        f2(f.steps.authenticate.cpuSeconds / gib),
+        f2(f.steps.decompress.cpuSeconds / gib),
+        f2(f.steps.hash.cpuSeconds / gib),
+        f2(f.steps.write.cpuSeconds / gib),
+        `${(c.restore!.cpuSeconds / f.cpuSeconds).toFixed(2)}x`,
+        f.fixedRestoreCpuSeconds !== undefined ? f2(f.fixedRestoreCpuSeconds) : '-',
+        f.fixedRestoreCpuSeconds !== undefined ? `${((c.restore!.cpuSeconds - f.fixedRestoreCpuSeconds) / f.cpuSeconds).toFixed(2)}x` : '-',
+        c.serverCpuSeconds ? f2(c.serverCpuSeconds.restore / gib) : '-',
+      ];
+    });
+}
+export const FLOOR_HEAD = ['run', 'restore CPU s/GiB', 'floor s/GiB', 'auth', 'zstd', 'hash', 'write', 'restore/floor', 'fixed CPU s', '(restore-fixed)/floor', 'gateway CPU s/GiB'];
+const f2 = (n: number): string => (Number.isNaN(n) ? '-' : n.toFixed(2));
+
 export function render(r: Results): string {
   const out: string[] = [];
   out.push(`tree: ${r.tree.description}`);
@@ -102,10 +144,23 @@ export function render(r: Results): string {
   }
   out.push('', "Second backup after the 2% change (uploaded = the tool's own count; stored + = growth of the target):");
   out.push(table(SECOND_HEAD, r.headline.filter((c) => c.second).map(secondRow)));
+  const floors = floorRows(r.headline);
+  if (floors.length > 0) {
+    out.push('', "Restore CPU against its floor (bench's restore median; floor = one core's AES-256-GCM or CRC-32, zstd, content hash and");
+    out.push('write+fsync of every file, over the same stored chunks: core/src/restore-floor.ts); per GiB of the tree; the S3 gateway apart;');
+    out.push('"fixed": the CPU of restoring a one-file tree (Node, core, codec threads, repository open), which a small tree makes count:');
+    out.push(table(FLOOR_HEAD, floors));
+  }
   const s3 = r.headline.filter((c) => c.serverCpuSeconds);
   if (s3.length > 0) {
     out.push('', 'CPU seconds of the S3 gateway (ceph-mon, ceph-osd, radosgw; on the same 2 cores as the tool) during each operation:');
     out.push(table(['run', 'backup', 'restore', '2nd backup'], s3.map((c) => [c.label, f1(c.serverCpuSeconds!.backup), f1(c.serverCpuSeconds!.restore), f1(c.serverCpuSeconds!.second)])));
+  }
+  for (const s of r.shapes ?? []) {
+    out.push('', `Shape "${s.shape}": ${s.description} (local store; restore checked against the source):`);
+    out.push(table(CYCLE_HEAD, s.cycles.map(cycleRow)));
+    out.push(table(FLOOR_HEAD, floorRows(s.cycles)));
+    out.push(shapeVerdicts(s.cycles).join('\n'));
   }
   if (r.sweep.length > 0) {
     out.push('', 'Chunk-size sweep (Understudy, local store, unencrypted, default concurrency):');
@@ -125,8 +180,31 @@ export function render(r: Results): string {
   const redone = [...r.headline, ...r.sweep, ...r.scale].filter((c) => (c.attempts ?? 1) > 1);
   if (redone.length > 0) out.push('', `Run again because other processes took CPU meanwhile: ${redone.map((c) => `${c.label} (${c.attempts} runs)`).join(', ')}`);
   if (redone.some((c) => c.disturbed)) out.push("'*': still disturbed on its third run; read its figures with care");
+  if (r.startup) out.push('', renderStartup(r.startup));
   out.push('', 'Targets:', ...verdicts(r));
   return out.join('\n');
+}
+
+/** Per shape: CPU per GiB and Understudy against restic (backup, restore until on disk), encrypted and not. */
+function shapeVerdicts(cycles: readonly Cycle[]): string[] {
+  const rs = cycles.find((c) => c.tool === 'restic');
+  const lines: string[] = [];
+  for (const us of cycles.filter((c) => c.tool === 'understudy')) {
+    const gib = us.treeBytes / GiB;
+    const cpu = `backup ${f2(us.backup.cpuSeconds / gib)} / restore ${us.restore ? f2(us.restore.cpuSeconds / gib) : '-'} CPU s per GiB`;
+    if (!rs) {
+      lines.push(`  ${us.label}: ${cpu}`);
+      continue;
+    }
+    const b = rs.backup.seconds / us.backup.seconds;
+    const x = us.restore && rs.restore ? durable(rs.restore) / durable(us.restore) : NaN;
+    lines.push(`  ${us.label.padEnd(28)} ${cpu}; vs restic: backup ${b.toFixed(2)}x, restore (until on disk) ${x.toFixed(2)}x (>= 1.5x each) ${b >= 1.5 && x >= 1.5 ? 'PASS' : 'FAIL'}`);
+  }
+  if (rs) {
+    const gib = rs.treeBytes / GiB;
+    lines.push(`  ${rs.label.padEnd(28)} backup ${f2(rs.backup.cpuSeconds / gib)} / restore ${rs.restore ? f2((rs.restore.cpuSeconds + rs.restore.syncCpuSeconds) / gib) : '-'} CPU s per GiB (restore with its sync)`);
+  }
+  return lines;
 }
 
 function verdicts(r: Results): string[] {
@@ -149,7 +227,11 @@ function verdicts(r: Results): string[] {
       }
     }
   }
-  const defaults = [...r.headline.filter((c) => c.tool === 'understudy'), ...r.scale];
+  for (const c of r.headline.filter((x) => x.floor && x.restore)) {
+    const x = c.restore!.cpuSeconds / c.floor!.cpuSeconds;
+    lines.push(`  restore CPU ${c.label.padEnd(28)} ${x.toFixed(2)}x its floor (<= 1.5x) ${verdict(x <= 1.5)}`);
+  }
+  const defaults = [...r.headline.filter((c) => c.tool === 'understudy'), ...r.scale, ...(r.shapes ?? []).flatMap((s) => s.cycles.filter((c) => c.tool === 'understudy'))];
   const rss = Math.max(...defaults.flatMap((c) => [c.backup.maxRssMiB, c.second?.maxRssMiB ?? 0, c.restore?.maxRssMiB ?? 0]));
   lines.push(`  peak RSS of every Understudy run at the default chunk size: ${rss.toFixed(0)} MiB (<= 256 MiB) ${verdict(rss <= 256)}`);
   if (r.scale.length >= 2) {

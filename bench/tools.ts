@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { NODE_FLAGS } from '@understudy/core';
+import { NODE_FLAGS, type RestoreFloor } from '@understudy/core';
 import { measure } from './measure.js';
 import type { OpRequest } from './understudy-op.js';
 import type { Target } from './targets.js';
@@ -33,6 +33,8 @@ export interface RestoreRun extends Run {
 
 export interface Tool {
   readonly target: Target;
+  /** Understudy only: the restore's floor on the latest backup's chunks (files written under `dir`). */
+  floor?(dir: string): Promise<RestoreFloor>;
   backup(tree: string): Promise<BackupRun>;
   /** Restores the latest backup of `tree` into `into`; returns the directory the tree landed in. */
   restore(into: string, tree: string): Promise<RestoreRun & { root: string }>;
@@ -44,7 +46,7 @@ export function understudy(target: Target, opts: { chunkSize?: number; encrypted
   const key = opts.encrypted ? randomBytes(32).toString('hex') : undefined;
   const run = async (req: OpRequest) => {
     const m = await measure(process.execPath, [...NODE_FLAGS, OP_SCRIPT, JSON.stringify(req)]);
-    return { m, out: JSON.parse(m.stdout.trim().split('\n').pop()!) as { totals?: { uploadedBytes: number } } };
+    return { m, out: JSON.parse(m.stdout.trim().split('\n').pop()!) as { totals?: { uploadedBytes: number }; floor?: RestoreFloor } };
   };
   const common = { target, ...(key !== undefined ? { key } : {}) };
   return {
@@ -52,6 +54,10 @@ export function understudy(target: Target, opts: { chunkSize?: number; encrypted
     async backup(tree) {
       const { m, out } = await run({ op: 'backup', dir: tree, ...common, ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}) });
       return { seconds: m.seconds, maxRssMiB: m.maxRssMiB, cpuSeconds: m.cpuSeconds, uploadedBytes: out.totals?.uploadedBytes ?? NaN };
+    },
+    async floor(dir) {
+      const { out } = await run({ op: 'floor', dir, ...common });
+      return out.floor!;
     },
     async restore(into) {
       const { m } = await run({ op: 'restore', dir: into, ...common });

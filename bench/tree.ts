@@ -61,15 +61,56 @@ export function planTree(total: number, seed: number): TreeFile[] {
     sized.push({ path: `db_${i % dbs}/t_${i}.ibd`, size });
     remaining -= size;
   }
+  return halfAndHalf(sized);
+}
+
+/**
+ * The other shapes of tree the benchmark restores (issue 22, "Every shape"), each of `total` bytes,
+ * half row-like text and half random (by alternating files):
+ *   large   four large files (total / 4 each): a few big tablespaces;
+ *   medium  equal files of 8 MiB: many medium tables;
+ *   small   a datadir of many small tables: per table an .ibd of 64 KiB-1 MiB (log-uniform, in
+ *           16 KiB pages) and an .frm of 1-8 KiB, 200 tables to a database directory.
+ * (The headline tree, planTree, is the fourth: a datadir of mixed sizes.)
+ */
+export const SHAPES = ['large', 'medium', 'small'] as const;
+export type Shape = (typeof SHAPES)[number];
+
+export function planShape(shape: Shape, total: number, seed: number): TreeFile[] {
+  const rnd = prng(seed);
+  const files: Array<{ path: string; size: number }> = [];
+  if (shape === 'large') {
+    for (let i = 0; i < 4; i++) files.push({ path: `ibdata${i + 1}`, size: pages(total / 4) });
+  } else if (shape === 'medium') {
+    const size = 8 * MiB;
+    for (let i = 0; i < Math.max(1, Math.round(total / size)); i++) files.push({ path: `db_${Math.floor(i / 100)}/t_${i}.ibd`, size });
+  } else {
+    let remaining = total;
+    for (let i = 0; remaining > 0; i++) {
+      const frm = Math.min(remaining, KiB + Math.floor(rnd() * 7 * KiB));
+      const dir = `db_${Math.floor(i / 200)}`;
+      files.push({ path: `${dir}/t_${i}.frm`, size: frm });
+      remaining -= frm;
+      if (remaining <= 0) break;
+      const ibd = Math.min(pages(64 * KiB * 16 ** rnd()), pages(remaining));
+      files.push({ path: `${dir}/t_${i}.ibd`, size: ibd });
+      remaining -= ibd;
+    }
+  }
+  return halfAndHalf(files);
+}
+
+/** Kinds assigned largest file first to whichever kind holds fewer bytes: about half and half. */
+function halfAndHalf(sized: ReadonlyArray<{ path: string; size: number }>): TreeFile[] {
   const bytes = { text: 0, random: 0 };
-  const files = [...sized]
+  return [...sized]
     .sort((a, b) => b.size - a.size || a.path.localeCompare(b.path))
     .map((f) => {
       const kind: Kind = bytes.text <= bytes.random ? 'text' : 'random';
       bytes[kind] += f.size;
       return { ...f, kind };
-    });
-  return files.sort((a, b) => a.path.localeCompare(b.path));
+    })
+    .sort((a, b) => a.path.localeCompare(b.path));
 }
 
 export function describeTree(files: readonly TreeFile[]): string {

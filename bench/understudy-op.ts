@@ -6,16 +6,17 @@
  * default concurrency; codec threads and everything else are core's defaults.
  * With NOREADER=1 in the environment, S3 gets go through the SDK's GetObject instead (to measure
  * what S3Reader saves: see its header).
- * Prints one line of JSON: { seconds, maxRssMiB, totals? }.
+ * Prints one line of JSON: { seconds, maxRssMiB, totals?, floor? }.
  */
-import { backup, createS3Client, LimitStore, LocalStore, Repository, restore, RetryStore, S3Reader, S3Store, type Store } from '@understudy/core';
+import { backup, LimitStore, LocalStore, Repository, resolveBackup, restore, RetryStore, type Store } from '@understudy/core';
 import type { Target } from './targets.js';
 
 /** The CLI's default (packages/dispatcher/src/compose.ts DEFAULT_CONCURRENCY). */
 const CLI_CONCURRENCY = 8;
 
 export interface OpRequest {
-  readonly op: 'backup' | 'restore';
+  /** floor: the restore's floor of the latest backup (Repository.measureRestoreFloor), files written under `dir`. */
+  readonly op: 'backup' | 'restore' | 'floor';
   /** Direct I/O on or off (for comparisons; the default is the library's: restore on, backup off). */
   readonly directIo?: boolean;
   readonly dir: string;
@@ -25,8 +26,10 @@ export interface OpRequest {
   readonly key?: string;
 }
 
-function openStore(t: Target): { store: Store; close: () => void } {
+async function openStore(t: Target): Promise<{ store: Store; close: () => void }> {
   if (t.kind === 'local') return { store: new LimitStore(new LocalStore(t.path), { concurrency: CLI_CONCURRENCY }), close: () => {} };
+  // Loaded only for S3, as the CLI does (the AWS SDK is 0.3 CPU s of start-up that a local run would be charged).
+  const { createS3Client, S3Reader, S3Store } = await import('@understudy/core/s3');
   const client = createS3Client({
     endpoint: t.s3.endpoint,
     region: t.s3.region,
@@ -47,7 +50,7 @@ function openStore(t: Target): { store: Store; close: () => void } {
 async function main(): Promise<void> {
   const req = JSON.parse(process.argv[2] ?? '') as OpRequest;
   const started = performance.now();
-  const { store, close } = openStore(req.target);
+  const { store, close } = await openStore(req.target);
   const key = req.key !== undefined ? Buffer.from(req.key, 'hex') : undefined;
   const repo = await Repository.open(store, { create: req.op === 'backup', key });
   try {
@@ -58,6 +61,9 @@ async function main(): Promise<void> {
         ...(req.directIo !== undefined ? { directIo: req.directIo } : {}),
       });
       report(started, { totals: manifest.totals });
+    } else if (req.op === 'floor') {
+      const floor = await repo.measureRestoreFloor(await resolveBackup(repo, 'latest'), req.dir);
+      report(started, { floor });
     } else {
       await restore(repo, req.dir, { concurrency: CLI_CONCURRENCY, ...(req.directIo !== undefined ? { directIo: req.directIo } : {}) });
       report(started, {});

@@ -5,7 +5,8 @@
 //                                     laid out as the dispatcher package is, so that the code finds its files
 //                                     one level up from dist/ (packages/dispatcher/src/package-root.ts):
 //     package.json                    {"type":"module", "version"}: the version `--version` prints
-//     dist/understudy.mjs             packages/dispatcher/dist/cli.js and everything it imports, in one ESM file
+//     dist/understudy.mjs             packages/dispatcher/dist/cli.js and everything it imports, in ESM files:
+//     dist/chunk-<hash>.mjs           what it imports with import() (the commands' work) split out, loaded when used
 //     dist/codec-worker.js            core's codec worker, beside the module that starts it
 //     dist/zstd-napi.node, dist/better_sqlite3.node   the native addons
 //     assets/status/                  the status page's files
@@ -31,7 +32,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
-import { bundle, checkCodecWorker, codecFiles, copyNode, failer, root, sqliteAddon, SQLITE_ADDON, strayLoads, ZSTD_ADDON } from './lib/bundle.mjs';
+import { bundle, bundleSplit, checkCodecWorker, codecFiles, copyNode, failer, root, sqliteAddon, SQLITE_ADDON, strayLoads, ZSTD_ADDON } from './lib/bundle.mjs';
 
 const fail = failer('package');
 const { values: args } = parseArgs({ options: { out: { type: 'string' } }, strict: true });
@@ -64,7 +65,8 @@ const lib = join(stage, LIB);
 mkdirSync(join(lib, 'dist'), { recursive: true });
 
 // /usr/lib/understudy
-if (!(await bundle([[entry, join(lib, 'dist', 'understudy.mjs')], [codec.worker, join(lib, 'dist', 'codec-worker.js')]]))) fail('esbuild failed (see above)');
+const bundled = await bundleSplit(entry, join(lib, 'dist'), 'understudy');
+if (bundled === false || !(await bundle([[codec.worker, join(lib, 'dist', 'codec-worker.js')]]))) fail('esbuild failed (see above)');
 writeFileSync(join(lib, 'package.json'), `${JSON.stringify({ name: 'understudy', version, type: 'module', private: true }, null, 2)}\n`);
 copyFileSync(codec.zstdBinary, join(lib, 'dist', ZSTD_ADDON));
 copyFileSync(sqlite, join(lib, 'dist', SQLITE_ADDON));
@@ -101,8 +103,9 @@ for (const script of ['postinst', 'prerm', 'postrm']) {
 normaliseModes(stage);
 
 // Checks, on the staged tree, before the package is made.
-for (const file of ['understudy.mjs', 'codec-worker.js']) {
-  const stray = strayLoads(join(lib, 'dist', file), [`./${ZSTD_ADDON}`, `./${SQLITE_ADDON}`]);
+for (const path of [...bundled, join(lib, 'dist', 'codec-worker.js')]) {
+  const file = relative(join(lib, 'dist'), path);
+  const stray = strayLoads(path, [`./${ZSTD_ADDON}`, `./${SQLITE_ADDON}`]);
   if (stray.length > 0) fail(`${file} still loads ${stray.join(', ')} at run time: bundle it, or mark it absent in scripts/lib/bundle.mjs`);
 }
 const node = join(lib, 'node');

@@ -20,9 +20,10 @@ import { after, before, describe, it } from 'node:test';
 import { prng } from './rig/prng.js';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
-  backup, createS3Client, isUnderstudyError, openStore, parseRepoUrl, Repository, restore, RESTORE_MARKER, S3Store, verify,
+  backup, isUnderstudyError, openStore, parseRepoUrl, Repository, restore, RESTORE_MARKER, verify,
   type Manifest, type VerifyReport,
 } from '@understudy/core';
+import { createS3Client, S3Store } from '@understudy/core/s3';
 import { compareTrees, makeTree, seededBytes, tempDir, type TreeSpec } from '@understudy/core/testing';
 import { freshBucket, testS3 } from './rig/shared-s3.js';
 
@@ -95,7 +96,7 @@ describe('corruption at rest on radosgw, sampled', () => {
     delete process.env.AWS_SESSION_TOKEN;
     delete process.env.AWS_PROFILE;
     const url = `s3://${bucket}/${PREFIX}?endpoint=${encodeURIComponent(rig.endpoint)}&region=${rig.region}`;
-    repo = await Repository.open(openStore(parseRepoUrl(url), { env: process.env }), { create: true });
+    repo = await Repository.open(await openStore(parseRepoUrl(url), { env: process.env }), { create: true });
     const gens = generations();
     for (const [g, spec] of gens.entries()) {
       const src = join(tmp.path, `src-${g}`);

@@ -10,9 +10,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
-  backup, checkChain, CONFIG_KEY, createS3Client, isUnderstudyError, LimitStore, listArchive, prune, putSegment, recoverConfig, Repository, restore, RetryStore, S3Store, verify,
+  backup, checkChain, CONFIG_KEY, isUnderstudyError, LimitStore, listArchive, prune, putSegment, recoverConfig, Repository, restore, RetryStore, verify,
   type Manifest, type ObjectInfo, type PutOptions, type Store,
 } from '@understudy/core';
+import { createS3Client, S3Store } from '@understudy/core/s3';
 import { archiveHistory, compareTrees, fixtureHistory, HISTORY_SERVER, makeTree, seededBytes, tempDir } from '@understudy/core/testing';
 import { freshBucket, testS3 } from './rig/shared-s3.js';
 

@@ -16,9 +16,10 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  backup, createS3Client, isUnderstudyError, openStore, parseRepoUrl, Repository, restore, S3Store, verify, RESTORE_MARKER,
+  backup, isUnderstudyError, openStore, parseRepoUrl, Repository, restore, verify, RESTORE_MARKER,
   type CorruptReadInfo, type RetryInfo, type Store,
 } from '@understudy/core';
+import { createS3Client, S3Store } from '@understudy/core/s3';
 import { compareTrees, makeTree, seededBytes, tempDir, type TreeSpec } from '@understudy/core/testing';
 import { freshBucket, testS3 } from './rig/shared-s3.js';
 import { S3_FAULT_KINDS, startS3FaultProxy, type S3FaultProxy } from './rig/s3-fault-proxy.js';
@@ -82,7 +83,7 @@ describe(`S3 faults in flight (${RATE * 100}% of requests through a fault proxy)
 
   it('backup, restore and verify --read-data complete and are exact; nothing corrupt is stored', async (t) => {
     const retries: RetryInfo[] = [];
-    const store = openStore(parseRepoUrl(url(proxy.endpoint)), { env: process.env, onRetry: (i) => retries.push(i), s3IdleTimeoutMs: IDLE_MS });
+    const store = await openStore(parseRepoUrl(url(proxy.endpoint)), { env: process.env, onRetry: (i) => retries.push(i), s3IdleTimeoutMs: IDLE_MS });
     proxy.configure({ rate: RATE });
     const ms: Record<string, number> = {};
     const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
@@ -119,7 +120,7 @@ describe(`S3 faults in flight (${RATE * 100}% of requests through a fault proxy)
       const s = proxy.stats();
       const summary = proxy.summary();
       proxy.configure({ rate: 0 });
-      const direct = await Repository.open(openStore(parseRepoUrl(url(rig.endpoint)), { env: process.env }), {});
+      const direct = await Repository.open(await openStore(parseRepoUrl(url(rig.endpoint)), { env: process.env }), {});
       try {
         const clean = await timed('verify-direct', () => verify(direct, { readData: true }));
         assert.equal(clean.ok, true, JSON.stringify(clean.problems.slice(0, 5)));
@@ -182,7 +183,7 @@ describe(`S3 faults in flight (${RATE * 100}% of requests through a fault proxy)
   it('a restore through the proxy that fails leaves its marker, never a tree that looks good', async () => {
     // With every request failing, the retries run out: the restore fails and says the target is incomplete.
     proxy.configure({ rate: 0, kinds: S3_FAULT_KINDS });
-    const store = openStore(parseRepoUrl(url(proxy.endpoint)), { env: process.env, s3IdleTimeoutMs: IDLE_MS });
+    const store = await openStore(parseRepoUrl(url(proxy.endpoint)), { env: process.env, s3IdleTimeoutMs: IDLE_MS });
     const repo = await Repository.open(store, {});
     try {
       const [id] = await repo.listBackupIds();

@@ -10,7 +10,8 @@ import { createHash } from 'node:crypto';
 import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { DeleteBucketCommand } from '@aws-sdk/client-s3';
-import { createS3Client, RetryStore, S3Reader, S3Store, type Store } from '@understudy/core';
+import { RetryStore, type Store } from '@understudy/core';
+import { createS3Client, S3Reader, S3Store } from '@understudy/core/s3';
 import { storeConformance } from '@understudy/core/testing';
 import { freshBucket, testS3 } from './rig/shared-s3.js';
 

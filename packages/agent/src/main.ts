@@ -93,7 +93,7 @@ try {
       instanceConnect: (r?: string) => new EC2InstanceConnectClient({ region: r ?? region }),
     },
     openRepository: async (url, key) => {
-      const store = openStore(parseRepoUrl(url), { env: process.env });
+      const store = await openStore(parseRepoUrl(url), { env: process.env });
       return Repository.open(store, { create: true, key: key === undefined ? undefined : parseKey(Buffer.from(key, 'utf8'), 'the repository key') });
     },
     ...(values['test-hook-dir'] ? { hook: fileHook(values['test-hook-dir']) } : {}),

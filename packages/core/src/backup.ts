@@ -30,19 +30,9 @@ import type { Repository } from './repository.js';
 import { RESTORE_MARKER } from './restore.js';
 import { walkTree, type WalkEntry, type WalkOptions } from './walk.js';
 
-export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
-export const MIN_CHUNK_SIZE = 64 * 1024;
-export const MAX_CHUNK_SIZE = 256 * 1024 * 1024;
+import { DEFAULT_CHUNK_SIZE, validateChunkSize } from './chunk-size.js';
+export { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, validateChunkSize } from './chunk-size.js';
 export { DELTA_MAX_SHARE } from './backup-upload.js';
-
-export function validateChunkSize(chunkSize: number): void {
-  if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
-    throw new UnderstudyError(
-      'US_CONFIG_INVALID',
-      `chunk size must be a whole number of bytes from ${MIN_CHUNK_SIZE} (64 KiB) to ${MAX_CHUNK_SIZE} (256 MiB), got ${chunkSize}`,
-    );
-  }
-}
 
 export interface BackupProgress {
   readonly phase: 'scan' | 'upload' | 'commit' | 'done';

@@ -1,7 +1,9 @@
 /**
  * The public surface of @understudy/core: what the agent, the dispatcher, the benchmarks, the
  * server tests and the scripts use, with the option and result types of those functions. Test
- * helpers are `@understudy/core/testing`. Everything else is internal to the package.
+ * helpers are `@understudy/core/testing`; the S3 store and its client are `@understudy/core/s3`
+ * (the AWS SDK loads only where a store on S3 is built: openStore imports it for an s3:// URL).
+ * Everything else is internal to the package.
  */
 
 // Errors: the registry, and the shape every package's registry is built on.
@@ -11,7 +13,6 @@ export { defineErrors, type ErrorEntry, type ErrorRegistry, type RegisteredError
 // Stores.
 export { type Store, type PutOptions, type ObjectInfo, type ChecksumAlgorithm } from './store/store.js';
 export { LocalStore } from './store/local.js';
-export { S3Store, S3Reader, createS3Client, type S3StoreOptions, type S3ReaderOptions, type CreateS3ClientOptions } from './store/s3.js';
 export { RetryStore, type RetryInfo, type RetryStoreOptions } from './store/retry.js';
 export { LimitStore, type LimitStoreOptions } from './store/limit.js';
 export { parseRepoUrl, type RepoLocation } from './repo-url.js';
@@ -26,6 +27,7 @@ export { listLocks, type ListedLock, type LockInfo } from './lock.js';
 
 // Operations.
 export { backup, validateChunkSize, DEFAULT_CHUNK_SIZE, type BackupOptions, type BackupProgress, type BackupResult } from './backup.js';
+export { type RestoreFloor, type FloorStep } from './restore-floor.js';
 export { restore, RESTORE_MARKER, type RestoreOptions, type RestoreProgress, type RestoreResult } from './restore.js';
 export { resolveBackup, type ResolveOptions } from './backups.js';
 export { verify, type VerifyOptions, type VerifyProblem, type VerifyProgress, type VerifyReport } from './verify.js';

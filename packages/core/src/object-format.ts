@@ -25,6 +25,8 @@ const FLAG_ENCRYPTED = 2;
 const FLAG_DELTA = 4;
 const NONCE_LEN = 12;
 const TAG_LEN = 16;
+/** The frame's layout, for restore-floor.ts (which times its steps apart). */
+export const FRAME = { HEADER_LEN, NONCE_LEN, TAG_LEN, FLAG_ZSTD, FLAG_ENCRYPTED } as const;
 
 export interface SealOptions {
   /** Try zstd; the payload is kept raw when compression does not make it smaller. */
@@ -61,7 +63,7 @@ function scratchOf(size: number): Buffer {
  */
 const GCM_PIECE = 64 * 1024;
 
-function gcmInPlace(c: { update(data: Buffer): Buffer }, data: Buffer): void {
+export function gcmInPlace(c: { update(data: Buffer): Buffer }, data: Buffer): void {
   let at = 0;
   for (let off = 0; off < data.length; off += GCM_PIECE) at += c.update(data.subarray(off, off + GCM_PIECE)).copy(data, at);
   if (at !== data.length) throw new Error(`AES-GCM returned ${at} of ${data.length} bytes`);

@@ -18,6 +18,7 @@
  * Chunks are written before the manifest that names them; a manifest is written only when every chunk
  * it names is present, and never replaces another (conditional put).
  */
+import { measureRestoreFloor, type RestoreFloor } from './restore-floor.js';
 import { UnderstudyError, isUnderstudyError } from './errors.js';
 import { InlineCodec, WorkerCodec, type ChunkCodec, type Sealed } from './codec.js';
 import { contentIdOf, encryptedKeys, keyCheckMatches, plainKeys, type RepositoryKeys } from './keys.js';
@@ -78,6 +79,14 @@ export class Repository {
   ) {
     const settings = { keys, level: compressionLevel };
     this.codec = codecThreads === 0 ? new InlineCodec(settings) : new WorkerCodec(settings, codecThreads);
+  }
+
+  /**
+   * The floor of restoring `manifest` from this repository: its steps on one core, timed apart
+   * (restore-floor.ts); files are written under `scratchDir` and removed. For benchmarks.
+   */
+  async measureRestoreFloor(manifest: Manifest, scratchDir: string): Promise<RestoreFloor> {
+    return measureRestoreFloor({ store: this.store, keys: this.keys, chunkKey: (id) => this.chunkKey(id), zeroChunkId: (len) => this.zeroChunkId(len) }, manifest, scratchDir);
   }
 
   /** Stops the codec's worker threads (optional: idle workers do not keep the process alive). */

@@ -8,7 +8,7 @@
 import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { CommanderError } from 'commander';
-import { exitCodeOf, UnderstudyError, type ErrorCode } from '@understudy/core';
+import { exitCodeOf, UnderstudyError, type ErrorCode } from '@understudy/core/basics';
 import { buildProgram } from './cli/commands/program.js';
 import { DispatcherError } from './errors.js';
 import { PACKAGE_ROOT } from './package-root.js';

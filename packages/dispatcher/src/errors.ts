@@ -5,7 +5,7 @@
  * is a run outcome (RUN_OUTCOMES): a code on the run's record, never an HTTP answer. A test checks
  * that the README documents every code, and one that every code used in the sources is registered.
  */
-import { defineErrors, type ErrorEntry, type RegisteredError } from '@understudy/core';
+import { defineErrors, type ErrorEntry, type RegisteredError } from '@understudy/core/basics';
 
 export interface DispatcherErrorSpec extends ErrorEntry {
   /** HTTP status when the error ends a request. */

@@ -1,5 +1,6 @@
-/** The CLI's side of the service's HTTP API (fetch; the responses are the service's own views). */
+/** The CLI's side of the service's HTTP API (node:http, see http-request.ts; the responses are the service's own views). */
 import type { RunDetailResponse, RunListResponse, RunView } from '../api.js';
+import { httpRequest, type HttpAnswer } from './http-request.js';
 import { DISPATCHER_ERRORS, DispatcherError, type DispatcherErrorCode } from '../errors.js';
 
 export interface DispatcherClientOptions {
@@ -9,7 +10,6 @@ export interface DispatcherClientOptions {
   readonly adminToken?: string;
   /** Sent by the reads (getRun, listRuns); the admin token when there is none. */
   readonly readToken?: string;
-  readonly fetch?: typeof fetch;
   readonly timeoutMs?: number;
 }
 
@@ -17,13 +17,12 @@ export class DispatcherClient {
   constructor(private readonly options: DispatcherClientOptions) {}
 
   private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-    const f = this.options.fetch ?? fetch;
     const url = new URL(path, this.options.url).toString();
     const timeout = AbortSignal.timeout(this.options.timeoutMs ?? 30_000);
     const token = method === 'POST' ? this.options.adminToken : (this.options.readToken ?? this.options.adminToken);
-    let res: Response;
+    let res: HttpAnswer;
     try {
-      res = await f(url, {
+      res = await httpRequest(url, {
         method,
         headers: {
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
@@ -34,17 +33,18 @@ export class DispatcherClient {
       });
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
-      const cause = (err as { cause?: { code?: string } }).cause;
-      throw new DispatcherError('DS_SERVICE_UNAVAILABLE', `cannot reach the dispatcher at ${this.options.url}: ${cause?.code ?? (err as Error).message} (is understudy-dispatcher.service running?)`, { cause: err });
+      if (timeout.aborted) throw new DispatcherError('DS_SERVICE_UNAVAILABLE', `the dispatcher at ${this.options.url} did not answer within ${(this.options.timeoutMs ?? 30_000) / 1000} s`, { cause: err });
+      const code = (err as { code?: string }).code;
+      throw new DispatcherError('DS_SERVICE_UNAVAILABLE', `cannot reach the dispatcher at ${this.options.url}: ${code ?? (err as Error).message} (is understudy-dispatcher.service running?)`, { cause: err });
     }
-    const text = await res.text();
+    const text = res.text;
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch {
       throw new DispatcherError('DS_SERVICE_UNAVAILABLE', `the dispatcher at ${this.options.url} answered ${res.status} with something that is not JSON`);
     }
-    if (!res.ok) {
+    if (res.status < 200 || res.status > 299) {
       const e = (json as { error?: { code?: string; message?: string; details?: Record<string, unknown> } }).error;
       const code = (e?.code && e.code in DISPATCHER_ERRORS ? e.code : 'DS_INTERNAL') as DispatcherErrorCode;
       throw new DispatcherError(code, e?.message ?? `HTTP ${res.status}`, e?.details ? { details: e.details } : undefined);

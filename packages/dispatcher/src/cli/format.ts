@@ -3,7 +3,7 @@
  * the units of "MB/s" on every network graph); sizes people type (--chunk-size) use binary units
  * (KiB, MiB, GiB) or plain bytes, and `formatBinary` shows them back the same way.
  */
-import { UnderstudyError } from '@understudy/core';
+import { UnderstudyError } from '@understudy/core/basics';
 
 const DECIMAL = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'] as const;
 const BINARY = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'] as const;

@@ -17,6 +17,7 @@ import { createMetrics } from './metrics.js';
 import { statusFilePath } from '../archiver/status-file.js';
 import { RunManager } from './run-manager.js';
 import { RunStore } from './run-store.js';
+import { ADMIN_TOKEN_FILE, READ_TOKEN_FILE } from './token-files.js';
 import { registerStatusPage } from './status-page/status-page.js';
 
 export interface Dispatcher {
@@ -39,9 +40,7 @@ export interface StartOptions {
   readonly port?: number;
 }
 
-export const ADMIN_TOKEN_FILE = 'admin.token';
-/** Reads only (GET /runs, /runs/:id, /metrics): the status page's link and Prometheus hold this one, never the admin token. */
-export const READ_TOKEN_FILE = 'read.token';
+export { ADMIN_TOKEN_FILE, READ_TOKEN_FILE } from './token-files.js';
 
 /** The admin token (POST /runs): read from the state directory, created there (0600) on first start. */
 export function ensureAdminToken(stateDir: string): Promise<string> {

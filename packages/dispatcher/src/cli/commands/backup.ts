@@ -7,7 +7,8 @@
 import { stat } from 'node:fs/promises';
 import { relative, resolve, sep } from 'node:path';
 import type { Command } from 'commander';
-import { backup, DEFAULT_CHUNK_SIZE, excludeGlobs, isUnderstudyError, resolveBackup, UnderstudyError, type Manifest } from '@understudy/core';
+import type { Manifest } from '@understudy/core';
+import { DEFAULT_CHUNK_SIZE, isUnderstudyError, UnderstudyError } from '@understudy/core/basics';
 import { formatBinary, formatBytes, formatDuration, formatRate, parseSize, plural } from '../format.js';
 import { checkChunkSize, collect, CommandContext, type CliIo } from './context.js';
 import { addRunOptions, runDispatcherBackup, type RunFlags } from './dispatcher.js';
@@ -73,6 +74,7 @@ async function runBackup(ctx: CommandContext, dir: string, flags: BackupFlags): 
   const metadata = parseMetadata(flags.metadata ?? []);
   const source = resolve(dir);
   await checkSourceDir(source);
+  const { backup, excludeGlobs, resolveBackup } = await import('@understudy/core');
   const exclude = flags.exclude && flags.exclude.length > 0 ? excludeGlobs(flags.exclude) : undefined;
   if (settings.location.kind === 'file') {
     // A repository inside the tree would back up its own chunks as they are written.
@@ -99,7 +101,7 @@ async function runBackup(ctx: CommandContext, dir: string, flags: BackupFlags): 
   }
   // Memory: about (concurrency + 1) x 2 x chunkSize of buffers (core's bound): 72 MiB at the
   // defaults (8 x 4 MiB), about 2 GiB at --concurrency 64 --chunk-size 16MiB.
-  const progress = ctx.progress('backup');
+  const progress = await ctx.progress('backup');
   const started = Date.now();
   let result;
   try {

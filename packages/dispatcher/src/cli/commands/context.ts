@@ -1,18 +1,16 @@
 /**
  * What every command gets: the process's streams, environment and abort signal (handed in by
  * cli.ts, the only reader of process.*), the global options, and the settings resolved from them
- * with the precedence flag > environment > config file > default.
+ * with the precedence flag > environment > config file > default. Loads no more than `--help`
+ * needs: core's repository code, the config file's schema and the progress bar are imported when
+ * a command first asks for them (a command's start-up is mostly module loading).
  */
-import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { z } from 'zod';
-import { parseRepoUrl, UnderstudyError, validateChunkSize, type RepoLocation, type Repository, type RetryInfo } from '@understudy/core';
-import { DEFAULT_CONCURRENCY, openRepositoryAt, openStore, readKeyFile, type Store } from '@understudy/core';
+import type { RepoLocation, Repository, RetryInfo, Store } from '@understudy/core';
+import { UnderstudyError, validateChunkSize } from '@understudy/core/basics';
 import { formatDuration, parseSize } from '../format.js';
-import { Progress, type ProgressMode } from '../progress.js';
-import { chooseTarget, parseDispatcherConfig } from '../../config.js';
-import { DispatcherError } from '../../errors.js';
+import type { Progress, ProgressMode } from '../progress.js';
 
 export interface CliIo {
   readonly stdout: NodeJS.WritableStream & { readonly isTTY?: boolean };
@@ -39,14 +37,6 @@ export interface GlobalOptions {
 export function targetOption(): Option {
   return new Option('--target <name>', "with the dispatcher's configuration: the target whose repository (and key file) to use (default: the only one)");
 }
-
-const ConfigFileSchema = z.strictObject({
-  repo: z.string().min(1).optional(),
-  keyFile: z.string().min(1).optional(),
-  concurrency: z.number().int().min(1).max(1024).optional(),
-  chunkSize: z.union([z.number().int(), z.string().min(1)]).optional(),
-});
-type ConfigFile = z.infer<typeof ConfigFileSchema>;
 
 export interface Settings {
   /** The repository URL as given (for messages). */
@@ -99,7 +89,8 @@ export class CommandContext {
   }
 
   /** Progress for one operation; call stop() when it ends (commands do so in finally). */
-  progress(label: string): Progress {
+  async progress(label: string): Promise<Progress> {
+    const { Progress } = await import('../progress.js');
     this.#progress?.stop();
     this.#progress = new Progress(this.io.stderr, this.progressMode, { label });
     return this.#progress;
@@ -119,7 +110,8 @@ export class CommandContext {
     // The dispatcher's configuration, named as the dispatcher commands take it (--config, or
     // UNDERSTUDY_DISPATCHER_CONFIG when no repository is given otherwise): its target's repository.
     const configPath = g.config ?? (given === undefined ? nonEmpty(env.UNDERSTUDY_DISPATCHER_CONFIG) : undefined);
-    const file = configPath !== undefined ? await loadConfigFile(configPath, { target: g.target, repoGiven: given !== undefined }) : undefined;
+    const core = await import('@understudy/core');
+    const file = configPath !== undefined ? await (await import('./config-file.js')).loadConfigFile(configPath, { target: g.target, repoGiven: given !== undefined }) : undefined;
     const base = configPath !== undefined ? dirname(resolve(configPath)) : undefined;
     const fromFile = (p: string | undefined): string | undefined => (p === undefined || base === undefined ? p : resolveAgainst(base, p));
 
@@ -130,9 +122,9 @@ export class CommandContext {
         'no repository given: use --repo URL, set UNDERSTUDY_REPO, put "repo" in the --config file, or name the dispatcher\'s configuration (--config or UNDERSTUDY_DISPATCHER_CONFIG)',
       );
     }
-    const location = parseRepoUrl(repoUrl);
+    const location = core.parseRepoUrl(repoUrl);
     const keyFile = g.keyFile ?? nonEmpty(env.UNDERSTUDY_KEY_FILE) ?? fromFile(file?.keyFile);
-    const concurrency = g.concurrency ?? file?.concurrency ?? DEFAULT_CONCURRENCY;
+    const concurrency = g.concurrency ?? file?.concurrency ?? core.DEFAULT_CONCURRENCY;
     let chunkSize: number | undefined;
     if (file?.chunkSize !== undefined) {
       const what = `chunkSize in config file ${configPath}`;
@@ -146,6 +138,7 @@ export class CommandContext {
   /** Opens the repository of the settings; `create` for backup (the first backup creates it). */
   async repository(create = false): Promise<Repository> {
     const s = await this.settings();
+    const { openRepositoryAt } = await import('@understudy/core');
     return openRepositoryAt(s.location, {
       keyFile: s.keyFile,
       create,
@@ -158,8 +151,9 @@ export class CommandContext {
   /** The store of the settings and the key (if a key file is given), without opening a repository: for repair. */
   async storeAndKey(): Promise<{ store: Store; key: Buffer | undefined }> {
     const s = await this.settings();
+    const { openStore, readKeyFile } = await import('@understudy/core');
     const key = s.keyFile !== undefined ? await readKeyFile(s.keyFile) : undefined;
-    const store = openStore(s.location, { concurrency: s.concurrency, env: this.io.env, onRetry: (info) => this.warn(retryLine(info)) });
+    const store = await openStore(s.location, { concurrency: s.concurrency, env: this.io.env, onRetry: (info) => this.warn(retryLine(info)) });
     return { store, key };
   }
 }
@@ -172,71 +166,6 @@ export function checkChunkSize(bytes: number, what: string): void {
     if (err instanceof UnderstudyError) throw new UnderstudyError(err.code, `${what}: ${err.message}`, { cause: err });
     throw err;
   }
-}
-
-/** What picks the repository in a dispatcher configuration: --target, and whether --repo or UNDERSTUDY_REPO gave one already. */
-interface TargetChoice {
-  readonly target: string | undefined;
-  readonly repoGiven: boolean;
-}
-
-async function loadConfigFile(path: string, choice: TargetChoice): Promise<ConfigFile> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new UnderstudyError('US_CONFIG_INVALID', `cannot read config file ${path}: ${(err as Error).message}`, { cause: err });
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new UnderstudyError('US_CONFIG_INVALID', `config file ${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
-  }
-  if (choice.target !== undefined && !(raw !== null && typeof raw === 'object' && 'targets' in raw)) {
-    throw new UnderstudyError('US_CONFIG_INVALID', `--target ${choice.target}: ${path} is not a dispatcher configuration (it has no targets)`);
-  }
-  if (raw !== null && typeof raw === 'object' && 'targets' in raw) return fromDispatcherConfig(path, raw, choice);
-  const parsed = ConfigFileSchema.safeParse(raw);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => {
-      const field = i.path.length > 0 ? `field "${i.path.join('.')}"` : 'top level';
-      return `${field}: ${i.message}`;
-    });
-    throw new UnderstudyError(
-      'US_CONFIG_INVALID',
-      `config file ${path} is invalid: ${problems.join('; ')} (accepted fields: repo, keyFile, concurrency 1..1024, chunkSize)`,
-      { details: { file: path, issues: parsed.error.issues.map((i) => ({ path: i.path.map(String), message: i.message })) } },
-    );
-  }
-  return parsed.data;
-}
-
-/**
- * The dispatcher's configuration also works as --config for the repository commands, so the operator
- * restores with the file that is already on the master: the repository and (file) key of its target.
- */
-function fromDispatcherConfig(path: string, raw: unknown, choice: TargetChoice): ConfigFile {
-  let config;
-  try {
-    config = parseDispatcherConfig(raw, `config file ${path}`);
-  } catch (err) {
-    throw new UnderstudyError('US_CONFIG_INVALID', (err as Error).message, { cause: err });
-  }
-  // --repo (or UNDERSTUDY_REPO) chooses the repository itself: no target needs choosing then.
-  if (choice.repoGiven && choice.target === undefined && Object.keys(config.targets).length !== 1) return {};
-  let name, target;
-  try {
-    [name, target] = chooseTarget(config, choice.target);
-  } catch (err) {
-    if (err instanceof DispatcherError && err.code === 'DS_CONFIG_INVALID') throw new UnderstudyError('US_CONFIG_INVALID', `${path}: ${err.message} (or give the repository with --repo)`, { cause: err });
-    throw err;
-  }
-  const key = target.repository.encryptionKey;
-  if (key !== undefined && key.source !== 'file') {
-    throw new UnderstudyError('US_CONFIG_INVALID', `target '${name}' reads its encryption key from ${key.source}: fetch it and pass --key-file`);
-  }
-  return { repo: target.repository.url, ...(key !== undefined ? { keyFile: key.path } : {}) };
 }
 
 /** A plain relative path in the config file is relative to the file, not to the working directory. */

@@ -3,20 +3,19 @@
  * done), and the dispatcher mode of `backup` (`backup [--wait]` without a directory: start a run of
  * a database host and, with --wait, follow it; the exit code is the outcome). They find the service
  * and its admin token through the dispatcher configuration (--config, UNDERSTUDY_DISPATCHER_CONFIG,
- * or /etc/understudy/dispatcher.json), or --dispatcher URL.
+ * or /etc/understudy/dispatcher.json), or --dispatcher URL. The service itself (fastify, pino, the
+ * run database, the launchers) and the configuration's schema are loaded by the commands that use
+ * them, not by every start of the CLI.
  */
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { pino } from 'pino';
-import { redactingLogHooks } from '@understudy/protocol';
 import type { RunView } from '../../api.js';
 import { DispatcherClient } from '../client.js';
-import { readDispatcherConfig, type DispatcherConfig } from '../../config.js';
+import type { DispatcherConfig } from '../../config.js';
 import { DispatcherError } from '../../errors.js';
 import { formatBytes, formatDuration, formatSource, formatTable, formatTime, formatWarningTags } from '../format.js';
-import { ADMIN_TOKEN_FILE, READ_TOKEN_FILE, startDispatcher } from '../../service/server.js';
-import { createEc2Launcher } from '../../service/launchers/ec2-factory.js';
+import { ADMIN_TOKEN_FILE, READ_TOKEN_FILE } from '../../service/token-files.js';
 import { CommandContext, wholeNumber, type CliIo } from './context.js';
 import { archiveReport } from '../../archiver/status-report.js';
 
@@ -42,6 +41,7 @@ export async function dispatcherConfig(ctx: CommandContext, required: boolean): 
       return undefined;
     }
   }
+  const { readDispatcherConfig } = await import('../../config.js');
   return readDispatcherConfig(path);
 }
 
@@ -112,13 +112,12 @@ export function registerServe(program: Command, io: CliIo): void {
         else ctx.print(`the configuration is valid: ${targets.length} target${targets.length === 1 ? '' : 's'} (${targets.join(', ')}), listening on ${config.listen.host}:${config.listen.port}, state in ${config.stateDir}`);
         return;
       }
-      const log = pino({
-        level: config.logLevel,
-        base: { service: 'understudy-dispatcher' },
-        redact: ['token', '*.token', 'req.headers.authorization'],
-        // Credentials inside quoted SQL (an agent's error text): redacted from every line (protocol's redact.ts).
-        hooks: redactingLogHooks,
-      });
+      const [{ serviceLogger }, { startDispatcher }, { createEc2Launcher }] = await Promise.all([
+        import('../../service/logger.js'),
+        import('../../service/server.js'),
+        import('../../service/launchers/ec2-factory.js'),
+      ]);
+      const log = serviceLogger(config);
       const d = await startDispatcher({ config, log, env: io.env, ec2Launcher: createEc2Launcher, ...(flags.port !== undefined ? { port: flags.port } : {}) });
       ctx.print(`understudy dispatcher listening on ${d.url} (status page ${d.url}/)`);
       await new Promise<void>((resolve) => {

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { open, unlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { UnderstudyError } from '@understudy/core';
+import { UnderstudyError } from '@understudy/core/basics';
 import { CommandContext, type CliIo } from './context.js';
 
 export function registerKeygen(program: Command, io: CliIo): void {

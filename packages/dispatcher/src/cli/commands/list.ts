@@ -1,6 +1,7 @@
 /** `understudy list`: the backups in the repository, oldest first. */
 import type { Command } from 'commander';
-import { isUnderstudyError, type Manifest } from '@understudy/core';
+import type { Manifest } from '@understudy/core';
+import { isUnderstudyError } from '@understudy/core/basics';
 import { formatBytes, formatTable, formatTime, plural } from '../format.js';
 import { CommandContext, targetOption, type CliIo } from './context.js';
 

@@ -1,6 +1,5 @@
 /** `understudy prune`: forget backups a retention policy does not keep, delete unused chunks. */
 import type { Command } from 'commander';
-import { prune } from '@understudy/core';
 import { formatBytes, plural } from '../format.js';
 import { CommandContext, targetOption, wholeNumber, type CliIo } from './context.js';
 
@@ -39,6 +38,7 @@ async function runPrune(ctx: CommandContext, flags: PruneFlags): Promise<void> {
   const settings = await ctx.settings();
   const repo = await ctx.repository();
   const dryRun = flags.dryRun ?? false;
+  const { prune } = await import('@understudy/core');
   const report = await prune(
     repo,
     {

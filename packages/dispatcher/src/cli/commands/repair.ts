@@ -1,6 +1,5 @@
 /** `understudy repair config`: rebuild a lost repository config from the copy kept beside each backup. */
 import type { Command } from 'commander';
-import { recoverConfig } from '@understudy/core';
 import { plural } from '../format.js';
 import { CommandContext, type CliIo } from './context.js';
 
@@ -34,6 +33,7 @@ export function registerRepair(program: Command, io: CliIo): void {
 
 async function runRepairConfig(ctx: CommandContext, flags: RepairConfigFlags): Promise<void> {
   const { store, key } = await ctx.storeAndKey();
+  const { recoverConfig } = await import('@understudy/core');
   const report = await recoverConfig(store, { key, dryRun: flags.dryRun ?? false, signal: ctx.signal });
   if (ctx.json) {
     ctx.printJson({ location: store.location, ...report });

@@ -1,7 +1,7 @@
 /** `understudy restore [backup|latest] <dir>`: a backup back into a directory. */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { BACKUP_ID_RE, restore, UnderstudyError } from '@understudy/core';
+import { UnderstudyError } from '@understudy/core/basics';
 import { formatBytes, formatDuration, formatRate, formatTime, plural } from '../format.js';
 import { CommandContext, targetOption, type CliIo } from './context.js';
 import { pointTarget, runRestoreToPoint, type PointFlags } from './restore-point.js';
@@ -41,6 +41,7 @@ export function registerRestore(program: Command, io: CliIo): void {
     .addOption(targetOption())
     .action(async (first: string, second: string | undefined, flags: RestoreFlags, command: Command) => {
       const ctx = new CommandContext(io, command);
+      const { BACKUP_ID_RE } = await import('@understudy/core');
       if (second === undefined && (first === 'latest' || BACKUP_ID_RE.test(first))) {
         // `restore latest` without a directory is a forgotten argument, not a directory named "latest".
         throw new UnderstudyError('US_CONFIG_INVALID', `restore ${first}: give the target directory too (understudy restore ${first} <dir>)`);
@@ -55,7 +56,8 @@ export function registerRestore(program: Command, io: CliIo): void {
 async function runRestore(ctx: CommandContext, backupId: string, dir: string, flags: RestoreFlags): Promise<void> {
   const settings = await ctx.settings();
   const repo = await ctx.repository();
-  const progress = ctx.progress('restore');
+  const { restore } = await import('@understudy/core');
+  const progress = await ctx.progress('restore');
   const target = resolve(dir);
   // Memory: about (2 x concurrency + 4) x chunkSize of buffers (core's bound, with its default
   // writeBehind of 4; chunkSize is the backup's).

@@ -1,6 +1,7 @@
 /** `understudy verify [backup...] [--read-data]`: check that backups can be restored. */
 import type { Command } from 'commander';
-import { UnderstudyError, verify, type VerifyReport } from '@understudy/core';
+import type { VerifyReport } from '@understudy/core';
+import { UnderstudyError } from '@understudy/core/basics';
 import { formatBytes, formatDuration, plural } from '../format.js';
 import { CommandContext, targetOption, type CliIo } from './context.js';
 
@@ -35,7 +36,8 @@ export function registerVerify(program: Command, io: CliIo): void {
 async function runVerify(ctx: CommandContext, ids: string[], flags: VerifyFlags): Promise<void> {
   const settings = await ctx.settings();
   const repo = await ctx.repository();
-  const progress = ctx.progress('verify');
+  const { verify } = await import('@understudy/core');
+  const progress = await ctx.progress('verify');
   const started = Date.now();
   let report: VerifyReport;
   try {

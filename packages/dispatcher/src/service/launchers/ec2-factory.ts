@@ -7,7 +7,7 @@ import type { TargetConfig } from '../../config.js';
 import type { Launcher } from './launcher.js';
 
 export async function createEc2Launcher(_target: string, config: Extract<TargetConfig['launcher'], { type: 'ec2' }>, log: Logger): Promise<Launcher> {
-  const [{ EC2Client }, { Ec2Launcher }] = await Promise.all([import('@aws-sdk/client-ec2'), import('./ec2.js')]);
+  const [{ EC2Client }, { Ec2Launcher }] = await Promise.all([import('./ec2-client.js'), import('./ec2.js')]);
   const client = new EC2Client(config.region ? { region: config.region } : {});
   return new Ec2Launcher({ client, config, log });
 }

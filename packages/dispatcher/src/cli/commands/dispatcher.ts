@@ -17,7 +17,6 @@ import { DispatcherError } from '../../errors.js';
 import { formatBytes, formatDuration, formatSource, formatTable, formatTime, formatWarningTags } from '../format.js';
 import { ADMIN_TOKEN_FILE, READ_TOKEN_FILE } from '../../service/token-files.js';
 import { CommandContext, wholeNumber, type CliIo } from './context.js';
-import { archiveReport } from '../../archiver/status-report.js';
 
 export const DEFAULT_DISPATCHER_CONFIG = '/etc/understudy/dispatcher.json';
 
@@ -234,7 +233,7 @@ export function registerStatus(program: Command, io: CliIo): void {
       }
       const c = await client(ctx, flags, false);
       const runId = id ?? (await c.listRuns({ limit: 1 }, ctx.signal)).runs[0]?.id;
-      const archives = id === undefined ? await archiveReport(await dispatcherConfig(ctx, false)) : undefined;
+      const archives = id === undefined ? await (await import('../../archiver/status-report.js')).archiveReport(await dispatcherConfig(ctx, false)) : undefined;
       if (runId === undefined) {
         if (ctx.json) ctx.printJson({ run: null, ...(archives ? { archives: archives.json } : {}) });
         ctx.print('no runs yet');

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { UnderstudyError } from '@understudy/core/basics';
 import { formatBytes, formatDuration, formatRate, formatTime, plural } from '../format.js';
 import { CommandContext, targetOption, type CliIo } from './context.js';
-import { pointTarget, runRestoreToPoint, type PointFlags } from './restore-point.js';
+import type { PointFlags } from './restore-point.js';
 
 type RestoreFlags = PointFlags;
 
@@ -47,6 +47,7 @@ export function registerRestore(program: Command, io: CliIo): void {
         throw new UnderstudyError('US_CONFIG_INVALID', `restore ${first}: give the target directory too (understudy restore ${first} <dir>)`);
       }
       const [backupId, dir] = second === undefined ? ['latest', first] : [first, second];
+      const { pointTarget, runRestoreToPoint } = await import('./restore-point.js');
       const point = pointTarget(flags);
       if (point) await runRestoreToPoint(ctx, backupId === 'latest' ? undefined : backupId, dir, point, flags);
       else await runRestore(ctx, backupId, dir, flags);

@@ -30,6 +30,7 @@ import { startS3FaultProxy, type S3FaultProxy } from './rig/s3-fault-proxy.js';
 import { spawnDaemon, terminate, exitsWithin, type Daemon } from './rig/daemon.js';
 import { CLI, readAuth, startDispatcherProcess } from './rig/dispatcher.js';
 import { freePort } from './rig/ports.js';
+import { INIT_MASTER_PRIVILEGES } from './rig/replication.js';
 
 const run = promisify(execFile);
 const MAX_DELAY = 3;
@@ -99,9 +100,9 @@ describe('binlog archiver on a real MariaDB master and radosgw', () => {
     db = await startMariadb({ serverId: 11, role: 'master', extraCnf: { binlog_checksum: 'CRC32' } });
     await db.query('CREATE DATABASE pitr');
     await db.query('CREATE TABLE pitr.t (id BIGINT AUTO_INCREMENT PRIMARY KEY, v LONGTEXT) ENGINE=InnoDB');
-    // The archiver's account: what init-master grants the replication account.
+    // The archiver's account: exactly what init-master grants the replication account (its own list).
     await db.query("CREATE USER 'archiver'@'%' IDENTIFIED BY 'arch-pw'");
-    await db.query("GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'archiver'@'%'");
+    await db.query(`GRANT ${INIT_MASTER_PRIVILEGES.join(', ')} ON *.* TO 'archiver'@'%'`);
     const passwordFile = join(dir, 'archiver.pw');
     await writeFile(passwordFile, 'arch-pw\n');
     s3 = await testS3();

@@ -36,7 +36,7 @@ const execFileP = promisify(execFile);
 const AGENT = fileURLToPath(new URL('../../packages/agent/dist/main.js', import.meta.url));
 const REPL = 'understudy_repl';
 /** SHOW GRANTS for the account init-master creates (MariaDB 10.11 orders the privileges itself). */
-const EXACT_GRANTS = /^GRANT SELECT, EXECUTE, REPLICATION SLAVE, SHOW VIEW, EVENT, TRIGGER ON \*\.\* TO `understudy_repl`@`127\.0\.0\.1` IDENTIFIED BY PASSWORD '\*[0-9A-F]{40}'$/;
+const EXACT_GRANTS = /^GRANT SELECT, EXECUTE, REPLICATION SLAVE, BINLOG MONITOR, SHOW VIEW, EVENT, TRIGGER ON \*\.\* TO `understudy_repl`@`127\.0\.0\.1` IDENTIFIED BY PASSWORD '\*[0-9A-F]{40}'$/;
 
 interface Run {
   code: number | null;
@@ -232,7 +232,7 @@ describe('understudy init-master (real MariaDB, sshd, the agent)', { timeout: 30
     assert.match(r.stdout, /ok {4}binlog_format +ROW/);
     assert.match(r.stdout, /Would do:/);
     assert.match(r.stdout, /CREATE USER 'understudy_repl'@'127\.0\.0\.1' IDENTIFIED BY PASSWORD '<hash of the password in /);
-    assert.match(r.stdout, /GRANT REPLICATION SLAVE, SELECT, SHOW VIEW, TRIGGER, EVENT, EXECUTE ON \*\.\* TO 'understudy_repl'@'127\.0\.0\.1'/);
+    assert.match(r.stdout, /GRANT REPLICATION SLAVE, SELECT, SHOW VIEW, TRIGGER, EVENT, EXECUTE, BINLOG MONITOR ON \*\.\* TO 'understudy_repl'@'127\.0\.0\.1'/);
     assert.match(r.stdout, /add the agent's key to /);
     assert.match(r.stdout, /Dry run: nothing was changed \(4 change\(s\) planned\)/);
     assert.deepEqual(await master.query("SELECT User FROM mysql.user WHERE User = 'understudy_repl'"), []);

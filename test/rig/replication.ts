@@ -53,12 +53,18 @@ import type { Mariadb } from './mariadb.js';
 /** What replication needs on the master. REPLICATION CLIENT (BINLOG MONITOR in 10.5+) is for SHOW MASTER STATUS / SHOW BINLOG STATUS. */
 export const REPLICATION_PRIVILEGES = ['REPLICATION SLAVE', 'REPLICATION CLIENT'] as const;
 /**
- * What the agent's seed (`seedDumpArgs`, and the accounts' `mariadb-dump --system=users`, which needs
- * SELECT on the mysql schema) needs in addition: init-master's own list for the replication account
- * (packages/dispatcher/src/provisioning/init-master/replication-user.ts), so tests and product cannot drift.
- * Deliberately not RELOAD (FLUSH).
+ * Exactly what `init-master` grants the replication account on MariaDB
+ * (packages/dispatcher/src/provisioning/init-master/replication-user.ts): replication, the seed's
+ * dump, and BINLOG MONITOR for the binlog archiver (SHOW BINARY LOGS). Tests that stand for that
+ * account grant this list, so tests and product cannot drift.
  */
-export const SEED_DUMP_PRIVILEGES: readonly string[] = wantedPrivileges('mariadb').filter((p) => p !== 'REPLICATION SLAVE');
+export const INIT_MASTER_PRIVILEGES: readonly string[] = wantedPrivileges('mariadb');
+/**
+ * What the agent's seed (`seedDumpArgs`, and the accounts' `mariadb-dump --system=users`, which needs
+ * SELECT on the mysql schema) needs in addition: init-master's list without replication and without
+ * the archiver's BINLOG MONITOR (the dump needs none, see above). Deliberately not RELOAD (FLUSH).
+ */
+export const SEED_DUMP_PRIVILEGES: readonly string[] = INIT_MASTER_PRIVILEGES.filter((p) => p !== 'REPLICATION SLAVE' && p !== 'BINLOG MONITOR');
 
 /** Anything that runs SQL as an administrator: a rig handle. */
 export type Queryable = Pick<Mariadb, 'query'>;

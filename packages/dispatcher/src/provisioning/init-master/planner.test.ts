@@ -71,7 +71,7 @@ function converged(): Situation {
       passwordFileState: { exists: true, text: `${PASSWORD}\n`, mode: 0o100600, uid: 0 },
       account: {
         exists: true,
-        grants: [`GRANT SELECT, EXECUTE, REPLICATION SLAVE, SHOW VIEW, EVENT, TRIGGER ON *.* TO \`understudy_repl\`@\`127.0.0.1\` IDENTIFIED BY PASSWORD '${HASH}'`],
+        grants: [`GRANT SELECT, EXECUTE, REPLICATION SLAVE, BINLOG MONITOR, SHOW VIEW, EVENT, TRIGGER ON *.* TO \`understudy_repl\`@\`127.0.0.1\` IDENTIFIED BY PASSWORD '${HASH}'`],
         createUser: `CREATE USER \`understudy_repl\`@\`127.0.0.1\` IDENTIFIED BY PASSWORD '${HASH}'`,
         passwordMatches: true,
         otherHosts: [],

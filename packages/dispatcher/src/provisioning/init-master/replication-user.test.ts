@@ -7,7 +7,7 @@ const PASSWORD = 'secret';
 const HASH = '*14E65567ABDB5135D0CFD9A70B3032C179A49EE7'; // SELECT PASSWORD('secret') on MariaDB 10.11
 const input = { flavor: 'mariadb' as const, user: 'understudy_repl', host: '127.0.0.1', password: PASSWORD, passwordFile: '/etc/understudy/replication-password' };
 // SHOW GRANTS as MariaDB 10.11 prints it for the account init-master creates.
-const EXACT = [`GRANT SELECT, EXECUTE, REPLICATION SLAVE, SHOW VIEW, EVENT, TRIGGER ON *.* TO \`understudy_repl\`@\`127.0.0.1\` IDENTIFIED BY PASSWORD '${HASH}'`];
+const EXACT = [`GRANT SELECT, EXECUTE, REPLICATION SLAVE, BINLOG MONITOR, SHOW VIEW, EVENT, TRIGGER ON *.* TO \`understudy_repl\`@\`127.0.0.1\` IDENTIFIED BY PASSWORD '${HASH}'`];
 const observed = (o: Partial<ReplicationAccountObservation> = {}): ReplicationAccountObservation => ({
   exists: true,
   grants: EXACT,
@@ -47,7 +47,7 @@ describe('the replication account', () => {
 
   it('a missing account: CREATE USER with the hash (never the password) and GRANT of exactly what is needed', () => {
     const { actions } = planReplicationAccount(input, { exists: false, grants: [], createUser: undefined, passwordMatches: undefined, otherHosts: [] });
-    assert.deepEqual(sqlOf(actions), ['CREATE USER ?@? IDENTIFIED BY PASSWORD ?', 'GRANT REPLICATION SLAVE, SELECT, SHOW VIEW, TRIGGER, EVENT, EXECUTE ON *.* TO ?@?']);
+    assert.deepEqual(sqlOf(actions), ['CREATE USER ?@? IDENTIFIED BY PASSWORD ?', 'GRANT REPLICATION SLAVE, SELECT, SHOW VIEW, TRIGGER, EVENT, EXECUTE, BINLOG MONITOR ON *.* TO ?@?']);
     const first = actions[0];
     assert.ok(first?.kind === 'sql');
     assert.deepEqual(first.statements[0]?.params, ['understudy_repl', '127.0.0.1', HASH]);
@@ -63,7 +63,7 @@ describe('the replication account', () => {
 
   it('extra privileges, grant option or grants below *.*: everything revoked, exactly the wanted ones granted', () => {
     const { actions, checks } = planReplicationAccount(input, observed({ grants: [EXACT[0]!.replace('SELECT,', 'SELECT, INSERT,'), 'GRANT UPDATE ON `app`.* TO `understudy_repl`@`127.0.0.1`'] }));
-    assert.deepEqual(sqlOf(actions), ['REVOKE ALL PRIVILEGES, GRANT OPTION FROM ?@?', 'GRANT REPLICATION SLAVE, SELECT, SHOW VIEW, TRIGGER, EVENT, EXECUTE ON *.* TO ?@?']);
+    assert.deepEqual(sqlOf(actions), ['REVOKE ALL PRIVILEGES, GRANT OPTION FROM ?@?', 'GRANT REPLICATION SLAVE, SELECT, SHOW VIEW, TRIGGER, EVENT, EXECUTE, BINLOG MONITOR ON *.* TO ?@?']);
     const c = checks.find((x) => x.name === 'privileges');
     assert.equal(c?.status, 'warn');
     assert.match(c?.note ?? '', /INSERT; GRANT UPDATE ON `app`/);
@@ -74,6 +74,12 @@ describe('the replication account', () => {
     assert.deepEqual(sqlOf(actions), ['GRANT TRIGGER ON *.* TO ?@?']);
     // An account made by an earlier init-master (before EXECUTE was needed) gets EXECUTE alone.
     assert.deepEqual(sqlOf(planReplicationAccount(input, observed({ grants: [EXACT[0]!.replace(' EXECUTE,', '')] })).actions), ['GRANT EXECUTE ON *.* TO ?@?']);
+    // One made before the binlog archiver (issue 20) gets BINLOG MONITOR alone.
+    const before = planReplicationAccount(input, observed({ grants: [EXACT[0]!.replace(' BINLOG MONITOR,', '')] }));
+    assert.deepEqual(sqlOf(before.actions), ['GRANT BINLOG MONITOR ON *.* TO ?@?']);
+    assert.match(before.checks.find((c) => c.name === 'privileges')?.note ?? '', /missing: BINLOG MONITOR/);
+    // MariaDB 10.5+ shows REPLICATION CLIENT as BINLOG MONITOR; an older name for it is not an extra.
+    assert.deepEqual(sqlOf(planReplicationAccount(input, observed({ grants: [EXACT[0]!.replace('BINLOG MONITOR', 'REPLICATION CLIENT')] })).actions), []);
   });
 
   it('another password, or a locked account: ALTER USER; other hosts of the same name are reported, not dropped', () => {
@@ -84,9 +90,11 @@ describe('the replication account', () => {
     assert.deepEqual(other?.sql, ["DROP USER 'understudy_repl'@'%';"]);
   });
 
-  it('MariaDB: global SELECT, which also reads the accounts the seed copies (SHOW CREATE USER needs SELECT on the mysql schema), EXECUTE for views over stored functions; no RELOAD', () => {
-    // test/init-master.test.ts seeds a replica, accounts and a view over a function included, with exactly these.
-    assert.deepEqual(wantedPrivileges('mariadb'), ['REPLICATION SLAVE', 'SELECT', 'SHOW VIEW', 'TRIGGER', 'EVENT', 'EXECUTE']);
+  it('MariaDB: global SELECT, which also reads the accounts the seed copies (SHOW CREATE USER needs SELECT on the mysql schema), EXECUTE for views over stored functions, BINLOG MONITOR for the binlog archiver; no RELOAD', () => {
+    // test/init-master.test.ts seeds a replica, accounts and a view over a function included, with exactly these;
+    // test/binlog-archiver.test.ts runs `understudy archive-binlogs` (SHOW BINARY LOGS) with exactly these.
+    assert.deepEqual(wantedPrivileges('mariadb'), ['REPLICATION SLAVE', 'SELECT', 'SHOW VIEW', 'TRIGGER', 'EVENT', 'EXECUTE', 'BINLOG MONITOR']);
+    assert.ok(!wantedPrivileges('mariadb').some((p) => /RELOAD|BINLOG ADMIN|SUPER/.test(p)), 'nothing that can flush or purge the logs');
   });
 
   it('MySQL 8: REPLICATION SLAVE and BACKUP_ADMIN (for CLONE), the password set in plain text (MySQL rewrites it in its logs)', () => {

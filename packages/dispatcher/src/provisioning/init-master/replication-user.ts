@@ -20,11 +20,16 @@
  *   their SHOW CREATE with the global SELECT (mysql.proc).
  * - Not RELOAD: a dump that would need FLUSH TABLES WITH READ LOCK then fails instead of freezing
  *   the master (with --single-transaction and a binary log it never needs it on MariaDB).
- * - Not REPLICATION CLIENT / BINLOG MONITOR: nothing the agent runs needs SHOW MASTER STATUS or SHOW
- *   BINARY LOGS; it reads @@GLOBAL.gtid_binlog_pos, which needs no privilege, and the dump reads its
- *   position with SHOW STATUS LIKE 'binlog_snapshot_%' and BINLOG_GTID_POS(), which need none.
+ * - BINLOG MONITOR (REPLICATION CLIENT before 10.5): for the binlog archiver on the master
+ *   (`understudy archive-binlogs`, issue 20), which lists the logs with SHOW BINARY LOGS and by
+ *   default logs in as this account (`archive.mysql.user`). It reads the log files themselves from
+ *   disk, not over SQL. The agent needs none of it: it reads @@GLOBAL.gtid_binlog_pos, which needs
+ *   no privilege, and the dump reads its position with SHOW STATUS LIKE 'binlog_snapshot_%' and
+ *   BINLOG_GTID_POS(), which need none. BINLOG MONITOR only shows: it can neither flush nor purge a
+ *   log (that is BINLOG ADMIN, never granted).
  * MySQL 8 (not installable on the test machines; the statements are unit-tested): REPLICATION SLAVE,
- * and BACKUP_ADMIN for CLONE INSTANCE (the donor's side of the first run's seed).
+ * and BACKUP_ADMIN for CLONE INSTANCE (the donor's side of the first run's seed). Not REPLICATION
+ * CLIENT: the archiver reads MariaDB binlogs only and refuses a MySQL master.
  *
  * TRIGGER and EVENT also allow creating triggers and events; a trigger runs with its definer's
  * privileges (this account's: reads only), but could still refuse writes to a table. EXECUTE allows
@@ -43,7 +48,7 @@ import type { Flavor } from './checks.js';
 export const REPLICATION_HOST = '127.0.0.1';
 
 const WANTED: Record<Flavor, readonly string[]> = {
-  mariadb: ['REPLICATION SLAVE', 'SELECT', 'SHOW VIEW', 'TRIGGER', 'EVENT', 'EXECUTE'],
+  mariadb: ['REPLICATION SLAVE', 'SELECT', 'SHOW VIEW', 'TRIGGER', 'EVENT', 'EXECUTE', 'BINLOG MONITOR'],
   mysql: ['REPLICATION SLAVE', 'BACKUP_ADMIN'],
 };
 

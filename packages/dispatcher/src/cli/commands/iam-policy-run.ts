@@ -2,6 +2,7 @@
 import { chooseTarget, readDispatcherConfig, type DispatcherConfig } from '../../config.js';
 import { DispatcherError } from '../../errors.js';
 import { checkAccount, checkPartition, checkRegion, checkRoleArn, parseArn, type Partition } from '../../provisioning/iam/arns.js';
+import { archiverPolicy } from '../../provisioning/iam/archiver-policy.js';
 import { agentPolicy, dispatcherPolicy } from '../../provisioning/iam/policies.js';
 import { lintPolicy, type GeneratedPolicy } from '../../provisioning/iam/policy-document.js';
 import type { IamPolicyFlags, Role } from './iam-policy.js';
@@ -42,7 +43,7 @@ export function generateIamPolicy(config: DispatcherConfig, role: Role, flags: I
 
   if (role === 'dispatcher') {
     for (const flag of ['secretsKmsKeyArn', 'repositoryKmsKeyArn'] as const) {
-      if (flags[flag] !== undefined) throw invalid(`--${kebab(flag)} is for the agent's policy`);
+      if (flags[flag] !== undefined) throw invalid(`--${kebab(flag)} is for the agent's or the archiver's policy`);
     }
     if (ec2 === undefined) throw invalid(`target '${targetName}' uses the ${launcher.type} launcher: the dispatcher needs no AWS permission to launch its agents`);
     if (region === undefined) throw invalid(`target '${targetName}': launcher.region is not set: pass --region (the region the dispatcher launches in)`);
@@ -55,7 +56,7 @@ export function generateIamPolicy(config: DispatcherConfig, role: Role, flags: I
     return dispatcherPolicy({ partition, account, region, dispatcherName: config.name, target: targetName, launcher: ec2, agentRoleArn: flags.agentRoleArn });
   }
   if (flags.agentRoleArn !== undefined) throw invalid("--agent-role-arn is for the dispatcher's policy");
-  return agentPolicy({
+  const input = {
     partition,
     account,
     region,
@@ -63,7 +64,8 @@ export function generateIamPolicy(config: DispatcherConfig, role: Role, flags: I
     target,
     ...(flags.secretsKmsKeyArn !== undefined ? { secretsKmsKeyArns: flags.secretsKmsKeyArn } : {}),
     ...(flags.repositoryKmsKeyArn !== undefined ? { repositoryKmsKeyArns: flags.repositoryKmsKeyArn } : {}),
-  });
+  };
+  return role === 'archiver' ? archiverPolicy(input) : agentPolicy(input);
 }
 
 /** The one value the sources agree on (undefined when none gives one); two different values are an error naming both. */

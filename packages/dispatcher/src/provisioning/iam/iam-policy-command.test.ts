@@ -87,6 +87,16 @@ describe('understudy iam-policy', () => {
     assert.deepEqual(doc.Statement.find((s) => s.Sid === 'ReadTheSecretParameters')!.Resource, ['arn:aws:ssm:us-east-1:123456789012:parameter/understudy/db1/repl']);
   });
 
+  it('prints the archiver policy of the chosen target: creates under archive/ only, no delete', async () => {
+    const r = await run(['--config', two, 'archiver', '--target', 'db2', '--account', '123456789012']);
+    const doc = JSON.parse(r.stdout) as { Statement: Array<{ Sid: string; Action: string[]; Resource: string[] }> };
+    assert.deepEqual(lintPolicy(doc), []);
+    assert.deepEqual(doc.Statement.find((s) => s.Sid === 'CreateArchiveObjectsNeverReplace')!.Resource, ['arn:aws:s3:::backups/db2/archive/*']);
+    assert.deepEqual(doc.Statement.flatMap((s) => s.Action).sort(), ['s3:GetObject', 's3:ListBucket', 's3:PutObject']);
+    assert.match(r.stderr, /^note: the archiver only creates objects under archive\//m);
+    await assert.rejects(run(['--config', two, 'archiver', '--target', 'db2', '--account', '123456789012', '--agent-role-arn', 'arn:aws:iam::123456789012:role/a']), (err) => isDispatcherError(err) && /--agent-role-arn/.test(err.message));
+  });
+
   it('refuses what it cannot derive, naming the flag', async () => {
     const refused = async (args: string[], code: string, pattern: RegExp) =>
       assert.rejects(run(args), (err) => isDispatcherError(err) && err.code === code && pattern.test(err.message));

@@ -166,18 +166,7 @@ export function agentPolicy(input: AgentPolicyInput): GeneratedPolicy {
     statements.push(...repositoryStatements(partition, location));
     if (location.endpoint !== undefined) notes.push(`the repository names an endpoint (${location.endpoint}): this policy applies only if that endpoint is AWS S3 itself (a VPC endpoint, say)`);
     notes.push('writes other than locks are allowed only as creates (If-None-Match: *), so the agent cannot replace a stored object; turn on bucket versioning with a lifecycle rule for noncurrent versions as well, so that whatever removes or replaces an object by other means can be undone (docs/operations.md)');
-    const keys = (input.repositoryKmsKeyArns ?? []).map((k) => checkKmsKeyArn(k, '--repository-kms-key-arn'));
-    if (keys.length > 0) {
-      statements.push({
-        // SSE-KMS with a customer managed key: S3 asks KMS for a data key on put and to decrypt it on
-        // get, on the agent's behalf; only through S3.
-        Sid: 'UseTheBucketKeyThroughS3',
-        Effect: 'Allow',
-        Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
-        Resource: unique(keys.map((k) => `arn:${k.partition}:kms:${k.region}:${k.account}:${k.resource}`)),
-        Condition: { StringEquals: { 'kms:ViaService': unique(keys.map((k) => `s3.${k.region}.${serviceDomain(partition)}`)) } },
-      });
-    }
+    statements.push(...bucketKeyStatements(partition, input.repositoryKmsKeyArns));
   } else {
     if ((input.repositoryKmsKeyArns ?? []).length > 0) throw invalid(`target '${input.targetName}' keeps its repository in a directory: --repository-kms-key-arn has nothing to apply to`);
     notes.push(`target '${input.targetName}' keeps its repository in a directory (${location.path}): no S3 permission is needed`);
@@ -240,6 +229,24 @@ export function agentPolicy(input: AgentPolicyInput): GeneratedPolicy {
   return { document: document(statements), notes };
 }
 
+/**
+ * SSE-KMS with customer managed keys (--repository-kms-key-arn): S3 asks KMS for a data key on put
+ * and to decrypt it on get, on the role's behalf; only through S3. [] when none is given.
+ */
+export function bucketKeyStatements(partition: Partition, arns: readonly string[] | undefined): PolicyStatement[] {
+  const keys = (arns ?? []).map((k) => checkKmsKeyArn(k, '--repository-kms-key-arn'));
+  if (keys.length === 0) return [];
+  return [
+    {
+      Sid: 'UseTheBucketKeyThroughS3',
+      Effect: 'Allow',
+      Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      Resource: unique(keys.map((k) => `arn:${k.partition}:kms:${k.region}:${k.account}:${k.resource}`)),
+      Condition: { StringEquals: { 'kms:ViaService': unique(keys.map((k) => `s3.${k.region}.${serviceDomain(partition)}`)) } },
+    },
+  ];
+}
+
 /** S3: exactly the repository's keys. `prefix/*` (with the '/') so that 'db1' never reaches 'db10/...'. */
 function repositoryStatements(partition: Partition, location: Extract<RepoLocation, { kind: 's3' }>): PolicyStatement[] {
   const bucket = literal(location.bucket);
@@ -293,7 +300,7 @@ function repositoryStatements(partition: Partition, location: Extract<RepoLocati
 }
 
 /** The ARN a secret source is read from (and its region); a name becomes an ARN in the source's, else the agent's, region. */
-function secretArn(input: AgentPolicyInput, field: string, source: Exclude<SecretSource, { source: 'file' }>): { arn: string; region: string } {
+export function secretArn(input: Pick<AgentPolicyInput, 'partition' | 'account' | 'region' | 'targetName'>, field: string, source: Exclude<SecretSource, { source: 'file' }>): { arn: string; region: string } {
   const { partition, account } = input;
   const given = source.source === 'ssm' ? source.name : source.secretId;
   if (given.startsWith('arn:')) {
@@ -322,14 +329,14 @@ export function literal(value: string): string {
   return value.replace(/[$*?]/g, (c) => `\${${c}}`);
 }
 
-function document(statements: PolicyStatement[]): PolicyDocument {
+export function document(statements: PolicyStatement[]): PolicyDocument {
   return { Version: '2012-10-17', Statement: statements };
 }
 
-function unique(values: readonly string[]): string[] {
+export function unique(values: readonly string[]): string[] {
   return [...new Set(values)];
 }
 
-function invalid(message: string): DispatcherError {
+export function invalid(message: string): DispatcherError {
   return new DispatcherError('DS_CONFIG_INVALID', message);
 }

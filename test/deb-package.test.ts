@@ -36,7 +36,7 @@ async function readmeInstall(): Promise<{ apt: string; enable: string }> {
   return { apt: apt[1]!, enable: enable[1]! };
 }
 const IN_ROOT_UPGRADE = '/tmp/understudy-upgrade.deb';
-const MASTER_UNITS = ['understudy-backup.service', 'understudy-backup.timer', 'understudy-dispatcher.service', 'understudy-prune.service', 'understudy-prune.timer'];
+const MASTER_UNITS = ['understudy-backup.service', 'understudy-backup.timer', 'understudy-binlogs.service', 'understudy-dispatcher.service', 'understudy-prune.service', 'understudy-prune.timer'];
 
 async function version(): Promise<string> {
   return (JSON.parse(await readFile(join(REPO, 'packages', 'dispatcher', 'package.json'), 'utf8')) as { version: string }).version;

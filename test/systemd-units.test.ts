@@ -22,7 +22,7 @@ import { CLI } from './rig/dispatcher.js';
 
 const SYSTEMD_DIR = fileURLToPath(new URL('../../systemd/', import.meta.url));
 const UNIT_SUFFIXES = ['.service', '.timer', '.socket', '.path', '.target', '.mount'];
-const EXPECTED_UNITS = ['understudy-agent.service', 'understudy-backup.service', 'understudy-backup.timer', 'understudy-dispatcher.service', 'understudy-prune.service', 'understudy-prune.timer'];
+const EXPECTED_UNITS = ['understudy-agent.service', 'understudy-backup.service', 'understudy-backup.timer', 'understudy-binlogs.service', 'understudy-dispatcher.service', 'understudy-prune.service', 'understudy-prune.timer'];
 /** The binaries the units run, as the installed layout has them (symlinks into /opt/understudy). */
 const STAND_INS = ['/usr/bin/understudy', '/usr/bin/understudy-agent'];
 const HOST_UNITS = '/usr/lib/systemd/system';
@@ -182,7 +182,7 @@ describe('systemd units', () => {
     if (root !== undefined) await rm(root, { recursive: true, force: true });
   });
 
-  it('systemd/ holds the six units, and its README names each', async () => {
+  it('systemd/ holds the seven units, and its README names each', async () => {
     assert.deepEqual([...texts.keys()].sort(), EXPECTED_UNITS);
     const readme = await readFile(join(SYSTEMD_DIR, 'README.md'), 'utf8');
     for (const name of EXPECTED_UNITS) assert.ok(readme.includes(name), `README.md does not mention ${name}`);
@@ -327,6 +327,36 @@ describe('systemd units', () => {
     assert.deepEqual(words(t, 'Install', 'WantedBy'), ['timers.target']);
   });
 
+  it('the binlog archiver: `understudy archive-binlogs` with the config, as understudy with the mysql group, always restarted', async () => {
+    const b = unit('understudy-binlogs.service');
+    const cmd = execStart(b);
+    assert.deepEqual(cmd, ['/usr/bin/understudy', '--config', '/etc/understudy/dispatcher.json', 'archive-binlogs']);
+    // The CLI accepts exactly this command line.
+    const help = await new Promise<Outcome>((resolve) =>
+      execFile(process.execPath, [CLI, ...cmd.slice(1), '--help'], (err, stdout, stderr) => resolve({ code: err === null ? 0 : (err.code as number), stdout, stderr })),
+    );
+    assert.equal(help.code, 0, `understudy ${cmd.slice(1).join(' ')} --help:\n${help.stdout}${help.stderr}`);
+    assert.match(help.stdout, /^Usage: understudy archive-binlogs/m);
+    assert.equal(value(b, 'Service', 'Type'), 'exec');
+    assert.equal(value(b, 'Service', 'User'), 'understudy');
+    assert.equal(value(b, 'Service', 'Group'), 'understudy');
+    assert.deepEqual(words(b, 'Service', 'SupplementaryGroups'), ['mysql'], 'the binlog files are read through the mysql group, and nothing else is added');
+    assert.equal(value(b, 'Service', 'Restart'), 'always');
+    const restartSec = value(b, 'Service', 'RestartSec');
+    assert.ok(restartSec !== undefined && (await timespanUs(restartSec)) >= 1_000_000, `RestartSec=${restartSec}: at least a second between restarts`);
+    assert.ok(words(b, 'Service', 'SuccessExitStatus').includes('130'), 'a stop (SIGTERM: exit 130) is a success');
+    assert.ok(words(b, 'Service', 'RestartPreventExitStatus').includes(CONFIG_INVALID_EXIT), 'a bad config or a disabled archive (exit 2) must not be restarted');
+    // The spool (archive.spoolDir's default) and the status file live in the state dir: writable under ProtectSystem=strict.
+    assert.equal(value(b, 'Service', 'ProtectSystem'), 'strict');
+    const writable = [...words(b, 'Service', 'ReadWritePaths'), ...words(b, 'Service', 'StateDirectory').map((d) => `/var/lib/${d}`)];
+    for (const dir of ['/var/lib/understudy', '/var/lib/understudy/binlog-spool']) {
+      assert.ok(writable.some((w) => dir === w || dir.startsWith(`${w}/`)), `${dir} is not writable (${writable.join(', ')})`);
+    }
+    assert.ok(isTrue(value(b, 'Service', 'NoNewPrivileges')));
+    assert.ok(!isTrue(value(b, 'Service', 'MemoryDenyWriteExecute')), 'MemoryDenyWriteExecute=yes breaks Node');
+    assert.deepEqual(words(b, 'Install', 'WantedBy'), ['multi-user.target']);
+  });
+
   it('the agent: runs once at boot as root, and the instance powers off however it ends', async () => {
     const a = unit('understudy-agent.service');
     assert.deepEqual(execStart(a), ['/usr/bin/understudy-agent']);
@@ -342,7 +372,7 @@ describe('systemd units', () => {
   });
 
   it('the master-side services stay sandboxed (systemd-analyze security --offline)', async () => {
-    for (const name of ['understudy-dispatcher.service', 'understudy-backup.service', 'understudy-prune.service']) {
+    for (const name of ['understudy-dispatcher.service', 'understudy-backup.service', 'understudy-prune.service', 'understudy-binlogs.service']) {
       await writeFile(join(root, UNIT_DIR_IN_ROOT, name), texts.get(name)!);
       const r = await analyze(['security', '--offline=yes', `--root=${root}`, `--threshold=${MAX_EXPOSURE}`, `${UNIT_DIR_IN_ROOT}/${name}`]);
       const score = /Overall exposure level for \S+: (\d+\.\d)/.exec(r.stdout)?.[1];

@@ -285,12 +285,12 @@ describe('understudy init-master (real MariaDB, sshd, the agent)', { timeout: 30
     assert.equal(grants.length, 1, grants.join('\n'));
     assert.match(grants[0]!, EXACT_GRANTS);
     assert.deepEqual(await master.query("SELECT Host FROM mysql.user WHERE User = 'understudy_repl'"), [{ Host: '127.0.0.1' }]);
-    // It cannot write, flush or lock.
+    // It cannot write, flush, purge or lock. (It may list the binlogs: BINLOG MONITOR, for the archiver.)
     const conn = master.connectionOptions({ user: REPL, password: await password() });
     const { createConnection } = await import('mysql2/promise');
     const c = await createConnection(conn);
     try {
-      for (const sql of ['INSERT INTO app.t VALUES (9999, 1)', 'FLUSH TABLES WITH READ LOCK', 'FLUSH LOGS', 'LOCK TABLES app.t READ', 'CREATE DATABASE nope', 'SHOW MASTER STATUS']) {
+      for (const sql of ['INSERT INTO app.t VALUES (9999, 1)', 'FLUSH TABLES WITH READ LOCK', 'FLUSH LOGS', 'LOCK TABLES app.t READ', 'CREATE DATABASE nope', 'PURGE BINARY LOGS BEFORE NOW()', 'FLUSH BINARY LOGS']) {
         await assert.rejects(c.query(sql), (err: { errno?: number; message: string }) => /denied|privilege/i.test(err.message), sql);
       }
     } finally {

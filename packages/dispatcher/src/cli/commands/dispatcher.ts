@@ -29,14 +29,28 @@ export function dispatcherOption(): Option {
 }
 
 /** The dispatcher configuration, when one is given or installed (required by `serve`). */
+/** The configuration read once per command: `status` needs it for the service and for the archive report. */
+const configs = new WeakMap<CommandContext, Promise<DispatcherConfig | undefined>>();
+
 export async function dispatcherConfig(ctx: CommandContext, required: boolean): Promise<DispatcherConfig | undefined> {
+  let read = configs.get(ctx);
+  if (read === undefined) {
+    read = readConfig(ctx);
+    configs.set(ctx, read);
+  }
+  const config = await read;
+  if (config === undefined && required) throw new DispatcherError('DS_CONFIG_INVALID', `no dispatcher configuration: pass --config FILE, set UNDERSTUDY_DISPATCHER_CONFIG, or install ${DEFAULT_DISPATCHER_CONFIG}`);
+  return config;
+}
+
+/** undefined: no --config, no UNDERSTUDY_DISPATCHER_CONFIG, and nothing at the default path. */
+async function readConfig(ctx: CommandContext): Promise<DispatcherConfig | undefined> {
   const explicit = ctx.globals.config ?? (ctx.io.env.UNDERSTUDY_DISPATCHER_CONFIG || undefined);
   const path = explicit ?? DEFAULT_DISPATCHER_CONFIG;
   if (explicit === undefined) {
     try {
       await access(path);
     } catch {
-      if (required) throw new DispatcherError('DS_CONFIG_INVALID', `no dispatcher configuration: pass --config FILE, set UNDERSTUDY_DISPATCHER_CONFIG, or install ${DEFAULT_DISPATCHER_CONFIG}`);
       return undefined;
     }
   }

@@ -124,6 +124,7 @@ export async function restoreBeforeTheDelete(env: NodeJS.ProcessEnv, master: Mar
   // The demo's servers all run as root; on a master, leave --mysqld-user out (the replay server runs as mysql).
   const asRoot = process.getuid?.() === 0 ? ['--mysqld-user', 'root'] : [];
   await understudy(['restore', '--to-time', proof.toTime, '--dry-run', dir], env);
+  if (asRoot.length > 0) say(dim('(--mysqld-user root: the demo\'s servers all run as root; on a master leave it out, and the replay server runs as mysql)'));
   const out = await understudy(['restore', '--to-time', proof.toTime, ...asRoot, dir], env);
   proof.restoredDir = dir;
   await writeFile(proofPath, `${JSON.stringify(proof, null, 2)}\n`);

@@ -99,15 +99,21 @@ interface StatusJson {
   archives?: Array<{ target: string; health: string; status: { head: { endState: string } | null } | null }>;
 }
 
+/** Does the archive of `target` hold `gtid` yet (`understudy --json status`: its head's GTID state)? And its health. */
+export async function archiveHolds(env: NodeJS.ProcessEnv, target: string, gtid: string): Promise<{ holds: boolean; health: string }> {
+  const [domain, , seq] = gtid.split('-');
+  const s = JSON.parse(await understudy(['--json', 'status'], env, { quiet: true })) as StatusJson;
+  const a = s.archives?.find((x) => x.target === target);
+  return { holds: a?.status?.head ? seqIn(a.status.head.endState, domain!) >= Number(seq) : false, health: a?.health ?? 'unknown' };
+}
+
 /** Polls `understudy status` until the archive of `target` holds `gtid`; prints its archive line. */
 export async function waitUntilArchived(env: NodeJS.ProcessEnv, target: string, gtid: string, timeoutMs = 60_000): Promise<void> {
-  const [domain, , seq] = gtid.split('-');
   const started = Date.now();
   for (;;) {
-    const s = JSON.parse(await understudy(['--json', 'status'], env, { quiet: true })) as StatusJson;
-    const a = s.archives?.find((x) => x.target === target);
-    if (a?.status?.head && seqIn(a.status.head.endState, domain!) >= Number(seq)) break;
-    if (Date.now() - started > timeoutMs) throw new DemoError(`the archive of ${target} does not hold ${gtid} after ${timeoutMs / 1000} s (health ${a?.health ?? 'unknown'}; see archiver.log)`);
+    const { holds, health } = await archiveHolds(env, target, gtid);
+    if (holds) break;
+    if (Date.now() - started > timeoutMs) throw new DemoError(`the archive of ${target} does not hold ${gtid} after ${timeoutMs / 1000} s (health ${health}; see archiver.log)`);
     await sleep(250);
   }
   const line = (await understudy(['status'], env, { quiet: true })).split('\n').find((l) => l.startsWith(`archive ${target}:`));

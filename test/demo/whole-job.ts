@@ -28,10 +28,10 @@ import { spawnDaemon, terminate, type Daemon } from '../rig/daemon.js';
 import { killLocalAgents, localTarget, readAuth, startDispatcherProcess, writeDispatcherConfig, type DispatcherProcess } from '../rig/dispatcher.js';
 import { startMariadb, type Mariadb } from '../rig/mariadb.js';
 import { freePort } from '../rig/ports.js';
-import { createReplicationUser } from '../rig/replication.js';
+import { createReplicationUser, gtidPosition } from '../rig/replication.js';
 import { startSshd, type Sshd } from '../rig/sshd.js';
 import { startWriter, type Writer } from '../rig/writer.js';
-import { restoreBeforeTheDelete, theBadDelete, waitUntilArchived } from './bad-delete.js';
+import { archiveHolds, restoreBeforeTheDelete, theBadDelete, waitUntilArchived } from './bad-delete.js';
 import { bold, DemoError, dim, green, mb, red, say, sleep, step as nextStep, understudy, withBinDir } from './demo-io.js';
 
 const KEEP = process.argv.includes('--keep');
@@ -111,8 +111,10 @@ async function main(): Promise<void> {
     say('the repository exists now (the first backup created it): start the binlog archiver for db1');
     say(dim('$ understudy archive-binlogs --target db1 &   # what understudy-binlogs.service runs'));
     archiver = spawnDaemon({ name: 'understudy archive-binlogs', cmd: 'understudy', args: ['archive-binlogs', '--target', 'db1'], cwd: dir, outPath: join(dir, 'archiver.log'), env: withBinDir(env) });
-    await archiverRunning(env, archiver, join(dir, 'archiver.log'));
+    const now = await gtidPosition(master);
+    await archiverCaughtUp(env, archiver, join(dir, 'archiver.log'), now);
     say(`the binlog archiver (pid ${archiver.child.pid}) ships the master's binlog into the repository from its oldest log on, each transaction within ${MAX_DELAY_SECONDS} s (archive.maxDelaySeconds; default 60)`);
+    say(`it has caught up: the archive holds the master's binlog up to ${now}, its position when the archiver started`);
 
     step('Second cycle: restores the first (a restore test), replays the archive (an archive test), catches up, uploads only what changed');
     const second = await cycle(env, url, stateDir);
@@ -158,14 +160,16 @@ async function main(): Promise<void> {
   }
 }
 
-/** Waits until the archiver has stored its first segment (`understudy status` shows an archive head); fails with its log when it exits first. */
-async function archiverRunning(env: NodeJS.ProcessEnv, archiver: Daemon, logPath: string): Promise<void> {
+/**
+ * Waits until the archive holds the master's binlog up to `gtid` (`understudy status`), so that the
+ * next cycle finds the first backup's position in it; fails with the archiver's log when it exits first.
+ */
+async function archiverCaughtUp(env: NodeJS.ProcessEnv, archiver: Daemon, logPath: string, gtid: string): Promise<void> {
   const started = Date.now();
   for (;;) {
     if (archiver.exited) throw new DemoError(`the binlog archiver exited (${archiver.exited.signal ?? `code ${archiver.exited.code}`}):\n${(await readFile(logPath, 'utf8').catch(() => '')).trim().split('\n').slice(-10).join('\n')}`);
-    const s = JSON.parse(await understudy(['--json', 'status'], env, { quiet: true })) as { archives?: Array<{ status: { head: unknown } | null }> };
-    if (s.archives?.[0]?.status?.head) return;
-    if (Date.now() - started > 60_000) throw new DemoError('the binlog archiver stored nothing within 60 s: see archiver.log');
+    if ((await archiveHolds(env, 'db1', gtid)).holds) return;
+    if (Date.now() - started > 60_000) throw new DemoError(`the binlog archiver did not store the master's binlog up to ${gtid} within 60 s: see archiver.log`);
     await sleep(250);
   }
 }

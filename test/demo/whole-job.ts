@@ -104,6 +104,7 @@ async function main(): Promise<void> {
     say(`sshd on ${sshd.host}:${sshd.port}: the agent dials out to it and forwards MySQL and the dispatcher through it`);
     say(`dispatcher on ${url} (understudy serve), runs kept in ${join(stateDir, 'runs.sqlite')}`);
     say(`repository ${repo}; the configuration is ${configPath} (UNDERSTUDY_DISPATCHER_CONFIG)`);
+
     step('First cycle: understudy backup --wait (no backup yet: seeds from the master without locking it)');
     const first = await cycle(env, url, stateDir);
     say(dim('no backup to restore yet, so nothing to replay from the archive: the next cycle does'));

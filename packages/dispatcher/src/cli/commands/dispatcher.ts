@@ -177,12 +177,15 @@ export async function runDispatcherBackup(ctx: CommandContext, flags: Dispatcher
   const printed = new Set<string>();
   const pollMs = (flags.pollSeconds ?? 2) * 1000;
   for (;;) {
-    run = (await c.getRun(run.id, ctx.signal)).run;
+    const detail = await c.getRun(run.id, ctx.signal);
+    run = detail.run;
     run.phases.forEach((ph, i) => {
       const key = `${i}:${ph.status}`;
       if (printed.has(key)) return;
       printed.add(key);
-      ctx.print(`${formatTime(ph.finishedAt ?? ph.startedAt)}  ${ph.phase.padEnd(9)} ${ph.status}${ph.seconds !== null ? ` (${formatDuration(ph.seconds * 1000)})` : ''}`);
+      // What the agent said when the phase ended ("replayed the binlog archive from X to Y: ...").
+      const said = ph.finishedAt === null ? undefined : detail.events.find((e) => e.event.phase === ph.phase && e.event.status === ph.status && e.event.at === ph.finishedAt)?.event.message;
+      ctx.print(`${formatTime(ph.finishedAt ?? ph.startedAt)}  ${ph.phase.padEnd(9)} ${ph.status}${ph.seconds !== null ? ` (${formatDuration(ph.seconds * 1000)})` : ''}${said ? `: ${said}` : ''}`);
     });
     if (run.status === 'succeeded' || run.status === 'failed') break;
     await new Promise<void>((resolve, reject) => {

@@ -155,12 +155,12 @@ describe('binlog archiver on a real MariaDB master and radosgw', () => {
   }
 
   /** Every GTID in the archive, in chain order, with the chain report. */
-  async function archived(): Promise<{ gtids: string[]; report: ChainReport }> {
-    const report = checkChain(await listArchive(repo));
+  async function archived(from: Repository = repo): Promise<{ gtids: string[]; report: ChainReport }> {
+    const report = checkChain(await listArchive(from));
     const gtids: string[] = [];
     for (const link of report.links) {
       if (link.kind !== 'segment') continue;
-      const bytes = await readSegment(repo, link);
+      const bytes = await readSegment(from, link);
       for (const e of readBinlog(segmentAsBinlog(link, bytes), { checkEndPositions: false }).events) if (e.commit) gtids.push(formatGtid(e.commit.gtid));
     }
     return { gtids, report };
@@ -340,6 +340,55 @@ describe('binlog archiver on a real MariaDB master and radosgw', () => {
       assert.match(r.stderr, /DS_ARCHIVE_GAP/);
     } finally {
       await d.stop();
+    }
+  });
+
+  it('started before the first backup: waits for the repository, then archives from the oldest binlog', async () => {
+    await stopArchiver();
+    proxy.configure({ rate: 0 });
+    // A second target whose repository no backup has created yet (a fresh bucket, no config object).
+    const bucket = await freshBucket(s3);
+    const url = `s3://${bucket}/repo?endpoint=${encodeURIComponent(s3.endpoint)}&region=${s3.region}`;
+    const config = JSON.parse(await (await import('node:fs/promises')).readFile(configPath, 'utf8'));
+    config.stateDir = join(dir, 'state-early');
+    await mkdir(config.stateDir, { recursive: true });
+    config.targets.db1.repository = { url };
+    config.targets.db1.archive.spoolDir = join(dir, 'spool-early');
+    const earlyConfig = join(dir, 'dispatcher-early.json');
+    await writeFile(earlyConfig, JSON.stringify(config));
+    const logPath = join(dir, 'archiver-early.log');
+    const early = spawnDaemon({ name: 'archiver-early', cmd: process.execPath, args: [CLI, '--config', earlyConfig, 'archive-binlogs', '--target', 'db1'], cwd: dir, outPath: logPath, env });
+    try {
+      writer.start();
+      await sleep(3000);
+      await writer.stop();
+      const { readFile } = await import('node:fs/promises');
+      assert.equal(early.exited, undefined, `the archiver exited before the repository existed: ${JSON.stringify(early.exited)}\n${await readFile(logPath, 'utf8')}`);
+      assert.match(await readFile(logPath, 'utf8'), /no repository yet: waiting for the first backup/);
+      // The first backup creates the repository: every committed transaction, written before and
+      // after that, reaches the archive (it starts at the master's oldest binlog).
+      const created = await openRepositoryAt(parseRepoUrl(url), { create: true, env });
+      writer.start();
+      await sleep(1000);
+      await writer.stop();
+      const want = [...writer.committed];
+      const t0 = Date.now();
+      for (;;) {
+        const { report, gtids } = await archived(created);
+        const have = new Set(gtids);
+        const missing = want.filter((g) => !have.has(g));
+        if (missing.length === 0) {
+          assert.deepEqual(report.problems, []);
+          assert.equal(report.gaps.length, 0, 'no gap: the master still has every binlog');
+          assert.equal(have.size, gtids.length, 'no GTID archived twice');
+          break;
+        }
+        if (Date.now() - t0 > 30_000) assert.fail(`${missing.length} of ${want.length} GTIDs not archived 30 s after the repository was created; log:\n${await readFile(logPath, 'utf8')}`);
+        await sleep(300);
+      }
+      assert.match(await readFile(logPath, 'utf8'), /the repository exists now/);
+    } finally {
+      await terminate(early, 10_000);
     }
   });
 

@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { redactingLogHooks } from '@understudy/protocol';
 import { chooseTarget } from '../../config.js';
 import { DispatcherError } from '../../errors.js';
-import { Archiver } from '../../archiver/archiver.js';
+import { Archiver, sleep } from '../../archiver/archiver.js';
 import { MariadbBinlogSource } from '../../archiver/source.js';
 import { RepositorySink } from '../../archiver/sink.js';
 import { Spool } from '../../archiver/spool.js';
@@ -14,6 +14,7 @@ import { statusFilePath, writeStatusFile } from '../../archiver/status-file.js';
 import { fileHook } from '../../archiver/test-hook.js';
 import { CommandContext, type CliIo } from './context.js';
 import { dispatcherConfig } from './dispatcher.js';
+import type { Repository } from '@understudy/core';
 
 
 export async function runArchiveBinlogs(io: CliIo, flags: { target?: string; testHookDir?: string }, command: Command): Promise<void> {
@@ -34,7 +35,14 @@ export async function runArchiveBinlogs(io: CliIo, flags: { target?: string; tes
   });
   const source = new MariadbBinlogSource(pool, archive.binlogDir);
   const hook = flags.testHookDir ? fileHook(flags.testHookDir) : undefined;
-  const repo = await ctx.repository();
+  // Started before the first backup (`systemctl enable --now` right after install): wait for the
+  // repository rather than exit, which systemd would retry only 5 times. Once it exists, an empty
+  // archive starts at the oldest binlog the master still has (Archiver.resume).
+  const repo = await waitForRepository(() => ctx.repository(), log, Math.min(30, archive.maxDelaySeconds) * 1000, io.signal);
+  if (repo === undefined) {
+    log.info({}, 'stopped before the repository existed');
+    return;
+  }
   const statusPath = statusFilePath(config.stateDir, name);
   const archiver = new Archiver({
     source,
@@ -53,4 +61,25 @@ export async function runArchiveBinlogs(io: CliIo, flags: { target?: string; tes
     await source.close().catch(() => undefined);
   }
   log.info({}, 'stopped');
+}
+
+/**
+ * Opens the repository, waiting while it does not exist yet (US_REPO_NOT_FOUND: no backup has
+ * created it), polling every `pollMs`; any other failure is thrown. Undefined when stopped first.
+ */
+export async function waitForRepository(open: () => Promise<Repository>, log: { warn(o: object, m: string): void; info(o: object, m: string): void }, pollMs: number, signal: AbortSignal): Promise<Repository | undefined> {
+  let waiting = false;
+  for (;;) {
+    try {
+      const repo = await open();
+      if (waiting) log.info({}, 'the repository exists now: archiving starts');
+      return repo;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'US_REPO_NOT_FOUND') throw err;
+      if (!waiting) log.warn({ err: (err as Error).message }, `no repository yet: waiting for the first backup to create it (checking every ${pollMs / 1000} s); archiving then starts at the oldest binlog the master still has`);
+      waiting = true;
+    }
+    await sleep(pollMs, signal);
+    if (signal.aborted) return undefined;
+  }
 }

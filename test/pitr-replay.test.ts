@@ -233,23 +233,26 @@ describe('replay to a point on real MariaDB', () => {
     }
     const plan = planReplay(await listArchive(plain), backupPos, { gtid: G });
     assert.ok(plan.segments.length >= 12, `${plan.segments.length} segments`);
-    // The replay's run directory is made in workDir: its relay-bin.NNNNNN files are the segments written to disk.
-    const workDir = join(work.path, 'many-work');
-    await mkdir(workDir);
-    const written = (): number => readdirSync(workDir).flatMap((d) => readdirSync(join(workDir, d)).filter((n) => /^relay-bin\.\d{6}$/.test(n))).length;
-    const meter = new SegmentReadMeter(store, { written, links: plan.segments });
-    const datadir = join(work.path, 'many-data');
-    await cp(backupDir, datadir, { recursive: true });
-    const result = await replayArchive(await Repository.open(meter), datadir, backupPos, plan, { connect: mysql2Socket, user: 'root', workDir, prefetch: 2 });
-    assert.equal(result.reached, G);
-    assert.equal(meter.reads.length, plan.segments.length, 'each segment read once');
-    assert.equal(meter.maxAlive, 3, 'at most the segment being written and the two read ahead of it');
     const largest = Math.max(...plan.segments.map((s) => s.segment.size));
-    assert.ok(meter.maxAliveBytes <= 3 * largest, `${meter.maxAliveBytes} bytes alive, bound 3 x ${largest}`);
-    const got = await inspect(datadir);
-    assert.deepEqual(got.sums, refG);
-    assert.equal(got.pos, G);
-    assert.deepEqual(await readdir(workDir), [], 'the run directory is removed');
+    // Both methods stage the segments the same way (relay-bin.NNNNNN, or replay.NNNNNN for the pipe).
+    for (const method of ['relay', 'pipe'] as const) {
+      // The replay's run directory is made in workDir: its staged files are the segments written to disk.
+      const workDir = join(work.path, `many-work-${method}`);
+      await mkdir(workDir);
+      const written = (): number => readdirSync(workDir).flatMap((d) => readdirSync(join(workDir, d)).filter((n) => /^(relay-bin|replay)\.\d{6}$/.test(n))).length;
+      const meter = new SegmentReadMeter(store, { written, links: plan.segments });
+      const datadir = join(work.path, `many-data-${method}`);
+      await cp(backupDir, datadir, { recursive: true });
+      const result = await replayArchive(await Repository.open(meter), datadir, backupPos, plan, { connect: mysql2Socket, user: 'root', workDir, prefetch: 2, method });
+      assert.equal(result.reached, G, method);
+      assert.equal(meter.reads.length, plan.segments.length, `${method}: each segment read once`);
+      assert.equal(meter.maxAlive, 3, `${method}: at most the segment being written and the two read ahead of it`);
+      assert.ok(meter.maxAliveBytes <= 3 * largest, `${method}: ${meter.maxAliveBytes} bytes alive, bound 3 x ${largest}`);
+      const got = await inspect(datadir);
+      assert.deepEqual(got.sums, refG, method);
+      assert.equal(got.pos, G, method);
+      assert.deepEqual(await readdir(workDir), [], `${method}: the run directory is removed`);
+    }
   });
   it('`understudy restore --to-time --dry-run` prints the plan and writes nothing', async () => {
     const dir = join(work.path, 'dry');

@@ -9,12 +9,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cp, readFile, rm, stat } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
+import { cp, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { archivePhase } from '@understudy/agent';
-import { backup, DEFAULT_SERVER_BINARY, formatGtidState, restore, parseGtid, putGap, stateOfList, parseGtidState, putSegment, readBinlog, replayInto, selectReplay, type ArchiveLink, type ReplayMethod } from '@understudy/core';
-import { localRepository, tempDir } from '@understudy/core/testing';
+import { backup, DEFAULT_SERVER_BINARY, formatGtidState, listArchive, planReplay, replayArchive, Repository, restore, parseGtid, putGap, stateOfList, parseGtidState, putSegment, readBinlog, replayInto, selectReplay, type ArchiveLink, type ReplayMethod } from '@understudy/core';
+import { localRepository, SegmentReadMeter, tempDir } from '@understudy/core/testing';
 import { CLI } from './rig/dispatcher.js';
 import mysql from 'mysql2/promise';
 // The CLI's own client for the temporary server (mysql2 over its socket), without loading the dispatcher's service.
@@ -56,9 +57,9 @@ describe('replay to a point on real MariaDB', () => {
   let gapRepoUrl: string;
   let backupCompletedAt: string;
 
-  function understudy(args: string[], env: Record<string, string> = {}, repo = repoUrl): { code: number | null; stdout: string; stderr: string } {
+  function understudy(args: string[], env: Record<string, string> = {}, repo = repoUrl, progress = false): { code: number | null; stdout: string; stderr: string } {
     const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('UNDERSTUDY_')));
-    const r = spawnSync(process.execPath, [CLI, '--repo', repo, '--no-progress', ...args], { encoding: 'utf8', env: { ...clean, ...env }, timeout: 120_000 });
+    const r = spawnSync(process.execPath, [CLI, '--repo', repo, ...(progress ? [] : ['--no-progress']), ...args], { encoding: 'utf8', env: { ...clean, ...env }, timeout: 120_000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 
@@ -218,6 +219,41 @@ describe('replay to a point on real MariaDB', () => {
     const sel = selectReplay(binlogs, parseGtidState(backupPos), { gtid: parseGtid(log[0]!.gtid) });
     assert.equal(sel.transactions, BULK + 1, 'the 300 bulk inserts and the update, none of the load before the backup');
   });
+  it('streams the archive: a replay of many segments holds at most prefetch + 1 of them between reading and writing', async () => {
+    // The master's binlogs archived in segments of 20 transactions (the last of each file holds the rest).
+    const { repo: plain, store } = await localRepository(join(work.path, 'many-repo'));
+    let prev: ArchiveLink | null = null;
+    for (const b of binlogs) {
+      const r = readBinlog(b.bytes, { name: b.name });
+      const ends = r.events.filter((e) => e.commit).map((e) => e.end);
+      const cuts = [0, ...ends.filter((_, i) => (i + 1) % 20 === 0 && i + 1 < ends.length), r.boundary];
+      for (let i = 0; i + 1 < cuts.length; i++) {
+        prev = await putSegment(plain, { prev, server: { serverId: 1 }, file: b.name, start: cuts[i]!, bytes: b.bytes.subarray(cuts[i]!, cuts[i + 1]!), formatDescription: r.events[0]!.bytes });
+      }
+    }
+    const plan = planReplay(await listArchive(plain), backupPos, { gtid: G });
+    assert.ok(plan.segments.length >= 12, `${plan.segments.length} segments`);
+    const largest = Math.max(...plan.segments.map((s) => s.segment.size));
+    // Both methods stage the segments the same way (relay-bin.NNNNNN, or replay.NNNNNN for the pipe).
+    for (const method of ['relay', 'pipe'] as const) {
+      // The replay's run directory is made in workDir: its staged files are the segments written to disk.
+      const workDir = join(work.path, `many-work-${method}`);
+      await mkdir(workDir);
+      const written = (): number => readdirSync(workDir).flatMap((d) => readdirSync(join(workDir, d)).filter((n) => /^(relay-bin|replay)\.\d{6}$/.test(n))).length;
+      const meter = new SegmentReadMeter(store, { written, links: plan.segments });
+      const datadir = join(work.path, `many-data-${method}`);
+      await cp(backupDir, datadir, { recursive: true });
+      const result = await replayArchive(await Repository.open(meter), datadir, backupPos, plan, { connect: mysql2Socket, user: 'root', workDir, prefetch: 2, method });
+      assert.equal(result.reached, G, method);
+      assert.equal(meter.reads.length, plan.segments.length, `${method}: each segment read once`);
+      assert.equal(meter.maxAlive, 3, `${method}: at most the segment being written and the two read ahead of it`);
+      assert.ok(meter.maxAliveBytes <= 3 * largest, `${method}: ${meter.maxAliveBytes} bytes alive, bound 3 x ${largest}`);
+      const got = await inspect(datadir);
+      assert.deepEqual(got.sums, refG, method);
+      assert.equal(got.pos, G, method);
+      assert.deepEqual(await readdir(workDir), [], `${method}: the run directory is removed`);
+    }
+  });
   it('`understudy restore --to-time --dry-run` prints the plan and writes nothing', async () => {
     const dir = join(work.path, 'dry');
     const r = understudy(['restore', '--to-time', iso(A.second), '--dry-run', dir]);
@@ -225,6 +261,7 @@ describe('replay to a point on real MariaDB', () => {
     assert.match(r.stdout, /dry run: nothing written/);
     assert.match(r.stdout, new RegExp(`position ${backupPos}`));
     assert.match(r.stdout, /replay +\d+ segments? \(archive links 0 to \d+\), [\d.]+ [kKMG]?i?B/);
+    assert.match(r.stdout, /disk +[\d.]+ [kKMG]?i?B in .* for the backup; [\d.]+ [kKMG]?i?B in .* for the replay's files/);
     await assert.rejects(stat(dir), { code: 'ENOENT' });
   });
 
@@ -232,8 +269,11 @@ describe('replay to a point on real MariaDB', () => {
     const dir = join(work.path, 'cli-time');
     // The same second written in New York's offset, and the CLI run with TZ=America/New_York.
     const local = new Date((A.second - 5 * 3600) * 1000).toISOString().slice(0, 19) + '-05:00';
-    const r = understudy(['restore', '--to-time', local, '--mysqld-user', 'root', dir], { TZ: 'America/New_York' });
+    const r = understudy(['restore', '--to-time', local, '--mysqld-user', 'root', dir], { TZ: 'America/New_York' }, repoUrl, true);
     assert.equal(r.code, 0, r.stdout + r.stderr);
+    // Progress on stderr (plain lines: it is not a terminal): the segments read and written, then the server applying them.
+    assert.match(r.stderr, /^restore archive: .+ of .+, \d+\/\d+ segments read$/m, r.stderr);
+    assert.match(r.stderr, /^restore replay: .+ of .+, \d+\/\d+ binlog files applied$/m, r.stderr);
     assert.match(r.stdout, new RegExp(`last transaction ${A.gtid}, committed ${iso(A.second).slice(0, 16)}`));
     assert.match(r.stdout, new RegExp(`stopped +before ${B.gtid}`));
     const got = await inspect(dir);
@@ -256,11 +296,12 @@ describe('replay to a point on real MariaDB', () => {
     const dir = join(work.path, 'refused');
     const cases: Array<[string[], number, RegExp]> = [
       [['--to-time', iso(Math.floor(Date.now() / 1000) + 3600)], 11, /in the future/],
-      [['--to-time', '2026-12-04T10:14:59'], 2, /not an ISO 8601 time with an offset/],
+      [['--to-time', '2026-12-04T10:14:59'], 2, /not an ISO 8601 time with an offset: it has no offset.*add Z or \+hh:mm/],
       [['--to-time', 'yesterday'], 2, /not an ISO 8601 time with an offset/],
       [['--to-gtid', '0-1'], 2, /not a MariaDB GTID/],
       [['--to-time', iso(Math.floor(Date.parse(backupCompletedAt) / 1000) - 60)], 11, /before the oldest backup/],
       [['--to-gtid', '0-1-999999'], 11, /not in the archive window/],
+      [['--to-gtid', '7-1-5'], 11, /GTID 7-1-5 is in GTID domain 7, which the archive does not hold \(it holds domain 0\)/],
     ];
     for (const [args, code, message] of cases) {
       const r = understudy(['restore', ...args, '--mysqld-user', 'root', dir]);

@@ -8,7 +8,7 @@ import type { Manifest } from './manifest.js';
 import { CORRUPT_READ_ATTEMPTS, CONFIG_KEY, Repository, type CorruptReadInfo } from './repository.js';
 import { restore } from './restore.js';
 import { LocalStore } from './store/local.js';
-import type { ChecksumAlgorithm, ObjectInfo, PutOptions, Store } from './store/store.js';
+import { ForwardingStore } from './testing/forwarding-store.js';
 import { compareTrees, makeTree, seededBytes } from './testing/trees.js';
 import { tempDir } from './testing/repo.js';
 import { verify } from './verify.js';
@@ -20,22 +20,13 @@ import { verify } from './verify.js';
  * fail a whole restore with US_OBJECT_CORRUPT, made verify report a sound chunk as corrupt, and,
  * on another process's lock object, made a backup fail with US_LOCKED.
  */
-class DamagingStore implements Store {
-  readonly location: string;
-  readonly checksumAlgorithm: ChecksumAlgorithm;
+class DamagingStore extends ForwardingStore {
   /** key -> how many more gets of it come back with a byte flipped. */
   readonly damage = new Map<string, number>();
   /** Which byte is flipped (default: the middle one). */
   damageAt: (length: number) => number = (n) => Math.floor(n / 2);
   readonly gets: string[] = [];
-  constructor(private readonly inner: Store) {
-    this.location = inner.location;
-    this.checksumAlgorithm = inner.checksumAlgorithm;
-  }
-  put(key: string, body: Buffer, options: PutOptions): Promise<void> {
-    return this.inner.put(key, body, options);
-  }
-  async get(key: string, options?: { signal?: AbortSignal }): Promise<Buffer> {
+  override async get(key: string, options?: { signal?: AbortSignal }): Promise<Buffer> {
     this.gets.push(key);
     const body = await this.inner.get(key, options);
     const left = this.damage.get(key) ?? 0;
@@ -45,15 +36,6 @@ class DamagingStore implements Store {
     const i = this.damageAt(bad.length);
     bad[i] = bad[i]! ^ 0x20;
     return bad;
-  }
-  head(key: string, options?: { signal?: AbortSignal }): Promise<ObjectInfo> {
-    return this.inner.head(key, options);
-  }
-  list(prefix: string, options?: { signal?: AbortSignal }): AsyncIterable<ObjectInfo> {
-    return this.inner.list(prefix, options);
-  }
-  delete(key: string, options?: { signal?: AbortSignal }): Promise<void> {
-    return this.inner.delete(key, options);
   }
 }
 

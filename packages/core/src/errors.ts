@@ -45,6 +45,7 @@ export const ERRORS = {
   US_ARCHIVE_TARGET_INVALID: { description: 'A point-in-time target or GTID position is malformed (a time without a UTC offset, a GTID that is not domain-server-seq).', exitCode: 2, retryable: false },
   US_REPLAY_FAILED: { description: 'Replaying archived binlogs into a restored data directory failed: the temporary mysqld did not start or stop cleanly, or it stopped applying with an error (named).', exitCode: 13, retryable: false },
   US_REPLAY_TARGET_NOT_REACHED: { description: 'After a replay to a point, the server reports a GTID position other than the target the plan computed: the restore is not at the point asked for and is refused (never reported as a success).', exitCode: 14, retryable: false },
+  US_REPLAY_NO_SPACE: { description: 'A restore to a point was refused before anything was written: the filesystem of the replay\'s run directory (or of the target, when it is the same) has less free space than the plan needs (the segment bytes, twice for the pipe, the backup when on the same filesystem, and a margin); the error names the directory, what is free and what is needed.', exitCode: 15, retryable: false },
   US_ABORTED: { description: 'The operation was aborted by its caller.', exitCode: 130, retryable: false },
   US_INTERNAL: { description: 'An unexpected internal error.', exitCode: 1, retryable: false },
 } as const satisfies Record<string, ErrorSpec>;

@@ -67,7 +67,9 @@ export { planReplay, parseTargetTime, type ReplayPlan, type ReplayTarget } from 
 export { pruneArchive, archiveKeepFrom, backupPosition, ORPHAN_SEGMENT_GRACE_MS, type ArchivePruneReport } from './archive/retention.js';
 export { verifyArchive, type ArchiveVerifyReport, type ArchiveVerifyProblem } from './archive/verify.js';
 // Replay to a point: archived binlogs applied to a restored data directory by a temporary mysqld.
-export { selectReplay, type ReplaySelection, type StopAt } from './replay/select.js';
+export { selectReplay, ReplaySelector, type ReplaySelection, type ReplaySummary, type BinlogInput, type StopAt } from './replay/select.js';
+export { prefetchSegments, stageBinlogs, DEFAULT_PREFETCH, type ReplayProgress, type StagedFile } from './replay/stage.js';
+export { assertFreeSpace, replaySpaceNeeded, SPACE_MARGIN_BYTES, type SpaceNeed } from './replay/disk-space.js';
 export { TemporaryMysqld, type TemporaryMysqldOptions, type SqlClient, type ConnectSocket } from './replay/temporary-mysqld.js';
 export { type ReplayMethod } from './replay/apply.js';
 export { replayInto, DEFAULT_SERVER_BINARY, type ReplayIntoOptions, type ReplayResult } from './replay/replay.js';

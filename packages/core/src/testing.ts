@@ -7,3 +7,6 @@ export { compareTrees, makeTree, seededBytes, randomData, type TreeSpec, type Tr
 export { localRepository, tempDir } from './testing/repo.js';
 export { binlogFile, fixtureEvents, fixtureFileStart, fixtureTransaction, type FixtureEvent } from './testing/binlog.js';
 export { archiveHistory, fixtureHistory, HISTORY_SERVER, HISTORY_T0 } from './testing/archive.js';
+export { archiveTimeline } from './testing/archive.js';
+export { SegmentReadMeter } from './testing/segment-meter.js';
+export { ForwardingStore } from './testing/forwarding-store.js';

@@ -19,6 +19,8 @@ export const CORE_WIRE_CODES = [
   // The binlog archive and its replay (issue 20): the agent's archive phase can fail with them.
   'US_BINLOG_INVALID', 'US_ARCHIVE_LINK_INVALID', 'US_ARCHIVE_CHAIN_BROKEN', 'US_ARCHIVE_GAP', 'US_ARCHIVE_TARGET_OUT_OF_RANGE',
   'US_ARCHIVE_TARGET_INVALID', 'US_REPLAY_FAILED', 'US_REPLAY_TARGET_NOT_REACHED',
+  // The replay's free-space check (the agent's archive phase runs it too).
+  'US_REPLAY_NO_SPACE',
 ] as const;
 
 export const AGENT_WIRE_CODES = [

@@ -260,7 +260,7 @@ async function readLink(repo: Repository, key: string, index: number, id: string
  * A segment's bytes, verified: the object's frame, its content id against the link's, and its
  * length. A segment that is gone is US_ARCHIVE_GAP (what it held cannot be replayed).
  */
-export async function readSegment(repo: Repository, link: SegmentLink, signal?: AbortSignal): Promise<Buffer> {
+export async function readSegment(repo: Pick<Repository, 'getObject'>, link: SegmentLink, signal?: AbortSignal): Promise<Buffer> {
   const key = segmentKey(link.segment.id);
   let got: { plain: Buffer; id: string };
   try {

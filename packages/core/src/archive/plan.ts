@@ -14,7 +14,7 @@
 import { UnderstudyError } from '../errors.js';
 import { formatGtid, formatGtidState, parseGtid, parseGtidState, stateAtOrBefore, stateContains, type Gtid, type GtidState } from '../binlog/gtid.js';
 import { checkChain, describeWindow, type ChainReport, type CoveredWindow } from './chain.js';
-import type { SegmentLink } from './format.js';
+import type { GapLink, SegmentLink } from './format.js';
 import type { ArchiveListing } from './io.js';
 
 export type ReplayTarget = { readonly time: string | Date } | { readonly gtid: string };
@@ -33,6 +33,8 @@ export interface ReplayPlan {
 }
 
 const OFFSET_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+/** A date and time with no offset: what a local clock shows. */
+const LOCAL_TIME = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d+)?)$/;
 
 /**
  * A target time as UTC seconds (fractions dropped: binlog times are whole seconds). A string must
@@ -46,17 +48,24 @@ export function parseTargetTime(time: string | Date): number {
   }
   const ms = OFFSET_TIME.test(time) ? Date.parse(time) : NaN;
   if (Number.isNaN(ms)) {
-    throw new UnderstudyError('US_ARCHIVE_TARGET_INVALID', `target time ${JSON.stringify(time)} is not an ISO 8601 time with an offset (e.g. 2026-12-04T10:14:59Z or 2026-12-04T11:14:59+01:00): a time without one would be read in some host's zone`);
+    const local = LOCAL_TIME.exec(time);
+    const hint = local ? `: it has no offset, so it would be read in some host's zone; add Z or +hh:mm (${local[1]}T${local[2]}Z if it is UTC)` : ` (e.g. 2026-12-04T10:14:59Z or 2026-12-04T11:14:59+01:00): a time without one would be read in some host's zone`;
+    throw new UnderstudyError('US_ARCHIVE_TARGET_INVALID', `target time ${JSON.stringify(time)} is not an ISO 8601 time with an offset${hint}`);
   }
   return Math.floor(ms / 1000);
 }
 
 const iso = (s: number | null): string => (s === null ? 'none' : new Date(s * 1000).toISOString().replace('.000Z', 'Z'));
 
+/** A recorded gap, for messages. */
+function gapText(gap: GapLink): string {
+  return `the recorded gap ${gap.startState || 'empty'} to ${gap.endState} (${gap.reason}; missing files: ${gap.missingFiles.join(', ') || 'unknown'})`;
+}
+
 /** What lies between the end of `w` and the next window: the recorded gap or the problem, for messages. */
 function breakAfter(report: ChainReport, w: CoveredWindow): string {
   const gap = report.gaps.find((g) => g.index === w.lastIndex + 1);
-  if (gap) return `the recorded gap ${gap.startState || 'empty'} to ${gap.endState} (${gap.reason}; missing files: ${gap.missingFiles.join(', ') || 'unknown'})`;
+  if (gap) return gapText(gap);
   const problem = report.problems.find((p) => p.index !== undefined && p.index > w.lastIndex);
   return problem ? problem.message : `the break after archive link ${w.lastIndex}`;
 }
@@ -82,8 +91,12 @@ export function planReplay(archive: ArchiveListing | ChainReport, from: string |
   const w = [...windows].reverse().find((x) => stateAtOrBefore(parseGtidState(x.fromState), position) && stateAtOrBefore(onlyDomainsOf(position, parseGtidState(x.toState)), parseGtidState(x.toState)));
   if (!w) {
     const later = windows.findIndex((x) => !stateAtOrBefore(parseGtidState(x.fromState), position));
-    if (later > 0) {
-      throw new UnderstudyError('US_ARCHIVE_GAP', `cannot replay from ${fromText || 'the empty position'}: it lies in a gap of the archive, ${breakAfter(report, windows[later - 1]!)}; ${windowsText(report)}`, { details: { from: fromText } });
+    // Between two windows; or before the first one, inside the gap marker an archive begins with
+    // (its first logs were purged before it started): in a gap, not merely before the archive.
+    const leading = later === 0 ? report.gaps.find((g) => g.index === windows[0]!.firstIndex - 1 && stateAtOrBefore(parseGtidState(g.startState), position)) : undefined;
+    const gap = later > 0 ? breakAfter(report, windows[later - 1]!) : leading ? gapText(leading) : undefined;
+    if (gap) {
+      throw new UnderstudyError('US_ARCHIVE_GAP', `cannot replay from ${fromText || 'the empty position'}: it lies in a gap of the archive, ${gap}; ${windowsText(report)}`, { details: { from: fromText } });
     }
     throw new UnderstudyError('US_ARCHIVE_TARGET_OUT_OF_RANGE', `cannot replay from ${fromText || 'the empty position'} to ${goalText}: no archive window holds that position; ${windowsText(report)}`, { details: { from: fromText } });
   }
@@ -93,6 +106,14 @@ export function planReplay(archive: ArchiveListing | ChainReport, from: string |
   if ('gtid' in goal) {
     if (stateContains(position, goal.gtid)) {
       throw new UnderstudyError('US_ARCHIVE_TARGET_OUT_OF_RANGE', `${goalText} is at or before the backup position ${fromText}: nothing to replay to reach it (pick an older backup)`, { details: { from: fromText } });
+    }
+    const archived = [...new Set(windows.flatMap((x) => x.domains.map((d) => d.domain)))].sort((a, b) => a - b);
+    if (!archived.includes(goal.gtid.domain)) {
+      throw new UnderstudyError(
+        'US_ARCHIVE_TARGET_OUT_OF_RANGE',
+        `${goalText} is in GTID domain ${goal.gtid.domain}, which the archive does not hold (it holds domain${archived.length === 1 ? '' : 's'} ${archived.join(', ') || 'none'}): check the domain of the GTID`,
+        { details: { from: fromText, domain: goal.gtid.domain } },
+      );
     }
     const upTo = needed.findIndex((s) => stateContains(parseGtidState(s.endState), goal.gtid));
     if (upTo < 0) {

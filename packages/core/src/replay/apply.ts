@@ -1,8 +1,8 @@
 /**
  * The two ways a temporary server applies the chosen transactions (select.ts):
  *
- *  - 'relay' (the default): the binlogs are written as the server's relay logs, with its relay log
- *    index, and its SQL thread applies them (`CHANGE MASTER TO RELAY_LOG_FILE=..., RELAY_LOG_POS=4`
+ *  - 'relay' (the default): the binlogs written by stage.ts are the server's relay logs (their
+ *    index is written here), and its SQL thread applies them (`CHANGE MASTER TO RELAY_LOG_FILE=..., RELAY_LOG_POS=4`
  *    on a master it never connects to; `START SLAVE SQL_THREAD`). The replication applier records
  *    each transaction's GTID in mysql.gtid_slave_pos with the transaction itself, so what the
  *    server says it reached is what it committed, and the restored directory knows its position.
@@ -18,6 +18,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatGtidState, parseGtidState, type GtidState } from '../binlog/gtid.js';
 import { UnderstudyError } from '../errors.js';
+import { stagedBytes, type ReplayProgress, type StagedFile } from './stage.js';
 import type { TemporaryMysqld } from './temporary-mysqld.js';
 
 export type ReplayMethod = 'relay' | 'pipe';
@@ -34,25 +35,34 @@ export function methodOptions(method: ReplayMethod, runDir: string): Record<stri
   return common;
 }
 
-/** Relay: before the server starts, the binlogs become its relay logs. */
-export async function writeRelayLogs(runDir: string, binlogs: readonly Buffer[]): Promise<string[]> {
-  const names = binlogs.map((_, i) => `relay-bin.${String(i + 1).padStart(6, '0')}`);
-  for (const [i, name] of names.entries()) await writeFile(join(runDir, name), binlogs[i]!);
-  await writeFile(join(runDir, 'relay-bin.index'), names.map((n) => `${join(runDir, n)}\n`).join(''));
-  return names;
+/** Relay: before the server starts, the files written by stage.ts become its relay logs (their index). */
+export async function writeRelayIndex(runDir: string, files: readonly StagedFile[]): Promise<void> {
+  await writeFile(join(runDir, 'relay-bin.index'), files.map((f) => `${f.path}\n`).join(''));
 }
 
 interface SlaveStatus {
   Slave_SQL_Running?: string;
+  Relay_Log_File?: string;
+  Relay_Log_Pos?: number | string;
   Last_SQL_Error?: string;
   Last_SQL_Errno?: number;
 }
 
-/** Relay: applies the relay logs written by `writeRelayLogs`; resolves when `reached` is in gtid_slave_pos. */
-export async function applyRelay(server: TemporaryMysqld, firstRelayLog: string, reached: GtidState, signal?: AbortSignal): Promise<void> {
-  await server.query(`CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=1, MASTER_USER='understudy-replay', MASTER_USE_GTID=no, RELAY_LOG_FILE='${firstRelayLog}', RELAY_LOG_POS=4`);
+/** What the relay log files say of the server's progress: the files before the one it reads, and its position there. */
+function relayProgress(files: readonly StagedFile[], status: SlaveStatus | undefined): ReplayProgress {
+  const at = files.findIndex((f) => f.name === String(status?.Relay_Log_File ?? '').split('/').at(-1));
+  const before = at < 0 ? 0 : stagedBytes(files.slice(0, at));
+  const pos = at < 0 ? 0 : Math.min(Number(status?.Relay_Log_Pos ?? 0) || 0, files[at]!.size);
+  return { phase: 'apply', segmentsDone: Math.max(at, 0), segmentsTotal: files.length, bytesDone: before + pos, bytesTotal: stagedBytes(files) };
+}
+
+/** Relay: applies the relay logs (`writeRelayIndex`); resolves when `reached` is in gtid_slave_pos. Progress about once a second. */
+export async function applyRelay(server: TemporaryMysqld, files: readonly StagedFile[], reached: GtidState, options: { signal?: AbortSignal; onProgress?: (p: ReplayProgress) => void } = {}): Promise<void> {
+  const { signal, onProgress } = options;
+  await server.query(`CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=1, MASTER_USER='understudy-replay', MASTER_USE_GTID=no, RELAY_LOG_FILE='${files[0]!.name}', RELAY_LOG_POS=4`);
   await server.query('START SLAVE SQL_THREAD');
   const goal = formatGtidState(reached);
+  onProgress?.(relayProgress(files, undefined));
   for (;;) {
     if (signal?.aborted) throw new UnderstudyError('US_ABORTED', 'the replay was aborted');
     const [w] = await server.query<{ w: number }>(`SELECT MASTER_GTID_WAIT('${goal}', 1) AS w`);
@@ -61,14 +71,21 @@ export async function applyRelay(server: TemporaryMysqld, firstRelayLog: string,
     if (status && status.Slave_SQL_Running !== 'Yes') {
       throw new UnderstudyError('US_REPLAY_FAILED', `the temporary server stopped applying the archive: ${status.Last_SQL_Error || `SQL thread ${status.Slave_SQL_Running ?? 'gone'}`}`);
     }
+    onProgress?.(relayProgress(files, status));
   }
+  const total = stagedBytes(files);
+  onProgress?.({ phase: 'apply', segmentsDone: files.length, segmentsTotal: files.length, bytesDone: total, bytesTotal: total });
   await server.query('STOP SLAVE');
   await server.query('RESET SLAVE ALL');
 }
 
 /** Pipe: `mariadb-binlog files | mariadb`, then gtid_slave_pos set to what the server logged. */
-export async function applyPipe(server: TemporaryMysqld, files: readonly string[], tools: { binlog: string; client: string }): Promise<void> {
-  await pipe([tools.binlog, ...files], [tools.client, `--defaults-file=${server.cnfPath}`, '--binary-mode']);
+export async function applyPipe(server: TemporaryMysqld, files: readonly StagedFile[], tools: { binlog: string; client: string }, onProgress?: (p: ReplayProgress) => void): Promise<void> {
+  // One mariadb-binlog over every file: progress only at its start and end.
+  const total = stagedBytes(files);
+  onProgress?.({ phase: 'apply', segmentsDone: 0, segmentsTotal: files.length, bytesDone: 0, bytesTotal: total });
+  await pipe([tools.binlog, ...files.map((f) => f.path)], [tools.client, `--defaults-file=${server.cnfPath}`, '--binary-mode']);
+  onProgress?.({ phase: 'apply', segmentsDone: files.length, segmentsTotal: files.length, bytesDone: total, bytesTotal: total });
   const [row] = await server.query<{ pos: string }>('SELECT @@GLOBAL.gtid_binlog_pos AS pos');
   const logged = parseGtidState(String(row?.pos ?? ''));
   // Domains the pipe did not touch keep the position the directory had.

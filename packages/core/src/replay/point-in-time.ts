@@ -7,8 +7,10 @@
  * The backup: the newest one whose data is at or before the target.
  *  - A GTID target: the newest backup whose recorded position does not contain it.
  *  - A time target: the newest backup completed at or before that second (every transaction in it
- *    committed before it completed). The replay also refuses a backup whose position holds a
- *    transaction logged after the target (select.ts), should one slip through.
+ *    committed before it completed; a backup completed within the target second counts: binlog
+ *    times are whole seconds, and a target means the end of its second). The replay also refuses
+ *    a backup whose position holds a transaction logged after the target (select.ts), should one
+ *    slip through.
  * The position is the manifest's `metadata.gtidPosition` (the agent's executed GTID set at the
  * snapshot); a backup without one cannot be replayed onto and is skipped.
  */
@@ -22,10 +24,12 @@ import type { Repository } from '../repository.js';
 import { restore, type RestoreOptions } from '../restore.js';
 import { checkChain, describeWindow, type ChainReport } from '../archive/chain.js';
 import { backupPosition } from '../archive/retention.js';
-import { listArchive, readSegment, segmentAsBinlog } from '../archive/io.js';
+import { listArchive } from '../archive/io.js';
 import { parseTargetTime, planReplay, type ReplayPlan, type ReplayTarget } from '../archive/plan.js';
 import type { ReplayMethod } from './apply.js';
+import { assertFreeSpace, replaySpaceNeeded } from './disk-space.js';
 import { replayInto, type ReplayResult } from './replay.js';
+import { prefetchSegments, type ReplayProgress } from './stage.js';
 import type { ConnectSocket } from './temporary-mysqld.js';
 
 export interface PointInTimePlan {
@@ -44,10 +48,10 @@ function recordedPosition(m: Manifest): string | undefined {
 }
 
 /** Plans a restore to `target`; throws (US_ARCHIVE_TARGET_OUT_OF_RANGE, US_ARCHIVE_GAP, US_ARCHIVE_TARGET_INVALID) naming the range or the gap when it cannot be done. */
-export async function planPointInTime(repo: Repository, target: ReplayTarget, options: { backupId?: string; signal?: AbortSignal } = {}): Promise<PointInTimePlan> {
+export async function planPointInTime(repo: Repository, target: ReplayTarget, options: { backupId?: string; signal?: AbortSignal; /** The clock a target in the future is refused by (tests). */ now?: () => Date } = {}): Promise<PointInTimePlan> {
   // Parse the target first: a malformed one is refused before the repository is read.
   const goal: { time: number; gtid?: undefined } | { gtid: Gtid; time?: undefined } = 'time' in target ? { time: parseTargetTime(target.time) } : { gtid: parseGtid(target.gtid, 'target GTID') };
-  const now = Math.floor(Date.now() / 1000);
+  const now = Math.floor((options.now?.() ?? new Date()).getTime() / 1000);
   if (goal.time !== undefined && goal.time > now) {
     throw new UnderstudyError('US_ARCHIVE_TARGET_OUT_OF_RANGE', `target ${iso(goal.time)} is in the future (now is ${iso(now)})`);
   }
@@ -65,16 +69,19 @@ export async function planPointInTime(repo: Repository, target: ReplayTarget, op
     const from = recordedPosition(m);
     if (from === undefined) continue;
     oldest = m;
-    const before = goal.time !== undefined ? Date.parse(m.completedAt) / 1000 <= goal.time : !stateContains(parseGtidState(from), goal.gtid);
+    const before = goal.time !== undefined ? Math.floor(Date.parse(m.completedAt) / 1000) <= goal.time : !stateContains(parseGtidState(from), goal.gtid);
     if (!before) continue;
     return { backup: m, from, replay: planReplay(report, from, goal.time !== undefined ? { time: new Date(goal.time * 1000) } : { gtid: formatGtid(goal.gtid) }) };
   }
   const goalText = goal.time !== undefined ? iso(goal.time) : `GTID ${formatGtid(goal.gtid)}`;
   const covered = report.windows.length === 0 ? 'the archive holds no segment' : `the archive covers ${report.windows.map(describeWindow).join('; and ')}`;
   if (!oldest) throw new UnderstudyError('US_BACKUP_NOT_FOUND', `no backup${options.backupId ? ` ${options.backupId}` : ''} with a recorded GTID position to replay onto in ${repo.store.location}`);
+  const which = options.backupId ? 'backup' : 'the oldest backup';
   throw new UnderstudyError(
     'US_ARCHIVE_TARGET_OUT_OF_RANGE',
-    `${goalText} is before ${options.backupId ? 'backup' : 'the oldest backup'} ${oldest.id} (completed ${oldest.completedAt}, position ${recordedPosition(oldest) || 'empty'}): no backup to replay from; ${covered}`,
+    goal.time !== undefined
+      ? `${goalText} is before ${which} ${oldest.id} (completed ${oldest.completedAt}, position ${recordedPosition(oldest) || 'empty'}): no backup to replay from; ${covered}`
+      : `${goalText} is before ${which} ${oldest.id}: its position ${recordedPosition(oldest) || 'empty'} already holds that transaction, so no backup is from before it to replay from; ${covered}`,
   );
 }
 
@@ -85,6 +92,11 @@ export interface RestoreToPointOptions {
   readonly user?: string;
   readonly binary?: string;
   readonly restore?: Omit<RestoreOptions, 'backupId' | 'signal'>;
+  /** Where the replay's run directory is made (its binlog files, the server's files); default the OS temp dir. */
+  readonly workDir?: string;
+  /** Segments read ahead of the one being written (stage.ts; default 2). */
+  readonly prefetch?: number;
+  readonly onProgress?: (p: ReplayProgress) => void;
   readonly signal?: AbortSignal;
 }
 
@@ -93,37 +105,54 @@ export interface RestoreToPointResult {
   readonly replay: ReplayResult;
 }
 
-/** Runs a plan: restores its backup into `dir`, replays its segments, checks what was reached. */
+/**
+ * Runs a plan: checks the disk it needs (disk-space.ts: refused before anything is written),
+ * restores its backup into `dir`, replays its segments, checks what was reached.
+ */
 export async function restoreToPoint(repo: Repository, dir: string, plan: PointInTimePlan, options: RestoreToPointOptions): Promise<RestoreToPointResult> {
+  const workDir = options.workDir ?? tmpdir();
+  await assertFreeSpace([
+    { dir: workDir, bytes: replaySpaceNeeded(plan.replay.bytes, options.method ?? 'relay'), what: `the replay's ${plan.replay.segments.length} segments` },
+    // A forced restore deletes what the target holds first: what it frees is not known here.
+    ...(options.restore?.force ? [] : [{ dir, bytes: plan.backup.totals.bytes, what: `backup ${plan.backup.id}` }]),
+  ]);
   await restore(repo, dir, { ...options.restore, backupId: plan.backup.id, ...(options.signal ? { signal: options.signal } : {}) });
-  return { plan, replay: await replayArchive(repo, dir, plan.from, plan.replay, options) };
+  return { plan, replay: await replayArchive(repo, dir, plan.from, plan.replay, { ...options, workDir }) };
 }
 
 export type ReplayArchiveOptions = Omit<RestoreToPointOptions, 'restore'> & { readonly serverId?: number };
 
-/** Reads a replay plan's segments (each verified) and replays them into `datadir`, from `from` to the plan's target. */
+/**
+ * Replays a plan's segments into `datadir`, from `from` to the plan's target: each segment read
+ * (verified) and written to the run directory as it comes, `prefetch` ahead at most (stage.ts:
+ * memory at most (prefetch + 1) x the largest segment), after a check of the run directory's free
+ * space (US_REPLAY_NO_SPACE before anything is written).
+ */
 export async function replayArchive(repo: Repository, datadir: string, from: string, plan: ReplayPlan, options: ReplayArchiveOptions): Promise<ReplayResult> {
-  const binlogs = [];
-  for (const link of plan.segments) {
-    binlogs.push({ name: `${link.file} [${link.start}, ${link.end})`, bytes: segmentAsBinlog(link, await readSegment(repo, link, options.signal)) });
-  }
+  const method = options.method ?? 'relay';
+  const workDir = options.workDir ?? tmpdir();
+  await assertFreeSpace([{ dir: workDir, bytes: replaySpaceNeeded(plan.bytes, method), what: `the replay's ${plan.segments.length} segments` }]);
   const target = plan.target;
-  const runDir = await mkdtemp(join(tmpdir(), 'understudy-replay-'));
+  const runDir = await mkdtemp(join(workDir, 'understudy-replay-'));
+  const segments = prefetchSegments(repo, plan.segments, { ...(options.prefetch !== undefined ? { prefetch: options.prefetch } : {}), ...(options.signal ? { signal: options.signal } : {}) });
   try {
     return await replayInto({
       datadir,
       runDir,
       connect: options.connect,
-      binlogs,
+      binlogs: segments,
+      total: { inputs: plan.segments.length, bytes: plan.bytes },
       from,
       stop: 'time' in target ? { time: target.time } : { gtid: parseGtid(target.gtid) },
-      ...(options.method ? { method: options.method } : {}),
+      method,
       ...(options.user ? { user: options.user } : {}),
       ...(options.binary ? { binary: options.binary } : {}),
       ...(options.serverId ? { serverId: options.serverId } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
   } finally {
+    await segments.return(undefined);
     await rm(runDir, { recursive: true, force: true });
   }
 }

@@ -5,14 +5,19 @@
  * (US_REPLAY_TARGET_NOT_REACHED; MOCO #563 reported success after applying nothing). The server is
  * shut down cleanly and the directory is left ready to start, its mysql.gtid_slave_pos at the
  * position reached.
+ *
+ * The binlogs are streamed (stage.ts): each is cut to its chosen transactions and written to the
+ * run directory as it comes, before the next is taken, so memory holds one input at a time (plus
+ * what the source prefetches: `prefetchSegments` states its bound); the server then applies the
+ * files from disk.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import { formatGtid, formatGtidState, parseGtidState, type Gtid, type GtidState } from '../binlog/gtid.js';
 import { UnderstudyError } from '../errors.js';
-import { applyPipe, applyRelay, methodOptions, writeRelayLogs, type ReplayMethod } from './apply.js';
-import { selectReplay, type ReplaySelection, type StopAt } from './select.js';
+import { applyPipe, applyRelay, methodOptions, writeRelayIndex, type ReplayMethod } from './apply.js';
+import { ReplaySelector, type BinlogInput, type ReplaySummary, type StopAt } from './select.js';
+import { inputBytes, stageBinlogs, type ReplayProgress } from './stage.js';
 import { TemporaryMysqld, type ConnectSocket } from './temporary-mysqld.js';
 
 export interface ReplayIntoOptions {
@@ -21,8 +26,14 @@ export interface ReplayIntoOptions {
   /** A directory of the replay's own (created; the temporary server's files and the binlogs). */
   readonly runDir: string;
   readonly connect: ConnectSocket;
-  /** Binlog byte streams, in order, each from its magic and format description (`segmentAsBinlog`). */
-  readonly binlogs: ReadonlyArray<{ readonly name: string; readonly bytes: Buffer }>;
+  /**
+   * Binlog byte streams, in order, each from its magic and format description (`segmentAsBinlog`,
+   * `prefetchSegments`): an array, or an async iterable taken one at a time.
+   */
+  readonly binlogs: Iterable<BinlogInput> | AsyncIterable<BinlogInput>;
+  /** For progress: how many binlogs and bytes `binlogs` holds (an array's own when not given). */
+  readonly total?: { readonly inputs: number; readonly bytes: number };
+  readonly onProgress?: (p: ReplayProgress) => void;
   /** The GTID position the directory holds (the backup's). */
   readonly from: GtidState | string;
   readonly stop: StopAt;
@@ -38,7 +49,7 @@ export interface ReplayIntoOptions {
 
 export interface ReplayResult {
   readonly method: ReplayMethod;
-  readonly selection: ReplaySelection;
+  readonly selection: ReplaySummary;
   /** What the server reports once it applied them (domains ascending). */
   readonly reached: string;
   readonly lastGtid: string | null;
@@ -51,8 +62,13 @@ export const DEFAULT_SERVER_BINARY = existsSync('/usr/sbin/mariadbd') ? '/usr/sb
 
 export async function replayInto(o: ReplayIntoOptions): Promise<ReplayResult> {
   const from = typeof o.from === 'string' ? parseGtidState(o.from, 'the backup position') : o.from;
-  const selection = selectReplay(o.binlogs, from, o.stop);
   const method = o.method ?? 'relay';
+  const selector = new ReplaySelector(from, o.stop);
+  await mkdir(o.runDir, { recursive: true });
+  const inputs = Array.isArray(o.binlogs) ? (o.binlogs as readonly BinlogInput[]) : undefined;
+  const total = o.total ?? (inputs ? { inputs: inputs.length, bytes: inputs.reduce((n, b) => n + inputBytes(b), 0) } : undefined);
+  const files = await stageBinlogs(o.binlogs, { runDir: o.runDir, method, selector, ...(total ? { total } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+  const selection = selector.finish();
   const done = (applyMs: number, reached: string): ReplayResult => ({
     method,
     selection,
@@ -62,14 +78,7 @@ export async function replayInto(o: ReplayIntoOptions): Promise<ReplayResult> {
     applyMs,
   });
   if (selection.transactions === 0) return done(0, formatGtidState(selection.reached));
-  await mkdir(o.runDir, { recursive: true });
-  let relayFiles: string[] = [];
-  let pipeFiles: string[] = [];
-  if (method === 'relay') relayFiles = await writeRelayLogs(o.runDir, selection.binlogs);
-  else {
-    pipeFiles = selection.binlogs.map((_, i) => join(o.runDir, `replay.${String(i + 1).padStart(6, '0')}`));
-    for (const [i, f] of pipeFiles.entries()) await writeFile(f, selection.binlogs[i]!);
-  }
+  if (method === 'relay') await writeRelayIndex(o.runDir, files);
   const server = new TemporaryMysqld({
     binary: o.binary ?? DEFAULT_SERVER_BINARY,
     datadir: o.datadir,
@@ -82,8 +91,8 @@ export async function replayInto(o: ReplayIntoOptions): Promise<ReplayResult> {
   const started = Date.now();
   let reached: GtidState;
   try {
-    if (method === 'relay') await applyRelay(server, relayFiles[0]!, selection.reached, o.signal);
-    else await applyPipe(server, pipeFiles, o.tools ?? { binlog: 'mariadb-binlog', client: 'mariadb' });
+    if (method === 'relay') await applyRelay(server, files, selection.reached, { ...(o.signal ? { signal: o.signal } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
+    else await applyPipe(server, files, o.tools ?? { binlog: 'mariadb-binlog', client: 'mariadb' }, o.onProgress);
     const [row] = await server.query<{ pos: string }>('SELECT @@GLOBAL.gtid_slave_pos AS pos');
     reached = parseGtidState(String(row?.pos ?? ''), 'the server position');
   } catch (err) {

@@ -13,6 +13,10 @@
  * input's format description, the groups' events unchanged): what the server then applies knows
  * no offsets at all. A truncated last event (a master that crashed while writing it) and a
  * transaction left open at the end of the input are not applied: they were never committed.
+ *
+ * `ReplaySelector` decides one input at a time, carrying only the GTID state from one to the next:
+ * a replay streams its segments through it (stage.ts) and holds none but the one being cut.
+ * `selectReplay` is the same over inputs already in memory.
  */
 import { BINLOG_MAGIC, EventType } from '../binlog/events.js';
 import { formatGtid, formatGtidState, stateContains, withGtid, type Gtid, type GtidState } from '../binlog/gtid.js';
@@ -21,10 +25,9 @@ import { UnderstudyError } from '../errors.js';
 
 export type StopAt = { readonly gtid: Gtid } | { readonly time: number };
 
-export interface ReplaySelection {
-  /** Binlogs holding exactly the transactions to apply, in order (inputs with none are left out). */
-  readonly binlogs: Buffer[];
-  /** How many transactions they hold, and their bytes. */
+/** What a selection chose, without the bytes. */
+export interface ReplaySummary {
+  /** How many transactions are chosen, and the bytes of the binlogs holding them. */
   readonly transactions: number;
   readonly bytes: number;
   /** The GTID state after them: what the server must report once it applied them. */
@@ -37,31 +40,62 @@ export interface ReplaySelection {
   readonly truncatedTail: string | undefined;
 }
 
-/** Chooses the transactions of `inputs` (binlog byte streams, each from its magic) to apply. */
-export function selectReplay(inputs: ReadonlyArray<{ readonly name: string; readonly bytes: Buffer }>, from: GtidState, stop: StopAt): ReplaySelection {
-  let state = new Map(from);
-  const binlogs: Buffer[] = [];
-  let transactions = 0;
-  let bytes = 0;
-  let last: ReplaySelection['last'];
-  let next: ReplaySelection['next'];
-  let truncatedTail: string | undefined;
-  let done = false;
-  for (const [i, input] of inputs.entries()) {
-    if (done) break;
+export interface ReplaySelection extends ReplaySummary {
+  /** Binlogs holding exactly the transactions to apply, in order (inputs with none are left out). */
+  readonly binlogs: Buffer[];
+}
+
+/** One binlog byte stream from its magic, whole or in pieces (a segment: [magic + format description, its bytes], no copy). */
+export interface BinlogInput {
+  readonly name: string;
+  readonly bytes: Buffer | readonly Buffer[];
+  /** The bytes it counts for in progress reports (a segment's own, without the format description put before it); default all. */
+  readonly size?: number;
+}
+
+/**
+ * Chooses the transactions to apply, one input at a time, in order. `push` returns the chosen
+ * part of the input as buffers to write one after the other (the magic, the format description
+ * and runs of the input's events: views of the input, no copy), or undefined when it holds none;
+ * once `done` (the target met) later inputs are not needed. `finish` checks the target was met.
+ */
+export class ReplaySelector {
+  private state: Map<number, Gtid>;
+  private transactions = 0;
+  private bytes = 0;
+  private last: ReplaySummary['last'];
+  private next: ReplaySummary['next'];
+  private truncatedTail: string | undefined;
+  private finished = false;
+  /** The target was met: no later transaction is applied. */
+  done = false;
+
+  constructor(
+    private readonly from: GtidState,
+    private readonly stop: StopAt,
+  ) {
+    this.state = new Map(from);
+  }
+
+  push(input: BinlogInput): Buffer[] | undefined {
+    if (this.done) return undefined;
+    if (this.truncatedTail !== undefined) {
+      // A cut-short input was not the last one: what followed it cannot be applied after a hole.
+      throw new UnderstudyError('US_BINLOG_INVALID', `${this.truncatedTail.replace(/ \(not applied\)$/, '')}, but it is not the last binlog of the replay (${input.name} follows it)`);
+    }
     const reader = new BinlogReader({ name: input.name, checkEndPositions: false });
-    const events = reader.push(input.bytes);
+    const events = Buffer.isBuffer(input.bytes) ? reader.push(input.bytes) : input.bytes.flatMap((b) => reader.push(b));
     const end = reader.finish();
     if (end.truncated || end.openTransaction) {
       const what = end.truncated ? `a truncated event at offset ${end.truncated.at}` : `transaction ${formatGtid(end.openTransaction!.gtid)} never committed`;
-      if (i !== inputs.length - 1) throw new UnderstudyError('US_BINLOG_INVALID', `${input.name}: ${what}, but it is not the last binlog of the replay`);
-      truncatedTail = `${input.name}: ${what} (not applied)`;
+      this.truncatedTail = `${input.name}: ${what} (not applied)`;
     }
     const fde = events.find((e) => e.header.type === EventType.FORMAT_DESCRIPTION);
     if (!fde) throw new UnderstudyError('US_BINLOG_INVALID', `${input.name}: no format description event`);
     const kept: Buffer[] = [];
     let group: Buffer[] = [];
     let inGroup = false;
+    const stop = this.stop;
     for (const e of events) {
       if (e.gtid) {
         inGroup = true;
@@ -71,38 +105,65 @@ export function selectReplay(inputs: ReadonlyArray<{ readonly name: string; read
       if (!e.commit) continue;
       inGroup = false;
       const t = e.commit;
-      if (stateContains(state, t.gtid)) {
+      if (stateContains(this.state, t.gtid)) {
         // The backup has it already; one logged after a target time means the backup is past the target.
-        if ('time' in stop && t.timestamp > stop.time && stateContains(from, t.gtid)) {
-          throw new UnderstudyError('US_ARCHIVE_TARGET_OUT_OF_RANGE', `the backup's position ${formatGtidState(from)} already holds ${formatGtid(t.gtid)}, logged at ${new Date(t.timestamp * 1000).toISOString()}, after the target: restore an older backup`);
+        if ('time' in stop && t.timestamp > stop.time && stateContains(this.from, t.gtid)) {
+          throw new UnderstudyError('US_ARCHIVE_TARGET_OUT_OF_RANGE', `the backup's position ${formatGtidState(this.from)} already holds ${formatGtid(t.gtid)}, logged at ${new Date(t.timestamp * 1000).toISOString()}, after the target: restore an older backup`);
         }
         continue;
       }
       if ('time' in stop && t.timestamp > stop.time) {
-        next = { gtid: t.gtid, time: t.timestamp };
-        done = true;
+        this.next = { gtid: t.gtid, time: t.timestamp };
+        this.done = true;
         break;
       }
-      kept.push(...group);
-      transactions++;
-      state = withGtid(state, t.gtid);
-      last = { gtid: t.gtid, time: t.timestamp };
+      appendRuns(kept, group);
+      this.transactions++;
+      this.state = withGtid(this.state, t.gtid);
+      this.last = { gtid: t.gtid, time: t.timestamp };
       if ('gtid' in stop && t.gtid.domain === stop.gtid.domain && t.gtid.seq >= stop.gtid.seq) {
         if (t.gtid.seq !== stop.gtid.seq || t.gtid.serverId !== stop.gtid.serverId) {
           throw new UnderstudyError('US_ARCHIVE_TARGET_OUT_OF_RANGE', `target GTID ${formatGtid(stop.gtid)} is not in the archive: domain ${t.gtid.domain} goes from before it to ${formatGtid(t.gtid)}`);
         }
-        done = true;
+        this.done = true;
         break;
       }
     }
-    if (kept.length > 0) {
-      const out = Buffer.concat([BINLOG_MAGIC, fde.bytes, ...kept]);
-      binlogs.push(out);
-      bytes += out.length;
+    if (kept.length === 0) return undefined;
+    const out = [BINLOG_MAGIC, fde.bytes, ...kept];
+    this.bytes += out.reduce((n, b) => n + b.length, 0);
+    return out;
+  }
+
+  /** What was chosen; throws when a GTID target was not met. */
+  finish(): ReplaySummary {
+    const stop = this.stop;
+    if (!this.finished && 'gtid' in stop && !stateContains(this.state, stop.gtid)) {
+      throw new UnderstudyError('US_ARCHIVE_TARGET_OUT_OF_RANGE', `target GTID ${formatGtid(stop.gtid)} is not in the binlogs replayed (they reach ${formatGtidState(this.state) || 'nothing'})`);
     }
+    this.finished = true;
+    return { transactions: this.transactions, bytes: this.bytes, reached: this.state, last: this.last, next: this.next, truncatedTail: this.truncatedTail };
   }
-  if ('gtid' in stop && !stateContains(state, stop.gtid)) {
-    throw new UnderstudyError('US_ARCHIVE_TARGET_OUT_OF_RANGE', `target GTID ${formatGtid(stop.gtid)} is not in the binlogs replayed (they reach ${formatGtidState(state) || 'nothing'})`);
+}
+
+/** Adds `group`'s events to `runs`, joining an event that follows on in memory to the run before it (fewer buffers to write). */
+function appendRuns(runs: Buffer[], group: readonly Buffer[]): void {
+  for (const b of group) {
+    const prev = runs.at(-1);
+    if (prev && prev.buffer === b.buffer && prev.byteOffset + prev.length === b.byteOffset) {
+      runs[runs.length - 1] = Buffer.from(prev.buffer, prev.byteOffset, prev.length + b.length);
+    } else runs.push(b);
   }
-  return { binlogs, transactions, bytes, reached: state, last, next, truncatedTail };
+}
+
+/** Chooses the transactions of `inputs` (binlog byte streams, each from its magic) to apply: ReplaySelector over inputs in memory. */
+export function selectReplay(inputs: readonly BinlogInput[], from: GtidState, stop: StopAt): ReplaySelection {
+  const selector = new ReplaySelector(from, stop);
+  const binlogs: Buffer[] = [];
+  for (const input of inputs) {
+    if (selector.done) break;
+    const parts = selector.push(input);
+    if (parts) binlogs.push(Buffer.concat(parts));
+  }
+  return { ...selector.finish(), binlogs };
 }

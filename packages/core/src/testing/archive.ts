@@ -43,3 +43,38 @@ export async function archiveHistory(repo: Repository, files: ReturnType<typeof 
   return links;
 }
 
+
+/**
+ * One binlog file of transactions 0-1-1, 0-1-2, ... logged at `times` (UTC seconds, one each, with
+ * `rowBytes` of row data), archived after `prev` in segments of `per` transactions (the last one
+ * with `observedThrough` when given).
+ */
+export async function archiveTimeline(
+  repo: Repository,
+  times: readonly number[],
+  options: { per?: number; rowBytes?: number; prev?: ArchiveLink | null; observedThrough?: number; file?: string } = {},
+): Promise<{ links: SegmentLink[]; bytes: Buffer }> {
+  const name = options.file ?? 'mysql-bin.000001';
+  const { bytes } = binlogFile([...fixtureFileStart([], name), ...times.flatMap((t, i) => fixtureTransaction({ domain: 0, serverId: 1, seq: i + 1 }, t, options.rowBytes ?? 40))]);
+  const ends = readBinlog(bytes).events.filter((e) => e.commit).map((e) => e.end);
+  const per = options.per ?? 1;
+  const cuts = [0, ...ends.filter((_, i) => (i + 1) % per === 0 && i + 1 < ends.length), bytes.length];
+  const fde = readBinlog(bytes).events[0]!.bytes;
+  const links: SegmentLink[] = [];
+  let prev = options.prev ?? null;
+  for (let i = 0; i + 1 < cuts.length; i++) {
+    const last = i + 2 === cuts.length;
+    const link = await putSegment(repo, {
+      prev,
+      server: HISTORY_SERVER,
+      file: name,
+      start: cuts[i]!,
+      bytes: bytes.subarray(cuts[i]!, cuts[i + 1]!),
+      formatDescription: fde,
+      ...(last && options.observedThrough !== undefined ? { observedThrough: options.observedThrough } : {}),
+    });
+    links.push(link);
+    prev = link;
+  }
+  return { links, bytes };
+}

@@ -5,9 +5,10 @@
  * reached (the GTID and its commit time) is printed; core fails the restore when the server's
  * position is not the one planned.
  */
+import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import mysql from 'mysql2/promise';
-import { planPointInTime, restoreToPoint, UnderstudyError, type PointInTimePlan, type ReplayMethod, type ReplayTarget, type SqlClient } from '@understudy/core';
+import { planPointInTime, replaySpaceNeeded, restoreToPoint, UnderstudyError, type PointInTimePlan, type ReplayMethod, type ReplayTarget, type SqlClient } from '@understudy/core';
 import { formatBytes, formatDuration, formatTime, plural } from '../format.js';
 import type { CommandContext } from './context.js';
 
@@ -70,12 +71,15 @@ export async function runRestoreToPoint(ctx: CommandContext, backupId: string | 
   const segText = segs.length === 0 ? 'none (the backup is at the target already)' : `${plural(segs.length, 'segment')} (archive links ${segs[0]!.index} to ${segs.at(-1)!.index}), ${formatBytes(plan.replay.bytes)}`;
   const dest = resolve(dir);
   if (flags.dryRun) {
-    if (ctx.json) ctx.printJson({ dryRun: true, target: dest, plan: planJson(plan) });
+    // What the restore will check before writing (core's disk-space.ts): the replay's files in the temp dir, the backup in DIR.
+    const disk = { workDir: tmpdir(), replayBytes: replaySpaceNeeded(plan.replay.bytes, method), backupBytes: plan.backup.totals.bytes };
+    if (ctx.json) ctx.printJson({ dryRun: true, target: dest, plan: planJson(plan), disk });
     else
       ctx.print(
         [
           `plan: restore to ${targetText(plan)} into ${dest} (dry run: nothing written)`,
           `  backup    ${plan.backup.id}, completed ${formatTime(plan.backup.completedAt)}, position ${plan.from || '(empty)'}`,
+          `  disk      ${formatBytes(disk.backupBytes)} in ${dest} for the backup; ${formatBytes(disk.replayBytes)} in ${disk.workDir} for the replay's files (TMPDIR)`,
           `  replay    ${segText}`,
           ...segs.map((s) => `            ${s.index}: ${s.file} [${s.start}, ${s.end}) ${s.firstGtid ?? ''}..${s.lastGtid ?? ''}`),
         ].join('\n'),
@@ -84,13 +88,32 @@ export async function runRestoreToPoint(ctx: CommandContext, backupId: string | 
   }
   const started = Date.now();
   const user = flags.mysqldUser ?? (process.getuid?.() === 0 ? 'mysql' : undefined);
-  const { replay } = await restoreToPoint(repo, dest, plan, {
-    connect: socketClient,
-    method: method as ReplayMethod,
-    ...(user ? { user } : {}),
-    restore: { force: flags.force ?? false, allowExternalSymlinks: flags.allowExternalSymlinks ?? false, concurrency: settings.concurrency },
-    signal: ctx.signal,
-  });
+  // Progress on stderr: the restore's download, then the archive's segments read and cut (core:
+  // at most 3 segments in memory), then the server applying them. stdout keeps the report only.
+  const progress = await ctx.progress('restore');
+  let replay;
+  try {
+    ({ replay } = await restoreToPoint(repo, dest, plan, {
+      connect: socketClient,
+      method: method as ReplayMethod,
+      ...(user ? { user } : {}),
+      restore: {
+        force: flags.force ?? false,
+        allowExternalSymlinks: flags.allowExternalSymlinks ?? false,
+        concurrency: settings.concurrency,
+        onProgress: (p) => progress.update({ phase: p.phase, done: p.bytesDone, total: p.bytesTotal, unit: 'bytes', detail: `${p.filesDone}/${p.filesTotal} files` }),
+      },
+      onProgress: (p) =>
+        progress.update(
+          p.phase === 'read'
+            ? { phase: 'archive', done: p.bytesDone, total: p.bytesTotal, unit: 'bytes', detail: `${p.segmentsDone}/${p.segmentsTotal} segments read` }
+            : { phase: 'replay', done: p.bytesDone, total: p.bytesTotal, unit: 'bytes', detail: `${p.segmentsDone}/${p.segmentsTotal} binlog files applied` },
+        ),
+      signal: ctx.signal,
+    }));
+  } finally {
+    ctx.stopProgress();
+  }
   const durationMs = Date.now() - started;
   const sel = replay.selection;
   if (ctx.json) {

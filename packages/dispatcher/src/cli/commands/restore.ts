@@ -26,7 +26,7 @@ export function registerRestore(program: Command, io: CliIo): void {
     .option('--allow-external-symlinks', 'restore symlinks that point outside DIR (absolute or ../ targets); refused by default')
     .option('--to-time <time>', "restore to a point: every transaction committed at or before this second, none after; ISO 8601 WITH an offset ('2026-12-04T10:14:59Z', '2026-12-04T11:14:59+01:00')")
     .option('--to-gtid <gtid>', 'restore to a point: every transaction up to and including this GTID (domain-server-seq)')
-    .option('--dry-run', 'with --to-time/--to-gtid: print the plan (backup, archive segments, bytes) and write nothing')
+    .option('--dry-run', 'with --to-time/--to-gtid: print the plan (backup, archive segments, bytes, disk needed) and write nothing')
     .option('--replay-method <method>', 'with --to-time/--to-gtid: relay (the server applies the segments as relay logs; default) or pipe (mariadb-binlog | mariadb)')
     .option('--mysqld-user <user>', 'with --to-time/--to-gtid: the unix user the temporary mysqld runs as (default: mysql when run as root)')
     .addHelpText(

@@ -29,6 +29,8 @@ export interface ReplaySelection {
   readonly bytes: number;
   /** The GTID state after them: what the server must report once it applied them. */
   readonly reached: GtidState;
+  /** The first transaction applied and its time (UTC seconds), or undefined when none is. */
+  readonly first: { readonly gtid: Gtid; readonly time: number } | undefined;
   /** The last transaction applied and its time (UTC seconds), or undefined when none is. */
   readonly last: { readonly gtid: Gtid; readonly time: number } | undefined;
   /** The first transaction not applied because of the target (its time), if the inputs hold one. */
@@ -43,6 +45,7 @@ export function selectReplay(inputs: ReadonlyArray<{ readonly name: string; read
   const binlogs: Buffer[] = [];
   let transactions = 0;
   let bytes = 0;
+  let first: ReplaySelection['first'];
   let last: ReplaySelection['last'];
   let next: ReplaySelection['next'];
   let truncatedTail: string | undefined;
@@ -87,6 +90,7 @@ export function selectReplay(inputs: ReadonlyArray<{ readonly name: string; read
       transactions++;
       state = withGtid(state, t.gtid);
       last = { gtid: t.gtid, time: t.timestamp };
+      first ??= last;
       if ('gtid' in stop && t.gtid.domain === stop.gtid.domain && t.gtid.seq >= stop.gtid.seq) {
         if (t.gtid.seq !== stop.gtid.seq || t.gtid.serverId !== stop.gtid.serverId) {
           throw new UnderstudyError('US_ARCHIVE_TARGET_OUT_OF_RANGE', `target GTID ${formatGtid(stop.gtid)} is not in the archive: domain ${t.gtid.domain} goes from before it to ${formatGtid(t.gtid)}`);
@@ -104,5 +108,5 @@ export function selectReplay(inputs: ReadonlyArray<{ readonly name: string; read
   if ('gtid' in stop && !stateContains(state, stop.gtid)) {
     throw new UnderstudyError('US_ARCHIVE_TARGET_OUT_OF_RANGE', `target GTID ${formatGtid(stop.gtid)} is not in the binlogs replayed (they reach ${formatGtidState(state) || 'nothing'})`);
   }
-  return { binlogs, transactions, bytes, reached: state, last, next, truncatedTail };
+  return { binlogs, transactions, bytes, reached: state, first, last, next, truncatedTail };
 }

@@ -44,16 +44,17 @@ describe('prometheus/understudy-alerts.yml', () => {
     assert.match(r.out, /SUCCESS/);
   });
 
-  it('alerts on the backup age, failed runs, failed restore tests and reaped runs, with series the dispatcher exports', async () => {
+  it('alerts on the backup age, failed runs, failed restore tests, reaped runs and the restore window, with series the dispatcher exports', async () => {
     const rules = await readFile(DIR + RULES, 'utf8');
     const tests = await readFile(DIR + TESTS, 'utf8');
-    for (const alert of ['UnderstudyBackupTooOld', 'UnderstudyNoBackupYet', 'UnderstudyRunFailed', 'UnderstudyRestoreTestFailed', 'UnderstudyRunReaped']) {
+    for (const alert of ['UnderstudyBackupTooOld', 'UnderstudyNoBackupYet', 'UnderstudyRunFailed', 'UnderstudyRestoreTestFailed', 'UnderstudyRunReaped', 'UnderstudyArchiveGapAfterNewestBackup', 'UnderstudyRestoreWindowBehind']) {
       assert.match(rules, new RegExp(`- alert: ${alert}\\n`), `${alert} is missing`);
       assert.match(tests, new RegExp(`alertname: ${alert}\\n`), `${alert} has no unit test`);
     }
     const store = RunStore.open(':memory:');
     try {
-      const registry = createMetrics(store, { targets: ['db1'] });
+      // With a binlog archive: its metrics and the restore window's are declared too.
+      const registry = createMetrics(store, { targets: ['db1'], archives: [{ target: 'db1', statusPath: '/nonexistent/archive-db1.json' }], windows: { all: () => [] } });
       // Names from the exposition's TYPE lines (series without a value yet have one too), labels
       // from each metric's declaration (prom-client's labelNames).
       const exposition = await registry.metrics();

@@ -12,7 +12,9 @@
  *   shipped; S3 flaky (lost responses): every put retried to the same link;
  * - logs rotated and purged (FLUSH / PURGE BINARY LOGS on this TEST master only) while the archiver
  *   was stopped: the gap recorded in the archive and raised (status file, /metrics, `understudy
- *   status` exit 10).
+ *   status` exit 10);
+ * - then a backup after the gap: the service's restore window runs from it to the archive's newest
+ *   second (the gap only shown, `status` exit 0), and its end advances with the archive.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -22,7 +24,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { checkChain, listArchive, openRepositoryAt, parseRepoUrl, readBinlog, readSegment, segmentAsBinlog, formatGtid, type Repository, type ChainReport } from '@understudy/core';
+import { backup, checkChain, isoSecond, listArchive, openRepositoryAt, parseRepoUrl, readBinlog, readSegment, segmentAsBinlog, formatGtid, type Repository, type ChainReport } from '@understudy/core';
+import type { RestoreWindowView, RunListResponse } from '@understudy/dispatcher';
 import { createConnection, type Connection } from 'mysql2/promise';
 import { startMariadb, type Mariadb } from './rig/mariadb.js';
 import { testS3, freshBucket, type TestS3 } from './rig/shared-s3.js';
@@ -342,6 +345,60 @@ describe('binlog archiver on a real MariaDB master and radosgw', () => {
       await d.stop();
     }
   });
+
+  it('the restore window: a backup after the gap restores from its second to the newest archived one, the gap only shown (status 0); the end advances with the archive', async () => {
+    // Follows the gap test: the archive holds its gap marker; the newest backup is taken after it.
+    if (!archiver) startArchiver();
+    // Only what is written from here on must be archived (the gap test's writes around the purge are in its own account).
+    writer.committed.length = 0;
+    const before = await allArchived(MAX_DELAY * 1000 + SLACK_MS, 1);
+    // What the window reads of a backup is its manifest (completion time, GTID position): a tiny tree will do.
+    const tree = join(dir, 'tree');
+    await mkdir(tree, { recursive: true });
+    await writeFile(join(tree, 'f'), 'x');
+    const { manifest } = await backup(repo, tree, { metadata: { gtidPosition: before.report.head!.endState } });
+    await sleep(1100); // the writes below commit in a second after the backup completed
+    const write = async () => {
+      writer.start();
+      await sleep(1500);
+      await writer.stop();
+      return (await allArchived(MAX_DELAY * 1000 + SLACK_MS, 1)).report;
+    };
+    const first = await write();
+    const port = JSON.parse(await (await import('node:fs/promises')).readFile(configPath, 'utf8')).listen.port;
+    const d = await startDispatcherProcess({ configPath, url: `http://127.0.0.1:${port}`, logPath: join(dir, 'dispatcher-window.log'), env });
+    try {
+      const one = await computedWindow(d.url);
+      assert.equal(one.error, null);
+      assert.deepEqual(one.windows.map((w) => [w.archived, w.backups]), [[true, [manifest.id]]]);
+      assert.equal(one.start, isoSecond(Math.ceil(Date.parse(manifest.completedAt) / 1000)), 'from the backup');
+      assert.equal(one.end, isoSecond(first.windows.at(-1)!.toTime!), "to the archive's newest second, as the chain check says");
+      assert.equal(one.gapAfterNewestBackup, null, 'the gap is before the newest backup');
+      const r = await run(process.execPath, [CLI, '--config', configPath, 'status'], { env });
+      assert.match(r.stdout, new RegExp(`restore window of db1: any second from ${one.start} to ${one.end} \\(archive lag \\d+ s\\)`));
+      // More writes, archived; a refresh (the service's start) moves the end.
+      const second = await write();
+      await d.restart();
+      const two = await computedWindow(d.url);
+      assert.equal(two.end, isoSecond(second.windows.at(-1)!.toTime!));
+      assert.ok(Date.parse(two.end!) > Date.parse(one.end!), `the end advanced: ${one.end} -> ${two.end}`);
+      assert.equal(two.start, one.start);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  /** The service's window of db1 once it computed it (in the background, after its start). */
+  async function computedWindow(url: string): Promise<RestoreWindowView> {
+    const t0 = Date.now();
+    for (;;) {
+      const body = (await (await fetch(`${url}/runs?limit=1`, { headers: await readAuth(stateDir) })).json()) as RunListResponse;
+      const w = body.windows?.find((x) => x.target === 'db1');
+      if (w?.computedAt) return w;
+      if (Date.now() - t0 > 20_000) assert.fail(`the service computed no restore window: ${JSON.stringify(body.windows)}`);
+      await sleep(200);
+    }
+  }
 
   it('started before the first backup: waits for the repository, then archives from the oldest binlog', async () => {
     await stopArchiver();

@@ -335,6 +335,9 @@ describe('replay to a point on real MariaDB', () => {
     const whole = await run(repoUrl, 'agent-whole');
     const end = log.at(-1)!.gtid;
     assert.equal(whole.out.kind, 'replayed');
+    // The run's record of it (the event's archive field): the range replayed, checked against the server.
+    const record = archivePhase.succeeded!(whole.out, undefined as never).archive;
+    assert.deepEqual(record?.kind === 'replayed' ? [record.from, record.to, record.lastGtid, record.transactions, record.segments] : record, [backupPos, end, end, BULK + log.length, 2]);
     assert.match(whole.message, new RegExp(`^replayed the binlog archive from ${backupPos} to ${end}: ${BULK + log.length} transactions, 2 segments`));
     const got = await inspect(whole.datadir);
     assert.equal(got.pos, end);
@@ -344,5 +347,6 @@ describe('replay to a point on real MariaDB', () => {
     const twenty = `0-1-${parseGtid(backupPos).seq + 20}`;
     assert.match(gapped.message, new RegExp(`^replayed the binlog archive from ${backupPos} to ${twenty}: 20 transactions, 1 segment.*; then archive gap: .*purged ${binlogs[0]!.name}`));
     assert.equal((await inspect(gapped.datadir)).pos, twenty);
+    assert.deepEqual(gapped.out.kind === 'replayed' ? [gapped.out.to, gapped.out.gapAfter !== undefined] : gapped.out, [twenty, true], 'the gap met is in the record');
   });
 });

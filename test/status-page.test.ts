@@ -12,14 +12,14 @@ import { after, before, describe, it } from 'node:test';
 import Fastify from 'fastify';
 import type { Browser, Page } from 'playwright-core';
 import { canvasInk, launchChromium, watchProblems } from './rig/chromium.js';
-import type { RunListResponse, RunView } from '@understudy/dispatcher';
+import type { RestoreWindowView, RunListResponse, RunView } from '@understudy/dispatcher';
 import { registerStatusPage } from '@understudy/dispatcher';
 
 /** The read token the fixture's GET /runs wants; the page gets it in its link's #fragment, as `understudy status --url` prints it. */
 const READ_TOKEN = 'read-token-for-the-status-page-test-0123456789';
 
 /** What GET /runs answers while the fixture route stands in for the service (mutable by the tests). */
-const fixture: { runs: RunView[]; failWith: number | null } = { runs: [], failWith: null };
+const fixture: { runs: RunView[]; failWith: number | null; windows?: RestoreWindowView[] } = { runs: [], failWith: null };
 
 /**
  * The page alone: the status page plugin on a bare fastify app whose GET /runs answers crafted
@@ -34,7 +34,7 @@ async function startService(): Promise<{ url: string; close(): Promise<void> }> 
     // As the service: GET /runs needs the read token (app.ts; tested there and in dispatcher-e2e).
     if (request.headers.authorization !== `Bearer ${READ_TOKEN}`) return reply.code(401).send({ error: { code: 'DS_UNAUTHORIZED', message: 'reading runs needs a token' } });
     if (fixture.failWith !== null) return reply.code(fixture.failWith).send({ error: 'fixture failure' });
-    const body: RunListResponse = { runs: fixture.runs };
+    const body: RunListResponse = { runs: fixture.runs, ...(fixture.windows ? { windows: fixture.windows } : {}) };
     return body;
   });
   const address = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -46,6 +46,8 @@ async function startService(): Promise<{ url: string; close(): Promise<void> }> 
 const NOW = Date.now();
 const HOUR = 3600_000;
 const iso = (ms: number): string => new Date(ms).toISOString();
+/** As the page writes a time: "2026-12-04 10:14:59Z". */
+const formatUtc = (ms: number): string => new Date(Math.floor(ms / 1000) * 1000).toISOString().slice(0, 19).replace('T', ' ') + 'Z';
 const backupIdAt = (ms: number, suffix: string): string => `${iso(ms).replace(/[-:]/g, '')}-${suffix}`;
 const runIdAt = (ms: number, suffix: string): string => `db1-${iso(ms).replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${suffix}`;
 
@@ -109,6 +111,7 @@ function baseRun(id: string, createdAt: number): RunView {
     source: null,
     goalUnchangedRuns: null,
     warnings: [],
+    archive: null,
   };
 }
 
@@ -434,5 +437,34 @@ describe('status page', () => {
     assert.equal(await page.getByTestId('run-warning-row').count(), 1, 'only the run that warns');
     const unexpected = problems.filter((p) => !/\b503\b/.test(p));
     assert.deepEqual(unexpected, []);
+  });
+
+  it('shows the restore window, its holes and a gap after the newest backup, and what each cycle replayed from the archive (issue 20)', async () => {
+    const sec = (ms: number) => iso(Math.floor(ms / 1000) * 1000).replace('.000Z', 'Z');
+    const end = NOW - 12_000;
+    const gap = 'the recorded gap 0-1-40968 to 0-1-41210 (the master purged mariadb-bin.000123 before it was shipped)';
+    fixture.windows = [{
+      target: 'db1', computedAt: iso(NOW), error: null,
+      windows: [{ from: sec(FIRST_AT + 31 * 60_000), to: sec(SECOND_AT - HOUR), archived: true, backups: [FIRST_BACKUP] }, { from: sec(SECOND_AT + 12 * 60_000), to: sec(end), archived: true, backups: [SECOND_BACKUP] }],
+      holes: [{ from: sec(SECOND_AT - HOUR + 1000), to: sec(SECOND_AT + 12 * 60_000 - 1000), code: 'US_ARCHIVE_GAP', reason: `cannot replay from 0-1-40122: ${gap}`, backupId: FIRST_BACKUP }],
+      start: sec(SECOND_AT + 12 * 60_000), end: sec(end), lagSeconds: 12, newestBackup: SECOND_BACKUP, gapAfterNewestBackup: gap,
+    }];
+    const record = { kind: 'replayed', from: '0-1-48210', to: '0-1-51877', firstGtid: '0-1-48211', lastGtid: '0-1-51877', firstTime: iso(SECOND_AT), lastTime: iso(SECOND_AT + 60_000), transactions: 3667, segments: 14, bytes: 212_000_000 } as const;
+    fixture.runs = [{ ...runningRunSucceeded(), archive: record }, failedRun(), secondRun(), firstRun()];
+    try {
+      const panel = page.getByTestId('restore-window');
+      await panel.getByTestId('window-end').waitFor({ timeout: WITHIN_POLL });
+      const text = (await panel.textContent()) ?? '';
+      assert.ok(text.includes(`any second from ${formatUtc(SECOND_AT + 12 * 60_000)} to ${formatUtc(end)}`), text);
+      assert.match(await panel.getByTestId('window-lag').textContent() ?? '', /archive lag 12 s/);
+      assert.ok(((await panel.getByTestId('window-hole').textContent()) ?? '').includes('US_ARCHIVE_GAP'));
+      assert.ok(((await panel.getByTestId('window-gap').textContent()) ?? '').includes(gap));
+      const replayed = (await page.getByTestId('current-run').getByTestId('last-archive').textContent()) ?? '';
+      assert.ok(replayed.includes('replayed the binlog archive from 0-1-48210 to 0-1-51877'), replayed);
+      assert.equal(await page.locator(`[data-testid="run-row"][data-run-id="${RUNNING_ID}"]`).getByTestId('archive-cell').textContent(), 'archive to 0-1-51877');
+      assert.deepEqual(problems.filter((p) => !/\b503\b/.test(p)), []);
+    } finally {
+      delete fixture.windows;
+    }
   });
 });

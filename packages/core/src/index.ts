@@ -63,7 +63,8 @@ export {
 } from './archive/format.js';
 export { putSegment, putGap, listArchive, readSegment, segmentAsBinlog, segmentTransactions, describeSegment, type SegmentInput, type GapInput, type ServerIdentity, type ArchiveListing } from './archive/io.js';
 export { checkChain, describeWindow, type ChainReport, type ChainProblem, type ChainProblemKind, type CoveredWindow } from './archive/chain.js';
-export { planReplay, parseTargetTime, type ReplayPlan, type ReplayTarget } from './archive/plan.js';
+export { planReplay, parseTargetTime, windowHolding, type ReplayPlan, type ReplayTarget } from './archive/plan.js';
+export { restoreWindows, isoSecond, type RestoreWindows, type RestoreWindow, type RestoreHole, type WindowBackup } from './archive/window.js';
 export { pruneArchive, archiveKeepFrom, backupPosition, ORPHAN_SEGMENT_GRACE_MS, type ArchivePruneReport } from './archive/retention.js';
 export { verifyArchive, type ArchiveVerifyReport, type ArchiveVerifyProblem } from './archive/verify.js';
 // Replay to a point: archived binlogs applied to a restored data directory by a temporary mysqld.

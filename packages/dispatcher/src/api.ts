@@ -2,7 +2,7 @@
  * The shapes the service answers with (GET /runs, GET /runs/:id). The status page and the CLI read
  * these; they are views computed from the stored run and its events, never stored themselves.
  */
-import type { Phase, RunEvent } from '@understudy/protocol';
+import type { ArchiveReplay, Phase, RunEvent } from '@understudy/protocol';
 import type { SourceWarning } from './service/source-watch.js';
 
 export type RunStatus = 'launching' | 'running' | 'succeeded' | 'failed';
@@ -57,6 +57,34 @@ export interface RunView {
   readonly goalUnchangedRuns: number | null;
   /** Why a run that succeeded still needs a look: a goal that stopped moving, another master (source-watch.ts). */
   readonly warnings: readonly SourceWarning[];
+  /** What the run replayed from the binlog archive (its archive phase's record), or the gap it met; null: no archive phase, or an agent from before the record. */
+  readonly archive: ArchiveReplay | null;
+}
+
+/** An interval of seconds (UTC) of a restore window or hole: core's RestoreWindow and RestoreHole as the API sends them. */
+export interface WindowSpan {
+  readonly from: string;
+  readonly to: string;
+}
+
+/** A target's restore window (service/restore-window.ts), as GET /runs sends it. */
+export interface RestoreWindowView {
+  readonly target: string;
+  /** When it was computed (null: not yet, the service just started). */
+  readonly computedAt: string | null;
+  /** Why the last refresh failed (the window shown is the one before). */
+  readonly error: string | null;
+  /** Oldest first; `archived` false: one point, a backup restored as it is. */
+  readonly windows: ReadonlyArray<WindowSpan & { readonly archived: boolean; readonly backups: readonly string[] }>;
+  readonly holes: ReadonlyArray<WindowSpan & { readonly code: string; readonly reason: string; readonly backupId: string }>;
+  /** The newest window: any second from `start` to `end` can be restored (null: none). */
+  readonly start: string | null;
+  readonly end: string | null;
+  /** Seconds from `end` to now: transactions this recent cannot be restored to yet (the archive's lag). */
+  readonly lagSeconds: number | null;
+  readonly newestBackup: string | null;
+  /** A break in the archive after the newest backup's position (`status` exits 10); null when none. */
+  readonly gapAfterNewestBackup: string | null;
 }
 
 export interface StoredEvent {
@@ -67,6 +95,8 @@ export interface StoredEvent {
 
 export interface RunListResponse {
   readonly runs: readonly RunView[];
+  /** Per target with a binlog archive (of the listed target only, with ?target). Absent from a service without archives. */
+  readonly windows?: readonly RestoreWindowView[];
 }
 
 export interface RunDetailResponse {

@@ -8,7 +8,8 @@
  * does not reach the planned position) fails the cycle: the archive is broken, and nothing is
  * committed.
  */
-import { checkChain, formatGtidState, listArchive, planArchiveCatchUp, replayArchive, backupPosition, type ConnectSocket, type Manifest, type Repository } from '@understudy/core';
+import type { ArchiveReplay } from '@understudy/protocol';
+import { checkChain, formatGtid, formatGtidState, listArchive, planArchiveCatchUp, replayArchive, backupPosition, type ConnectSocket, type Manifest, type Repository } from '@understudy/core';
 import type { PhaseStep } from './runner.js';
 
 export interface ArchiveInput {
@@ -21,9 +22,10 @@ export interface ArchiveInput {
   readonly connect: ConnectSocket;
 }
 
-export type ArchiveOutput =
-  | { readonly kind: 'replayed'; readonly from: string; readonly reached: string; readonly transactions: number; readonly segments: number; readonly bytes: number; readonly gapAfter?: string }
-  | { readonly kind: 'skipped' | 'gap'; readonly why: string };
+/** What the phase did: the run's record of it (the protocol's ArchiveReplay, sent with 'succeeded'). */
+export type ArchiveOutput = ArchiveReplay;
+
+const iso = (s: number | null | undefined): string | null => (s === null || s === undefined ? null : new Date(s * 1000).toISOString());
 
 export const archivePhase: PhaseStep<ArchiveInput, ArchiveOutput> = {
   phase: 'archive',
@@ -39,19 +41,33 @@ export const archivePhase: PhaseStep<ArchiveInput, ArchiveOutput> = {
     if (plan.kind === 'nothing') return { kind: 'skipped', why: plan.why };
     if (plan.kind === 'gap') {
       ctx.log.warn({ from, gap: plan.why }, 'the binlog archive cannot be replayed from the backup position: catching up from the master');
-      return { kind: 'gap', why: plan.why };
+      return { kind: 'gap', from, gap: plan.why.slice(0, 4000) };
     }
     const result = await replayArchive(repo, datadir, from, plan.plan, { connect, binary, user, signal: ctx.signal });
     if (plan.gapAfter) ctx.log.warn({ reached: result.reached, gap: plan.gapAfter }, 'the binlog archive stops at a gap: catching up from the master');
-    return { kind: 'replayed', from, reached: result.reached, transactions: result.selection.transactions, segments: plan.plan.segments.length, bytes: plan.plan.bytes, ...(plan.gapAfter ? { gapAfter: plan.gapAfter } : {}) };
+    const { first, last } = result.selection;
+    return {
+      kind: 'replayed',
+      from,
+      to: result.reached,
+      firstGtid: first ? formatGtid(first.gtid) : null,
+      lastGtid: last ? formatGtid(last.gtid) : null,
+      firstTime: iso(first?.time),
+      lastTime: iso(last?.time),
+      transactions: result.selection.transactions,
+      segments: plan.plan.segments.length,
+      bytes: plan.plan.bytes,
+      ...(plan.gapAfter ? { gapAfter: plan.gapAfter.slice(0, 4000) } : {}),
+    };
   },
   succeeded: (out) => ({
     message:
       out.kind === 'replayed'
-        ? `replayed the binlog archive from ${out.from} to ${out.reached}: ${out.transactions} transactions, ${out.segments} segments, ${out.bytes} bytes${out.gapAfter ? `; then archive gap: ${out.gapAfter}` : ''}`.slice(0, 4000)
+        ? `replayed the binlog archive from ${out.from} to ${out.to}: ${out.transactions} transactions, ${out.segments} segments, ${out.bytes} bytes${out.gapAfter ? `; then archive gap: ${out.gapAfter}` : ''}`.slice(0, 4000)
         : out.kind === 'gap'
-          ? `archive gap: ${out.why}`.slice(0, 4000)
+          ? `archive gap: ${out.gap}`.slice(0, 4000)
           : `archive not replayed: ${out.why}`.slice(0, 4000),
-    ...(out.kind === 'replayed' ? { metrics: { executedPosition: out.reached } } : {}),
+    archive: out,
+    ...(out.kind === 'replayed' ? { metrics: { executedPosition: out.to } } : {}),
   }),
 };

@@ -209,8 +209,13 @@ export interface ArchiveListing {
   readonly unreadable: ReadonlyArray<{ readonly key: string; readonly message: string }>;
 }
 
-/** Lists and reads every link (never a segment's bytes). Memory: the links; `concurrency` reads at once. */
-export async function listArchive(repo: Repository, options: { signal?: AbortSignal; concurrency?: number } = {}): Promise<ArchiveListing> {
+/**
+ * Lists and reads every link (never a segment's bytes). Memory: the links; `concurrency` reads at once.
+ * `known`: links read before, by key (a previous listing's `links`): a link's key names its content,
+ * so one listed again is taken from there, not read again; only new keys are read. A link deleted
+ * since (prune) is not listed, so it is not returned.
+ */
+export async function listArchive(repo: Repository, options: { signal?: AbortSignal; concurrency?: number; known?: ReadonlyMap<string, ArchiveLink> } = {}): Promise<ArchiveListing> {
   const { signal } = options;
   const keys: Array<{ key: string; index: number; id: string }> = [];
   const unreadable: Array<{ key: string; message: string }> = [];
@@ -223,6 +228,11 @@ export async function listArchive(repo: Repository, options: { signal?: AbortSig
   const pool = new TaskPool(options.concurrency ?? 16, signal);
   try {
     for (const k of keys) {
+      const seen = options.known?.get(k.key);
+      if (seen !== undefined && seen.index === k.index && seen.id === k.id) {
+        links.push(seen);
+        continue;
+      }
       await pool.submit(async () => {
         try {
           links.push(await readLink(repo, k.key, k.index, k.id, signal));

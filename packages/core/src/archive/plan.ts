@@ -79,6 +79,11 @@ function onlyDomainsOf(state: GtidState, of: GtidState): GtidState {
   return new Map([...state].filter(([d]) => of.has(d)));
 }
 
+/** The window a backup position lies in (it starts at or before it and ends at or after it), the newest such; what planReplay replays inside. */
+export function windowHolding(report: ChainReport, position: GtidState): CoveredWindow | undefined {
+  return [...report.windows].reverse().find((x) => stateAtOrBefore(parseGtidState(x.fromState), position) && stateAtOrBefore(onlyDomainsOf(position, parseGtidState(x.toState)), parseGtidState(x.toState)));
+}
+
 export function planReplay(archive: ArchiveListing | ChainReport, from: string | GtidState, target: ReplayTarget): ReplayPlan {
   const report = 'windows' in archive ? archive : checkChain(archive);
   const position = typeof from === 'string' ? parseGtidState(from, 'the backup position') : from;
@@ -86,9 +91,8 @@ export function planReplay(archive: ArchiveListing | ChainReport, from: string |
   const goal: { time: number } | { gtid: Gtid } = 'time' in target ? { time: parseTargetTime(target.time) } : { gtid: parseGtid(target.gtid, 'target GTID') };
   const goalText = 'time' in goal ? iso(goal.time) : `GTID ${formatGtid(goal.gtid)}`;
 
-  // The window the position lies in: it starts at or before it and ends at or after it.
   const windows = report.windows;
-  const w = [...windows].reverse().find((x) => stateAtOrBefore(parseGtidState(x.fromState), position) && stateAtOrBefore(onlyDomainsOf(position, parseGtidState(x.toState)), parseGtidState(x.toState)));
+  const w = windowHolding(report, position);
   if (!w) {
     const later = windows.findIndex((x) => !stateAtOrBefore(parseGtidState(x.fromState), position));
     // Between two windows; or before the first one, inside the gap marker an archive begins with

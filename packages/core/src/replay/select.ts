@@ -32,6 +32,8 @@ export interface ReplaySummary {
   readonly bytes: number;
   /** The GTID state after them: what the server must report once it applied them. */
   readonly reached: GtidState;
+  /** The first transaction applied and its time (UTC seconds), or undefined when none is. */
+  readonly first: { readonly gtid: Gtid; readonly time: number } | undefined;
   /** The last transaction applied and its time (UTC seconds), or undefined when none is. */
   readonly last: { readonly gtid: Gtid; readonly time: number } | undefined;
   /** The first transaction not applied because of the target (its time), if the inputs hold one. */
@@ -63,6 +65,7 @@ export class ReplaySelector {
   private state: Map<number, Gtid>;
   private transactions = 0;
   private bytes = 0;
+  private first: ReplaySummary['first'];
   private last: ReplaySummary['last'];
   private next: ReplaySummary['next'];
   private truncatedTail: string | undefined;
@@ -121,6 +124,7 @@ export class ReplaySelector {
       this.transactions++;
       this.state = withGtid(this.state, t.gtid);
       this.last = { gtid: t.gtid, time: t.timestamp };
+      this.first ??= this.last;
       if ('gtid' in stop && t.gtid.domain === stop.gtid.domain && t.gtid.seq >= stop.gtid.seq) {
         if (t.gtid.seq !== stop.gtid.seq || t.gtid.serverId !== stop.gtid.serverId) {
           throw new UnderstudyError('US_ARCHIVE_TARGET_OUT_OF_RANGE', `target GTID ${formatGtid(stop.gtid)} is not in the archive: domain ${t.gtid.domain} goes from before it to ${formatGtid(t.gtid)}`);
@@ -142,7 +146,7 @@ export class ReplaySelector {
       throw new UnderstudyError('US_ARCHIVE_TARGET_OUT_OF_RANGE', `target GTID ${formatGtid(stop.gtid)} is not in the binlogs replayed (they reach ${formatGtidState(this.state) || 'nothing'})`);
     }
     this.finished = true;
-    return { transactions: this.transactions, bytes: this.bytes, reached: this.state, last: this.last, next: this.next, truncatedTail: this.truncatedTail };
+    return { transactions: this.transactions, bytes: this.bytes, reached: this.state, first: this.first, last: this.last, next: this.next, truncatedTail: this.truncatedTail };
   }
 }
 

@@ -278,6 +278,7 @@
         run.error.phase ? ' in ' + run.error.phase + ': ' : ': ', run.error.message));
     }
     lines.push(h('p', { class: 'outcome' }, 'Restore test: ', restoreBadge(run)));
+    if (run.archive) lines.push(h('p', { class: 'outcome', 'data-testid': 'last-archive' }, 'Archive: ', archiveText(run.archive)));
     lines.push(...warningLines(run));
     return lines;
   }
@@ -286,6 +287,49 @@
   function warningLines(run) {
     return (run.warnings || []).map((w) =>
       h('p', { class: 'outcome', 'data-testid': 'run-warning', 'data-code': w.code }, h('span', { class: 'badge warn' }, 'warning'), ' ', w.message));
+  }
+
+  /** A run's archive record (its archive phase): what it replayed from the binlog archive, or the gap it met. */
+  function archiveText(a) {
+    if (a.kind === 'gap') return 'archive GAP: ' + a.gap;
+    if (a.kind === 'skipped') return 'archive not replayed: ' + a.why;
+    const commits = a.firstTime && a.lastTime ? ' (commits ' + formatTime(a.firstTime) + ' to ' + formatTime(a.lastTime) + ')' : '';
+    return 'replayed the binlog archive from ' + (a.from || 'the empty position') + ' to ' + a.to + commits + ': ' +
+      a.transactions + ' transaction' + (a.transactions === 1 ? '' : 's') + ', ' + a.segments + ' segment' + (a.segments === 1 ? '' : 's') + ', ' +
+      formatBytes(a.bytes) + (a.gapAfter ? '; then archive gap: ' + a.gapAfter : '');
+  }
+
+  /** Per target with a binlog archive: "any second from T0 to T1", its lag, older windows, holes, a gap after the newest backup. */
+  function windowBlock(w) {
+    const newest = w.windows[w.windows.length - 1];
+    const items = [];
+    let head;
+    if (w.computedAt === null) head = 'not computed yet' + (w.error ? ' (' + w.error + ')' : '');
+    else if (!newest) head = 'none (no backup with a recorded GTID position yet)';
+    else if (newest.archived) head = ['any second from ', h('strong', { 'data-testid': 'window-start' }, formatTime(newest.from)), ' to ', h('strong', { 'data-testid': 'window-end' }, formatTime(newest.to))];
+    else head = ['only ', h('strong', { 'data-testid': 'window-end' }, formatTime(newest.to)), ' (backup ' + newest.backups.join(', ') + ' as it is: the archive does not cover it)'];
+    items.push(h('p', { class: 'outcome' }, h('span', { class: 'target' }, w.target), ': ', head,
+      w.lagSeconds !== null ? h('span', { class: 'muted', 'data-testid': 'window-lag' }, ' · archive lag ' + formatDuration(w.lagSeconds)) : null));
+    if (w.computedAt !== null && w.error) items.push(h('p', { class: 'muted' }, 'The last refresh failed (the window shown is the one before): ' + w.error));
+    for (const x of w.windows.slice(0, -1)) {
+      items.push(h('p', { class: 'muted' }, x.archived ? 'also any second from ' + formatTime(x.from) + ' to ' + formatTime(x.to) : 'also ' + formatTime(x.to) + ': backup ' + x.backups.join(', ') + ' as it is'));
+    }
+    for (const hole of w.holes) {
+      items.push(h('p', { class: 'outcome', 'data-testid': 'window-hole' }, h('span', { class: 'badge warn' }, 'hole'), ' ',
+        formatTime(hole.from) + ' to ' + formatTime(hole.to) + ' (' + hole.code + '): ', h('span', { class: 'msg' }, hole.reason)));
+    }
+    if (w.gapAfterNewestBackup !== null) {
+      items.push(h('p', { class: 'outcome', 'data-testid': 'window-gap' }, h('span', { class: 'badge bad' }, 'gap'), ' after the newest backup ',
+        w.newestBackup ? code(w.newestBackup) : null, ': ', w.gapAfterNewestBackup));
+    }
+    return h('div', { 'data-testid': 'window-target', 'data-target': w.target }, ...items);
+  }
+
+  function renderWindows(windows) {
+    const panel = document.querySelector('[data-testid="restore-window"]');
+    const list = Array.isArray(windows) ? windows : [];
+    panel.hidden = list.length === 0;
+    panel.querySelector('.window-body').replaceChildren(...list.map(windowBlock));
   }
 
   function renderCurrent(runs) {
@@ -312,7 +356,9 @@
       h('td', { class: 'num' }, formatBytes(run.uploadedBytes)),
       h('td', { class: 'num' }, formatBytes(run.reusedBytes)),
       h('td', null, run.backupId ? idCode(run.backupId) : h('span', { class: 'muted' }, '–')),
-      h('td', { class: 'restore-cell' }, restoreBadge(run)));
+      h('td', { class: 'restore-cell' }, restoreBadge(run),
+        run.archive ? h('span', { class: 'sub', 'data-testid': 'archive-cell', title: archiveText(run.archive) },
+          run.archive.kind === 'replayed' ? 'archive to ' + (run.archive.lastGtid || run.archive.to) + (run.archive.gapAfter ? ', then gap' : '') : run.archive.kind === 'gap' ? 'archive gap' : 'no archive replay') : null));
     const notes = warnings.map((w) =>
       h('tr', { class: 'error-row warn-row', 'data-testid': 'run-warning-row', 'data-run-id': run.id, 'data-code': w.code },
         h('td', { colspan: 8 }, h('strong', null, 'warning'), ': ', h('span', { class: 'msg' }, w.message))));
@@ -522,7 +568,8 @@
   let timer = 0;
   let inFlight = false;
 
-  function render(runs) {
+  function render(runs, windows) {
+    renderWindows(windows);
     renderCurrent(runs);
     renderHistory(runs);
     renderChart(runs);
@@ -565,7 +612,7 @@
       const body = await res.json();
       if (!body || !Array.isArray(body.runs)) throw new Error('unexpected answer');
       lastSuccess = new Date();
-      render(body.runs);
+      render(body.runs, body.windows);
       showFreshness(null);
     } catch (err) {
       showFreshness(err && err.message ? err.message : String(err));

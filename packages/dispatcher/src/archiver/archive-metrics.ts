@@ -7,7 +7,8 @@
  * understudy_archive_spool_bytes / understudy_archive_spool_full   the spool while S3 is down
  * understudy_archive_up                1 when the archiver wrote its status recently (else it is not running)
  */
-import { Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { targetGauge } from '../service/target-gauge.js';
 import { archiveHealth, readStatusFile, type ArchiverStatus } from './status-file.js';
 
 export interface ArchiveStatusSource {
@@ -17,18 +18,10 @@ export interface ArchiveStatusSource {
 
 export function registerArchiveMetrics(registry: Registry, archives: readonly ArchiveStatusSource[], now: () => number): void {
   const gauge = (name: string, help: string, value: (s: ArchiverStatus | undefined) => number | undefined): void => {
-    new Gauge({
-      name,
-      help,
-      labelNames: ['target'],
-      registers: [registry],
-      async collect() {
-        this.reset();
-        for (const a of archives) {
-          const v = value(await readStatusFile(a.statusPath));
-          if (v !== undefined) this.set({ target: a.target }, v);
-        }
-      },
+    targetGauge(registry, name, help, async () => {
+      const out: Array<[string, number | undefined]> = [];
+      for (const a of archives) out.push([a.target, value(await readStatusFile(a.statusPath))]);
+      return out;
     });
   };
   gauge('understudy_archive_up', 'Whether the binlog archiver of the target wrote its status recently (1) or is not running (0).', (s) => (['stale', 'not-running'].includes(archiveHealth(s, now())) ? 0 : 1));

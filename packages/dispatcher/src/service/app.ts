@@ -4,7 +4,8 @@
  *
  *   POST /runs                  start a run              (admin token: the CLI and the timer)
  *   POST /runs/:id/events       an agent's report        (that run's token, constant-time compare)
- *   GET  /runs, /runs/:id       runs and their events    (read token or admin token)
+ *   GET  /runs, /runs/:id       runs and their events    (read token or admin token); /runs also the
+ *                               targets' restore windows (restore-window.ts)
  *   GET  /metrics               Prometheus               (read token or admin token)
  *   GET  /healthz               liveness                 (open)
  *   GET  /                      the status page          (open: static files; it reads /runs with the read token)
@@ -28,6 +29,7 @@ import { toRunView } from './views.js';
 import { DEFAULT_STALE_GOAL_RUNS } from '../config.js';
 import { watchRun } from './source-watch.js';
 import type { RunRecord } from './run-store.js';
+import { windowView, type TargetWindow } from './restore-window.js';
 
 export interface AppDeps {
   readonly store: RunStore;
@@ -44,6 +46,8 @@ export interface AppDeps {
   /** A target's `staleGoalRuns` (default 3): successful runs with an unchanged goal before a run view warns. */
   readonly staleGoalRuns?: (target: string) => number;
   readonly now?: () => Date;
+  /** The targets' restore windows, computed in the background (restore-window.ts); GET /runs sends them. */
+  readonly windows?: { all(): readonly TargetWindow[] };
   /** Adds routes (the status page) before the app is ready. */
   readonly plugins?: readonly ((app: FastifyInstance) => void)[];
 }
@@ -145,7 +149,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const q = ListQuery.safeParse(req.query);
     if (!q.success) throw new DispatcherError('DS_BAD_REQUEST', `bad query: ${zodProblems(q.error, [], '(query)').join('; ')}`);
     const t = now();
-    return { runs: deps.store.list(q.data).map((r) => view(r, t)) };
+    const runs = deps.store.list(q.data).map((r) => view(r, t));
+    if (deps.windows === undefined) return { runs };
+    return { runs, windows: deps.windows.all().filter((w) => q.data.target === undefined || w.target === q.data.target).map((w) => windowView(w, t)) };
   });
 
   app.get<{ Params: { id: string } }>('/runs/:id', async (req): Promise<RunDetailResponse> => {

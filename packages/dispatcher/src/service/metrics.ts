@@ -20,22 +20,29 @@
  * understudy_source_warning{code}             per target: 1 while the newest successful run warns
  *                                             (goal-unchanged past the target's staleGoalRuns, source-changed)
  * understudy_archive_*                         per target with a binlog archive (archiver/archive-metrics.ts)
+ * understudy_restore_window_*                  per target with a binlog archive: the restore window (restore-window-metrics.ts)
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { DEFAULT_STALE_GOAL_RUNS } from '../config.js';
 import type { DispatcherErrorCode } from '../errors.js';
 import { registerArchiveMetrics, type ArchiveStatusSource } from '../archiver/archive-metrics.js';
 import type { RunStore } from './run-store.js';
+import { registerWindowMetrics } from './restore-window-metrics.js';
+import type { TargetWindow } from './restore-window.js';
 import { WATCH_DEPTH, watchSource, type SourceWatch } from './source-watch.js';
 
 /** The codes the watchdog ends a run with (run-manager.ts), and the reason label each gets. */
 const REAPED: Partial<Record<DispatcherErrorCode, string>> = { DS_RUN_SILENT: 'silent', DS_RUN_DEADLINE: 'deadline', DS_INSTANCE_GONE: 'instance-gone' };
 
-export function createMetrics(store: RunStore, opts: { now?: () => Date; targets: readonly string[]; staleGoalRuns?: (target: string) => number; archives?: readonly ArchiveStatusSource[] }): Registry {
+export function createMetrics(
+  store: RunStore,
+  opts: { now?: () => Date; targets: readonly string[]; staleGoalRuns?: (target: string) => number; archives?: readonly ArchiveStatusSource[]; windows?: { all(): readonly TargetWindow[] } },
+): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'understudy_dispatcher_' });
   const now = (): number => (opts.now?.() ?? new Date()).getTime();
   if (opts.archives && opts.archives.length > 0) registerArchiveMetrics(registry, opts.archives, now);
+  if (opts.windows) registerWindowMetrics(registry, opts.windows, () => opts.now?.() ?? new Date());
 
   new Gauge({
     name: 'understudy_last_success_timestamp_seconds',

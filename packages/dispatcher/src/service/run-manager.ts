@@ -22,6 +22,8 @@ export interface RunManagerDeps {
   readonly launchers: ReadonlyMap<string, Launcher>;
   readonly log: Logger;
   readonly now?: () => Date;
+  /** Called when an agent's report ends a run (the restore window refreshes: a new backup, new links). */
+  readonly onFinished?: (run: RunRecord) => void;
 }
 
 /** After the deadline the agent powers off by itself; the watchdog waits this long before terminating. */
@@ -111,7 +113,10 @@ export class RunManager {
     if (result.stored) {
       const log = this.deps.log.child({ runId, phase: event.phase });
       if (event.status !== 'progress') log.info({ status: event.status, ...(event.error ? { error: event.error } : {}) }, `phase ${event.phase} ${event.status}`);
-      if (isFinished(result.run)) void this.reap(result.run, `run ${result.run.status}`);
+      if (isFinished(result.run)) {
+        void this.reap(result.run, `run ${result.run.status}`);
+        this.deps.onFinished?.(result.run);
+      }
     }
     return result;
   }

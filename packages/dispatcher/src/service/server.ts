@@ -19,6 +19,7 @@ import { RunManager } from './run-manager.js';
 import { RunStore } from './run-store.js';
 import { ADMIN_TOKEN_FILE, READ_TOKEN_FILE } from './token-files.js';
 import { registerStatusPage } from './status-page/status-page.js';
+import { RestoreWindowWatcher, type WindowRepository } from './restore-window.js';
 
 export interface Dispatcher {
   readonly app: FastifyInstance;
@@ -69,6 +70,38 @@ async function ensureToken(stateDir: string, file: string, what: string): Promis
   return (await readFile(path, 'utf8')).trim();
 }
 
+/**
+ * The restore-window watcher of the targets with an enabled archive: each opens its target's
+ * repository (core loaded then, not at start) with the key file the configuration names; a key
+ * from SSM or Secrets Manager is the agents' to fetch, and the window says so as its error.
+ */
+function restoreWindowWatcher(config: DispatcherConfig, env: NodeJS.ProcessEnv, log: Logger): RestoreWindowWatcher {
+  const core = () => import('@understudy/core');
+  const targets = Object.entries(config.targets).flatMap(([target, t]) => {
+    if (!t.archive?.enabled) return [];
+    const open = async (): Promise<WindowRepository> => {
+      const key = t.repository.encryptionKey;
+      if (key !== undefined && key.source !== 'file') throw new DispatcherError('DS_CONFIG_INVALID', `target '${target}' reads its encryption key from ${key.source}: the dispatcher reads only a key file, so it cannot compute the restore window`);
+      const { openRepositoryAt, parseRepoUrl, listArchive } = await core();
+      const repo = await openRepositoryAt(parseRepoUrl(t.repository.url), { env, ...(key !== undefined ? { keyFile: key.path } : {}) });
+      return {
+        listArchive: (known, signal) => listArchive(repo, { known, signal }),
+        listBackupIds: (signal) => repo.listBackupIds(signal),
+        loadBackup: (id, signal) => repo.loadManifest(id, signal),
+      };
+    };
+    return [{ target, open }];
+  });
+  return new RestoreWindowWatcher({
+    targets,
+    log: log.child({ part: 'restore-window' }),
+    compute: async (backups, listing) => {
+      const { checkChain, restoreWindows } = await core();
+      return restoreWindows(backups, checkChain(listing));
+    },
+  });
+}
+
 export async function startDispatcher(opts: StartOptions): Promise<Dispatcher> {
   const { config, log } = opts;
   const adminToken = await ensureAdminToken(config.stateDir);
@@ -89,10 +122,11 @@ export async function startDispatcher(opts: StartOptions): Promise<Dispatcher> {
     store.close();
     throw err;
   }
-  const manager = new RunManager({ config, store, launchers, log });
+  const windows = restoreWindowWatcher(config, opts.env, log);
+  const manager = new RunManager({ config, store, launchers, log, onFinished: (run) => void windows.refresh(run.target) });
   const staleGoalRuns = (t: string): number => config.targets[t]?.staleGoalRuns ?? DEFAULT_STALE_GOAL_RUNS;
   const archives = Object.entries(config.targets).flatMap(([target, t]) => (t.archive?.enabled ? [{ target, statusPath: statusFilePath(config.stateDir, target) }] : []));
-  const metrics = createMetrics(store, { targets: Object.keys(config.targets), staleGoalRuns, archives });
+  const metrics = createMetrics(store, { targets: Object.keys(config.targets), staleGoalRuns, archives, ...(archives.length > 0 ? { windows } : {}) });
   const targets = Object.keys(config.targets);
   const app = buildApp({
     store,
@@ -104,11 +138,13 @@ export async function startDispatcher(opts: StartOptions): Promise<Dispatcher> {
     readToken,
     allowedHosts: [config.listen.host, ...config.listen.allowedHosts],
     ...(targets.length === 1 ? { defaultTarget: targets[0]! } : {}),
+    ...(archives.length > 0 ? { windows } : {}),
     plugins: [(a) => registerStatusPage(a)],
   });
   await manager.recover();
   await manager.tick();
   manager.startWatchdog();
+  windows.start();
   const address = await app.listen({ host: config.listen.host, port: opts.port ?? config.listen.port });
   const bound = app.server.address();
   if (bound !== null && typeof bound === 'object') manager.setListening({ host: config.listen.host, port: bound.port });
@@ -122,6 +158,7 @@ export async function startDispatcher(opts: StartOptions): Promise<Dispatcher> {
     close: () =>
       (closing ??= (async () => {
         await app.close();
+        await windows.close();
         await manager.close();
         for (const l of new Set(launchers.values())) await l.close();
         store.close();

@@ -1,5 +1,5 @@
 /** RunView (api.ts) from a stored run and its events: computed on read, never stored. */
-import type { RunEvent } from '@understudy/protocol';
+import type { ArchiveReplay, RunEvent } from '@understudy/protocol';
 import type { PhaseView, RunView, StoredEvent } from '../api.js';
 import type { RunRecord } from './run-store.js';
 import type { SourceWatch } from './source-watch.js';
@@ -17,6 +17,15 @@ export function phasesOf(events: readonly StoredEvent[]): PhaseView[] {
     }
   }
   return out.map((p) => ({ ...p, seconds: p.finishedAt === null ? null : Math.max(0, (Date.parse(p.finishedAt) - Date.parse(p.startedAt)) / 1000) }));
+}
+
+/** The run's archive record: the newest 'archive' report that carries one (stored with the run's events). */
+export function archiveOf(events: readonly StoredEvent[]): ArchiveReplay | null {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i]!.event;
+    if (e.phase === 'archive' && e.archive !== undefined) return e.archive;
+  }
+  return null;
 }
 
 export function toRunView(run: RunRecord, events: readonly StoredEvent[], now: Date, watch: SourceWatch | null = null): RunView {
@@ -57,5 +66,6 @@ export function toRunView(run: RunRecord, events: readonly StoredEvent[], now: D
     source: m.sourceServerId === undefined ? null : { serverId: m.sourceServerId, serverUuid: m.sourceServerUuid ?? null, hostname: m.sourceHostname ?? null },
     goalUnchangedRuns: watch?.goalUnchangedRuns ?? null,
     warnings: watch?.warnings ?? [],
+    archive: archiveOf(events),
   };
 }

@@ -17,6 +17,7 @@ import { DispatcherError } from '../../errors.js';
 import { formatBytes, formatDuration, formatSource, formatTable, formatTime, formatWarningTags } from '../format.js';
 import { ADMIN_TOKEN_FILE, READ_TOKEN_FILE } from '../../service/token-files.js';
 import { CommandContext, wholeNumber, type CliIo } from './context.js';
+import { archiveCell, archiveRecordText, windowLines } from '../window-format.js';
 
 export const DEFAULT_DISPATCHER_CONFIG = '/etc/understudy/dispatcher.json';
 
@@ -153,6 +154,7 @@ function describeRun(r: RunView): string {
   }
   if (p.lagSeconds !== null && r.finishedAt === null) lines.push(`  lag       ${p.lagSeconds} s behind the master`);
   if (r.uploadedBytes !== null) lines.push(`  uploaded  ${formatBytes(r.uploadedBytes)} new, ${formatBytes(r.reusedBytes ?? 0)} reused`);
+  if (r.archive) lines.push(`  archive   ${archiveRecordText(r.archive)}`);
   if (r.backupId) lines.push(`  backup    ${r.backupId}`);
   if (r.source) lines.push(`  master    ${formatSource(r.source)}${r.progress.goalPosition ? `, at ${r.progress.goalPosition}` : ''}`);
   for (const w of r.warnings) lines.push(`  WARNING   ${w.message}`);
@@ -249,27 +251,37 @@ export function registerStatus(program: Command, io: CliIo): void {
         return ctx.json ? ctx.printJson({ url: link }) : ctx.print(link);
       }
       const c = await client(ctx, flags, false);
-      const runId = id ?? (await c.listRuns({ limit: 1 }, ctx.signal)).runs[0]?.id;
+      const newest = id === undefined ? await c.listRuns({ limit: 1 }, ctx.signal) : undefined;
+      const runId = id ?? newest?.runs[0]?.id;
       const archives = id === undefined ? await (await import('../../archiver/status-report.js')).archiveReport(await dispatcherConfig(ctx, false)) : undefined;
+      const windows = newest?.windows ?? [];
+      const extra = { ...(archives ? { archives: archives.json } : {}), ...(newest?.windows ? { windows: newest.windows } : {}) };
+      const trailer = [...(archives?.lines ?? []), ...windows.flatMap(windowLines)];
       if (runId === undefined) {
-        if (ctx.json) ctx.printJson({ run: null, ...(archives ? { archives: archives.json } : {}) });
+        if (ctx.json) ctx.printJson({ run: null, ...extra });
         ctx.print('no runs yet');
       } else {
         const detail = await c.getRun(runId, ctx.signal);
-        if (ctx.json) ctx.printJson({ ...detail, ...(archives ? { archives: archives.json } : {}) });
+        if (ctx.json) ctx.printJson({ ...detail, ...extra });
         else {
           ctx.print(describeRun(detail.run));
           if (flags.events) for (const e of detail.events) ctx.print(`  #${e.seq} ${formatTime(e.event.at)} ${e.event.phase} ${e.event.status}${e.event.message ? `: ${e.event.message}` : ''}`);
         }
         if (detail.run.status === 'failed') {
-          for (const line of archives?.lines ?? []) ctx.print(line);
+          for (const line of trailer) ctx.print(line);
           throw new DispatcherError('DS_RUN_FAILED', `run ${detail.run.id} failed: ${detail.run.error?.code ?? ''}`, { details: { runId: detail.run.id } });
         }
       }
-      for (const line of archives?.lines ?? []) ctx.print(line);
-      const gapped = archives?.json.filter((a) => a.health === 'gap') ?? [];
+      for (const line of trailer) ctx.print(line);
+      // Exit 10 for a gap after the newest backup (the service's restore window says where a gap is);
+      // an older hole is only shown. Until the service computed a target's window: any gap marker.
+      const computed = new Map(windows.filter((w) => w.computedAt !== null).map((w) => [w.target, w]));
+      const gapped = [
+        ...[...computed.values()].filter((w) => w.gapAfterNewestBackup !== null).map((w) => w.target),
+        ...(archives?.json.filter((a) => !computed.has(a.target) && a.health === 'gap').map((a) => a.target) ?? []),
+      ];
       if (gapped.length > 0) {
-        throw new DispatcherError('DS_ARCHIVE_GAP', `the binlog archive of ${gapped.map((a) => a.target).join(', ')} has a gap: restores to a point inside it are impossible (see the archiver's log; docs/operations.md)`, { details: { targets: gapped.map((a) => a.target) } });
+        throw new DispatcherError('DS_ARCHIVE_GAP', `the binlog archive of ${gapped.join(', ')} has a gap after the newest backup: restores to a point past it are impossible until the next backup (see the archiver's log; docs/operations.md)`, { details: { targets: gapped } });
       }
     });
 }
@@ -278,16 +290,20 @@ export function registerRuns(program: Command, io: CliIo): void {
   program
     .command('runs')
     .summary('list recent runs')
-    .description('List the newest runs, one line each: started, target, status, duration, uploaded, backup, restored from.')
+    .description('List the newest runs, one line each: started, target, status, duration, uploaded, backup, restored from, what the cycle replayed from the binlog archive; then per target with an archive its restore window ("any second from T0 to T1") and its holes.')
     .addOption(dispatcherOption())
     .option('--limit <n>', 'how many (default 20)', wholeNumber(1, 1000))
     .option('--target <name>', 'only this target')
     .action(async (flags: DispatcherFlags & { limit?: number; target?: string }, command: Command) => {
       const ctx = new CommandContext(io, command);
       const c = await client(ctx, flags, false);
-      const { runs } = await c.listRuns({ limit: flags.limit ?? 20, ...(flags.target ? { target: flags.target } : {}) }, ctx.signal);
-      if (ctx.json) return ctx.printJson({ runs });
-      if (runs.length === 0) return ctx.print('no runs yet');
+      const { runs, windows } = await c.listRuns({ limit: flags.limit ?? 20, ...(flags.target ? { target: flags.target } : {}) }, ctx.signal);
+      if (ctx.json) return ctx.printJson({ runs, ...(windows ? { windows } : {}) });
+      if (runs.length === 0) {
+        ctx.print('no runs yet');
+        for (const line of (windows ?? []).flatMap(windowLines)) ctx.print(line);
+        return;
+      }
       const rows = runs.map((r) => [
         r.id,
         formatTime(r.createdAt),
@@ -297,8 +313,13 @@ export function registerRuns(program: Command, io: CliIo): void {
         r.uploadedBytes === null ? '-' : formatBytes(r.uploadedBytes),
         r.backupId ?? '-',
         r.restoredFrom ?? (r.phases.some((p) => p.phase === 'seed') ? '(seeded)' : '-'),
+        archiveCell(r.archive),
       ]);
-      ctx.print(formatTable(['run', 'started', 'target', 'status', 'duration', 'uploaded', 'backup', 'restored from'], rows, new Set([4, 5])));
+      ctx.print(formatTable(['run', 'started', 'target', 'status', 'duration', 'uploaded', 'backup', 'restored from', 'archive replayed'], rows, new Set([4, 5])));
+      for (const line of (windows ?? []).flatMap(windowLines)) ctx.print(line);
+      // Every cycle proves the archive: the newest record, in words.
+      const proved = runs.find((r) => r.archive !== null);
+      if (proved?.archive) ctx.print(`run ${proved.id} ${archiveRecordText(proved.archive)}`);
       const warned = runs.find((r) => r.warnings.length > 0);
       if (warned) ctx.print(`WARNING: ${warned.warnings.map((w) => w.message).join('; ')} (run ${warned.id}; \`understudy status ${warned.id}\`)`);
     });

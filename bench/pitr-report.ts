@@ -169,7 +169,7 @@ How to read it:
 export function section(r: PitrResults): string {
   const m = r.machine;
   return [
-    `## ${r.quick ? 'Quick (smoke) run, not a result' : 'Run'} of ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC`,
+    `## ${r.quick ? 'Quick (smoke) run' : 'Run'} of ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC${r.quick ? ' (not a result)' : ''}`,
     '',
     `- Command: \`${r.command}\` (commit ${r.commit}), ${r.minutes === undefined ? '?' : r.minutes.toFixed(1)} min.`,
     `- Machine: ${m.cpus}, ${m.ramGiB} GiB, Linux ${m.kernel}, Node ${m.node}, ${m.mariadb}; load average before ${m.loadBefore}${m.loadAfter ? `, after ${m.loadAfter}` : ''}.`,

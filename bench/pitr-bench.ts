@@ -123,6 +123,7 @@ async function measureArchiver(archiver: RunningArchiver, backlog: number, load:
   say(`archiver (maxDelaySeconds ${maxDelay}): caught up with the backlog in ${catchUpS.toFixed(1)} s; measuring ${SECONDS} s`);
   await delay(2000);
   const u0 = await archiver.usage();
+  const rssAfterCatchUpMiB = u0?.rssMiB ?? NaN;
   const seg0 = (await archiver.status())?.segmentsStored ?? 0;
   const ages: number[] = [];
   let rssMax = 0;
@@ -144,9 +145,9 @@ async function measureArchiver(archiver: RunningArchiver, backlog: number, load:
   const phase: Phase = {
     label,
     load: load.window(label, t0, t1),
-    archiver: { maxDelaySeconds: maxDelay, catchUpS, age, cpuS, cpuPct: (cpuS / ((t1 - t0) / 1000)) * 100, rssMaxMiB: rssMax, hwmMiB: u1?.hwmMiB ?? NaN, segments: seg1 - seg0 },
+    archiver: { maxDelaySeconds: maxDelay, catchUpS, age, cpuS, cpuPct: (cpuS / ((t1 - t0) / 1000)) * 100, rssAfterCatchUpMiB, rssMaxMiB: rssMax, hwmMiB: u1?.hwmMiB ?? NaN, segments: seg1 - seg0 },
   };
-  say(`${label}: age p50 ${age.p50.toFixed(1)} s, p99 ${age.p99.toFixed(1)} s, max ${age.max.toFixed(1)} s (${age.samples} samples); CPU ${phase.archiver!.cpuPct.toFixed(1)}% of a core, RSS max ${rssMax.toFixed(0)} MiB; master p99 ${phase.load.p99Ms.toFixed(1)} ms`);
+  say(`${label}: age p50 ${age.p50.toFixed(1)} s, p99 ${age.p99.toFixed(1)} s, max ${age.max.toFixed(1)} s (${age.samples} samples); CPU ${phase.archiver!.cpuPct.toFixed(1)}% of a core, RSS ${rssAfterCatchUpMiB.toFixed(0)} MiB caught up, ${rssMax.toFixed(0)} MiB max; master p99 ${phase.load.p99Ms.toFixed(1)} ms`);
   return phase;
 }
 

@@ -11,6 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { nearestRank } from './stats.js';
 
 export interface LoadOptions {
   readonly host: string;
@@ -129,7 +130,6 @@ export async function startLoad(o: LoadOptions): Promise<Load> {
     pid: child.pid ?? -1,
     window(label, fromMs, toMs) {
       const lat = tx.filter(([s]) => s >= fromMs && s < toMs).map(([, l]) => l).sort((a, b) => a - b);
-      const q = (p: number): number => (lat.length === 0 ? NaN : lat[Math.min(lat.length - 1, Math.ceil(p * lat.length) - 1)]!);
       const inWin = reports.filter(([at]) => at >= fromMs && at < toMs + 1000);
       const seconds = (toMs - fromMs) / 1000;
       return {
@@ -137,8 +137,8 @@ export async function startLoad(o: LoadOptions): Promise<Load> {
         seconds,
         transactions: lat.length,
         tps: lat.length / seconds,
-        p50Ms: q(0.5),
-        p99Ms: q(0.99),
+        p50Ms: nearestRank(lat, 0.5),
+        p99Ms: nearestRank(lat, 0.99),
         maxMs: lat.length === 0 ? NaN : lat[lat.length - 1]!,
         errors: Math.round(inWin.reduce((n, r) => n + r[1], 0)),
         reconnects: Math.round(inWin.reduce((n, r) => n + r[2], 0)),

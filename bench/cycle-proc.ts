@@ -42,6 +42,15 @@ async function hwmMiB(pid: number): Promise<number> {
   return Number(/^VmHWM:\s+(\d+)/m.exec(status)?.[1] ?? 0) / 1024;
 }
 
+/** One process's CPU seconds so far (user + system), resident memory now and its peak (VmRSS, VmHWM); undefined once it is gone. */
+export async function processUsage(pid: number): Promise<{ cpuS: number; rssMiB: number; hwmMiB: number } | undefined> {
+  const p = await readProc(pid);
+  if (p === undefined) return undefined;
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN) / 1024;
+  return { cpuS: p.cpu, rssMiB: kib('VmRSS'), hwmMiB: kib('VmHWM') };
+}
+
 export interface GroupWatch {
   /** Resolves when the agent has exited, with what was seen. */
   readonly done: Promise<GroupUsage>;

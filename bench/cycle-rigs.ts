@@ -1,5 +1,5 @@
 /**
- * The test rigs the cycle benchmark drives: MariaDB, sshd, the dispatcher process, the replication
+ * The test rigs the cycle and PITR benchmarks drive: MariaDB, sshd, the dispatcher process, the replication
  * helpers. As in bench/rig.ts, the types come from the sources (the test project's reference) and
  * the modules from test/dist, whose depth differs from bench/dist's.
  */
@@ -18,5 +18,5 @@ const load = async <T>(name: string): Promise<T> => (await import(new URL(`../..
 export const { startMariadb } = await load<typeof MariadbRig>('mariadb');
 export const { startSshd } = await load<typeof SshdRig>('sshd');
 export const { CLI, killLocalAgents, readAuth, startDispatcherProcess } = await load<typeof DispatcherRig>('dispatcher');
-export const { createReplicationUser } = await load<typeof ReplicationRig>('replication');
+export const { createReplicationUser, startReplication, gtidPosition, waitForGtid, checksumAllTables, INIT_MASTER_PRIVILEGES } = await load<typeof ReplicationRig>('replication');
 export const { freePort } = await load<typeof PortsRig>('ports');

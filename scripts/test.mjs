@@ -34,6 +34,8 @@ const files = [
     .filter((e) => e.isDirectory())
     .flatMap((e) => (existsSync(join(root, 'packages', e.name, 'dist')) ? findTests(join(root, 'packages', e.name, 'dist')) : [])),
   ...findTests(join(root, 'test', 'dist')),
+  // The benchmarks' pure helpers (bench/*.test.ts: no server).
+  ...(existsSync(join(root, 'bench', 'dist')) ? findTests(join(root, 'bench', 'dist')) : []),
 ]
   .map((f) => relative(root, f))
   .filter((f) => patterns.length === 0 || patterns.some((p) => f.includes(p)))

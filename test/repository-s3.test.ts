@@ -11,10 +11,10 @@ import { after, before, describe, it } from 'node:test';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
   backup, checkChain, CONFIG_KEY, isUnderstudyError, LimitStore, listArchive, prune, putSegment, recoverConfig, Repository, restore, RetryStore, verify,
-  type Manifest, type ObjectInfo, type PutOptions, type Store,
+  type Manifest, type ObjectInfo, type Store,
 } from '@understudy/core';
 import { createS3Client, S3Store } from '@understudy/core/s3';
-import { archiveHistory, compareTrees, fixtureHistory, HISTORY_SERVER, makeTree, seededBytes, tempDir } from '@understudy/core/testing';
+import { archiveHistory, compareTrees, ForwardingStore, fixtureHistory, HISTORY_SERVER, makeTree, seededBytes, tempDir } from '@understudy/core/testing';
 import { freshBucket, testS3 } from './rig/shared-s3.js';
 
 const CS = 64 * 1024;
@@ -264,27 +264,9 @@ describe('repository on radosgw', () => {
 });
 
 /** A store whose listings of `chunks/` can be told to show nothing: chunks stored after a backup listed them. */
-class HidingStore implements Store {
+class HidingStore extends ForwardingStore {
   hideChunks = false;
-  readonly location: string;
-  readonly checksumAlgorithm: Store['checksumAlgorithm'];
-  constructor(private readonly inner: Store) {
-    this.location = inner.location;
-    this.checksumAlgorithm = inner.checksumAlgorithm;
-  }
-  put(key: string, body: Buffer, options: PutOptions): Promise<void> {
-    return this.inner.put(key, body, options);
-  }
-  get(key: string, options?: { signal?: AbortSignal }): Promise<Buffer> {
-    return this.inner.get(key, options);
-  }
-  head(key: string, options?: { signal?: AbortSignal }): Promise<ObjectInfo> {
-    return this.inner.head(key, options);
-  }
-  delete(key: string, options?: { signal?: AbortSignal }): Promise<void> {
-    return this.inner.delete(key, options);
-  }
-  async *list(prefix: string, options?: { signal?: AbortSignal }): AsyncIterable<ObjectInfo> {
+  override async *list(prefix: string, options?: { signal?: AbortSignal }): AsyncIterable<ObjectInfo> {
     if (this.hideChunks && prefix.startsWith('chunks/')) return;
     yield* this.inner.list(prefix, options);
   }

@@ -303,6 +303,12 @@ export function segmentTransactions(link: SegmentLink, bytes: Buffer): Transacti
  * the original file (read it with `checkEndPositions: false`); `mariadb-binlog` goes by the events.
  */
 export function segmentAsBinlog(link: SegmentLink, bytes: Buffer): Buffer {
-  if (link.start === 0) return bytes;
-  return Buffer.concat([BINLOG_MAGIC, Buffer.from(link.formatDescription, 'base64'), bytes]);
+  const parts = segmentBinlogParts(link, bytes);
+  return parts.length === 1 ? bytes : Buffer.concat(parts);
+}
+
+/** segmentAsBinlog's bytes as pieces, without copying the segment: [magic + format description, the segment], or the segment alone when it starts its file. */
+export function segmentBinlogParts(link: SegmentLink, bytes: Buffer): Buffer[] {
+  if (link.start === 0) return [bytes];
+  return [Buffer.concat([BINLOG_MAGIC, Buffer.from(link.formatDescription, 'base64')]), bytes];
 }

@@ -28,11 +28,11 @@ export interface SpaceNeed {
   readonly what: string;
 }
 
-async function existingAncestor(path: string): Promise<string> {
+/** The nearest existing ancestor of `path` (itself if it exists) and its device. */
+async function existingAncestor(path: string): Promise<{ dir: string; dev: number }> {
   for (let p = path; ; p = dirname(p)) {
     try {
-      await stat(p);
-      return p;
+      return { dir: p, dev: (await stat(p)).dev };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(p) === p) throw err;
     }
@@ -48,8 +48,7 @@ const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`;
 export async function assertFreeSpace(needs: readonly SpaceNeed[]): Promise<void> {
   const byDevice = new Map<number, { dir: string; bytes: number; what: string[] }>();
   for (const need of needs) {
-    const dir = await existingAncestor(need.dir);
-    const dev = (await stat(dir)).dev;
+    const { dir, dev } = await existingAncestor(need.dir);
     const entry = byDevice.get(dev) ?? { dir, bytes: 0, what: [] };
     entry.bytes += need.bytes;
     entry.what.push(`${mib(need.bytes)} for ${need.what} (${need.dir})`);

@@ -13,10 +13,9 @@
  */
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BINLOG_MAGIC } from '../binlog/events.js';
 import { asLocalIoError, UnderstudyError } from '../errors.js';
 import type { Repository } from '../repository.js';
-import { readSegment } from '../archive/io.js';
+import { readSegment, segmentBinlogParts } from '../archive/io.js';
 import type { SegmentLink } from '../archive/format.js';
 import type { ReplayMethod } from './apply.js';
 import type { BinlogInput, ReplaySelector } from './select.js';
@@ -135,8 +134,7 @@ export async function* prefetchSegments(repo: Pick<Repository, 'getObject'>, lin
         pending.push(read);
       }
       const bytes = await pending.shift()!;
-      const head = link.start === 0 ? [] : [Buffer.concat([BINLOG_MAGIC, Buffer.from(link.formatDescription, 'base64')])];
-      yield { name: `${link.file} [${link.start}, ${link.end})`, bytes: [...head, bytes], size: bytes.length, link };
+      yield { name: `${link.file} [${link.start}, ${link.end})`, bytes: segmentBinlogParts(link, bytes), size: bytes.length, link };
     }
   } finally {
     outer?.removeEventListener('abort', onAbort);

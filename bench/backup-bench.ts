@@ -39,6 +39,8 @@ const { values } = parseArgs({
     'startup-only': { type: 'boolean', default: false },
     shapes: { type: 'string', default: SHAPES.join(',') },
     'no-shapes': { type: 'boolean', default: false },
+    /** Only the shapes (of --shapes), local store: no main tree, sweep, scale or S3 (for work on one shape). */
+    'shapes-only': { type: 'boolean', default: false },
     'startup-rounds': { type: 'string', default: '15' },
     /** Another build of the command to time, e.g. the Debian package's usr/lib/understudy/dist/understudy.mjs. */
     'startup-program': { type: 'string' },
@@ -242,6 +244,10 @@ async function main(): Promise<void> {
   console.log(renderStartup(results.startup));
   await save();
   if (values['startup-only']) return;
+  if (values['shapes-only']) {
+    await runShapes(results, save);
+    return finish(results, save);
+  }
 
   const tree = await makeTree('main', size, SEED);
   const probe = await changeFiles(tree.root, tree.files, SEED);
@@ -259,20 +265,7 @@ async function main(): Promise<void> {
   for (const spec of headlineSpecs('local')) results.headline.push(await fairCycle(spec, tree, hashed.digests));
   await save();
 
-  if (!values['no-shapes']) {
-    // The other shapes at the same size: local store, both tools, no second backup.
-    for (const shape of values.shapes.split(',').filter((s) => s !== '') as Shape[]) {
-      if (!SHAPES.includes(shape)) throw new Error(`--shapes: ${shape} is not one of ${SHAPES.join(', ')}`);
-      const t = await makeTree(shape, size, SEED + 10, shape);
-      await hashTree(t.root, t.files, work); // warm-up read
-      const digests = (await hashTree(t.root, t.files, work)).digests;
-      const cycles: Cycle[] = [];
-      for (const spec of headlineSpecs('local')) cycles.push(await fairCycle({ ...spec, label: `${shape}: ${spec.label.replace(/^local /, '')}` }, t, digests, undefined, false));
-      results.shapes.push({ shape, description: describeTree(t.files), cycles });
-      await rm(t.root, { recursive: true, force: true });
-      await save();
-    }
-  }
+  if (!values['no-shapes']) await runShapes(results, save);
 
   if (!values['no-sweep']) {
     for (const mib of [1, 2, 4, 8, 16]) {
@@ -306,6 +299,26 @@ async function main(): Promise<void> {
     }
   }
 
+  await finish(results, save);
+}
+
+/** The other shapes at the same size: local store, both tools, no second backup. */
+async function runShapes(results: Results, save: () => Promise<void>): Promise<void> {
+  // The other shapes at the same size: local store, both tools, no second backup.
+  for (const shape of values.shapes.split(',').filter((s) => s !== '') as Shape[]) {
+    if (!SHAPES.includes(shape)) throw new Error(`--shapes: ${shape} is not one of ${SHAPES.join(', ')}`);
+    const t = await makeTree(shape, size, SEED + 10, shape);
+    await hashTree(t.root, t.files, work); // warm-up read
+    const digests = (await hashTree(t.root, t.files, work)).digests;
+    const cycles: Cycle[] = [];
+    for (const spec of headlineSpecs('local')) cycles.push(await fairCycle({ ...spec, label: `${shape}: ${spec.label.replace(/^local /, '')}` }, t, digests, undefined, false));
+    results.shapes.push({ shape, description: describeTree(t.files), cycles });
+    await rm(t.root, { recursive: true, force: true });
+    await save();
+  }
+}
+
+async function finish(results: Results, save: () => Promise<void>): Promise<void> {
   results.machine.loadAfter = loadavg().map((l) => l.toFixed(2)).join(' ');
   Object.assign(results, { minutes: (Date.now() - started) / 60000 });
   await save();

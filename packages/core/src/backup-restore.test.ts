@@ -14,15 +14,19 @@ import { compareTrees, makeTree, seededBytes } from './testing/trees.js';
 import { localRepository, tempDir } from './testing/repo.js';
 import { Repository } from './repository.js';
 import { LocalStore } from './store/local.js';
+import type { GetOptions } from './store/store.js';
 
 /** A local store that counts chunk downloads, and the most at once. */
 class CountingStore extends LocalStore {
   chunkGets = 0;
   inFlight = 0;
   maxInFlight = 0;
-  override async get(key: string, options?: { signal?: AbortSignal }): Promise<Buffer> {
+  /** The memory each chunk get offered to read into (Store.get's `into`), undefined for none. */
+  readonly intoMemory: Array<ArrayBufferLike | undefined> = [];
+  override async get(key: string, options?: GetOptions): Promise<Buffer> {
     if (!key.startsWith('chunks/')) return super.get(key, options);
     this.chunkGets++;
+    this.intoMemory.push(options?.into?.buffer);
     this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
     try {
       return await super.get(key, options);
@@ -190,6 +194,10 @@ describe('backup and restore round trips (local store)', () => {
       await done;
       assert.equal(store.chunkGets, 16);
       assert.ok(store.maxInFlight <= 2, `writeBehind ${writeBehind}: at most 2 downloads at once, saw ${store.maxInFlight}`);
+      // Stored bodies are read into `concurrency` reused buffers, not one fresh buffer per chunk.
+      const offered = store.intoMemory.splice(0);
+      assert.ok(offered.every((m) => m !== undefined), 'every chunk get offers a buffer to read into');
+      assert.ok(new Set(offered).size <= 2, `writeBehind ${writeBehind}: at most 2 stored-body buffers, saw ${new Set(offered).size}`);
       assert.deepEqual(await compareTrees(src, dst), []);
     }
     for (const bad of [{ writeBehind: -1 }, { writeBehind: 1.5 }, { concurrency: 0 }]) {

@@ -23,8 +23,9 @@ export const CORRUPT_READ_ATTEMPTS = 3;
 
 /**
  * Gets `key` and decodes it with `decode`; when decoding fails with US_OBJECT_CORRUPT, gets it
- * again, up to CORRUPT_READ_ATTEMPTS reads in all (each one a fresh Buffer: `decode` may consume
- * its argument). Store errors (US_NOT_FOUND included) are thrown as they are.
+ * again, up to CORRUPT_READ_ATTEMPTS reads in all (each one a fresh Buffer, `decode` may consume
+ * its argument, or a view of `into` when given: see Store.get). Store errors (US_NOT_FOUND
+ * included) are thrown as they are.
  */
 export async function readVerified<T>(
   store: Store,
@@ -32,9 +33,11 @@ export async function readVerified<T>(
   signal: AbortSignal | undefined,
   onCorruptRead: ((info: CorruptReadInfo) => void) | undefined,
   decode: (stored: Buffer) => Promise<T>,
+  into?: Buffer,
 ): Promise<T> {
+  const options = signal !== undefined || into !== undefined ? { ...(signal !== undefined ? { signal } : {}), ...(into !== undefined ? { into } : {}) } : undefined;
   for (let attempt = 1; ; attempt++) {
-    const stored = await store.get(key, signal !== undefined ? { signal } : undefined);
+    const stored = await store.get(key, options);
     try {
       return await decode(stored);
     } catch (err) {

@@ -18,7 +18,8 @@
  *
  * Memory: `concurrency` chunks downloading, each as its stored body and its plaintext, and up to
  * `writeBehind` more waiting for or in their file writes, as plaintext only (plaintexts live in
- * `concurrency + writeBehind` reused buffers of chunkSize): at most about
+ * `concurrency + writeBehind` reused buffers of chunkSize, stored bodies in `concurrency` reused
+ * buffers a little larger, a body that does not fit one read into its own): at most about
  * (2 x concurrency + writeBehind) x chunkSize bytes; a backup with deltas adds one base buffer per
  * chunk downloading (and the base's stored body).
  */
@@ -150,6 +151,7 @@ async function writeFiles(repo: Repository, manifest: Manifest, files: readonly 
   // when files can be written directly.
   const { buffers, direct } = await chunkBuffers(target, manifest.chunkSize, concurrency + writeBehind, options.directIo ?? true);
   const baseBuffers = new SharedBufferPool(manifest.chunkSize, false, concurrency); // allocated only when used
+  const storedBuffers = new SharedBufferPool(storedBodyRoom(manifest.chunkSize), false, concurrency);
   /** Downloads chunk `id` into a buffer of `buffers` (its base too, for a delta), verified. */
   const download = async (id: string, len: number): Promise<Buffer> => {
     const whole = buffers.take();
@@ -158,9 +160,11 @@ async function writeFiles(repo: Repository, manifest: Manifest, files: readonly 
       await downloads.run(async () => {
         // A base is needed only while its delta opens: its buffer is held within the download.
         const baseWhole = base !== undefined ? baseBuffers.take() : undefined;
+        const stored = storedBuffers.take();
         try {
-          await repo.loadChunk(id, len, signal, whole.subarray(0, len), base !== undefined ? { id: base, into: baseWhole!.subarray(0, len) } : undefined);
+          await repo.loadChunk(id, len, signal, whole.subarray(0, len), base !== undefined ? { id: base, into: baseWhole!.subarray(0, len) } : undefined, stored);
         } finally {
+          storedBuffers.give(stored);
           if (baseWhole) baseBuffers.give(baseWhole);
         }
       }, signal);
@@ -232,6 +236,12 @@ async function writeFiles(repo: Repository, manifest: Manifest, files: readonly 
   }
   return direct;
 }
+
+/**
+ * Room for a chunk's stored body: the chunk compressed (zstd's worst case on incompressible bytes is
+ * about 1/256 more), sealed and framed, with room to spare; a larger body is read into a buffer of its own.
+ */
+export const storedBodyRoom = (chunkSize: number): number => chunkSize + Math.ceil(chunkSize / 128) + 64 * 1024;
 
 /**
  * The chunks of `f` to download: all but whole chunks of zeros, which are holes ftruncate made

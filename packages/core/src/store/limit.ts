@@ -1,6 +1,6 @@
 import { UnderstudyError } from '../errors.js';
 import { Semaphore } from './semaphore.js';
-import type { ObjectInfo, PutOptions, Store, ChecksumAlgorithm } from './store.js';
+import type { GetOptions, ObjectInfo, PutOptions, Store, ChecksumAlgorithm } from './store.js';
 
 export interface LimitStoreOptions {
   /** Most requests in flight at once (integer 1..1024). */
@@ -44,7 +44,7 @@ export class LimitStore implements Store {
     return this.#sem.run(() => this.#inner.put(key, body, options), options.signal);
   }
 
-  get(key: string, options?: { signal?: AbortSignal }): Promise<Buffer> {
+  get(key: string, options?: GetOptions): Promise<Buffer> {
     return this.#sem.run(() => this.#inner.get(key, options), options?.signal);
   }
 

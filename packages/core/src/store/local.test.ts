@@ -72,6 +72,21 @@ describe('LocalStore specifics', () => {
     assert.deepEqual(keys, ['w/ok']);
   });
 
+  it('reads into the buffer it is given when the object fits, into its own when it does not', async () => {
+    const body = Buffer.from('twelve bytes');
+    await store.put('into/k', body, { checksum: crc(body) });
+    const room = Buffer.alloc(32, 0xee);
+    const got = await store.get('into/k', { into: room });
+    assert.ok(got.equals(body));
+    assert.equal(got.buffer, room.buffer, 'a view of the buffer given');
+    assert.ok(room.subarray(0, body.length).equals(body));
+    const small = Buffer.alloc(4, 0xee);
+    const own = await store.get('into/k', { into: small });
+    assert.ok(own.equals(body));
+    assert.notEqual(own.buffer, small.buffer);
+    assert.ok(small.equals(Buffer.alloc(4, 0xee)), 'a buffer too small is left alone');
+  });
+
   it('writes objects as regular files at root/<key>', async () => {
     const body = Buffer.from('on disk');
     await store.put('f/g/h', body, { checksum: crc(body) });

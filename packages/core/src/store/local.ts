@@ -4,7 +4,7 @@ import { link, lstat, mkdir, open, readdir, rename, stat, unlink } from 'node:fs
 import { dirname, join, resolve, sep } from 'node:path';
 import { UnderstudyError } from '../errors.js';
 import { abortedError, throwIfAborted } from './semaphore.js';
-import { assertValidKey, checksumOf, isValidKey, type ObjectInfo, type PutOptions, type Store } from './store.js';
+import { assertValidKey, checksumOf, isValidKey, type GetOptions, type ObjectInfo, type PutOptions, type Store } from './store.js';
 import { syncDir } from '../sync-dir.js';
 
 /** Directory under the root for uploads in progress; never part of the key space. */
@@ -91,11 +91,11 @@ export class LocalStore implements Store {
     }
   }
 
-  async get(key: string, options?: { signal?: AbortSignal }): Promise<Buffer> {
+  async get(key: string, options?: GetOptions): Promise<Buffer> {
     const path = this.#path(key);
     throwIfAborted(options?.signal, `get ${key}`);
     try {
-      return await readWhole(path, options?.signal);
+      return await readWhole(path, options?.signal, options?.into);
     } catch (err) {
       throw fsError(err, 'get', key, options?.signal);
     }
@@ -237,13 +237,14 @@ function fsError(err: unknown, operation: string, key: string, signal: AbortSign
 /**
  * A whole file in one buffer of its own (its memory can be transferred to a codec thread as is):
  * open, fstat, one read of its size, close. readFile reads in 512 KiB pieces, a round trip through
- * libuv's thread pool each, eleven for a 4 MiB chunk; a restore reads every chunk once.
+ * libuv's thread pool each, eleven for a 4 MiB chunk; a restore reads every chunk once. Into `into`
+ * (a view of it is returned) when the file fits there.
  */
-async function readWhole(path: string, signal: AbortSignal | undefined): Promise<Buffer> {
+async function readWhole(path: string, signal: AbortSignal | undefined, into?: Buffer): Promise<Buffer> {
   const fh = await open(path, 'r');
   try {
     const size = (await fh.stat()).size;
-    const buf = Buffer.allocUnsafeSlow(size);
+    const buf = into !== undefined && size <= into.length ? into.subarray(0, size) : Buffer.allocUnsafeSlow(size);
     let at = 0;
     while (at < size) {
       signal?.throwIfAborted();

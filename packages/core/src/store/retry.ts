@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { isUnderstudyError, UnderstudyError } from '../errors.js';
 import { abortedError, throwIfAborted } from './semaphore.js';
-import type { ObjectInfo, PutOptions, Store, ChecksumAlgorithm } from './store.js';
+import type { GetOptions, ObjectInfo, PutOptions, Store, ChecksumAlgorithm } from './store.js';
 
 export interface RetryInfo {
   readonly operation: 'put' | 'get' | 'head' | 'list' | 'delete';
@@ -105,7 +105,7 @@ export class RetryStore implements Store {
     });
   }
 
-  get(key: string, options?: { signal?: AbortSignal }): Promise<Buffer> {
+  get(key: string, options?: GetOptions): Promise<Buffer> {
     return this.#run('get', key, options?.signal, () => this.#inner.get(key, options));
   }
 

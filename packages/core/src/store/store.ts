@@ -61,13 +61,25 @@ export interface ObjectInfo {
   readonly lastModified?: Date;
 }
 
+export interface GetOptions {
+  readonly signal?: AbortSignal;
+  /** A buffer the body may be read into (see Store.get). */
+  readonly into?: Buffer;
+}
+
 export interface Store {
   /** Human-readable location, for messages (never contains credentials). */
   readonly location: string;
   /** The checksum `put` wants (and verifies). */
   readonly checksumAlgorithm: ChecksumAlgorithm;
   put(key: string, body: Buffer, options: PutOptions): Promise<void>;
-  get(key: string, options?: { signal?: AbortSignal }): Promise<Buffer>;
+  /**
+   * The whole object. `options.into` is a hint: a store may read the body into it when it fits and
+   * return a view of it (so a reader of many objects reuses its memory instead of leaving a fresh
+   * buffer per object to the garbage collector); it may also ignore it. The caller must not use
+   * `into` for anything else until it is done with the result.
+   */
+  get(key: string, options?: GetOptions): Promise<Buffer>;
   head(key: string, options?: { signal?: AbortSignal }): Promise<ObjectInfo>;
   /** All objects whose key starts with `prefix`, in ascending key order. */
   list(prefix: string, options?: { signal?: AbortSignal }): AsyncIterable<ObjectInfo>;

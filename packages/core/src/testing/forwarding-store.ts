@@ -2,7 +2,7 @@
  * Test helper: a Store that passes every call to another one. Test wrappers (a store that damages,
  * counts or stalls some calls) extend it and override only what they change.
  */
-import type { ChecksumAlgorithm, ObjectInfo, PutOptions, Store } from '../store/store.js';
+import type { ChecksumAlgorithm, GetOptions, ObjectInfo, PutOptions, Store } from '../store/store.js';
 
 export class ForwardingStore implements Store {
   readonly location: string;
@@ -16,7 +16,7 @@ export class ForwardingStore implements Store {
   put(key: string, body: Buffer, options: PutOptions): Promise<void> {
     return this.inner.put(key, body, options);
   }
-  get(key: string, options?: { signal?: AbortSignal }): Promise<Buffer> {
+  get(key: string, options?: GetOptions): Promise<Buffer> {
     return this.inner.get(key, options);
   }
   head(key: string, options?: { signal?: AbortSignal }): Promise<ObjectInfo> {

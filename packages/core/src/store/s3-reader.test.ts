@@ -58,6 +58,25 @@ describe('S3Reader (S3Store.get without the SDK middleware)', () => {
     assert.equal(req.headers['x-amz-content-sha256'], 'UNSIGNED-PAYLOAD');
   });
 
+  it('reads the body into the buffer it is given when it fits, into its own when it does not', async () => {
+    const body = Buffer.from('0123456789'.repeat(10_000));
+    answer = (_req, res) => {
+      res.writeHead(200, { 'content-length': String(body.length) });
+      res.end(body);
+    };
+    await withStore(async (store) => {
+      const room = Buffer.alloc(body.length + 10);
+      const got = await store.get('chunks/ab/abc', { into: room });
+      assert.ok(got.equals(body));
+      assert.equal(got.buffer, room.buffer, 'a view of the buffer given');
+      const small = Buffer.alloc(10);
+      const own = await store.get('chunks/ab/abc', { into: small });
+      assert.ok(own.equals(body));
+      assert.notEqual(own.buffer, small.buffer);
+      assert.ok(small.equals(Buffer.alloc(10)), 'a buffer too small is left alone');
+    });
+  });
+
   it('maps S3 error responses as the SDK path does (code from the XML body, status in details)', async () => {
     const cases = [
       { status: 404, code: 'NoSuchKey', want: 'US_NOT_FOUND' },

@@ -115,9 +115,10 @@ export class S3Reader {
 
   /**
    * GETs `key` (the full object key: Understudy keys need no escaping) through `endpoint`. Errors
-   * name `name` (the caller's key, without its store's prefix; `key` by default).
+   * name `name` (the caller's key, without its store's prefix; `key` by default). The body goes into
+   * `into` (a view of it is returned) when it fits (see Store.get).
    */
-  async get(endpoint: BucketEndpoint, key: string, signal: AbortSignal | undefined, name: string = key): Promise<Buffer> {
+  async get(endpoint: BucketEndpoint, key: string, signal: AbortSignal | undefined, name: string = key, into?: Buffer): Promise<Buffer> {
     const signed = await endpoint.signer.sign({
       method: 'GET',
       protocol: endpoint.protocol,
@@ -129,7 +130,7 @@ export class S3Reader {
     });
     signal?.throwIfAborted();
     return new Promise<Buffer>((resolve, reject) => {
-      const handler = new GetHandler(name, signal, resolve, reject);
+      const handler = new GetHandler(name, signal, resolve, reject, into);
       this.#agent.dispatch({ origin: endpoint.origin, path: signed.path, method: 'GET', headers: signed.headers }, handler);
     });
   }
@@ -154,6 +155,7 @@ class GetHandler implements Dispatcher.DispatchHandler {
     private readonly signal: AbortSignal | undefined,
     private readonly resolve: (body: Buffer) => void,
     private readonly reject: (err: unknown) => void,
+    private readonly into?: Buffer,
   ) {}
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -171,10 +173,11 @@ class GetHandler implements Dispatcher.DispatchHandler {
       controller.abort(new UnderstudyError('US_STORE_UNAVAILABLE', `get ${this.key}: response without a valid Content-Length (${String(raw)})`, { details: { operation: 'get', key: this.key } }));
       return;
     }
-    this.#body = Buffer.allocUnsafe(length);
+    this.#body = this.into !== undefined && length <= this.into.length ? this.into.subarray(0, length) : Buffer.allocUnsafe(length);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#settled) return; // nothing is written into a caller's buffer once it has its answer
     if (this.#body === undefined) {
       if (this.#errorBytes < MAX_ERROR_BODY) this.#errorPieces.push(chunk);
       this.#errorBytes += chunk.length;

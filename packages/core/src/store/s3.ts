@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { UnderstudyError, type ErrorCode } from '../errors.js';
 import { abortedError, throwIfAborted } from './semaphore.js';
 import { checkIdleTimeout, DEFAULT_S3_IDLE_TIMEOUT_MS, S3Reader, shortBody } from './s3-reader.js';
-import { assertValidKey, isValidKey, type ObjectInfo, type PutOptions, type Store } from './store.js';
+import { assertValidKey, isValidKey, type GetOptions, type ObjectInfo, type PutOptions, type Store } from './store.js';
 
 export interface CreateS3ClientOptions {
   /** Region; when absent the SDK's chain decides (AWS_REGION, shared config). */
@@ -136,12 +136,12 @@ export class S3Store implements Store {
     }
   }
 
-  async get(key: string, options?: { signal?: AbortSignal }): Promise<Buffer> {
+  async get(key: string, options?: GetOptions): Promise<Buffer> {
     assertValidKey(key);
     throwIfAborted(options?.signal, `get ${key}`);
     try {
       const endpoint = await this.#reader?.endpoint(this.#bucket);
-      if (endpoint !== undefined) return await this.#reader!.get(endpoint, this.#prefix + key, options?.signal, key);
+      if (endpoint !== undefined) return await this.#reader!.get(endpoint, this.#prefix + key, options?.signal, key, options?.into);
       const out = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: this.#prefix + key }), sendOptions(options?.signal));
       if (out.Body === undefined) throw new UnderstudyError('US_STORE_UNAVAILABLE', `get ${key}: response has no body`, { details: { key } });
       const length = out.ContentLength;

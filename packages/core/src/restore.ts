@@ -37,6 +37,13 @@ import { syncDir } from './sync-dir.js';
 
 export const RESTORE_MARKER = '.understudy-restore-in-progress';
 export const DEFAULT_WRITE_BEHIND = 4;
+/**
+ * Files whose last chunk is written and that wait for, or are in, their fsync, mode, mtime and
+ * rename, at most, beside the downloads: an fsync waits for the disk, and while it holds no chunk
+ * buffer it need not hold a download's place either (a tree of many small files is mostly fsyncs).
+ * Each holds an open file.
+ */
+const FILES_FINISHING = 32;
 
 export interface RestoreProgress {
   readonly phase: 'prepare' | 'download' | 'finish' | 'done';
@@ -144,6 +151,7 @@ async function writeFiles(repo: Repository, manifest: Manifest, files: readonly 
   // A task downloads (within `downloads`), then writes: up to `writeBehind` tasks write while
   // `concurrency` download.
   const pool = new TaskPool(concurrency + writeBehind, signal);
+  const finishing = new TaskPool(FILES_FINISHING, signal);
   const downloads = new Semaphore(concurrency);
   const open = new Set<FileHandle>();
   // Chunks are opened into these (shared memory, one per task in flight, recycled once written):
@@ -202,7 +210,7 @@ async function writeFiles(repo: Repository, manifest: Manifest, files: readonly 
       };
       remaining = work.length;
       if (remaining === 0) {
-        await finish();
+        await finishing.submit(finish);
         continue;
       }
       for (const { id, offset, len } of work) {
@@ -225,13 +233,15 @@ async function writeFiles(repo: Repository, manifest: Manifest, files: readonly 
           progress.downloadedChunks++;
           await options.hook?.('chunk-written');
           report();
-          if (--remaining === 0) await finish();
+          if (--remaining === 0) await finishing.submit(finish);
         });
       }
     }
     await pool.drain();
+    await finishing.drain();
   } finally {
     await pool.settle();
+    await finishing.settle();
     for (const fh of open) await fh.close().catch(() => undefined);
   }
   return direct;

@@ -10,7 +10,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { RunConfigSchema } from '@understudy/protocol';
+import { RunConfigSchema } from '@understudy/protocol/run-config';
 import { DispatcherError } from './errors.js';
 import { zodProblems } from './zod-problems.js';
 import { Ec2LauncherConfigSchema } from './service/launchers/ec2-config.js';

@@ -1,6 +1,6 @@
 /** The archive lines of `understudy status`: per target with an enabled archive, its archiver's health from the status file. */
 import type { DispatcherConfig } from '../config.js';
-import { archiveHealth, readStatusFile, statusFilePath, type ArchiveHealth, type ArchiverStatus } from './status-file.js';
+import type { ArchiveHealth, ArchiverStatus } from './status-file.js';
 
 export interface ArchiveReport {
   readonly lines: string[];
@@ -11,6 +11,8 @@ export async function archiveReport(config: DispatcherConfig | undefined, now = 
   if (config === undefined) return undefined;
   const targets = Object.entries(config.targets).filter(([, t]) => t.archive?.enabled);
   if (targets.length === 0) return undefined;
+  // The status file's schema is built only where there is a status file to read.
+  const { archiveHealth, readStatusFile, statusFilePath } = await import('./status-file.js');
   const report: ArchiveReport = { lines: [], json: [] };
   for (const [target] of targets) {
     const s = await readStatusFile(statusFilePath(config.stateDir, target));

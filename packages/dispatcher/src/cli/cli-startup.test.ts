@@ -65,11 +65,15 @@ describe('understudy start-up: each command loads only what it needs', () => {
     assert.ok(!files.some((f) => /\/core\/dist\/(index|repository|restore|backup)\.js$/.test(f)), 'the repository code is not loaded');
   });
 
-  it('list on a local repository loads the repository code but not the S3 client, the service or the progress bar', async () => {
-    const { packages, stdout } = await loaded(['--repo', repo, 'list']);
+  it('list on a local repository loads the repository code but not the S3 client, the service, the progress bar or the operations', async () => {
+    const { packages, files, stdout } = await loaded(['--repo', repo, 'list']);
     assert.match(stdout, /1 backup in /);
     assert.ok(packages.has('zod'), 'manifests are parsed with zod');
     assert.deepEqual(heavyIn(packages), []);
+    // core/open, not core's index: no backup, restore, verify, prune, archive or replay code.
+    assert.ok(!packages.has('minimatch'), `list loaded ${[...packages].join(', ')}`);
+    const operations = files.filter((f) => /\/core\/dist\/(index|backup|restore|verify|prune|archive\/.*|replay\/.*|binlog\/.*)\.js$/.test(f));
+    assert.deepEqual(operations, []);
   });
 
   it('status asks the service over HTTP and loads neither the service nor the AWS SDK', async () => {
@@ -88,6 +92,7 @@ describe('understudy start-up: each command loads only what it needs', () => {
       assert.match(stdout, /no runs yet/);
       assert.deepEqual(heavyIn(packages), []);
       assert.ok(!packages.has('zstd-napi'), 'no repository code');
+      assert.ok(!packages.has('zod'), 'no configuration, so no schema (the archive report needs one)');
     } finally {
       server.close();
     }

@@ -110,7 +110,7 @@ export class CommandContext {
     // The dispatcher's configuration, named as the dispatcher commands take it (--config, or
     // UNDERSTUDY_DISPATCHER_CONFIG when no repository is given otherwise): its target's repository.
     const configPath = g.config ?? (given === undefined ? nonEmpty(env.UNDERSTUDY_DISPATCHER_CONFIG) : undefined);
-    const core = await import('@understudy/core');
+    const core = await import('@understudy/core/open');
     const file = configPath !== undefined ? await (await import('./config-file.js')).loadConfigFile(configPath, { target: g.target, repoGiven: given !== undefined }) : undefined;
     const base = configPath !== undefined ? dirname(resolve(configPath)) : undefined;
     const fromFile = (p: string | undefined): string | undefined => (p === undefined || base === undefined ? p : resolveAgainst(base, p));
@@ -138,7 +138,7 @@ export class CommandContext {
   /** Opens the repository of the settings; `create` for backup (the first backup creates it). */
   async repository(create = false): Promise<Repository> {
     const s = await this.settings();
-    const { openRepositoryAt } = await import('@understudy/core');
+    const { openRepositoryAt } = await import('@understudy/core/open');
     return openRepositoryAt(s.location, {
       keyFile: s.keyFile,
       create,
@@ -151,7 +151,7 @@ export class CommandContext {
   /** The store of the settings and the key (if a key file is given), without opening a repository: for repair. */
   async storeAndKey(): Promise<{ store: Store; key: Buffer | undefined }> {
     const s = await this.settings();
-    const { openStore, readKeyFile } = await import('@understudy/core');
+    const { openStore, readKeyFile } = await import('@understudy/core/open');
     const key = s.keyFile !== undefined ? await readKeyFile(s.keyFile) : undefined;
     const store = await openStore(s.location, { concurrency: s.concurrency, env: this.io.env, onRetry: (info) => this.warn(retryLine(info)) });
     return { store, key };

@@ -253,7 +253,10 @@ export function registerStatus(program: Command, io: CliIo): void {
       const c = await client(ctx, flags, false);
       const newest = id === undefined ? await c.listRuns({ limit: 1 }, ctx.signal) : undefined;
       const runId = id ?? newest?.runs[0]?.id;
-      const archives = id === undefined ? await (await import('../../archiver/status-report.js')).archiveReport(await dispatcherConfig(ctx, false)) : undefined;
+      // The archive lines need a configuration; without one (--dispatcher URL alone) the status
+      // file's schema, and zod with it, is not loaded at all.
+      const config = id === undefined ? await dispatcherConfig(ctx, false) : undefined;
+      const archives = config !== undefined ? await (await import('../../archiver/status-report.js')).archiveReport(config) : undefined;
       const windows = newest?.windows ?? [];
       const extra = { ...(archives ? { archives: archives.json } : {}), ...(newest?.windows ? { windows: newest.windows } : {}) };
       const trailer = [...(archives?.lines ?? []), ...windows.flatMap(windowLines)];

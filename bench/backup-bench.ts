@@ -304,7 +304,6 @@ async function main(): Promise<void> {
 
 /** The other shapes at the same size: local store, both tools, no second backup. */
 async function runShapes(results: Results, save: () => Promise<void>): Promise<void> {
-  // The other shapes at the same size: local store, both tools, no second backup.
   for (const shape of values.shapes.split(',').filter((s) => s !== '') as Shape[]) {
     if (!SHAPES.includes(shape)) throw new Error(`--shapes: ${shape} is not one of ${SHAPES.join(', ')}`);
     const t = await makeTree(shape, size, SEED + 10, shape);

@@ -3,7 +3,7 @@
  * object reads the same every time.
  */
 import { isUnderstudyError, type UnderstudyError } from './errors.js';
-import type { Store } from './store/store.js';
+import type { GetOptions, Store } from './store/store.js';
 
 export interface CorruptReadInfo {
   /** The object key. */
@@ -35,7 +35,7 @@ export async function readVerified<T>(
   decode: (stored: Buffer) => Promise<T>,
   into?: Buffer,
 ): Promise<T> {
-  const options = signal !== undefined || into !== undefined ? { ...(signal !== undefined ? { signal } : {}), ...(into !== undefined ? { into } : {}) } : undefined;
+  const options: GetOptions = { ...(signal !== undefined ? { signal } : {}), ...(into !== undefined ? { into } : {}) };
   for (let attempt = 1; ; attempt++) {
     const stored = await store.get(key, options);
     try {

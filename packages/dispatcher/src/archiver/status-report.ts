@@ -7,8 +7,7 @@ export interface ArchiveReport {
   readonly json: Array<{ target: string; health: ArchiveHealth; status: ArchiverStatus | null }>;
 }
 
-export async function archiveReport(config: DispatcherConfig | undefined, now = Date.now()): Promise<ArchiveReport | undefined> {
-  if (config === undefined) return undefined;
+export async function archiveReport(config: DispatcherConfig, now = Date.now()): Promise<ArchiveReport | undefined> {
   const targets = Object.entries(config.targets).filter(([, t]) => t.archive?.enabled);
   if (targets.length === 0) return undefined;
   // The status file's schema is built only where there is a status file to read.

@@ -8,6 +8,7 @@ import type { Manifest } from './manifest.js';
 import { CORRUPT_READ_ATTEMPTS, CONFIG_KEY, Repository, type CorruptReadInfo } from './repository.js';
 import { restore } from './restore.js';
 import { LocalStore } from './store/local.js';
+import type { GetOptions } from './store/store.js';
 import { ForwardingStore } from './testing/forwarding-store.js';
 import { compareTrees, makeTree, seededBytes } from './testing/trees.js';
 import { tempDir } from './testing/repo.js';
@@ -26,7 +27,7 @@ class DamagingStore extends ForwardingStore {
   /** Which byte is flipped (default: the middle one). */
   damageAt: (length: number) => number = (n) => Math.floor(n / 2);
   readonly gets: string[] = [];
-  override async get(key: string, options?: { signal?: AbortSignal }): Promise<Buffer> {
+  override async get(key: string, options?: GetOptions): Promise<Buffer> {
     this.gets.push(key);
     const body = await this.inner.get(key, options);
     const left = this.damage.get(key) ?? 0;

@@ -11,7 +11,7 @@ export { ERRORS, UnderstudyError, isUnderstudyError, exitCodeOf, type ErrorCode,
 export { defineErrors, type ErrorEntry, type ErrorRegistry, type RegisteredError, type RegisteredErrorClass, type RegistryErrorOptions } from './error-registry.js';
 
 // Stores.
-export { type Store, type PutOptions, type GetOptions, type ObjectInfo, type ChecksumAlgorithm } from './store/store.js';
+export { type Store, type PutOptions, type GetOptions, type ByteRange, type ObjectInfo, type ChecksumAlgorithm } from './store/store.js';
 export { LocalStore } from './store/local.js';
 export { RetryStore, type RetryInfo, type RetryStoreOptions } from './store/retry.js';
 export { LimitStore, type LimitStoreOptions } from './store/limit.js';

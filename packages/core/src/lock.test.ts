@@ -7,7 +7,7 @@ import { listLocks, RepositoryLock } from './lock.js';
 import { prune, type PruneReport } from './prune.js';
 import { LOCKS_PREFIX, Repository } from './repository.js';
 import { LocalStore } from './store/local.js';
-import type { ChecksumAlgorithm, ObjectInfo, PutOptions, Store } from './store/store.js';
+import type { ChecksumAlgorithm, GetOptions, ObjectInfo, PutOptions, Store } from './store/store.js';
 import { tempDir } from './testing/repo.js';
 import { makeTree, seededBytes } from './testing/trees.js';
 import { verify } from './verify.js';
@@ -57,7 +57,7 @@ class StallingStore implements Store {
     this.hold = undefined;
     return this.track(hold ? hold(put) : put());
   }
-  get(key: string, options?: { signal?: AbortSignal }): Promise<Buffer> {
+  get(key: string, options?: GetOptions): Promise<Buffer> {
     return this.track(this.inner.get(key, options));
   }
   head(key: string, options?: { signal?: AbortSignal }): Promise<ObjectInfo> {

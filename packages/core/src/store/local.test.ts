@@ -87,6 +87,18 @@ describe('LocalStore specifics', () => {
     assert.ok(small.equals(Buffer.alloc(4, 0xee)), 'a buffer too small is left alone');
   });
 
+  it('reads a range into the buffer it is given when the range fits, even where the object does not', async () => {
+    const body = Buffer.from('0123456789abcdefghij');
+    await store.put('into/r', body, { checksum: crc(body) });
+    const room = Buffer.alloc(8, 0xee);
+    const got = await store.get('into/r', { range: { offset: 5, length: 8 }, into: room });
+    assert.equal(got.toString(), '56789abc');
+    assert.equal(got.buffer, room.buffer, 'a view of the buffer given');
+    const tail = await store.get('into/r', { range: { offset: 16, length: 8 }, into: room });
+    assert.equal(tail.toString(), 'ghij', 'the end of the file ends the range');
+    assert.equal(tail.buffer, room.buffer);
+  });
+
   it('writes objects as regular files at root/<key>', async () => {
     const body = Buffer.from('on disk');
     await store.put('f/g/h', body, { checksum: crc(body) });

@@ -4,7 +4,7 @@ import { link, lstat, mkdir, open, readdir, rename, stat, unlink } from 'node:fs
 import { dirname, join, resolve, sep } from 'node:path';
 import { UnderstudyError } from '../errors.js';
 import { abortedError, throwIfAborted } from './semaphore.js';
-import { assertValidKey, checksumOf, isValidKey, type GetOptions, type ObjectInfo, type PutOptions, type Store } from './store.js';
+import { assertValidKey, assertValidRange, checksumOf, isValidKey, type ByteRange, type GetOptions, type ObjectInfo, type PutOptions, type Store } from './store.js';
 import { syncDir } from '../sync-dir.js';
 
 /** Directory under the root for uploads in progress; never part of the key space. */
@@ -93,9 +93,10 @@ export class LocalStore implements Store {
 
   async get(key: string, options?: GetOptions): Promise<Buffer> {
     const path = this.#path(key);
+    assertValidRange(key, options?.range);
     throwIfAborted(options?.signal, `get ${key}`);
     try {
-      return await readWhole(path, options?.signal, options?.into);
+      return await readObject(path, options?.signal, options?.into, options?.range);
     } catch (err) {
       throw fsError(err, 'get', key, options?.signal);
     }
@@ -235,21 +236,24 @@ function fsError(err: unknown, operation: string, key: string, signal: AbortSign
 }
 
 /**
- * A whole file in one buffer of its own (its memory can be transferred to a codec thread as is):
- * open, fstat, one read of its size, close. readFile reads in 512 KiB pieces, a round trip through
- * libuv's thread pool each, eleven for a 4 MiB chunk; a restore reads every chunk once. Into `into`
- * (a view of it is returned) when the file fits there.
+ * A whole file, or `range` of it, in one buffer of its own (its memory can be transferred to a
+ * codec thread as is): open, fstat, one read of its size, close. readFile reads in 512 KiB pieces,
+ * a round trip through libuv's thread pool each, eleven for a 4 MiB chunk; a restore reads every
+ * chunk once. A range needs no fstat (one syscall less per read, which counts for many small
+ * reads): the read stops at the end of the file. Into `into` (a view of it is returned) when the
+ * size, or the range's length, fits there.
  */
-async function readWhole(path: string, signal: AbortSignal | undefined, into?: Buffer): Promise<Buffer> {
+async function readObject(path: string, signal: AbortSignal | undefined, into: Buffer | undefined, range: ByteRange | undefined): Promise<Buffer> {
   const fh = await open(path, 'r');
   try {
-    const size = (await fh.stat()).size;
+    const size = range?.length ?? (await fh.stat()).size;
+    const offset = range?.offset ?? 0;
     const buf = into !== undefined && size <= into.length ? into.subarray(0, size) : Buffer.allocUnsafeSlow(size);
     let at = 0;
     while (at < size) {
       signal?.throwIfAborted();
-      const { bytesRead } = await fh.read(buf, at, size - at, at);
-      if (bytesRead === 0) break; // shrank meanwhile: what was there
+      const { bytesRead } = await fh.read(buf, at, size - at, offset + at);
+      if (bytesRead === 0) break; // the end of the file: the range runs past it, or the file shrank meanwhile
       at += bytesRead;
     }
     return at === size ? buf : buf.subarray(0, at);

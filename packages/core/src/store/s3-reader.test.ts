@@ -26,11 +26,12 @@ describe('S3Reader (S3Store.get without the SDK middleware)', () => {
   });
   after(() => server.close());
 
-  async function withStore(fn: (store: S3Store) => Promise<void>, credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } = { accessKeyId: 'AKID', secretAccessKey: 'secret' }): Promise<void> {
+  /** Runs `fn` on a store of the local server that gets through S3Reader, or (`sdk`) through GetObjectCommand. */
+  async function withStore(fn: (store: S3Store) => Promise<void>, credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } = { accessKeyId: 'AKID', secretAccessKey: 'secret' }, sdk = false): Promise<void> {
     const client = new S3Client({ endpoint, region: 'eu-central-1', forcePathStyle: true, credentials, maxAttempts: 1 });
     const reader = new S3Reader(client, { idleTimeoutMs: 2000 });
     try {
-      await fn(new S3Store({ client, bucket: 'bucket', prefix: 'db1/', reader }));
+      await fn(new S3Store({ client, bucket: 'bucket', prefix: 'db1/', ...(sdk ? {} : { reader }) }));
     } finally {
       await reader.close();
       client.destroy();
@@ -76,6 +77,68 @@ describe('S3Reader (S3Store.get without the SDK middleware)', () => {
       assert.ok(small.equals(Buffer.alloc(10)), 'a buffer too small is left alone');
     });
   });
+
+  /** Serves `object` as S3 does, ranges included: a 206 of what the range covers, a 416 for a range that starts at or after its end. */
+  const serveRanges = (object: Buffer) => (req: IncomingMessage, res: ServerResponse) => {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range));
+    if (m === null) {
+      res.writeHead(200, { 'content-length': String(object.length) });
+      res.end(object);
+      return;
+    }
+    const first = Number(m[1]);
+    if (first >= object.length) return xmlError(416, 'InvalidRange', 'The requested range is not satisfiable')(req, res);
+    const last = Math.min(Number(m[2]), object.length - 1);
+    res.writeHead(206, { 'content-length': String(last - first + 1), 'content-range': `bytes ${first}-${last}/${object.length}` });
+    res.end(object.subarray(first, last + 1));
+  };
+
+  it('sends a signed Range header for a range and returns the 206 body, into the buffer given when it fits', async () => {
+    const body = Buffer.from('0123456789'.repeat(10_000));
+    answer = serveRanges(body);
+    seen.length = 0;
+    await withStore(async (store) => {
+      const room = Buffer.alloc(64);
+      const got = await store.get('chunks/ab/abc', { range: { offset: 5, length: 50 }, into: room });
+      assert.ok(got.equals(body.subarray(5, 55)));
+      assert.equal(got.buffer, room.buffer, 'a view of the buffer given');
+      assert.ok((await store.get('chunks/ab/abc', { range: { offset: body.length - 3, length: 10 } })).equals(body.subarray(-3)), 'a range across the end: what there is');
+    });
+    assert.equal(seen[0]!.headers.range, 'bytes=5-54');
+    assert.match(String(seen[0]!.headers.authorization), /SignedHeaders=[a-z0-9;-]*;range;/);
+    assert.equal(seen[1]!.headers.range, `bytes=${body.length - 3}-${body.length + 6}`);
+  });
+
+  for (const sdk of [false, true]) {
+    const via = sdk ? 'through the SDK' : 'through S3Reader';
+    it(`answers a range at or past the end (a 416) with no bytes, ${via}`, async () => {
+      answer = serveRanges(Buffer.from('0123456789'));
+      await withStore(async (store) => {
+        assert.equal((await store.get('k', { range: { offset: 10, length: 5 } })).length, 0);
+        assert.equal((await store.get('k', { range: { offset: 1000, length: 1 } })).length, 0);
+        assert.equal((await store.get('k', { range: { offset: 9, length: 5 } })).toString(), '9');
+        // Only a ranged GET's 416 means "nothing there": without a range it is an error as any other.
+        answer = xmlError(416, 'InvalidRange', 'The requested range is not satisfiable');
+        await assert.rejects(store.get('k'), (e: unknown) => isUnderstudyError(e, 'US_STORE_UNAVAILABLE'));
+      }, undefined, sdk);
+    });
+
+    it(`refuses the whole object (a 200) or another range in answer to a range, ${via}`, async () => {
+      const body = Buffer.from('0123456789');
+      await withStore(async (store) => {
+        answer = (_req, res) => {
+          res.writeHead(200, { 'content-length': String(body.length) });
+          res.end(body);
+        };
+        await assert.rejects(store.get('k', { range: { offset: 2, length: 3 } }), (e: unknown) => isUnderstudyError(e, 'US_STORE_UNAVAILABLE') && /ignored the Range header/.test(e.message));
+        answer = (_req, res) => {
+          res.writeHead(206, { 'content-length': '3', 'content-range': 'bytes 0-2/10' });
+          res.end(body.subarray(0, 3));
+        };
+        await assert.rejects(store.get('k', { range: { offset: 2, length: 3 } }), (e: unknown) => isUnderstudyError(e, 'US_STORE_UNAVAILABLE') && /bytes 0-2\/10/.test(e.message));
+      }, undefined, sdk);
+    });
+  }
 
   it('maps S3 error responses as the SDK path does (code from the XML body, status in details)', async () => {
     const cases = [

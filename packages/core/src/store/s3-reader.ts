@@ -2,6 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { Agent, type Dispatcher } from 'undici';
 import { UnderstudyError } from '../errors.js';
+import type { ByteRange, GetOptions } from './store.js';
 
 export const DEFAULT_S3_IDLE_TIMEOUT_MS = 60_000;
 
@@ -114,11 +115,13 @@ export class S3Reader {
   }
 
   /**
-   * GETs `key` (the full object key: Understudy keys need no escaping) through `endpoint`. Errors
-   * name `name` (the caller's key, without its store's prefix; `key` by default). The body goes into
-   * `into` (a view of it is returned) when it fits (see Store.get).
+   * GETs `key` (the full object key: Understudy keys need no escaping) through `endpoint`, or only
+   * `options.range` of it (S3Store.get turns a 416 into an empty result). Errors name `name` (the
+   * caller's key, without its store's prefix; `key` by default). The body goes into `options.into`
+   * (a view of it is returned) when it fits (see Store.get).
    */
-  async get(endpoint: BucketEndpoint, key: string, signal: AbortSignal | undefined, name: string = key, into?: Buffer): Promise<Buffer> {
+  async get(endpoint: BucketEndpoint, key: string, options: GetOptions = {}, name: string = key): Promise<Buffer> {
+    const { signal, into, range } = options;
     const signed = await endpoint.signer.sign({
       method: 'GET',
       protocol: endpoint.protocol,
@@ -126,11 +129,16 @@ export class S3Reader {
       ...(endpoint.port !== undefined ? { port: endpoint.port } : {}),
       path: `${endpoint.root}/${key}`,
       query: {},
-      headers: { host: endpoint.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'user-agent': 'understudy' },
+      headers: {
+        host: endpoint.host,
+        'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+        'user-agent': 'understudy',
+        ...(range !== undefined ? { range: rangeHeader(range) } : {}),
+      },
     });
     signal?.throwIfAborted();
     return new Promise<Buffer>((resolve, reject) => {
-      const handler = new GetHandler(name, signal, resolve, reject, into);
+      const handler = new GetHandler(name, signal, resolve, reject, into, range);
       this.#agent.dispatch({ origin: endpoint.origin, path: signed.path, method: 'GET', headers: signed.headers }, handler);
     });
   }
@@ -156,6 +164,7 @@ class GetHandler implements Dispatcher.DispatchHandler {
     private readonly resolve: (body: Buffer) => void,
     private readonly reject: (err: unknown) => void,
     private readonly into?: Buffer,
+    private readonly range?: ByteRange,
   ) {}
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -166,11 +175,17 @@ class GetHandler implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     this.#status = statusCode;
-    if (statusCode !== 200) return;
+    // Anything else is an error response, its body S3's XML (a 206 only answers a ranged GET).
+    if (statusCode !== 200 && !(statusCode === 206 && this.range !== undefined)) return;
     const raw = headers['content-length'];
     const length = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : NaN;
     if (!Number.isSafeInteger(length)) {
       controller.abort(new UnderstudyError('US_STORE_UNAVAILABLE', `get ${this.key}: response without a valid Content-Length (${String(raw)})`, { details: { operation: 'get', key: this.key } }));
+      return;
+    }
+    const wrong = this.range !== undefined ? wrongRange(this.key, this.range, statusCode, headers['content-range'], length) : undefined;
+    if (wrong !== undefined) {
+      controller.abort(wrong);
       return;
     }
     this.#body = this.into !== undefined && length <= this.into.length ? this.into.subarray(0, length) : Buffer.allocUnsafe(length);
@@ -228,6 +243,30 @@ function timeoutNamed(err: Error): Error {
   const code = (err as { code?: unknown }).code;
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return Object.assign(err, { name: 'TimeoutError' });
   return err;
+}
+
+/** The Range header that asks for `range`: its first and last byte. */
+export function rangeHeader(range: ByteRange): string {
+  return `bytes=${range.offset}-${range.offset + range.length - 1}`;
+}
+
+/**
+ * Why the answer to a GET of `range` is not that range, or undefined when it is: a 206 whose
+ * Content-Range starts at the offset and is as long as its body, which is at most the range's
+ * length. A 200 (the whole object: a server, or a proxy on the way, that ignored Range, as HTTP
+ * lets it) is refused rather than cut down to the range: S3 and the servers that play it honour
+ * Range, and a read of a few frames that quietly downloaded their whole pack would make a restore
+ * slow for no reason anyone could see.
+ */
+export function wrongRange(key: string, range: ByteRange, status: number | undefined, contentRange: unknown, length: number | undefined): UnderstudyError | undefined {
+  const fail = (what: string): UnderstudyError =>
+    new UnderstudyError('US_STORE_UNAVAILABLE', `get ${key}: ${what}, not bytes ${range.offset}-${range.offset + range.length - 1}`, { details: { operation: 'get', key, httpStatus: status, contentRange } });
+  if (status !== 206) return fail(`the server ignored the Range header and answered ${String(status)} with the whole object`);
+  const m = typeof contentRange === 'string' ? /^bytes (\d+)-(\d+)\/(?:\d+|\*)$/.exec(contentRange) : null;
+  const first = Number(m?.[1]);
+  const count = Number(m?.[2]) - first + 1;
+  if (first !== range.offset || count !== length || count > range.length) return fail(`the server answered with ${String(contentRange)} (Content-Length ${String(length)})`);
+  return undefined;
 }
 
 export function shortBody(key: string, received: number, expected: number): UnderstudyError {

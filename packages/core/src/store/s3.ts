@@ -9,8 +9,8 @@ import {
 import { Readable } from 'node:stream';
 import { UnderstudyError, type ErrorCode } from '../errors.js';
 import { abortedError, throwIfAborted } from './semaphore.js';
-import { checkIdleTimeout, DEFAULT_S3_IDLE_TIMEOUT_MS, S3Reader, shortBody } from './s3-reader.js';
-import { assertValidKey, isValidKey, type GetOptions, type ObjectInfo, type PutOptions, type Store } from './store.js';
+import { checkIdleTimeout, DEFAULT_S3_IDLE_TIMEOUT_MS, rangeHeader, S3Reader, shortBody, wrongRange } from './s3-reader.js';
+import { assertValidKey, assertValidRange, isValidKey, type GetOptions, type ObjectInfo, type PutOptions, type Store } from './store.js';
 
 export interface CreateS3ClientOptions {
   /** Region; when absent the SDK's chain decides (AWS_REGION, shared config). */
@@ -138,13 +138,23 @@ export class S3Store implements Store {
 
   async get(key: string, options?: GetOptions): Promise<Buffer> {
     assertValidKey(key);
+    const range = options?.range;
+    assertValidRange(key, range);
     throwIfAborted(options?.signal, `get ${key}`);
     try {
       const endpoint = await this.#reader?.endpoint(this.#bucket);
-      if (endpoint !== undefined) return await this.#reader!.get(endpoint, this.#prefix + key, options?.signal, key, options?.into);
-      const out = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: this.#prefix + key }), sendOptions(options?.signal));
+      if (endpoint !== undefined) return await this.#reader!.get(endpoint, this.#prefix + key, options, key);
+      const out = await this.#client.send(
+        new GetObjectCommand({ Bucket: this.#bucket, Key: this.#prefix + key, ...(range !== undefined ? { Range: rangeHeader(range) } : {}) }),
+        sendOptions(options?.signal),
+      );
       if (out.Body === undefined) throw new UnderstudyError('US_STORE_UNAVAILABLE', `get ${key}: response has no body`, { details: { key } });
       const length = out.ContentLength;
+      const wrong = range !== undefined ? wrongRange(key, range, out.$metadata.httpStatusCode, out.ContentRange, length) : undefined;
+      if (wrong !== undefined) {
+        if (out.Body instanceof Readable) out.Body.destroy(); // the connection is not kept for a body nobody reads
+        throw wrong;
+      }
       if (length === undefined || !(out.Body instanceof Readable)) {
         const bytes = await out.Body.transformToByteArray();
         if (length !== undefined && bytes.byteLength !== length) throw shortBody(key, bytes.byteLength, length);
@@ -163,6 +173,9 @@ export class S3Store implements Store {
       if (got !== length) throw shortBody(key, got, length);
       return body;
     } catch (err) {
+      // 416 (S3's InvalidRange, from either path): the range starts at or after the object's end, so
+      // none of its bytes. A missing key is a 404 first.
+      if (range !== undefined && (err as { $metadata?: { httpStatusCode?: unknown } } | null)?.$metadata?.httpStatusCode === 416) return Buffer.alloc(0);
       throw s3Error(err, 'get', key, options?.signal);
     }
   }

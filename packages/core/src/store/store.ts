@@ -65,6 +65,14 @@ export interface GetOptions {
   readonly signal?: AbortSignal;
   /** A buffer the body may be read into (see Store.get). */
   readonly into?: Buffer;
+  /** Only these bytes of the object: from `offset`, `length` of them (fewer when the object ends sooner; none when it ends at or before `offset`). Unlike `into`, not a hint: every store honours it. */
+  readonly range?: ByteRange;
+}
+
+/** Part of an object: `length` bytes from `offset` (see GetOptions.range and assertValidRange). */
+export interface ByteRange {
+  readonly offset: number;
+  readonly length: number;
 }
 
 export interface Store {
@@ -78,6 +86,11 @@ export interface Store {
    * return a view of it (so a reader of many objects reuses its memory instead of leaving a fresh
    * buffer per object to the garbage collector); it may also ignore it. The caller must not use
    * `into` for anything else until it is done with the result.
+   *
+   * With `options.range`, only that part of the object: `range.length` bytes from `range.offset`,
+   * fewer when the object ends sooner, an empty buffer when it ends at or before the offset (a
+   * missing key is still US_NOT_FOUND). `into` applies to the part as it does to the whole. An
+   * invalid range (see assertValidRange) is the caller's bug: US_INTERNAL.
    */
   get(key: string, options?: GetOptions): Promise<Buffer>;
   head(key: string, options?: { signal?: AbortSignal }): Promise<ObjectInfo>;
@@ -93,6 +106,18 @@ const KEY_RE = /^[A-Za-z0-9._\-]+(\/[A-Za-z0-9._\-]+)*$/;
 export function isValidKey(key: string): boolean {
   if (key.length === 0 || key.length > 512 || !KEY_RE.test(key)) return false;
   return key.split('/').every((seg) => seg !== '.' && seg !== '..');
+}
+
+/**
+ * Throws US_INTERNAL naming `key` unless `range` is absent or valid: a safe-integer offset >= 0, a
+ * safe-integer length >= 1, and an end (offset + length) that is a safe integer too, so an HTTP
+ * Range header can name its last byte exactly.
+ */
+export function assertValidRange(key: string, range: ByteRange | undefined): void {
+  if (range === undefined) return;
+  const { offset, length } = range;
+  if (Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(length) && length >= 1 && Number.isSafeInteger(offset + length)) return;
+  throw new UnderstudyError('US_INTERNAL', `get ${key}: invalid byte range (offset ${String(offset)}, length ${String(length)})`, { details: { key, offset, length } });
 }
 
 export function assertValidKey(key: string): void {

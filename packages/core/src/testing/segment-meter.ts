@@ -7,7 +7,7 @@
  * plain sizes, from their links (`links`).
  */
 import { SEGMENTS_PREFIX, segmentKey, type SegmentLink } from '../archive/format.js';
-import type { Store } from '../store/store.js';
+import type { GetOptions, Store } from '../store/store.js';
 import { ForwardingStore } from './forwarding-store.js';
 
 export class SegmentReadMeter extends ForwardingStore {
@@ -26,7 +26,7 @@ export class SegmentReadMeter extends ForwardingStore {
     this.sizes = new Map(o.links.map((l) => [segmentKey(l.segment.id), l.segment.size]));
   }
 
-  override get(key: string, options?: { signal?: AbortSignal }): Promise<Buffer> {
+  override get(key: string, options?: GetOptions): Promise<Buffer> {
     if (key.startsWith(SEGMENTS_PREFIX)) {
       this.reads.push(this.sizes.get(key) ?? 0);
       const alive = this.reads.slice(this.o.written());

@@ -8,7 +8,9 @@ import type { BackupOptions, BackupProgress } from './backup.js';
 import { alignUp, DIRECT_ALIGN, openForDirectRead, SharedBufferPool } from './direct-io.js';
 import { UnderstudyError } from './errors.js';
 import { MAX_DELTA_CHUNK } from './compress.js';
-import { chunkLength, deltaBaseOf, type Entry, type FileEntry, type Manifest } from './manifest.js';
+import { chunkLength, deltaBaseOf, packedAt, type Entry, type FileEntry, type Manifest, type PackedAt } from './manifest.js';
+import { packingThreshold, PackWriter } from './pack.js';
+import { resolveBackup } from './backups.js';
 import type { Repository, SavedObject } from './repository.js';
 import { TaskPool } from './task-pool.js';
 import type { WalkEntry } from './walk.js';
@@ -28,9 +30,13 @@ export interface Uploaded {
   readonly entries: Entry[];
   /** Chunks stored (by this backup or before) as deltas: id -> base. */
   readonly deltas: Record<string, string>;
+  /** Chunks stored (by this backup or before) in packs: id -> where. */
+  readonly packed: Record<string, PackedAt>;
   readonly chunkRefs: number;
   readonly newChunks: number;
   readonly newDeltas: number;
+  readonly newPacked: number;
+  readonly newPacks: number;
   readonly direct: boolean;
 }
 
@@ -45,10 +51,19 @@ interface UploadState {
   /** Chunks the store holds as deltas (or this backup stored so): id -> bases. */
   readonly knownDeltas: Map<string, string[]>;
   readonly deltas: Record<string, string>;
+  /** Chunks in packs the store holds (those the newest backup points into) or this backup packed. */
+  readonly knownPacked: Map<string, PackedAt>;
+  /** Chunks being packed by this backup: a second copy waits for the first one's place. */
+  readonly packing: Map<string, Promise<{ at: PackedAt }>>;
+  readonly packed: Record<string, PackedAt>;
+  /** Where new small chunks go, and the length below which a chunk is one (0: none). */
+  readonly packs: PackWriter;
+  readonly packBelow: number;
   readonly buffers: SharedBufferPool;
   readonly baseBuffers: SharedBufferPool | undefined;
   newChunks: number;
   newDeltas: number;
+  newPacked: number;
 }
 
 /**
@@ -62,6 +77,7 @@ export async function uploadTree(repo: Repository, walked: WalkEntry[], chunkSiz
   const from = options.deltaFrom;
   const deltaSource = from && from.chunkSize === chunkSize && chunkSize <= MAX_DELTA_CHUNK ? deltaBases(from) : undefined;
   let direct = (options.directIo ?? false) && chunkSize % DIRECT_ALIGN === 0;
+  const packBelow = options.packBelow ?? packingThreshold(chunkSize);
   const st: UploadState = {
     repo,
     options,
@@ -70,6 +86,12 @@ export async function uploadTree(repo: Repository, walked: WalkEntry[], chunkSiz
     known: await repo.chunkSizes(signal),
     knownDeltas: await repo.deltaIndex(signal),
     deltas: {},
+    knownPacked: packBelow > 0 ? await packedInStore(repo, from, options) : new Map(),
+    packing: new Map(),
+    packed: {},
+    // A pack holds up to one chunk size of frames: a restore reads it into a chunk's stored-body buffer.
+    packs: new PackWriter(repo, chunkSize, signal),
+    packBelow,
     // Read buffers live in shared memory (codec threads read them without a copy) and are recycled:
     // a chunk the store holds frees its buffer once hashed, a new one once it is framed. At most
     // one being read plus one per task are out at once.
@@ -77,6 +99,7 @@ export async function uploadTree(repo: Repository, walked: WalkEntry[], chunkSiz
     baseBuffers: deltaSource ? new SharedBufferPool(chunkSize, false, concurrency) : undefined,
     newChunks: 0,
     newDeltas: 0,
+    newPacked: 0,
   };
   const pool = new TaskPool(concurrency, signal);
   let chunkRefs = 0;
@@ -118,10 +141,12 @@ export async function uploadTree(repo: Repository, walked: WalkEntry[], chunkSiz
       }
     }
     await pool.drain();
+    if (await st.packs.finish()) await options.hook?.('chunk-uploaded'); // the last pack, not full
   } finally {
     await pool.settle();
   }
-  return { entries, deltas: st.deltas, chunkRefs, newChunks: st.newChunks, newDeltas: st.newDeltas, direct };
+  const { deltas, packed, newChunks, newDeltas, newPacked } = st;
+  return { entries, deltas, packed, chunkRefs, newChunks, newDeltas, newPacked, newPacks: st.packs.packs, direct };
 }
 
 /** Reads `len` bytes of `e` at `offset` into a buffer of `buffers` (its owner gives it back). */
@@ -151,10 +176,14 @@ async function storeChunk(st: UploadState, whole: Buffer, len: number, baseId: s
   const buf = whole.subarray(0, len);
   const id = await repo.contentId(buf);
   const storedBase = knownDeltas.get(id)?.find((b) => known.has(b));
-  if (known.has(id) || storedBase !== undefined) {
+  const inPack = known.has(id) || storedBase !== undefined ? undefined : (st.knownPacked.get(id) ?? (await st.packing.get(id))?.at);
+  if (known.has(id) || storedBase !== undefined || inPack !== undefined) {
     if (storedBase !== undefined && !known.has(id)) deltas[id] = storedBase;
+    if (inPack !== undefined) st.packed[id] = inPack;
     progress.reusedBytes += len;
     st.buffers.give(whole);
+  } else if (len < st.packBelow) {
+    await packChunk(st, id, buf, () => st.buffers.give(whole));
   } else {
     known.set(id, 0); // taken: a second copy in this backup is reused, not stored again
     st.newChunks++;
@@ -189,6 +218,47 @@ async function storeChunk(st: UploadState, whole: Buffer, len: number, baseId: s
   return id;
 }
 
+/** Stores new small chunk `id` in a pack (pack.ts); `release` is called once `buf` is no longer read. */
+async function packChunk(st: UploadState, id: string, buf: Buffer, release: () => void): Promise<void> {
+  st.newChunks++;
+  st.newPacked++;
+  st.progress.newBytes += buf.length;
+  const packing = st.repo.packChunk(id, buf, st.packs, release);
+  st.packing.set(id, packing);
+  const { at, bytes, stored } = await packing;
+  st.knownPacked.set(id, at);
+  st.packing.delete(id);
+  st.packed[id] = at;
+  st.progress.uploadedBytes += bytes; // sent with its pack: this task's, another's, or the last one
+  if (stored !== undefined) {
+    await stored; // a full pack: its upload is this task's to wait for
+    await st.options.hook?.('chunk-uploaded');
+  }
+}
+
+/**
+ * The packed chunks a backup may point to instead of packing them again: those the backup the tree
+ * was restored from (`from`), else the newest backup, points into, whose packs the store lists.
+ * A manifest that does not load only costs that reuse (the warning says why).
+ */
+async function packedInStore(repo: Repository, from: Manifest | undefined, options: BackupOptions): Promise<Map<string, PackedAt>> {
+  const signal = options.signal;
+  let m = from;
+  if (m === undefined) {
+    try {
+      m = (await repo.listBackupIds(signal)).length > 0 ? await resolveBackup(repo, 'latest', { skipUndecodable: true, ...(signal ? { signal } : {}) }) : undefined;
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      options.onWarning?.(`small chunks are packed anew: the newest backup could not be read (${(err as Error).message})`);
+    }
+  }
+  const known = new Map<string, PackedAt>();
+  if (m?.packed === undefined) return known;
+  const packs = await repo.packIdSet(signal);
+  for (const [id, at] of Object.entries(m.packed)) if (packs.has(at[0])) known.set(id, at);
+  return known;
+}
+
 /** Stores `buf` as a delta against `baseId` when small enough; undefined: store it whole. */
 async function saveAsDelta(st: UploadState, id: string, buf: Buffer, baseId: string, maxBytes: number, release: () => void): Promise<SavedObject | undefined> {
   const signal = st.options.signal;
@@ -219,7 +289,8 @@ function deltaBases(from: Manifest): (path: string, index: number, len: number) 
     const f = files.get(path);
     const id = f?.chunks[index];
     if (f === undefined || id === undefined || chunkLength(f.size, from.chunkSize, index) !== len) return undefined;
-    return deltaBaseOf(from, id) ?? id;
+    // A packed chunk is no base (it is small, and read with its pack's other chunks).
+    return deltaBaseOf(from, id) ?? (packedAt(from, id) === undefined ? id : undefined);
   };
 }
 

@@ -12,6 +12,11 @@
  * 72 MiB), fewer when uploads are slower than framing, whatever the size of the tree. With
  * `deltaFrom`, each task may also hold the base it makes a delta against: + concurrency x chunkSize.
  *
+ * Packs (pack.ts): a new chunk shorter than `packBelow` is framed into a pack with other small
+ * chunks instead of an object of its own; packs are stored during the upload, before the commit
+ * check, which proves every pack a packed chunk points into is there. A chunk the newest backup
+ * (or `deltaFrom`) already has in a pack the store lists is pointed to, not packed again.
+ *
  * Deltas (`deltaFrom`): a chunk that changed since the backup the tree was restored from is stored as
  * a zstd delta against that backup's chunk at the same position (its "base", always a whole chunk,
  * never itself a delta), when the delta is at most DELTA_MAX_SHARE of the base's stored size; else
@@ -24,7 +29,7 @@ import { resolve } from 'node:path';
 import { uploadTree, type ProgressState, type Uploaded } from './backup-upload.js';
 import { UnderstudyError, withLocalIo } from './errors.js';
 import { RepositoryLock } from './lock.js';
-import { fileTotals, MANIFEST_FORMAT, MANIFEST_VERSION, MANIFEST_VERSION_WHOLE, newBackupId, type Entry, type Manifest, type Totals } from './manifest.js';
+import { fileTotals, MANIFEST_FORMAT, MANIFEST_VERSION, MANIFEST_VERSION_PACKED, MANIFEST_VERSION_WHOLE, newBackupId, packedAt, type Entry, type Manifest, type Totals } from './manifest.js';
 import { absentObjects, listPresence } from './presence.js';
 import type { Repository } from './repository.js';
 import { RESTORE_MARKER } from './restore.js';
@@ -60,6 +65,12 @@ export interface BackupOptions {
    * of its base. Ignored when its chunk size differs or exceeds MAX_DELTA_CHUNK.
    */
   readonly deltaFrom?: Manifest;
+  /**
+   * Chunks shorter than this many bytes are stored in packs, many to an object (pack.ts); default
+   * `packingThreshold(chunkSize)`: a quarter of the chunk size, from 1 MiB chunks up. 0: none.
+   * At most a quarter of the chunk size.
+   */
+  readonly packBelow?: number;
   /** Told when a delta could not be made (its base unreadable) and the chunk was stored whole. */
   readonly onWarning?: (message: string) => void;
   readonly signal?: AbortSignal;
@@ -96,6 +107,10 @@ export async function backup(repo: Repository, sourceDir: string, options: Backu
 async function backupTree(repo: Repository, sourceDir: string, options: BackupOptions): Promise<BackupResult> {
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
   validateChunkSize(chunkSize);
+  const packBelow = options.packBelow;
+  if (packBelow !== undefined && (!Number.isInteger(packBelow) || packBelow < 0 || packBelow > chunkSize / 4)) {
+    throw new UnderstudyError('US_CONFIG_INVALID', `packBelow must be a whole number of bytes from 0 to a quarter of the chunk size (${chunkSize / 4}), got ${packBelow}`);
+  }
   const source = resolve(sourceDir);
   const createdAt = new Date();
 
@@ -138,9 +153,10 @@ function manifestOf(
   m: { source: string; chunkSize: number; createdAt: Date; options: BackupOptions },
 ): Manifest {
   const deltaCount = Object.keys(up.deltas).length;
+  const packedCount = Object.keys(up.packed).length;
   return {
     format: MANIFEST_FORMAT,
-    version: deltaCount > 0 ? MANIFEST_VERSION : MANIFEST_VERSION_WHOLE,
+    version: packedCount > 0 ? MANIFEST_VERSION_PACKED : deltaCount > 0 ? MANIFEST_VERSION : MANIFEST_VERSION_WHOLE,
     id: newBackupId(m.createdAt),
     createdAt: m.createdAt.toISOString(),
     completedAt: new Date().toISOString(),
@@ -150,7 +166,12 @@ function manifestOf(
     restoredFrom: m.options.restoredFrom ?? null,
     entries: up.entries,
     ...(deltaCount > 0 ? { deltas: up.deltas } : {}),
-    totals: { ...totalsOf(up.entries, { chunkRefs: up.chunkRefs, newChunks: up.newChunks, ...progress }), ...(deltaCount > 0 ? { newDeltas: up.newDeltas } : {}) },
+    ...(packedCount > 0 ? { packed: up.packed } : {}),
+    totals: {
+      ...totalsOf(up.entries, { chunkRefs: up.chunkRefs, newChunks: up.newChunks, ...progress }),
+      ...(deltaCount > 0 ? { newDeltas: up.newDeltas } : {}),
+      ...(packedCount > 0 ? { newPacked: up.newPacked, newPacks: up.newPacks } : {}),
+    },
     metadata: m.options.metadata ?? {},
   };
 }
@@ -167,10 +188,12 @@ async function commitManifest(repo: Repository, lock: RepositoryLock, manifest: 
   // clocks further apart than the margin) is seen missing here. The lease is checked once more
   // after it: a listing can take minutes, and prune may have taken the lock for dead meanwhile.
   lock.assertHeld();
-  const present = await listPresence(repo, signal, manifest.deltas !== undefined);
+  const present = await listPresence(repo, signal, { deltas: manifest.deltas !== undefined, packs: manifest.packed !== undefined });
   const missing = [...new Set(manifest.entries.flatMap((e) => (e.type === 'file' ? e.chunks : [])))]
-    .flatMap((id) => absentObjects(id, manifest.deltas?.[id], present))
-    .map((a) => (a.object === 'chunk' ? a.id : a.object === 'delta' ? `${a.id} (delta against ${a.base})` : `${a.id} (base of ${a.of})`));
+    .flatMap((id) => absentObjects(id, manifest.deltas?.[id], present, packedAt(manifest, id)?.[0]))
+    .map((a) =>
+      a.object === 'chunk' ? a.id : a.object === 'delta' ? `${a.id} (delta against ${a.base})` : a.object === 'base' ? `${a.id} (base of ${a.of})` : `${a.of} (in pack ${a.id})`,
+    );
   if (missing.length > 0) {
     throw new UnderstudyError('US_BACKUP_INCOMPLETE', `refusing to commit backup ${manifest.id}: ${missing.length} chunk(s) it needs are not in the store (first: ${missing[0]})`, {
       details: { missing: missing.slice(0, 20) },

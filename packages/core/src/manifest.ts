@@ -11,8 +11,10 @@ import { UnderstudyError } from './errors.js';
 export const MANIFEST_FORMAT = 'understudy-manifest';
 /**
  * 1: every chunk is stored whole. 2: adds `deltas`, chunks stored as deltas against a base chunk.
- * A backup is written as version 1 when it holds no delta, so older readers still read it.
+ * 3: adds `packed`, small chunks stored inside pack objects. A backup is written with the lowest
+ * version that holds what it uses (no delta, no pack: version 1), so older readers still read it.
  */
+export const MANIFEST_VERSION_PACKED = 3;
 export const MANIFEST_VERSION = 2;
 export const MANIFEST_VERSION_WHOLE = 1;
 
@@ -26,6 +28,10 @@ export function newBackupId(now: Date = new Date()): string {
 
 const BackupId = z.string().regex(BACKUP_ID_RE, 'not a backup id');
 const ContentId = z.string().regex(/^[0-9a-f]{64}$/, 'not a content id');
+/** The largest pack object a manifest may point into (packs are about one chunk size: pack.ts). */
+export const MAX_PACK_BYTES = 1024 * 1024 * 1024;
+
+const PackId = z.string().regex(/^[0-9a-f]{64}$/, 'not a pack id');
 const Mode = z.number().int().min(0).max(0o7777);
 const MtimeNs = z.string().regex(/^\d{1,25}$/, 'not a nanosecond timestamp');
 const Size = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
@@ -74,12 +80,16 @@ export const TotalsSchema = z.strictObject({
   reusedBytes: Size,
   /** Of `newChunks`, those stored as deltas (version 2). */
   newDeltas: Size.optional(),
+  /** Of `newChunks`, those stored in packs (version 3). */
+  newPacked: Size.optional(),
+  /** Pack objects this backup stored (version 3). */
+  newPacks: Size.optional(),
 });
 
 export const ManifestSchema = z
   .strictObject({
     format: z.literal(MANIFEST_FORMAT),
-    version: z.union([z.literal(MANIFEST_VERSION_WHOLE), z.literal(MANIFEST_VERSION)]),
+    version: z.union([z.literal(MANIFEST_VERSION_WHOLE), z.literal(MANIFEST_VERSION), z.literal(MANIFEST_VERSION_PACKED)]),
     id: BackupId,
     createdAt: z.iso.datetime(),
     completedAt: z.iso.datetime(),
@@ -94,6 +104,11 @@ export const ManifestSchema = z
      * the same length. Restore, verify and prune read such a chunk as the pair. A base is never a delta.
      */
     deltas: z.record(ContentId, ContentId).optional(),
+    /**
+     * Chunks stored inside pack objects (version 3): content id -> [pack id, offset, length] of its
+     * frame in `packs/<pack id>`. A packed chunk is neither a delta nor a delta's base.
+     */
+    packed: z.record(ContentId, z.tuple([PackId, z.number().int().min(0).max(MAX_PACK_BYTES), z.number().int().min(1).max(MAX_PACK_BYTES)])).optional(),
     totals: TotalsSchema,
     /** Free-form, for the caller (the agent keeps the replication position here). */
     metadata: z.record(z.string(), z.unknown()),
@@ -112,20 +127,34 @@ export function deltaBaseOf(m: Pick<Manifest, 'deltas'>, id: string): string | u
   return m.deltas !== undefined && Object.hasOwn(m.deltas, id) ? m.deltas[id] : undefined;
 }
 
+/** Where a packed chunk's frame lies: its pack, and the frame's offset and length in it. */
+export type PackedAt = [pack: string, offset: number, length: number];
+
+/** Where chunk `id` lies in a pack in this backup, or undefined: stored as an object of its own. */
+export function packedAt(m: Pick<Manifest, 'packed'>, id: string): PackedAt | undefined {
+  return m.packed !== undefined && Object.hasOwn(m.packed, id) ? m.packed[id] : undefined;
+}
+
 /** A delta's name, `<id>.<base>`: what tells two deltas of one chunk apart (and ends its object key). */
 export const deltaName = (id: string, base: string): string => `${id}.${base}`;
 
 /**
- * What a set of backups needs from the store: whole chunks by id (every delta's base among them)
- * and deltas by name.
+ * What a set of backups needs from the store: whole chunks by id (every delta's base among them),
+ * deltas by name, and packs by id.
  */
-export function referencedObjects(manifests: Iterable<Pick<Manifest, 'entries' | 'deltas'>>): { chunks: Set<string>; deltas: Set<string> } {
+export function referencedObjects(manifests: Iterable<Pick<Manifest, 'entries' | 'deltas' | 'packed'>>): { chunks: Set<string>; deltas: Set<string>; packs: Set<string> } {
   const chunks = new Set<string>();
   const deltas = new Set<string>();
+  const packs = new Set<string>();
   for (const m of manifests) {
     for (const e of m.entries) {
       if (e.type !== 'file') continue;
       for (const c of e.chunks) {
+        const at = packedAt(m, c);
+        if (at !== undefined) {
+          packs.add(at[0]);
+          continue;
+        }
         const base = deltaBaseOf(m, c);
         if (base === undefined) chunks.add(c);
         else {
@@ -135,20 +164,23 @@ export function referencedObjects(manifests: Iterable<Pick<Manifest, 'entries' |
       }
     }
   }
-  return { chunks, deltas };
+  return { chunks, deltas, packs };
 }
 
 /**
  * Structural rules beyond field types: unique paths; every entry's parent is a directory entry
  * listed before it (so nothing can be placed under a symlink or a file); chunk counts match sizes.
  */
-export function checkStructure(m: Pick<Manifest, 'entries' | 'chunkSize' | 'deltas' | 'version'>): string[] {
+export function checkStructure(m: Pick<Manifest, 'entries' | 'chunkSize' | 'deltas' | 'packed' | 'version'>): string[] {
   const problems: string[] = [];
   const deltas = m.deltas ?? {};
+  const packed = m.packed ?? {};
   if (m.version === MANIFEST_VERSION_WHOLE && m.deltas !== undefined) problems.push(`a version ${MANIFEST_VERSION_WHOLE} manifest has no deltas`);
+  if (m.version !== MANIFEST_VERSION_PACKED && m.packed !== undefined) problems.push(`a version ${m.version} manifest has no packed chunks`);
   for (const [id, base] of Object.entries(deltas)) {
     if (Object.hasOwn(deltas, base)) problems.push(`delta ${id} has base ${base}, itself a delta`);
     if (id === base) problems.push(`delta ${id} is its own base`);
+    if (Object.hasOwn(packed, id) || Object.hasOwn(packed, base)) problems.push(`delta ${id} (base ${base}) is packed: packed chunks are stored whole`);
     if (problems.length >= 20) return problems;
   }
   const kinds = new Map<string, Entry['type']>();

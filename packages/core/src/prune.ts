@@ -1,6 +1,7 @@
 /**
  * Prune: forget the backups a retention policy does not keep, then delete every chunk no kept
- * manifest references (a delta keeps its base), the binlog archive's links and segments older than
+ * manifest references (a delta keeps its base), every pack no kept manifest points into (a pack is
+ * kept whole while any of its chunks is used: its unused frames are not rewritten), the binlog archive's links and segments older than
  * the oldest kept backup's position (archive/retention.ts), and expired lock objects. Runs under an exclusive repository lock, so no
  * backup can be between listing its reusable chunks and committing its manifest meanwhile.
  *
@@ -28,6 +29,7 @@ export interface PruneReport {
   readonly dryRun: boolean;
   readonly kept: ReadonlyArray<{ id: string; reasons: string[] }>;
   readonly removed: readonly string[];
+  /** Objects that hold chunks (whole chunks, deltas, packs) the store listed, and those deleted. */
   readonly chunksTotal: number;
   readonly chunksDeleted: number;
   readonly bytesFreed: number;
@@ -69,7 +71,7 @@ export async function prune(repo: Repository, policy: RetentionPolicy, options: 
     const listed = new Set(manifests.map((m) => m.id));
     const copies = (await repo.listConfigCopies(signal)).filter((id) => !listed.has(id) || !keep.has(id));
     // A delta keeps its base.
-    const { chunks: referenced, deltas: referencedDeltas } = referencedObjects(kept);
+    const { chunks: referenced, deltas: referencedDeltas, packs: referencedPacks } = referencedObjects(kept);
 
     let chunksTotal = 0;
     const garbage: Array<{ key: string; size: number }> = [];
@@ -80,6 +82,10 @@ export async function prune(repo: Repository, policy: RetentionPolicy, options: 
     for await (const d of repo.listDeltas(signal)) {
       chunksTotal++;
       if (!referencedDeltas.has(deltaName(d.id, d.base))) garbage.push({ key: repo.deltaKey(d.id, d.base), size: d.size });
+    }
+    for await (const p of repo.listPacks(signal)) {
+      chunksTotal++;
+      if (!referencedPacks.has(p.id)) garbage.push({ key: repo.packKey(p.id), size: p.size });
     }
     // The archive from the oldest position a kept backup may replay from (none known: all of it).
     const positions = kept.map((m) => backupPosition(m.metadata));

@@ -8,6 +8,7 @@ import type { Store } from './store/store.js';
 export const CONFIG_KEY = 'config';
 export const CHUNKS_PREFIX = 'chunks/';
 export const DELTAS_PREFIX = 'deltas/';
+export const PACKS_PREFIX = 'packs/';
 export const MANIFESTS_PREFIX = 'manifests/';
 export const LOCKS_PREFIX = 'locks/';
 
@@ -41,9 +42,9 @@ export async function listConfigCopies(store: Store, signal?: AbortSignal): Prom
 }
 
 /** Prefixes whose objects mean a repository is there (locks alone do not: a lock is taken after open). */
-const DATA_PREFIXES = [MANIFESTS_PREFIX, CHUNKS_PREFIX, DELTAS_PREFIX] as const;
+const DATA_PREFIXES = [MANIFESTS_PREFIX, CHUNKS_PREFIX, DELTAS_PREFIX, PACKS_PREFIX] as const;
 
-/** The first of manifests/, chunks/, deltas/ that holds an object (one listing request each at most). */
+/** The first of manifests/, chunks/, deltas/, packs/ that holds an object (one listing request each at most). */
 export async function heldPrefix(store: Store): Promise<string | undefined> {
   for (const prefix of DATA_PREFIXES) {
     for await (const _ of store.list(prefix)) return prefix;

@@ -6,6 +6,8 @@
  *   deltas/<id[0:2]>/<id>.<base>
  *                             one chunk stored as a delta against a whole chunk, its base (the same
  *                             position's content in an older backup): zstd with the base as dictionary
+ *   packs/<id[0:2]>/<id>      many small chunks' frames in one object (pack.ts), where the manifest's
+ *                             `packed` says each one lies
  *   manifests/<backup id>     one backup's manifest, the commit record (framed, compressed, maybe encrypted)
  *   manifests/<backup id>.config
  *                             a copy of `config` written just before that manifest: what rebuilds a lost
@@ -22,14 +24,16 @@ import { measureRestoreFloor, type RestoreFloor } from './restore-floor.js';
 import { UnderstudyError, isUnderstudyError } from './errors.js';
 import { InlineCodec, WorkerCodec, type ChunkCodec, type Sealed } from './codec.js';
 import { contentIdOf, encryptedKeys, keyCheckMatches, plainKeys, type RepositoryKeys } from './keys.js';
-import { deltaName, parseManifest, BACKUP_ID_RE, type Manifest } from './manifest.js';
+import { deltaName, parseManifest, BACKUP_ID_RE, type Manifest, type PackedAt } from './manifest.js';
 import { open, seal, sealedBound } from './object-format.js';
 import { createConfig, configMissing, loadConfig, sealConfig, type RepoConfig } from './repo-config.js';
-import { CHUNKS_PREFIX, CONFIG_KEY, configCopyKey, DELTAS_PREFIX, heldPrefix, listBackupIds, listConfigCopies, MANIFESTS_PREFIX } from './repo-layout.js';
+import { CHUNKS_PREFIX, CONFIG_KEY, configCopyKey, DELTAS_PREFIX, heldPrefix, listBackupIds, listConfigCopies, MANIFESTS_PREFIX, PACKS_PREFIX } from './repo-layout.js';
+import { runSpan, type PackMember, type PackWriter } from './pack.js';
+import { CORRUPT_READ_ATTEMPTS } from './read-verified.js';
 import { readVerified, type CorruptReadInfo } from './read-verified.js';
 import { checksumOf, type Store } from './store/store.js';
 
-export { CONFIG_KEY, CHUNKS_PREFIX, DELTAS_PREFIX, MANIFESTS_PREFIX, LOCKS_PREFIX, configCopyKey, listBackupIds, listConfigCopies, heldPrefix } from './repo-layout.js';
+export { CONFIG_KEY, CHUNKS_PREFIX, DELTAS_PREFIX, PACKS_PREFIX, MANIFESTS_PREFIX, LOCKS_PREFIX, configCopyKey, listBackupIds, listConfigCopies, heldPrefix } from './repo-layout.js';
 export { loadConfig, storeConfig, type RepoConfig } from './repo-config.js';
 export { CORRUPT_READ_ATTEMPTS, type CorruptReadInfo } from './read-verified.js';
 
@@ -86,7 +90,7 @@ export class Repository {
    * (restore-floor.ts); files are written under `scratchDir` and removed. For benchmarks.
    */
   async measureRestoreFloor(manifest: Manifest, scratchDir: string): Promise<RestoreFloor> {
-    return measureRestoreFloor({ store: this.store, keys: this.keys, chunkKey: (id) => this.chunkKey(id), zeroChunkId: (len) => this.zeroChunkId(len) }, manifest, scratchDir);
+    return measureRestoreFloor({ store: this.store, keys: this.keys, chunkKey: (id) => this.chunkKey(id), packKey: (pack) => this.packKey(pack), zeroChunkId: (len) => this.zeroChunkId(len) }, manifest, scratchDir);
   }
 
   /** Stops the codec's worker threads (optional: idle workers do not keep the process alive). */
@@ -166,6 +170,124 @@ export class Repository {
     return (await this.#sealAndPut(this.chunkKey(id), plain, undefined, Infinity, signal, onSealed))!;
   }
 
+  packKey(pack: string): string {
+    return `${PACKS_PREFIX}${pack.slice(0, 2)}/${pack}`;
+  }
+
+  /**
+   * Frames one chunk, as `saveChunk` would, and adds the frame to `packs` instead of storing it as
+   * an object of its own (pack.ts): returns where it lies, its frame's size, and, when adding it
+   * closed a full pack, that pack's upload (the caller awaits it).
+   */
+  async packChunk(id: string, plain: Buffer, packs: PackWriter, onSealed?: () => void): Promise<{ at: PackedAt; bytes: number; stored?: Promise<void> }> {
+    const out = this.#spareBody(plain.length);
+    try {
+      const sealed = await this.codec.seal(plain, this.chunkKey(id), this.store.checksumAlgorithm, out);
+      onSealed?.();
+      return { ...packs.add(sealed.body), bytes: sealed.body.length };
+    } finally {
+      this.#giveBody(out);
+    }
+  }
+
+  /** Stores a pack (a conditional put: pack ids are random, so one already there is not ours to replace). */
+  async savePack(pack: string, body: Buffer, signal?: AbortSignal): Promise<void> {
+    await this.store.put(this.packKey(pack), body, { checksum: checksumOf(this.store.checksumAlgorithm, body), ifNoneMatch: true, signal });
+  }
+
+  /** Ids of all packs the store holds, with their sizes. */
+  async *listPacks(signal?: AbortSignal): AsyncIterable<{ id: string; size: number }> {
+    for await (const info of this.store.list(PACKS_PREFIX, { signal })) {
+      const id = info.key.slice(info.key.lastIndexOf('/') + 1);
+      if (/^[0-9a-f]{64}$/.test(id) && info.key === this.packKey(id)) yield { id, size: info.size };
+    }
+  }
+
+  async packIdSet(signal?: AbortSignal): Promise<Set<string>> {
+    const ids = new Set<string>();
+    for await (const { id } of this.listPacks(signal)) ids.add(id);
+    return ids;
+  }
+
+  /**
+   * Reads a run of one pack's chunks (pack.ts packRuns: members in the order wanted, one ranged read
+   * covers them), opening each frame into `into` (shared memory, at least the longest member) and
+   * verifying it against its id and length, then calls `each` with its plaintext (a view of `into`,
+   * valid until `each` returns). `storedInto` is a hint for the ranged read (Store.get).
+   *
+   * A frame that fails verification is read again (the run from that member on), up to
+   * CORRUPT_READ_ATTEMPTS reads of the run in all, as loadChunk does for an object. With
+   * `onCorrupt`, a member still corrupt then (or, the attempts spent, at its first failure) is
+   * handed to it and skipped; without, it is thrown (US_OBJECT_CORRUPT). A missing pack is
+   * US_CHUNK_MISSING naming the run's first chunk.
+   */
+  async loadPackedRun(
+    run: readonly PackMember[],
+    into: Buffer,
+    each: (member: number, plain: Buffer) => Promise<void>,
+    options: { signal?: AbortSignal | undefined; storedInto?: Buffer | undefined; onCorrupt?: ((member: number, err: UnderstudyError) => void) | undefined } = {},
+  ): Promise<void> {
+    const { signal, storedInto, onCorrupt } = options;
+    const pack = run[0]?.at[0];
+    if (pack === undefined) return;
+    const key = this.packKey(pack);
+    const span = runSpan(run);
+    const get = async (): Promise<Buffer> => {
+      try {
+        return await this.store.get(key, { range: span, ...(signal !== undefined ? { signal } : {}), ...(storedInto !== undefined ? { into: storedInto } : {}) });
+      } catch (err) {
+        if (!isUnderstudyError(err, 'US_NOT_FOUND')) throw err;
+        const first = run[0]!.id;
+        throw new UnderstudyError('US_CHUNK_MISSING', `chunk ${first} is missing from the repository: its pack ${key} is not there`, { cause: err, details: { chunk: first, pack } });
+      }
+    };
+    let stored = await get();
+    let reads = 1;
+    for (let i = 0; i < run.length; i++) {
+      const m = run[i]!;
+      let plain: Buffer | undefined;
+      for (;;) {
+        try {
+          plain = await this.#openFrame(m, stored, span.offset, into);
+          break;
+        } catch (err) {
+          if (!isUnderstudyError(err, 'US_OBJECT_CORRUPT')) throw err;
+          if (reads >= CORRUPT_READ_ATTEMPTS) {
+            if (!onCorrupt) throw err;
+            onCorrupt(i, err);
+            break;
+          }
+          this.onCorruptRead?.({ key, attempt: reads, error: err });
+          stored = await get();
+          reads++;
+        }
+      }
+      if (plain !== undefined) await each(i, plain);
+    }
+  }
+
+  /** Opens member `m`'s frame out of a read of its pack starting at `from`, verified against its id and length. */
+  async #openFrame(m: PackMember, stored: Buffer, from: number, into: Buffer): Promise<Buffer> {
+    const [pack, offset, length] = m.at;
+    const frame = stored.subarray(offset - from, offset - from + length);
+    const name = this.chunkKey(m.id);
+    const corrupt = (why: string): UnderstudyError =>
+      new UnderstudyError('US_OBJECT_CORRUPT', `chunk ${m.id} in pack ${this.packKey(pack)} is corrupt: ${why}`, { details: { chunk: m.id, pack } });
+    if (frame.length !== length) throw corrupt(`the pack ends ${length - frame.length} bytes before the chunk's frame does`);
+    if (into.length < m.len) throw new UnderstudyError('US_INTERNAL', `loadPackedRun: a ${into.length}-byte buffer for a ${m.len}-byte chunk`);
+    let plain: Buffer;
+    let actual: string;
+    try {
+      ({ plain, id: actual } = await this.codec.open(frame, name, into.subarray(0, m.len)));
+    } catch (err) {
+      if (isUnderstudyError(err, 'US_OBJECT_CORRUPT')) throw corrupt(err.message);
+      throw err;
+    }
+    if (plain.length !== m.len) throw corrupt(`it holds ${plain.length} bytes, expected ${m.len}`);
+    if (actual !== m.id) throw corrupt('it does not match its content hash');
+    return plain;
+  }
+
   deltaKey(id: string, base: string): string {
     return `${DELTAS_PREFIX}${id.slice(0, 2)}/${deltaName(id, base)}`;
   }
@@ -187,18 +309,26 @@ export class Repository {
    * there holds these bytes' plaintext: that is success, reported as `existed` (no HEAD per chunk).
    */
   async #sealAndPut(key: string, plain: Buffer, base: Buffer | undefined, maxBytes: number, signal?: AbortSignal, onSealed?: () => void): Promise<SavedObject | undefined> {
-    this.largestChunk = Math.max(this.largestChunk, plain.length);
-    let out = this.spareBodies.pop();
-    if (!out || out.length < sealedBound(plain.length)) out = Buffer.from(new SharedArrayBuffer(sealedBound(this.largestChunk)));
+    const out = this.#spareBody(plain.length);
     try {
       const sealed: Sealed = await this.codec.seal(plain, key, this.store.checksumAlgorithm, out, base);
       if (sealed.body.length > maxBytes) return undefined;
       onSealed?.(); // `plain` is no longer read: the caller may reuse it while the upload runs
       return await this.#putNamedByContent(key, sealed, signal);
     } finally {
-      // Back to the pool only when the put is over (a retry sends the same bytes again).
-      if (this.spareBodies.length < MAX_SPARE_BODIES) this.spareBodies.push(out);
+      this.#giveBody(out); // only when the put is over (a retry sends the same bytes again)
     }
+  }
+
+  /** A reused shared buffer a chunk of `plainLength` bytes is framed into (see saveChunk). */
+  #spareBody(plainLength: number): Buffer {
+    this.largestChunk = Math.max(this.largestChunk, plainLength);
+    const out = this.spareBodies.pop();
+    return out && out.length >= sealedBound(plainLength) ? out : Buffer.from(new SharedArrayBuffer(sealedBound(this.largestChunk)));
+  }
+
+  #giveBody(out: Buffer): void {
+    if (this.spareBodies.length < MAX_SPARE_BODIES) this.spareBodies.push(out);
   }
 
   /**

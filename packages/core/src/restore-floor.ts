@@ -21,7 +21,7 @@ import { decompressInto } from './compress.js';
 import { alignedSharedBuffers, alignUp, DIRECT_ALIGN, DIRECT_CREATE_FLAGS, directWritesWork } from './direct-io.js';
 import { UnderstudyError } from './errors.js';
 import { contentIdOf, type RepositoryKeys } from './keys.js';
-import { chunkLength, type FileEntry, type Manifest } from './manifest.js';
+import { chunkLength, packedAt, type FileEntry, type Manifest } from './manifest.js';
 import { FRAME, gcmInPlace } from './object-format.js';
 import type { Store } from './store/store.js';
 
@@ -50,6 +50,7 @@ export interface FloorInput {
   readonly store: Store;
   readonly keys: RepositoryKeys;
   readonly chunkKey: (id: string) => string;
+  readonly packKey: (pack: string) => string;
   readonly zeroChunkId: (length: number) => string;
 }
 
@@ -88,7 +89,10 @@ export async function measureRestoreFloor(input: FloorInput, manifest: Manifest,
           const len = chunkLength(f.size, manifest.chunkSize, i);
           if (len === manifest.chunkSize && id === input.zeroChunkId(len)) continue;
           const key = input.chunkKey(id);
-          const stored = await input.store.get(key);
+          // A packed chunk's frame is read alone (a restore reads it with its neighbours: the
+          // floor counts CPU, not requests).
+          const at = packedAt(manifest, id);
+          const stored = at === undefined ? await input.store.get(key) : await input.store.get(input.packKey(at[0]), { range: { offset: at[1], length: at[2] } });
           storedBytes += stored.length;
           chunks++;
           const out = plain.subarray(0, len);

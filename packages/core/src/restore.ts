@@ -15,11 +15,15 @@
  *
  * A chunk stored as a delta (manifest `deltas`) is read as two objects, its base and the delta, both
  * verified: the base against its own content id, the chunk against its id once the delta is applied.
+ * Packed chunks (manifest `packed`, pack.ts) are read in runs: consecutive ones in one pack, with one
+ * ranged read into a stored-body buffer, each frame then verified and written in turn. A file is
+ * opened at its first write, so a tree of many small files is not all open at once.
  *
  * Memory: `concurrency` chunks downloading, each as its stored body and its plaintext, and up to
  * `writeBehind` more waiting for or in their file writes, as plaintext only (plaintexts live in
  * `concurrency + writeBehind` reused buffers of chunkSize, stored bodies in `concurrency` reused
- * buffers a little larger, a body that does not fit one read into its own): at most about
+ * buffers a little larger, a body that does not fit one read into its own; a run of a pack is read
+ * into the same buffers, a pack being at most one chunk size): at most about
  * (2 x concurrency + writeBehind) x chunkSize bytes; a backup with deltas adds one base buffer per
  * chunk downloading (and the base's stored body).
  */
@@ -29,7 +33,8 @@ import { dirname, join, posix, resolve } from 'node:path';
 import { resolveBackup, type ResolveOptions } from './backups.js';
 import { alignUp, DIRECT_ALIGN, DIRECT_CREATE_FLAGS, directWritesWork, SharedBufferPool } from './direct-io.js';
 import { UnderstudyError, withLocalIo } from './errors.js';
-import { chunkLength, deltaBaseOf, fileTotals, type FileEntry, type Manifest } from './manifest.js';
+import { chunkLength, deltaBaseOf, fileTotals, packedAt, type FileEntry, type Manifest, type PackedAt } from './manifest.js';
+import { RunBuilder, type PackMember } from './pack.js';
 import type { Repository } from './repository.js';
 import { Semaphore } from './store/semaphore.js';
 import { TaskPool } from './task-pool.js';
@@ -140,16 +145,39 @@ interface WriteContext {
   readonly options: RestoreOptions;
 }
 
+/** A file being restored: opened on its first write (a tree of many small files is not all open at once). */
+interface FileTask {
+  readonly f: FileEntry;
+  readonly tmp: string;
+  readonly final: string;
+  /** Chunks still to write; the file is finished when the last one is. */
+  remaining: number;
+  /** Whether chunks of zeros are left as holes (the file is sized first). */
+  readonly holes: boolean;
+  /** Whether a short last chunk was written padded (direct writes): cut to size before the sync. */
+  padded: boolean;
+  handle?: Promise<FileHandle>;
+}
+
+/** A chunk to write: where it goes, and where its frame lies when it is packed. */
+interface ChunkWork {
+  readonly id: string;
+  readonly offset: number;
+  readonly len: number;
+  readonly at?: PackedAt | undefined;
+}
+
 /**
  * Download and write: every file under a temporary name, chunk by chunk, then synced, given its
- * mode and mtime, and renamed. Returns whether files were written with O_DIRECT. On failure, writes
- * still in flight finish before files are closed and the error is returned.
+ * mode and mtime, and renamed. Chunks of their own are downloaded one per task; packed chunks in
+ * runs, one ranged read per run of a pack (pack.ts). Returns whether files were written with
+ * O_DIRECT. On failure, writes still in flight finish before files are closed and the error is returned.
  */
 async function writeFiles(repo: Repository, manifest: Manifest, files: readonly FileEntry[], target: string, ctx: WriteContext): Promise<boolean> {
   const { concurrency, writeBehind, progress, report, options } = ctx;
   const signal = options.signal;
   // A task downloads (within `downloads`), then writes: up to `writeBehind` tasks write while
-  // `concurrency` download.
+  // `concurrency` download. A run of packed chunks writes them within its download.
   const pool = new TaskPool(concurrency + writeBehind, signal);
   const finishing = new TaskPool(FILES_FINISHING, signal);
   const downloads = new Semaphore(concurrency);
@@ -159,7 +187,51 @@ async function writeFiles(repo: Repository, manifest: Manifest, files: readonly 
   // when files can be written directly.
   const { buffers, direct } = await chunkBuffers(target, manifest.chunkSize, concurrency + writeBehind, options.directIo ?? true);
   const baseBuffers = new SharedBufferPool(manifest.chunkSize, false, concurrency); // allocated only when used
-  const storedBuffers = new SharedBufferPool(storedBodyRoom(manifest.chunkSize), false, concurrency);
+  const storedRoom = storedBodyRoom(manifest.chunkSize);
+  const storedBuffers = new SharedBufferPool(storedRoom, false, concurrency);
+
+  const handle = (ft: FileTask): Promise<FileHandle> =>
+    (ft.handle ??= (async () => {
+      const fh = await openFile(ft.tmp, direct ? DIRECT_CREATE_FLAGS : 'wx', 0o600);
+      open.add(fh);
+      // Sized first only where chunks of zeros are left as holes: otherwise the writes size it (a
+      // syscall less per file, which counts in a tree of many small files).
+      if (ft.holes) await fh.truncate(ft.f.size);
+      return fh;
+    })());
+  const finish = async (ft: FileTask): Promise<void> => {
+    const fh = await handle(ft);
+    if (ft.padded) await fh.truncate(ft.f.size);
+    // Mode and mtime through the open file, before the fsync: no path lookups, and synced with it.
+    await fh.chmod(ft.f.mode);
+    const t = nsToSeconds(ft.f.mtimeNs);
+    await fh.utimes(t, t);
+    await fh.sync();
+    await fh.close();
+    open.delete(fh);
+    await options.hook?.('file-written'); // complete under its temporary name, not yet renamed
+    await rename(ft.tmp, ft.final);
+    progress.filesDone++;
+    report();
+  };
+  /** Writes a chunk's plaintext (the first `len` bytes of `whole`) at `offset`; the file's last one finishes it. */
+  const writeChunk = async (ft: FileTask, whole: Buffer, len: number, offset: number): Promise<void> => {
+    const fh = await handle(ft);
+    // Direct writes are whole blocks: a short last chunk goes out padded with zeros (the file is
+    // cut to its size before it is synced).
+    const out = direct ? alignUp(len) : len;
+    if (out > len) {
+      whole.fill(0, len, out);
+      ft.padded = true;
+    }
+    let written = 0;
+    while (written < out) written += (await fh.write(whole, written, out - written, offset + written)).bytesWritten;
+    progress.bytesDone += len;
+    progress.downloadedChunks++;
+    await options.hook?.('chunk-written');
+    report();
+    if (--ft.remaining === 0) await finishing.submit(() => finish(ft));
+  };
   /** Downloads chunk `id` into a buffer of `buffers` (its base too, for a delta), verified. */
   const download = async (id: string, len: number): Promise<Buffer> => {
     const whole = buffers.take();
@@ -182,61 +254,51 @@ async function writeFiles(repo: Repository, manifest: Manifest, files: readonly 
     }
     return whole;
   };
+  /** Reads a run of packed chunks (one ranged read, into a stored-body buffer) and writes each one. */
+  const writeRun = async (run: ReadonlyArray<PackMember & { ft: FileTask; offset: number }>): Promise<void> => {
+    const whole = buffers.take();
+    try {
+      await downloads.run(async () => {
+        const stored = storedBuffers.take();
+        try {
+          await repo.loadPackedRun(run, whole, (i) => writeChunk(run[i]!.ft, whole, run[i]!.len, run[i]!.offset), { signal, storedInto: stored });
+        } finally {
+          storedBuffers.give(stored);
+        }
+      }, signal);
+    } finally {
+      buffers.give(whole);
+    }
+  };
   try {
+    const runs = new RunBuilder<PackMember & { ft: FileTask; offset: number }>(storedRoom);
     for (const f of files) {
       const final = join(target, f.path);
-      const tmp = join(dirname(final), `.understudy-tmp-${randomBytes(6).toString('hex')}`);
-      const fh = await openFile(tmp, direct ? DIRECT_CREATE_FLAGS : 'wx', 0o600);
-      open.add(fh);
       const work = chunksToFetch(repo, manifest, f, progress);
-      // Sized first only where chunks of zeros are left as holes: otherwise the writes size it (a
-      // syscall less per file, which counts in a tree of many small files).
-      if (work.length < f.chunks.length) await fh.truncate(f.size);
-      let remaining = 0;
-      let padded = false;
-      const finish = async (): Promise<void> => {
-        if (padded) await fh.truncate(f.size);
-        // Mode and mtime through the open file, before the fsync: no path lookups, and synced with it.
-        await fh.chmod(f.mode);
-        const t = nsToSeconds(f.mtimeNs);
-        await fh.utimes(t, t);
-        await fh.sync();
-        await fh.close();
-        open.delete(fh);
-        await options.hook?.('file-written'); // complete under its temporary name, not yet renamed
-        await rename(tmp, final);
-        progress.filesDone++;
-        report();
-      };
-      remaining = work.length;
-      if (remaining === 0) {
-        await finishing.submit(finish);
+      const ft: FileTask = { f, final, tmp: join(dirname(final), `.understudy-tmp-${randomBytes(6).toString('hex')}`), remaining: work.length, holes: work.length < f.chunks.length, padded: false };
+      if (work.length === 0) {
+        await handle(ft);
+        await finishing.submit(() => finish(ft));
         continue;
       }
-      for (const { id, offset, len } of work) {
+      for (const { id, offset, len, at } of work) {
+        if (at !== undefined) {
+          const closed = runs.add({ id, at, len, ft, offset });
+          if (closed) await pool.submit(() => writeRun(closed));
+          continue;
+        }
         await pool.submit(async () => {
           const whole = await download(id, len);
           try {
-            // Direct writes are whole blocks: a short last chunk goes out padded with zeros (the file
-            // is cut to its size before it is synced).
-            const out = direct ? alignUp(len) : len;
-            if (out > len) {
-              whole.fill(0, len, out);
-              padded = true;
-            }
-            let written = 0;
-            while (written < out) written += (await fh.write(whole, written, out - written, offset + written)).bytesWritten;
+            await writeChunk(ft, whole, len, offset);
           } finally {
             buffers.give(whole);
           }
-          progress.bytesDone += len;
-          progress.downloadedChunks++;
-          await options.hook?.('chunk-written');
-          report();
-          if (--remaining === 0) await finishing.submit(finish);
         });
       }
     }
+    const last = runs.take();
+    if (last) await pool.submit(() => writeRun(last));
     await pool.drain();
     await finishing.drain();
   } finally {
@@ -259,13 +321,13 @@ export const storedBodyRoom = (chunkSize: number): number => chunkSize + Math.ce
  * a hash of that many zeros, and every file's last chunk has a length of its own (a short zero tail
  * is read like any chunk).
  */
-function chunksToFetch(repo: Repository, manifest: Manifest, f: FileEntry, progress: ProgressState): Array<{ id: string; offset: number; len: number }> {
-  const work: Array<{ id: string; offset: number; len: number }> = [];
+function chunksToFetch(repo: Repository, manifest: Manifest, f: FileEntry, progress: ProgressState): ChunkWork[] {
+  const work: ChunkWork[] = [];
   f.chunks.forEach((id, i) => {
     const len = chunkLength(f.size, manifest.chunkSize, i);
     const offset = i * manifest.chunkSize;
     if (len === manifest.chunkSize && id === repo.zeroChunkId(len)) progress.bytesDone += len;
-    else work.push({ id, offset, len });
+    else work.push({ id, offset, len, at: packedAt(manifest, id) });
   });
   return work;
 }

@@ -4,12 +4,15 @@
  * names is listed by the store. With readData: every chunk is also downloaded, its frame checked
  * (CRC or GCM tag), decompressed, and hashed against its content id. Problems name the object and,
  * for chunks, the backups and files that need it. A chunk stored as a delta needs two objects, the
- * delta and its base (a whole chunk): both are checked, and read together with readData.
+ * delta and its base (a whole chunk): both are checked, and read together with readData. A packed
+ * chunk needs its pack; with readData, a pack's chunks are read in runs of one ranged read each.
  *
- * Memory: `concurrency` chunks in flight (x 2 x chunkSize), plus one entry per distinct chunk id.
+ * Memory: `concurrency` chunks or runs in flight (x 2 x chunkSize, or RUN_SPAN and its largest
+ * chunk), plus one entry per distinct chunk id.
  */
 import { isUnderstudyError, UnderstudyError } from './errors.js';
-import { chunkLength, deltaBaseOf, deltaName } from './manifest.js';
+import { chunkLength, deltaBaseOf, deltaName, packedAt, type PackedAt } from './manifest.js';
+import { packRuns, type PackMember } from './pack.js';
 import { absentObjects, listPresence } from './presence.js';
 import type { Repository } from './repository.js';
 import { TaskPool } from './task-pool.js';
@@ -53,6 +56,8 @@ export interface VerifyOptions {
 }
 
 const MAX_USES_LISTED = 10;
+/** The most bytes of a pack one read covers (a pack is about one chunk size: pack.ts). */
+const RUN_SPAN = 8 * 1024 * 1024;
 
 export async function verify(repo: Repository, options: VerifyOptions = {}): Promise<VerifyReport> {
   const signal = options.signal;
@@ -61,7 +66,7 @@ export async function verify(repo: Repository, options: VerifyOptions = {}): Pro
   const problems: VerifyProblem[] = [];
   const badBackups = new Set<string>();
   /** chunk id (with its base, for a delta) -> its length and where it is used */
-  const chunks = new Map<string, { id: string; base?: string; len: number; usedBy: Array<{ backup: string; path: string }> }>();
+  const chunks = new Map<string, { id: string; base?: string; at?: PackedAt; len: number; usedBy: Array<{ backup: string; path: string }> }>();
   options.onProgress?.({ phase: 'manifests', chunksTotal: 0, chunksDone: 0 });
 
   for (const id of ids) {
@@ -71,9 +76,11 @@ export async function verify(repo: Repository, options: VerifyOptions = {}): Pro
         if (e.type !== 'file') continue;
         e.chunks.forEach((cid, i) => {
           const base = deltaBaseOf(m, cid);
-          const key = base === undefined ? cid : deltaName(cid, base);
+          const at = packedAt(m, cid);
+          // One entry per object read: a whole chunk, a delta, or one place in a pack.
+          const key = at !== undefined ? `${at[0]}@${at[1]}` : base === undefined ? cid : deltaName(cid, base);
           let c = chunks.get(key);
-          if (!c) chunks.set(key, (c = { id: cid, ...(base !== undefined ? { base } : {}), len: chunkLength(e.size, m.chunkSize, i), usedBy: [] }));
+          if (!c) chunks.set(key, (c = { id: cid, ...(base !== undefined ? { base } : {}), ...(at !== undefined ? { at } : {}), len: chunkLength(e.size, m.chunkSize, i), usedBy: [] }));
           const last = c.usedBy[c.usedBy.length - 1];
           if (c.usedBy.length < MAX_USES_LISTED && !(last?.backup === id && last.path === e.path)) c.usedBy.push({ backup: id, path: e.path });
         });
@@ -95,10 +102,11 @@ export async function verify(repo: Repository, options: VerifyOptions = {}): Pro
   /** Whether every object the chunk needs is listed (problems reported when not): the commit check. */
   const listed = new Map<string, boolean>();
   for (const [key, c] of chunks) {
-    const absent = absentObjects(c.id, c.base, present);
+    const absent = absentObjects(c.id, c.base, present, c.at?.[0]);
     for (const a of absent) {
       if (a.object === 'chunk') chunkProblem(key, a.id, 'missing', `chunk ${a.id} is missing (${repo.chunkKey(a.id)})`);
       else if (a.object === 'delta') chunkProblem(key, a.id, 'missing', `chunk ${a.id} is missing: its delta ${repo.deltaKey(a.id, a.base)}`);
+      else if (a.object === 'pack') chunkProblem(key, a.of, 'missing', `chunk ${a.of} is missing: its pack ${repo.packKey(a.id)} is not there`);
       else chunkProblem(key, a.id, 'missing', `chunk ${a.id}, the base of delta chunk ${a.of}, is missing (${repo.chunkKey(a.id)})`);
     }
     listed.set(key, absent.length === 0);
@@ -109,8 +117,13 @@ export async function verify(repo: Repository, options: VerifyOptions = {}): Pro
   if (readData) {
     const pool = new TaskPool(options.concurrency ?? 8, signal);
     try {
+    const packed: Array<PackMember & { key: string }> = [];
     for (const [key, c] of chunks) {
       if (!listed.get(key)) continue;
+      if (c.at !== undefined) {
+        packed.push({ id: c.id, at: c.at, len: c.len, key });
+        continue;
+      }
       await pool.submit(async () => {
         try {
           await repo.loadChunk(c.id, c.len, signal, undefined, c.base !== undefined ? { id: c.base } : undefined);
@@ -124,6 +137,36 @@ export async function verify(repo: Repository, options: VerifyOptions = {}): Pro
         }
         chunksDone++;
         options.onProgress?.({ phase: 'read', chunksTotal: chunks.size, chunksDone });
+      });
+    }
+    // Packed chunks: each pack's, in the order they lie, in runs.
+    packed.sort((a, b) => (a.at[0] < b.at[0] ? -1 : a.at[0] > b.at[0] ? 1 : a.at[1] - b.at[1]));
+    for (const run of packRuns(packed, RUN_SPAN)) {
+      await pool.submit(async () => {
+        const into = Buffer.from(new SharedArrayBuffer(Math.max(...run.map((m) => m.len))));
+        const seen = new Set<number>();
+        const done = (i: number): void => {
+          seen.add(i);
+          chunksDone++;
+          options.onProgress?.({ phase: 'read', chunksTotal: chunks.size, chunksDone });
+        };
+        try {
+          await repo.loadPackedRun(run, into, async (i) => {
+            bytesRead += run[i]!.len;
+            done(i);
+          }, { signal, onCorrupt: (i, err) => {
+            chunkProblem(run[i]!.key, run[i]!.id, 'corrupt', err.message);
+            done(i);
+          } });
+        } catch (err) {
+          if (!isUnderstudyError(err, 'US_CHUNK_MISSING')) throw err;
+          // The pack went away after it was listed: every chunk of the run not read yet is missing.
+          run.forEach((m, i) => {
+            if (seen.has(i)) return;
+            chunkProblem(m.key, m.id, 'missing', `chunk ${m.id} is missing: its pack ${repo.packKey(m.at[0])} is not there`);
+            done(i);
+          });
+        }
       });
     }
     await pool.drain();

@@ -6,7 +6,7 @@
 import { open as openFile, type FileHandle } from 'node:fs/promises';
 import type { BackupOptions, BackupProgress } from './backup.js';
 import { alignUp, DIRECT_ALIGN, openForDirectRead, SharedBufferPool } from './direct-io.js';
-import { UnderstudyError } from './errors.js';
+import { sourceChanged } from './file-read.js';
 import { MAX_DELTA_CHUNK } from './compress.js';
 import { chunkLength, deltaBaseOf, packedAt, type Entry, type FileEntry, type Manifest, type PackedAt } from './manifest.js';
 import { packingThreshold, PackWriter } from './pack.js';
@@ -115,6 +115,29 @@ export async function uploadTree(repo: Repository, walked: WalkEntry[], chunkSiz
       } else {
         // Slots filled in as chunk tasks finish; complete once the pool has drained.
         const chunks: string[] = new Array<string>(Math.ceil(e.size / chunkSize)).fill('');
+        if (e.size > 0 && e.size <= chunkSize) {
+          // A file of one chunk is read, size-checked and hashed on a codec thread, in one round trip.
+          const whole = st.buffers.take();
+          chunkRefs++;
+          const baseId = deltaSource?.(e.path, 0, e.size);
+          const wantDirect = direct;
+          await pool.submit(async () => {
+            let id: string;
+            try {
+              const read = await repo.readFileId(e.absPath, e.size, whole, wantDirect);
+              if (wantDirect && !read.direct) direct = false; // the filesystem refuses O_DIRECT: buffered from here on
+              id = read.id;
+            } catch (err) {
+              st.buffers.give(whole);
+              throw err;
+            }
+            chunks[0] = await storeChunk(st, whole, e.size, baseId, id);
+          });
+          entries.push({ type: 'file', path: e.path, mode: e.mode, mtimeNs, size: e.size, chunks });
+          progress.filesDone++;
+          report();
+          continue;
+        }
         let fh = direct ? await openForDirectRead(e.absPath) : undefined;
         if (fh === undefined) {
           direct = false; // the filesystem refuses O_DIRECT: buffered from here on
@@ -167,14 +190,14 @@ async function readChunk(fh: FileHandle, buffers: SharedBufferPool, e: WalkEntry
 }
 
 /**
- * One chunk task: hashes the chunk, reuses it when the store holds it (whole or as a delta with its
+ * One chunk task: hashes the chunk (unless `hashed`, its id, is given), reuses it when the store holds it (whole or as a delta with its
  * base), else stores it (as a delta against `baseId` when small enough, else whole). Returns its id.
  */
-async function storeChunk(st: UploadState, whole: Buffer, len: number, baseId: string | undefined): Promise<string> {
+async function storeChunk(st: UploadState, whole: Buffer, len: number, baseId: string | undefined, hashed?: string): Promise<string> {
   const { repo, known, knownDeltas, deltas, progress, options } = st;
   const signal = options.signal;
   const buf = whole.subarray(0, len);
-  const id = await repo.contentId(buf);
+  const id = hashed ?? (await repo.contentId(buf));
   const storedBase = knownDeltas.get(id)?.find((b) => known.has(b));
   const inPack = known.has(id) || storedBase !== undefined ? undefined : (st.knownPacked.get(id) ?? (await st.packing.get(id))?.at);
   if (known.has(id) || storedBase !== undefined || inPack !== undefined) {
@@ -294,6 +317,3 @@ function deltaBases(from: Manifest): (path: string, index: number, len: number) 
   };
 }
 
-function sourceChanged(path: string, size: number): UnderstudyError {
-  return new UnderstudyError('US_SOURCE_CHANGED', `${path} changed size while it was read (expected ${size} bytes); back up a quiescent tree`, { details: { path } });
-}

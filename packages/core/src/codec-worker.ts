@@ -2,7 +2,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
-import { codecOps, type CodecSettings } from './codec.js';
+import { codecOps, toWorkerError, type CodecSettings } from './codec.js';
 import { UnderstudyError } from './errors.js';
 import type { ChecksumAlgorithm } from './store/store.js';
 
@@ -48,9 +48,11 @@ function owned(buf: Buffer): { view: Uint8Array; transfer: ArrayBuffer[] } {
   return { view: copy, transfer: [copy.buffer] };
 }
 
-parentPort!.on('message', (m: { seq: number; op: string; plain?: Uint8Array; stored?: Uint8Array; into?: Uint8Array; out?: Uint8Array; base?: Uint8Array; name?: string; checksum?: ChecksumAlgorithm }) => {
+parentPort!.on('message', (m: { seq: number; op: string; plain?: Uint8Array; stored?: Uint8Array; into?: Uint8Array; out?: Uint8Array; base?: Uint8Array; name?: string; checksum?: ChecksumAlgorithm; path?: string; size?: number; direct?: boolean }) => {
   try {
-    if (m.op === 'id') {
+    if (m.op === 'readFileId') {
+      parentPort!.postMessage({ seq: m.seq, ok: true, result: ops.readFileId(m.path!, m.size!, asBuffer(m.into)!, m.direct!) });
+    } else if (m.op === 'id') {
       parentPort!.postMessage({ seq: m.seq, ok: true, result: ops.contentId(asBuffer(m.plain)!) });
     } else if (m.op === 'seal') {
       const out = asBuffer(m.out);
@@ -77,7 +79,6 @@ parentPort!.on('message', (m: { seq: number; op: string; plain?: Uint8Array; sto
       throw new UnderstudyError('US_INTERNAL', `unknown codec op ${m.op}`);
     }
   } catch (err) {
-    const e = err instanceof UnderstudyError ? err : new UnderstudyError('US_INTERNAL', (err as Error).message);
-    parentPort!.postMessage({ seq: m.seq, ok: false, error: { code: e.code, message: e.message, details: e.details } });
+    parentPort!.postMessage({ seq: m.seq, ok: false, error: toWorkerError(err) });
   }
 });

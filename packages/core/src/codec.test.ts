@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { SharedBufferPool } from './direct-io.js';
 import { InlineCodec, WorkerCodec } from './codec.js';
 import { isUnderstudyError } from './errors.js';
 import { encryptedKeys, plainKeys } from './keys.js';
@@ -9,6 +13,33 @@ import { checksumOf } from './store/store.js';
 import { seededBytes } from './testing/trees.js';
 
 describe('codecs', () => {
+  it('readFileId reads a whole file on the codec thread, hashes it, and reports a changed size or a missing file as reading it here would', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'understudy-codec-read-'));
+    const keys = plainKeys();
+    const inline = new InlineCodec({ keys, level: 3 });
+    const workers = new WorkerCodec({ keys, level: 3 }, 1);
+    try {
+      const bytes = seededBytes(300_001, 7);
+      const path = join(dir, 'f');
+      await writeFile(path, bytes);
+      const into = new SharedBufferPool(512 * 1024, true, 1).take();
+      for (const direct of [false, true]) {
+        for (const codec of [inline, workers]) {
+          into.fill(0);
+          const r = await codec.readFileId(path, bytes.length, into, direct);
+          assert.equal(r.id, await inline.contentId(bytes));
+          assert.ok(into.subarray(0, bytes.length).equals(bytes));
+          await assert.rejects(codec.readFileId(path, bytes.length + 1, into, direct), (e) => isUnderstudyError(e, 'US_SOURCE_CHANGED'), 'shorter than the walk saw');
+          await assert.rejects(codec.readFileId(path, bytes.length - 1, into, direct), (e) => isUnderstudyError(e, 'US_SOURCE_CHANGED'), 'longer than the walk saw');
+          await assert.rejects(codec.readFileId(join(dir, 'gone'), 10, into, direct), (e: NodeJS.ErrnoException) => e.code === 'ENOENT' && e.syscall === 'open' && e.path === join(dir, 'gone'));
+        }
+      }
+    } finally {
+      await workers.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   for (const [what, keys] of [['plain', plainKeys()], ['encrypted', encryptedKeys(seededBytes(32, 1), 'repo-id')]] as const) {
     it(`worker and inline codecs agree and interoperate (${what})`, async () => {
       const inline = new InlineCodec({ keys, level: 3 });

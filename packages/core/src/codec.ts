@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { UnderstudyError, type ErrorCode } from './errors.js';
 import { contentIdOf, type RepositoryKeys } from './keys.js';
+import { readWholeFileSync } from './file-read.js';
 import { open, plainFrameCrc32, seal } from './object-format.js';
 import { checksumOf, crc32Bytes, type ChecksumAlgorithm } from './store/store.js';
 
@@ -19,6 +20,12 @@ export interface Sealed {
 
 export interface ChunkCodec {
   contentId(plain: Buffer): Promise<string>;
+  /**
+   * Reads the whole file `path`, expected to hold `size` bytes, into `into` (file-read.ts: shared
+   * memory for WorkerCodec, page-aligned with `direct`) and returns the content id of those bytes:
+   * a small file in one round trip to a codec thread. US_SOURCE_CHANGED when the file's size differs.
+   */
+  readFileId(path: string, size: number, into: Buffer, direct: boolean): Promise<{ id: string; direct: boolean }>;
   /**
    * Frames `plain` for the object `name` and computes the checksum the store wants for it. With
    * `out` (at least `sealedBound(plain.length)` bytes; shared memory for WorkerCodec) the object is
@@ -45,6 +52,10 @@ export function codecOps(settings: CodecSettings) {
   const { keys, level } = settings;
   return {
     contentId: (plain: Buffer): string => contentIdOf(keys, plain),
+    readFileId: (path: string, size: number, into: Buffer, direct: boolean): { id: string; direct: boolean } => {
+      const read = readWholeFileSync(path, size, into, direct);
+      return { id: contentIdOf(keys, into.subarray(0, size)), direct: read.direct };
+    },
     seal: (plain: Buffer, name: string, checksum: ChecksumAlgorithm, out?: Buffer, base?: Buffer): Sealed => {
       const body = seal(plain, name, { compress: true, level, encryptionKey: keys.encryptionKey, base }, out);
       // An unencrypted frame ends with the CRC-32 of everything before it: continue that one.
@@ -66,6 +77,9 @@ export class InlineCodec implements ChunkCodec {
   async contentId(plain: Buffer): Promise<string> {
     return this.ops.contentId(plain);
   }
+  async readFileId(path: string, size: number, into: Buffer, direct: boolean): Promise<{ id: string; direct: boolean }> {
+    return this.ops.readFileId(path, size, into, direct);
+  }
   async seal(plain: Buffer, name: string, checksum: ChecksumAlgorithm, out?: Buffer, base?: Buffer): Promise<Sealed> {
     return this.ops.seal(plain, name, checksum, out, base);
   }
@@ -73,6 +87,27 @@ export class InlineCodec implements ChunkCodec {
     return this.ops.open(stored, name, into, base);
   }
   async close(): Promise<void> {}
+}
+
+/**
+ * An error as a codec thread posts it: an UnderstudyError's code, or a filesystem error's (readFileId)
+ * errno code, system call and path, so that the caller sees the same error it would have seen
+ * reading the file itself.
+ */
+export type WorkerError =
+  | { kind: 'understudy'; code: ErrorCode; message: string; details?: Record<string, unknown> | undefined }
+  | { kind: 'system'; message: string; code: string; errno?: number | undefined; syscall?: string | undefined; path?: string | undefined };
+
+export function toWorkerError(err: unknown): WorkerError {
+  if (err instanceof UnderstudyError) return { kind: 'understudy', code: err.code, message: err.message, details: err.details };
+  const e = err as NodeJS.ErrnoException;
+  if (e instanceof Error && typeof e.code === 'string') return { kind: 'system', message: e.message, code: e.code, errno: e.errno, syscall: e.syscall, path: e.path };
+  return { kind: 'understudy', code: 'US_INTERNAL', message: (err as Error)?.message ?? String(err) };
+}
+
+function fromWorker(w: WorkerError): Error {
+  if (w.kind === 'understudy') return new UnderstudyError(w.code, w.message, { details: w.details });
+  return Object.assign(new Error(w.message), { code: w.code, errno: w.errno, syscall: w.syscall, path: w.path });
 }
 
 type Job = { resolve: (v: unknown) => void; reject: (e: unknown) => void };
@@ -121,6 +156,11 @@ export class WorkerCodec implements ChunkCodec {
     return (await this.call('id', { plain: view }, transfer)) as string;
   }
 
+  async readFileId(path: string, size: number, into: Buffer, direct: boolean): Promise<{ id: string; direct: boolean }> {
+    assertShared(into, 'readFileId');
+    return (await this.call('readFileId', { path, size, into, direct }, [])) as { id: string; direct: boolean };
+  }
+
   async seal(plain: Buffer, name: string, checksum: ChecksumAlgorithm, out?: Buffer, base?: Buffer): Promise<Sealed> {
     if (out) assertShared(out, 'seal');
     const { view, transfer } = postable(plain);
@@ -151,13 +191,13 @@ export class WorkerCodec implements ChunkCodec {
       // execArgv: the parent's flags (say --input-type, --test) are not all valid for a worker.
       const worker = new Worker(new URL('./codec-worker.js', import.meta.url), { workerData, execArgv: [] });
       const slot: Slot = { worker, pending: new Map() };
-      worker.on('message', (m: { seq: number; ok: boolean; result?: unknown; error?: { code: ErrorCode; message: string; details?: Record<string, unknown> } }) => {
+      worker.on('message', (m: { seq: number; ok: boolean; result?: unknown; error?: WorkerError }) => {
         const job = slot.pending.get(m.seq);
         if (!job) return;
         slot.pending.delete(m.seq);
         if (slot.pending.size === 0) worker.unref();
         if (m.ok) job.resolve(m.result);
-        else job.reject(new UnderstudyError(m.error!.code, m.error!.message, { details: m.error!.details }));
+        else job.reject(fromWorker(m.error!));
       });
       const fail = (err: unknown): void => {
         for (const job of slot.pending.values()) job.reject(new UnderstudyError('US_INTERNAL', `codec worker failed: ${(err as Error)?.message ?? err}`, { cause: err }));

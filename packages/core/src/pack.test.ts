@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { crc32 } from 'node:zlib';
 import { backup } from './backup.js';
 import { isUnderstudyError } from './errors.js';
 import { checkStructure, type Manifest } from './manifest.js';
@@ -58,6 +60,21 @@ describe('packs: small chunks share objects', () => {
     assert.deepEqual(stored.map((s) => [s.pack, s.body.length]), [[a.at[0], 100], [c.at[0], 30]]);
     assert.ok(stored[0]!.body.subarray(60).equals(Buffer.alloc(40, 2)));
     assert.throws(() => w.add(Buffer.alloc(101)), (e) => isUnderstudyError(e, 'US_INTERNAL'));
+  });
+
+  it("PackWriter hands the sink each pack's CRC-32 combined from its frames', or none when a frame had none", async () => {
+    const stored: Array<{ body: Buffer; crc: number | undefined }> = [];
+    const w = new PackWriter({ savePack: async (_pack, body, _signal, crc) => void stored.push({ body: Buffer.from(body), crc }) }, 100);
+    const frames = [randomBytes(30), randomBytes(50), randomBytes(70), randomBytes(10)];
+    await w.add(frames[0]!, crc32(frames[0]!)).stored;
+    await w.add(frames[1]!, crc32(frames[1]!)).stored;
+    await w.add(frames[2]!, crc32(frames[2]!)).stored; // closes the first pack
+    await w.add(frames[3]!).stored; // no CRC: the second pack's is the sink's to compute
+    await w.finish();
+    assert.equal(stored.length, 2);
+    assert.equal(stored[0]!.crc, crc32(stored[0]!.body));
+    assert.ok(stored[0]!.body.equals(Buffer.concat(frames.slice(0, 2))));
+    assert.equal(stored[1]!.crc, undefined);
   });
 
   it('cuts runs by pack and span, in the order given', () => {

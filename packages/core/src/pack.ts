@@ -19,6 +19,7 @@
  * so a restore reads it into the buffers it keeps for one chunk's stored body.
  */
 import { randomBytes } from 'node:crypto';
+import { crc32Combine } from './crc32-combine.js';
 import { UnderstudyError } from './errors.js';
 import type { PackedAt } from './manifest.js';
 
@@ -34,7 +35,8 @@ export const newPackId = (): string => randomBytes(32).toString('hex');
 
 /** What a pack writer needs of the repository: storing a finished pack. */
 export interface PackSink {
-  savePack(pack: string, body: Buffer, signal?: AbortSignal): Promise<void>;
+  /** `crc32`: the body's CRC-32 when known (combined from its frames'), else the sink computes its checksum. */
+  savePack(pack: string, body: Buffer, signal?: AbortSignal, crc32?: number): Promise<void>;
 }
 
 /**
@@ -49,6 +51,8 @@ export class PackWriter {
   #buf: Buffer | undefined;
   #used = 0;
   #id = '';
+  /** The open pack's CRC-32, combined from its frames' (undefined once a frame came without one). */
+  #crc: number | undefined = 0;
   readonly #spare: Buffer[] = [];
   packs = 0;
   bytes = 0;
@@ -62,9 +66,11 @@ export class PackWriter {
   /**
    * Copies `frame` into the open pack and returns where it lies. When the open pack had no room
    * left for it, that pack is closed and its upload returned as `stored` (the caller awaits it:
-   * uploads are bounded by the tasks that add frames).
+   * uploads are bounded by the tasks that add frames). `frameCrc`: the frame's CRC-32 as its
+   * sealer computed it, from which the pack's is combined (crc32-combine.ts): the store then checks
+   * the pack's bytes against checksums taken before they were copied here.
    */
-  add(frame: Buffer): { at: PackedAt; stored?: Promise<void> } {
+  add(frame: Buffer, frameCrc?: number): { at: PackedAt; stored?: Promise<void> } {
     if (frame.length > this.packBytes) {
       throw new UnderstudyError('US_INTERNAL', `a ${frame.length}-byte frame does not fit a ${this.packBytes}-byte pack`);
     }
@@ -74,8 +80,10 @@ export class PackWriter {
       this.#buf = this.#spare.pop() ?? Buffer.allocUnsafeSlow(this.packBytes);
       this.#used = 0;
       this.#id = newPackId();
+      this.#crc = 0;
     }
     frame.copy(this.#buf, this.#used);
+    this.#crc = this.#crc !== undefined && frameCrc !== undefined ? crc32Combine(this.#crc, frameCrc, frame.length) : undefined;
     const at: PackedAt = [this.#id, this.#used, frame.length];
     this.#used += frame.length;
     return stored !== undefined ? { at, stored } : { at };
@@ -95,7 +103,7 @@ export class PackWriter {
     this.#buf = undefined;
     this.packs++;
     this.bytes += body.length;
-    return this.sink.savePack(id, body, this.signal).finally(() => this.#spare.push(buf));
+    return this.sink.savePack(id, body, this.signal, this.#crc).finally(() => this.#spare.push(buf));
   }
 }
 

@@ -31,7 +31,7 @@ import { CHUNKS_PREFIX, CONFIG_KEY, configCopyKey, DELTAS_PREFIX, heldPrefix, li
 import { runSpan, type PackMember, type PackWriter } from './pack.js';
 import { CORRUPT_READ_ATTEMPTS } from './read-verified.js';
 import { readVerified, type CorruptReadInfo } from './read-verified.js';
-import { checksumOf, type Store } from './store/store.js';
+import { checksumOf, crc32Bytes, type Store } from './store/store.js';
 
 export { CONFIG_KEY, CHUNKS_PREFIX, DELTAS_PREFIX, PACKS_PREFIX, MANIFESTS_PREFIX, LOCKS_PREFIX, configCopyKey, listBackupIds, listConfigCopies, heldPrefix } from './repo-layout.js';
 export { loadConfig, storeConfig, type RepoConfig } from './repo-config.js';
@@ -145,6 +145,14 @@ export class Repository {
     return this.codec.contentId(plain);
   }
 
+  /**
+   * Reads the whole file `path` (`size` bytes, at most `into`'s length) into `into` on a codec thread
+   * and returns its content id (codec.ts readFileId): how a backup reads a file of one chunk.
+   */
+  readFileId(path: string, size: number, into: Buffer, direct: boolean): Promise<{ id: string; direct: boolean }> {
+    return this.codec.readFileId(path, size, into, direct);
+  }
+
   /** Content id of `length` zero bytes (cached): such chunks are restored as holes. */
   zeroChunkId(length: number): string {
     let id = this.zeroIds.get(length);
@@ -184,15 +192,20 @@ export class Repository {
     try {
       const sealed = await this.codec.seal(plain, this.chunkKey(id), this.store.checksumAlgorithm, out);
       onSealed?.();
-      return { ...packs.add(sealed.body), bytes: sealed.body.length };
+      const crc = this.store.checksumAlgorithm === 'crc32' ? sealed.checksum.readUInt32BE(0) : undefined;
+      return { ...packs.add(sealed.body, crc), bytes: sealed.body.length };
     } finally {
       this.#giveBody(out);
     }
   }
 
-  /** Stores a pack (a conditional put: pack ids are random, so one already there is not ours to replace). */
-  async savePack(pack: string, body: Buffer, signal?: AbortSignal): Promise<void> {
-    await this.store.put(this.packKey(pack), body, { checksum: checksumOf(this.store.checksumAlgorithm, body), ifNoneMatch: true, signal });
+  /**
+   * Stores a pack (a conditional put: pack ids are random, so one already there is not ours to
+   * replace). `crc32`: its CRC-32 combined from its frames' (PackWriter), used when the store checks CRC-32.
+   */
+  async savePack(pack: string, body: Buffer, signal?: AbortSignal, crc32?: number): Promise<void> {
+    const checksum = crc32 !== undefined && this.store.checksumAlgorithm === 'crc32' ? crc32Bytes(crc32) : checksumOf(this.store.checksumAlgorithm, body);
+    await this.store.put(this.packKey(pack), body, { checksum, ifNoneMatch: true, signal });
   }
 
   /** Ids of all packs the store holds, with their sizes. */

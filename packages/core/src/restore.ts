@@ -188,7 +188,9 @@ async function writeFiles(repo: Repository, manifest: Manifest, files: readonly 
   const { buffers, direct } = await chunkBuffers(target, manifest.chunkSize, concurrency + writeBehind, options.directIo ?? true);
   const baseBuffers = new SharedBufferPool(manifest.chunkSize, false, concurrency); // allocated only when used
   const storedRoom = storedBodyRoom(manifest.chunkSize);
-  const storedBuffers = new SharedBufferPool(storedRoom, false, concurrency);
+  // Page-aligned, a block larger than a stored body's room: a local store reads into them with
+  // O_DIRECT without a copy (store/local-io.ts), the block for a range that starts mid-block.
+  const storedBuffers = new SharedBufferPool(alignUp(storedRoom) + DIRECT_ALIGN, true, concurrency);
 
   const handle = (ft: FileTask): Promise<FileHandle> =>
     (ft.handle ??= (async () => {

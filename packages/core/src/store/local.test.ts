@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LimitStore } from './limit.js';
 import { LocalStore } from './local.js';
+import { LocalFileIo, STAGE_BYTES } from './local-io.js';
+import { SharedBufferPool } from '../direct-io.js';
 import { checksumOf } from './store.js';
 import { RetryStore } from './retry.js';
 import { storeConformance } from './conformance.js';
@@ -12,6 +15,46 @@ import { storeConformance } from './conformance.js';
 storeConformance('LocalStore', async () => {
   const root = await mkdtemp(join(tmpdir(), 'understudy-local-store-'));
   return { store: new LocalStore(root), cleanup: () => rm(root, { recursive: true, force: true }) };
+});
+
+// Buffered, as on a filesystem that refuses O_DIRECT (local-io.ts).
+storeConformance('LocalStore (buffered)', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'understudy-local-store-'));
+  return { store: new LocalStore(root, { directIo: false }), cleanup: () => rm(root, { recursive: true, force: true }) };
+});
+
+describe('LocalFileIo', () => {
+  it('writes and reads back every size and range across block and staging-buffer boundaries, direct and buffered', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'understudy-local-io-'));
+    try {
+      const body = randomBytes(2 * STAGE_BYTES + 5000);
+      const aligned = new SharedBufferPool(3 * STAGE_BYTES, true, 1).take();
+      for (const direct of [true, false]) {
+        const io = new LocalFileIo(direct);
+        for (const size of [0, 1, 4095, 4096, 4097, STAGE_BYTES, STAGE_BYTES + 1, body.length]) {
+          const path = join(root, `${direct}-${size}`);
+          await io.createFile(path, body.subarray(0, size));
+          assert.equal((await stat(path)).size, size, `size ${size}: no padding left in the file`);
+          assert.ok((await readFile(path)).equals(body.subarray(0, size)), `size ${size} written`);
+          assert.ok((await io.readFile(path, undefined, undefined, undefined)).equals(body.subarray(0, size)), `size ${size} read`);
+          assert.ok((await io.readFile(path, undefined, aligned, undefined)).equals(body.subarray(0, size)), `size ${size} read into aligned memory`);
+          for (const [offset, length] of [[0, 1], [1, 4095], [4095, 2], [4096, 4096], [100, STAGE_BYTES + 10], [STAGE_BYTES - 1, STAGE_BYTES + 3000], [size, 10], [size + 5000, 3]] as const) {
+            const want = body.subarray(Math.min(offset, size), Math.min(offset + length, size));
+            const into = Buffer.alloc(length + 7, 0xee);
+            const got = await io.readFile(path, undefined, offset % 2 === 0 ? into : undefined, { offset, length });
+            assert.ok(got.equals(want), `size ${size}, range ${offset}+${length} (direct ${direct}, in use ${io.direct})`);
+            // Page-aligned shared memory: read into directly (a view of it, maybe not from its start).
+            aligned.fill(0xee);
+            const direct2 = await io.readFile(path, undefined, aligned, { offset, length });
+            assert.ok(direct2.equals(want), `size ${size}, range ${offset}+${length} into aligned memory (direct ${direct})`);
+          }
+          await assert.rejects(io.createFile(path, body.subarray(0, 10)), { code: 'EEXIST' }, 'never over a file');
+        }
+      }
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
 });
 
 // The wrappers must keep every promise of the contract (errors, ordering, conditional puts).

@@ -1,17 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { UnderstudyError } from '../errors.js';
 import { abortedError, throwIfAborted } from './semaphore.js';
 import { assertValidKey, assertValidRange, checksumOf, isValidKey, type ByteRange, type GetOptions, type ObjectInfo, type PutOptions, type Store } from './store.js';
 import { syncDir } from '../sync-dir.js';
+import { LocalFileIo } from './local-io.js';
 
 /** Directory under the root for uploads in progress; never part of the key space. */
 const TMP_DIR = '.tmp';
 
 /**
  * A Store on a local (or mounted) filesystem: the object `a/b/c` is the file `root/a/b/c`.
+ *
+ * Object files are written and read with O_DIRECT through small staging buffers where the
+ * filesystem takes it, buffered otherwise (local-io.ts: the page cache only costs a repository).
  *
  * Writes are atomic and durable: the body is written to `root/.tmp/`, fsynced, then renamed over
  * the target (or, for `ifNoneMatch`, hard-linked to it, which fails with EEXIST if the target
@@ -29,8 +33,11 @@ export class LocalStore implements Store {
   /** CRC-32: the store checks the body itself, on its own CPU (see ChecksumAlgorithm). */
   readonly checksumAlgorithm = 'crc32' as const;
   readonly #root: string;
+  /** Object files are written and read with O_DIRECT where the filesystem takes it (local-io.ts). */
+  readonly #io: LocalFileIo;
 
-  constructor(root: string) {
+  constructor(root: string, options: { directIo?: boolean } = {}) {
+    this.#io = new LocalFileIo(options.directIo ?? true);
     if (root.length === 0) throw new UnderstudyError('US_CONFIG_INVALID', 'local store root must not be empty');
     this.#root = resolve(root);
     this.location = this.#root;
@@ -51,14 +58,8 @@ export class LocalStore implements Store {
     let tmpExists = false;
     try {
       await mkdir(tmpDir, { recursive: true });
-      const fh = await open(tmp, 'wx', 0o600);
-      tmpExists = true;
-      try {
-        await fh.writeFile(body);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      tmpExists = true; // before the create: a failed write leaves a partial file (under a random name, ours alone)
+      await this.#io.createFile(tmp, body);
 
       const dir = dirname(target);
       const firstCreated = await mkdir(dir, { recursive: true });
@@ -96,7 +97,7 @@ export class LocalStore implements Store {
     assertValidRange(key, options?.range);
     throwIfAborted(options?.signal, `get ${key}`);
     try {
-      return await readObject(path, options?.signal, options?.into, options?.range);
+      return await this.#io.readFile(path, options?.signal, options?.into, options?.range);
     } catch (err) {
       throw fsError(err, 'get', key, options?.signal);
     }
@@ -232,32 +233,5 @@ function fsError(err: unknown, operation: string, key: string, signal: AbortSign
       return new UnderstudyError('US_STORE_DENIED', `${operation} ${key}: permission denied (${code})`, { cause: err, details });
     default:
       return new UnderstudyError('US_STORE_UNAVAILABLE', `${operation} ${key}: filesystem error (${code ?? String(err)})`, { cause: err, details });
-  }
-}
-
-/**
- * A whole file, or `range` of it, in one buffer of its own (its memory can be transferred to a
- * codec thread as is): open, fstat, one read of its size, close. readFile reads in 512 KiB pieces,
- * a round trip through libuv's thread pool each, eleven for a 4 MiB chunk; a restore reads every
- * chunk once. A range needs no fstat (one syscall less per read, which counts for many small
- * reads): the read stops at the end of the file. Into `into` (a view of it is returned) when the
- * size, or the range's length, fits there.
- */
-async function readObject(path: string, signal: AbortSignal | undefined, into: Buffer | undefined, range: ByteRange | undefined): Promise<Buffer> {
-  const fh = await open(path, 'r');
-  try {
-    const size = range?.length ?? (await fh.stat()).size;
-    const offset = range?.offset ?? 0;
-    const buf = into !== undefined && size <= into.length ? into.subarray(0, size) : Buffer.allocUnsafeSlow(size);
-    let at = 0;
-    while (at < size) {
-      signal?.throwIfAborted();
-      const { bytesRead } = await fh.read(buf, at, size - at, offset + at);
-      if (bytesRead === 0) break; // the end of the file: the range runs past it, or the file shrank meanwhile
-      at += bytesRead;
-    }
-    return at === size ? buf : buf.subarray(0, at);
-  } finally {
-    await fh.close();
   }
 }

@@ -158,6 +158,36 @@ for (const encrypted of [false, true]) {
       }
     });
 
+    it('loadPackedRun with two buffers opens the next member while the one before is handled, one handler at a time, and passes a failure on', async () => {
+      const members = Object.entries(first.packed!).map(([id, at]) => ({ id, at, len: 0 }));
+      // The plaintext lengths, from the files whose chunk each member is.
+      const lens = new Map<string, number>();
+      for (const e of first.entries) if (e.type === 'file') e.chunks.forEach((id, i) => lens.set(id, Math.min(CS, e.size - i * CS)));
+      const run = packRuns(members.map((m) => ({ ...m, len: lens.get(m.id)! })), CS)[0]!;
+      assert.ok(run.length >= 3, `a run of ${run.length} members`);
+      const whole = Buffer.from(new SharedArrayBuffer(2 * PACK_BELOW));
+      const rooms: [Buffer, Buffer] = [whole.subarray(0, PACK_BELOW), whole.subarray(PACK_BELOW)];
+      let active = 0;
+      const seen: number[] = [];
+      await repo.loadPackedRun(run, rooms, async (i, plain, room) => {
+        assert.equal(++active, 1, 'one handler at a time');
+        assert.equal(room, rooms[i % 2], 'the buffers in turn');
+        assert.equal(plain.buffer, room.buffer);
+        assert.equal(plain.byteOffset, room.byteOffset);
+        assert.equal(await repo.contentId(Buffer.from(plain)), run[i]!.id, 'the plaintext is the member\'s');
+        await new Promise((r) => setTimeout(r, 5));
+        seen.push(i);
+        active--;
+      });
+      assert.deepEqual(seen, run.map((_, i) => i));
+      await assert.rejects(
+        repo.loadPackedRun(run, rooms, async (i) => {
+          if (i === 1) throw new Error('write failed');
+        }),
+        /write failed/,
+      );
+    });
+
     it('a later backup points into the packs it can reuse and packs only what changed', async () => {
       const reused = Object.keys(second.packed ?? {}).filter((id) => first.packed?.[id] !== undefined);
       for (const id of reused) assert.deepEqual(second.packed![id], first.packed![id]);

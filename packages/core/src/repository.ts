@@ -225,8 +225,11 @@ export class Repository {
   /**
    * Reads a run of one pack's chunks (pack.ts packRuns: members in the order wanted, one ranged read
    * covers them), opening each frame into `into` (shared memory, at least the longest member) and
-   * verifying it against its id and length, then calls `each` with its plaintext (a view of `into`,
-   * valid until `each` returns). `storedInto` is a hint for the ranged read (Store.get).
+   * verifying it against its id and length, then calls `each` with its plaintext (a view of `into`
+   * from its start, valid until `each`'s promise settles) and `into` itself. With two buffers in
+   * `into`, members are opened into them in turn, and the next member opens while `each` still
+   * works on the one before (a restore writes one file while the next one's chunk is verified).
+   * `storedInto` is a hint for the ranged read (Store.get).
    *
    * A frame that fails verification is read again (the run from that member on), up to
    * CORRUPT_READ_ATTEMPTS reads of the run in all, as loadChunk does for an object. With
@@ -236,8 +239,8 @@ export class Repository {
    */
   async loadPackedRun(
     run: readonly PackMember[],
-    into: Buffer,
-    each: (member: number, plain: Buffer) => Promise<void>,
+    into: Buffer | readonly [Buffer, Buffer],
+    each: (member: number, plain: Buffer, into: Buffer) => Promise<void>,
     options: { signal?: AbortSignal | undefined; storedInto?: Buffer | undefined; onCorrupt?: ((member: number, err: UnderstudyError) => void) | undefined } = {},
   ): Promise<void> {
     const { signal, storedInto, onCorrupt } = options;
@@ -254,28 +257,47 @@ export class Repository {
         throw new UnderstudyError('US_CHUNK_MISSING', `chunk ${first} is missing from the repository: its pack ${key} is not there`, { cause: err, details: { chunk: first, pack } });
       }
     };
+    const rooms: readonly Buffer[] = Buffer.isBuffer(into) ? [into] : into;
     let stored = await get();
     let reads = 1;
-    for (let i = 0; i < run.length; i++) {
-      const m = run[i]!;
-      let plain: Buffer | undefined;
-      for (;;) {
-        try {
-          plain = await this.#openFrame(m, stored, span.offset, into);
-          break;
-        } catch (err) {
-          if (!isUnderstudyError(err, 'US_OBJECT_CORRUPT')) throw err;
-          if (reads >= CORRUPT_READ_ATTEMPTS) {
-            if (!onCorrupt) throw err;
-            onCorrupt(i, err);
+    // The `each` still in progress (with two buffers), and a handler so that its failure is never
+    // unhandled while the next member opens: it is awaited before the next `each` starts.
+    let pending: Promise<void> | undefined;
+    const settle = async (): Promise<void> => {
+      const p = pending;
+      pending = undefined;
+      await p;
+    };
+    try {
+      for (let i = 0; i < run.length; i++) {
+        const m = run[i]!;
+        const room = rooms[i % rooms.length]!;
+        let plain: Buffer | undefined;
+        for (;;) {
+          try {
+            plain = await this.#openFrame(m, stored, span.offset, room);
             break;
+          } catch (err) {
+            if (!isUnderstudyError(err, 'US_OBJECT_CORRUPT')) throw err;
+            if (reads >= CORRUPT_READ_ATTEMPTS) {
+              if (!onCorrupt) throw err;
+              onCorrupt(i, err);
+              break;
+            }
+            this.onCorruptRead?.({ key, attempt: reads, error: err });
+            stored = await get();
+            reads++;
           }
-          this.onCorruptRead?.({ key, attempt: reads, error: err });
-          stored = await get();
-          reads++;
         }
+        await settle(); // the member before is done with the other buffer
+        if (plain === undefined) continue;
+        pending = each(i, plain, room);
+        pending.catch(() => undefined);
+        if (rooms.length === 1) await settle();
       }
-      if (plain !== undefined) await each(i, plain);
+      await settle();
+    } finally {
+      await pending?.catch(() => undefined);
     }
   }
 

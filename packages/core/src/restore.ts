@@ -16,7 +16,8 @@
  * A chunk stored as a delta (manifest `deltas`) is read as two objects, its base and the delta, both
  * verified: the base against its own content id, the chunk against its id once the delta is applied.
  * Packed chunks (manifest `packed`, pack.ts) are read in runs: consecutive ones in one pack, with one
- * ranged read into a stored-body buffer, each frame then verified and written in turn. A file is
+ * ranged read into a stored-body buffer, each frame then verified and written in turn (into the two
+ * halves of a chunk buffer, so that the next frame is verified while the one before is written). A file is
  * opened at its first write, so a tree of many small files is not all open at once.
  *
  * Memory: `concurrency` chunks downloading, each as its stored body and its plaintext, and up to
@@ -259,11 +260,16 @@ async function writeFiles(repo: Repository, manifest: Manifest, files: readonly 
   /** Reads a run of packed chunks (one ranged read, into a stored-body buffer) and writes each one. */
   const writeRun = async (run: ReadonlyArray<PackMember & { ft: FileTask; offset: number }>): Promise<void> => {
     const whole = buffers.take();
+    // Packed chunks are small (pack.ts packingThreshold: under a quarter of the chunk size): two
+    // halves of the buffer, so that the next member is verified while the one before is written.
+    const half = Math.floor(whole.length / 2 / DIRECT_ALIGN) * DIRECT_ALIGN;
+    const longest = run.reduce((n, m) => Math.max(n, m.len), 0);
+    const rooms: Buffer | [Buffer, Buffer] = alignUp(longest) <= half ? [whole.subarray(0, half), whole.subarray(half, 2 * half)] : whole;
     try {
       await downloads.run(async () => {
         const stored = storedBuffers.take();
         try {
-          await repo.loadPackedRun(run, whole, (i) => writeChunk(run[i]!.ft, whole, run[i]!.len, run[i]!.offset), { signal, storedInto: stored });
+          await repo.loadPackedRun(run, rooms, (i, _plain, room) => writeChunk(run[i]!.ft, room, run[i]!.len, run[i]!.offset), { signal, storedInto: stored });
         } finally {
           storedBuffers.give(stored);
         }

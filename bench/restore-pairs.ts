@@ -1,5 +1,5 @@
 /**
- * `npm run bench:pairs [-- --pairs 8] [--size 2GiB] [--target s3|local] [--encrypted] [--keep]`
+ * `npm run bench:pairs [-- --pairs 8] [--size 2GiB] [--target s3|local] [--shape large|medium|small] [--encrypted] [--keep]`
  *
  * The restore of `npm run bench`, measured in pairs: one backup of the generated tree by each tool,
  * then PAIRS rounds of one Understudy restore and one restic restore back to back (who goes first
@@ -22,7 +22,7 @@ import { cpuSecondsOf } from './measure.js';
 import { startRadosgw, stopOnSignals, type Radosgw } from './rig.js';
 import { newTarget, removeTarget } from './targets.js';
 import { restic, understudy, type Tool } from './tools.js';
-import { describeTree, GiB, parseSize, planTree, writeTree } from './tree.js';
+import { describeTree, GiB, parseSize, planShape, planTree, SHAPES, writeTree, type Shape } from './tree.js';
 
 const { values } = parseArgs({
   options: {
@@ -30,6 +30,8 @@ const { values } = parseArgs({
     size: { type: 'string', default: '2GiB' },
     target: { type: 'string', default: 's3' },
     encrypted: { type: 'boolean', default: false },
+    /** One of `npm run bench`'s tree shapes (tree.ts planShape) instead of its headline tree. */
+    shape: { type: 'string' },
     keep: { type: 'boolean', default: false },
     'memstore-gib': { type: 'string', default: '8' },
   },
@@ -44,6 +46,8 @@ if (!Number.isInteger(PAIRS) || PAIRS < 1 || PAIRS > 50) usage(`--pairs must be 
 const size = parseSize(values.size) ?? usage(`--size must look like 512MiB or 2GiB, not ${values.size}`);
 if (values.target !== 's3' && values.target !== 'local') usage(`--target must be s3 or local, not ${values.target}`);
 const targetKind: 's3' | 'local' = values.target;
+const shape = values.shape;
+if (shape !== undefined && !(SHAPES as readonly string[]).includes(shape)) usage(`--shape must be one of ${SHAPES.join(', ')}, not ${shape}`);
 const TARGET = 1.5;
 const SEED = 1;
 
@@ -77,7 +81,7 @@ interface Pair {
 
 async function main(): Promise<void> {
   const root = join(work, 'trees', 'main');
-  const files = planTree(size, SEED);
+  const files = shape !== undefined ? planShape(shape as Shape, size, SEED) : planTree(size, SEED);
   await writeTree(root, files, SEED);
   execFileSync('sync');
   const bytes = files.reduce((n, f) => n + f.size, 0);

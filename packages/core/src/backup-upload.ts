@@ -133,30 +133,27 @@ export async function uploadTree(repo: Repository, walked: WalkEntry[], chunkSiz
             }
             chunks[0] = await storeChunk(st, whole, e.size, baseId, id);
           });
-          entries.push({ type: 'file', path: e.path, mode: e.mode, mtimeNs, size: e.size, chunks });
-          progress.filesDone++;
-          report();
-          continue;
-        }
-        let fh = direct ? await openForDirectRead(e.absPath) : undefined;
-        if (fh === undefined) {
-          direct = false; // the filesystem refuses O_DIRECT: buffered from here on
-          fh = await openFile(e.absPath, 'r');
-        }
-        const directFile = direct;
-        try {
-          for (let index = 0, offset = 0; offset < e.size; index++, offset += chunkSize) {
-            const len = Math.min(chunkSize, e.size - offset);
-            const whole = await readChunk(fh, st.buffers, e, offset, len, directFile);
-            chunkRefs++;
-            const baseId = deltaSource?.(e.path, index, len);
-            await pool.submit(async () => {
-              chunks[index] = await storeChunk(st, whole, len, baseId);
-            });
+        } else {
+          let fh = direct ? await openForDirectRead(e.absPath) : undefined;
+          if (fh === undefined) {
+            direct = false; // the filesystem refuses O_DIRECT: buffered from here on
+            fh = await openFile(e.absPath, 'r');
           }
-          if ((await fh.stat()).size !== e.size) throw sourceChanged(e.path, e.size);
-        } finally {
-          await fh.close();
+          const directFile = direct;
+          try {
+            for (let index = 0, offset = 0; offset < e.size; index++, offset += chunkSize) {
+              const len = Math.min(chunkSize, e.size - offset);
+              const whole = await readChunk(fh, st.buffers, e, offset, len, directFile);
+              chunkRefs++;
+              const baseId = deltaSource?.(e.path, index, len);
+              await pool.submit(async () => {
+                chunks[index] = await storeChunk(st, whole, len, baseId);
+              });
+            }
+            if ((await fh.stat()).size !== e.size) throw sourceChanged(e.path, e.size);
+          } finally {
+            await fh.close();
+          }
         }
         entries.push({ type: 'file', path: e.path, mode: e.mode, mtimeNs, size: e.size, chunks });
         progress.filesDone++;

@@ -102,11 +102,11 @@ export class LocalFileIo {
     try {
       const size = range?.length ?? (await fh.stat()).size;
       const offset = range?.offset ?? 0;
-      const buf = into !== undefined && size <= into.length ? into.subarray(0, size) : Buffer.allocUnsafeSlow(size);
       if (direct && into !== undefined) {
-        const view = await readAlignedInto(fh, into, offset, size);
+        const view = await readAlignedInto(fh, into, offset, size, signal);
         if (view !== undefined) return view;
       }
+      const buf = into !== undefined && size <= into.length ? into.subarray(0, size) : Buffer.allocUnsafeSlow(size);
       const got = direct ? await this.#readDirect(fh, buf, offset, signal) : await readBuffered(fh, buf, offset, signal);
       return got === size ? buf : buf.subarray(0, got);
     } finally {
@@ -147,7 +147,7 @@ export class LocalFileIo {
  * holds), which need not start at `into`'s start. undefined when `into` does not qualify, or the
  * kernel refuses the buffer (EINVAL): the caller reads through a staging buffer instead.
  */
-async function readAlignedInto(fh: FileHandle, into: Buffer, offset: number, size: number): Promise<Buffer | undefined> {
+async function readAlignedInto(fh: FileHandle, into: Buffer, offset: number, size: number, signal: AbortSignal | undefined): Promise<Buffer | undefined> {
   if (!(into.buffer instanceof SharedArrayBuffer) || into.byteOffset % DIRECT_ALIGN !== 0) return undefined;
   const start = offset - (offset % DIRECT_ALIGN);
   const span = alignUp(offset + size) - start;
@@ -155,6 +155,7 @@ async function readAlignedInto(fh: FileHandle, into: Buffer, offset: number, siz
   let got = 0;
   try {
     while (got < span) {
+      signal?.throwIfAborted();
       const n = (await fh.read(into, got, span - got, start + got)).bytesRead;
       got += n;
       if (n === 0 || n % DIRECT_ALIGN !== 0) break; // the end of the file

@@ -1,9 +1,10 @@
 /**
  * Reading a whole small file on a codec thread (codec.ts readFileId): open, read, check the size
  * again, close, all synchronous on that thread. A backup of many small files otherwise hands each
- * file between threads six times (open, read, fstat and close on libuv's pool, hashing and sealing
- * on a codec thread): measured on a 2 GiB tree of 11,887 files on 2 cores, 390,000 futex calls and
- * 14.5 s of system CPU, with the main thread idle for 69% of the backup (bench/RESULTS.md, issue 22).
+ * file between threads six times or more (open, read, fstat and close on libuv's pool, hashing and
+ * sealing on a codec thread): measured on a 2 GiB tree of 11,887 files on 2 cores, 386,000 futex
+ * calls (strace -c -f) and 14.5 s of system CPU, with the main thread idle for 69% of the backup
+ * (bench/RESULTS.md, issue 22).
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { alignUp, DIRECT_ALIGN } from './direct-io.js';

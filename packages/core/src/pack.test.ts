@@ -158,34 +158,48 @@ for (const encrypted of [false, true]) {
       }
     });
 
-    it('loadPackedRun with two buffers opens the next member while the one before is handled, one handler at a time, and passes a failure on', async () => {
+    it('loadPackedRun with several buffers opens a member while the ones before are handled, each buffer reused only once its handler settled, and passes a failure on', async () => {
       const members = Object.entries(first.packed!).map(([id, at]) => ({ id, at, len: 0 }));
       // The plaintext lengths, from the files whose chunk each member is.
       const lens = new Map<string, number>();
       for (const e of first.entries) if (e.type === 'file') e.chunks.forEach((id, i) => lens.set(id, Math.min(CS, e.size - i * CS)));
       const run = packRuns(members.map((m) => ({ ...m, len: lens.get(m.id)! })), CS)[0]!;
-      assert.ok(run.length >= 3, `a run of ${run.length} members`);
-      const whole = Buffer.from(new SharedArrayBuffer(2 * PACK_BELOW));
-      const rooms: [Buffer, Buffer] = [whole.subarray(0, PACK_BELOW), whole.subarray(PACK_BELOW)];
-      let active = 0;
-      const seen: number[] = [];
-      await repo.loadPackedRun(run, rooms, async (i, plain, room) => {
-        assert.equal(++active, 1, 'one handler at a time');
-        assert.equal(room, rooms[i % 2], 'the buffers in turn');
-        assert.equal(plain.buffer, room.buffer);
-        assert.equal(plain.byteOffset, room.byteOffset);
-        assert.equal(await repo.contentId(Buffer.from(plain)), run[i]!.id, 'the plaintext is the member\'s');
-        await new Promise((r) => setTimeout(r, 5));
-        seen.push(i);
-        active--;
-      });
-      assert.deepEqual(seen, run.map((_, i) => i));
-      await assert.rejects(
-        repo.loadPackedRun(run, rooms, async (i) => {
-          if (i === 1) throw new Error('write failed');
-        }),
-        /write failed/,
-      );
+      assert.ok(run.length >= 5, `a run of ${run.length} members`);
+      for (const n of [1, 2, 3]) {
+        const whole = Buffer.from(new SharedArrayBuffer(n * PACK_BELOW));
+        const rooms: Buffer[] = Array.from({ length: n }, (_, r) => whole.subarray(r * PACK_BELOW, (r + 1) * PACK_BELOW));
+        const inRoom = rooms.map(() => 0);
+        let active = 0;
+        let most = 0;
+        const started: number[] = [];
+        const seen: number[] = [];
+        await repo.loadPackedRun(run, n === 1 ? rooms[0]! : rooms, async (i, plain, room) => {
+          started.push(i);
+          most = Math.max(most, ++active);
+          const r = rooms.indexOf(room);
+          assert.equal(r, i % n, 'the buffers in turn');
+          assert.equal((inRoom[r] = inRoom[r]! + 1), 1, 'a buffer is not reused while its handler works');
+          assert.equal(plain.buffer, room.buffer);
+          assert.equal(plain.byteOffset, room.byteOffset);
+          const copy = Buffer.from(plain);
+          // Later members open meanwhile (into the other buffers): this one's bytes stay put.
+          await new Promise((resolve) => setTimeout(resolve, 5 + (i % 3) * 5));
+          assert.ok(copy.equals(plain), `member ${i}'s plaintext changed while it was handled`);
+          assert.equal(await repo.contentId(copy), run[i]!.id, "the plaintext is the member's");
+          seen.push(i);
+          inRoom[r] = inRoom[r]! - 1;
+          active--;
+        });
+        assert.deepEqual(started, run.map((_, i) => i), `${n} buffers: handlers start in member order`);
+        assert.deepEqual([...seen].sort((a, b) => a - b), run.map((_, i) => i), `${n} buffers: every member handled once`);
+        assert.equal(most, n, `${n} buffers: as many handlers at work at once as there are buffers`);
+        await assert.rejects(
+          repo.loadPackedRun(run, n === 1 ? rooms[0]! : rooms, async (i) => {
+            if (i === 1) throw new Error('write failed');
+          }),
+          /write failed/,
+        );
+      }
     });
 
     it('a later backup points into the packs it can reuse and packs only what changed', async () => {

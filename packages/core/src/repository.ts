@@ -226,9 +226,11 @@ export class Repository {
    * Reads a run of one pack's chunks (pack.ts packRuns: members in the order wanted, one ranged read
    * covers them), opening each frame into `into` (shared memory, at least the longest member) and
    * verifying it against its id and length, then calls `each` with its plaintext (a view of `into`
-   * from its start, valid until `each`'s promise settles) and `into` itself. With two buffers in
-   * `into`, members are opened into them in turn, and the next member opens while `each` still
-   * works on the one before (a restore writes one file while the next one's chunk is verified).
+   * from its start, valid until `each`'s promise settles) and `into` itself. With several buffers in
+   * `into`, members are opened into them in turn, and a member opens while the `each`s of the ones
+   * before it are still at work, as many as there are other buffers (a restore writes several small
+   * files while the next one's chunk is verified): a buffer is used again only once the `each` of
+   * the member before in it has settled. The first `each` to fail is thrown, after the others settle.
    * `storedInto` is a hint for the ranged read (Store.get).
    *
    * A frame that fails verification is read again (the run from that member on), up to
@@ -239,7 +241,7 @@ export class Repository {
    */
   async loadPackedRun(
     run: readonly PackMember[],
-    into: Buffer | readonly [Buffer, Buffer],
+    into: Buffer | readonly Buffer[],
     each: (member: number, plain: Buffer, into: Buffer) => Promise<void>,
     options: { signal?: AbortSignal | undefined; storedInto?: Buffer | undefined; onCorrupt?: ((member: number, err: UnderstudyError) => void) | undefined } = {},
   ): Promise<void> {
@@ -258,20 +260,25 @@ export class Repository {
       }
     };
     const rooms: readonly Buffer[] = Buffer.isBuffer(into) ? [into] : into;
+    if (rooms.length === 0) throw new UnderstudyError('US_INTERNAL', 'loadPackedRun: no buffer to open members into');
     let stored = await get();
     let reads = 1;
-    // The `each` still in progress (with two buffers), and a handler so that its failure is never
-    // unhandled while the next member opens: it is awaited before the next `each` starts.
-    let pending: Promise<void> | undefined;
-    const settle = async (): Promise<void> => {
-      const p = pending;
-      pending = undefined;
+    // The `each` at work in each buffer, if any. Each has a handler from the start, so that its
+    // failure is never unhandled: the first one is kept and thrown before the next member opens.
+    const pending: (Promise<void> | undefined)[] = rooms.map(() => undefined);
+    let failed: { err: unknown } | undefined;
+    const settle = async (r: number): Promise<void> => {
+      const p = pending[r];
+      pending[r] = undefined;
       await p;
+      if (failed) throw failed.err;
     };
     try {
       for (let i = 0; i < run.length; i++) {
         const m = run[i]!;
-        const room = rooms[i % rooms.length]!;
+        const r = i % rooms.length;
+        await settle(r); // the member before in this buffer is done with it
+        const room = rooms[r]!;
         let plain: Buffer | undefined;
         for (;;) {
           try {
@@ -289,15 +296,17 @@ export class Repository {
             reads++;
           }
         }
-        await settle(); // the member before is done with the other buffer
+        if (failed) throw failed.err;
         if (plain === undefined) continue;
-        pending = each(i, plain, room);
-        pending.catch(() => undefined);
-        if (rooms.length === 1) await settle();
+        const p = each(i, plain, room);
+        p.catch((err: unknown) => {
+          failed ??= { err };
+        });
+        pending[r] = p;
       }
-      await settle();
+      for (let r = 0; r < rooms.length; r++) await settle(r);
     } finally {
-      await pending?.catch(() => undefined);
+      await Promise.allSettled(pending);
     }
   }
 

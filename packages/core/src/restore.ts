@@ -278,12 +278,15 @@ async function writeFiles(repo: Repository, manifest: Manifest, files: readonly 
       buffers.give(whole);
     }
   };
+  // Temporary names: one random part per restore and a counter (created O_EXCL: a name taken is an error, never overwritten).
+  const tmpPrefix = `.understudy-tmp-${randomBytes(6).toString('hex')}-`;
+  let tmpCount = 0;
   try {
     const runs = new RunBuilder<PackMember & { ft: FileTask; offset: number }>(storedRoom);
     for (const f of files) {
       const final = join(target, f.path);
       const work = chunksToFetch(repo, manifest, f, progress);
-      const ft: FileTask = { f, final, tmp: join(dirname(final), `.understudy-tmp-${randomBytes(6).toString('hex')}`), remaining: work.length, holes: work.length < f.chunks.length, padded: false };
+      const ft: FileTask = { f, final, tmp: join(dirname(final), `${tmpPrefix}${tmpCount++}`), remaining: work.length, holes: work.length < f.chunks.length, padded: false };
       if (work.length === 0) {
         await handle(ft);
         await finishing.submit(() => finish(ft));

@@ -48,10 +48,15 @@ function owned(buf: Buffer): { view: Uint8Array; transfer: ArrayBuffer[] } {
   return { view: copy, transfer: [copy.buffer] };
 }
 
-parentPort!.on('message', (m: { seq: number; op: string; plain?: Uint8Array; stored?: Uint8Array; into?: Uint8Array; out?: Uint8Array; base?: Uint8Array; name?: string; checksum?: ChecksumAlgorithm; path?: string; size?: number; direct?: boolean }) => {
+parentPort!.on('message', (m: { seq: number; op: string; plain?: Uint8Array; stored?: Uint8Array; into?: Uint8Array; out?: Uint8Array; base?: Uint8Array; name?: string; checksum?: ChecksumAlgorithm; path?: string; size?: number; direct?: boolean; items?: Array<{ stored: Uint8Array; name: string; into: Uint8Array }> }) => {
   try {
     if (m.op === 'readFileId') {
       parentPort!.postMessage({ seq: m.seq, ok: true, result: ops.readFileId(m.path!, m.size!, asBuffer(m.into)!, m.direct!) });
+    } else if (m.op === 'openEach') {
+      const items = m.items!.map((i) => ({ stored: asBuffer(i.stored)!, name: i.name, into: asBuffer(i.into)! }));
+      const result = ops.openEach(items, toWorkerError);
+      afterGcm(items.reduce((n, i) => n + i.stored.length, 0));
+      parentPort!.postMessage({ seq: m.seq, ok: true, result });
     } else if (m.op === 'id') {
       parentPort!.postMessage({ seq: m.seq, ok: true, result: ops.contentId(asBuffer(m.plain)!) });
     } else if (m.op === 'seal') {

@@ -41,6 +41,51 @@ describe('codecs', () => {
   });
 
   for (const [what, keys] of [['plain', plainKeys()], ['encrypted', encryptedKeys(seededBytes(32, 1), 'repo-id')]] as const) {
+    it(`openEach opens several chunks in one call, each into its buffer, and gives a damaged one its own error (${what})`, async () => {
+      const inline = new InlineCodec({ keys, level: 3 });
+      const workers = new WorkerCodec({ keys, level: 3 }, 1);
+      try {
+        const plains = [seededBytes(70_000, 3), Buffer.alloc(50_000, 7), seededBytes(1, 4)];
+        const sealed = await Promise.all(plains.map(async (p, i) => Buffer.from((await inline.seal(p, `chunks/${i}`, 'crc32')).body)));
+        const damaged = Buffer.from(sealed[1]!);
+        damaged[damaged.length - 5] = damaged[damaged.length - 5]! ^ 0x40;
+        /** Items over fresh shared copies of `bodies` (opening may consume a stored body: decrypted in place). */
+        const itemsOf = (bodies: ReadonlyArray<{ body: Buffer; name: string; len: number }>) => {
+          const stored = Buffer.from(new SharedArrayBuffer(bodies.reduce((n, b) => n + b.body.length, 0)));
+          const into = Buffer.from(new SharedArrayBuffer(bodies.reduce((n, b) => n + b.len, 0)));
+          let s = 0;
+          let o = 0;
+          return bodies.map(({ body, name, len }) => {
+            body.copy(stored, s);
+            const item = { stored: stored.subarray(s, s + body.length), name, into: into.subarray(o, o + len) };
+            s += body.length;
+            o += len;
+            return item;
+          });
+        };
+        const good = sealed.map((body, i) => ({ body, name: `chunks/${i}`, len: plains[i]!.length }));
+        for (const codec of [inline, workers]) {
+          const items = itemsOf(good);
+          const results = await codec.openEach(items);
+          for (const [i, r] of results.entries()) {
+            assert.ok('id' in r, `chunk ${i} opens`);
+            assert.equal(r.id, await inline.contentId(plains[i]!));
+            assert.ok(items[i]!.into.equals(plains[i]!), `chunk ${i}'s plaintext is in its buffer`);
+          }
+          const mixed = await codec.openEach(itemsOf([good[0]!, { ...good[1]!, body: damaged }, good[2]!]));
+          assert.ok('id' in mixed[0]! && 'id' in mixed[2]!, 'the good ones open, after a damaged one too');
+          assert.ok('error' in mixed[1]! && isUnderstudyError(mixed[1].error, 'US_OBJECT_CORRUPT'), 'the damaged one is corrupt');
+          if (what === 'encrypted') {
+            // The object's name is bound into the tag: a chunk under another name does not open.
+            const [other] = await codec.openEach(itemsOf([{ ...good[0]!, name: 'chunks/other' }]));
+            assert.ok('error' in other! && isUnderstudyError(other.error, 'US_OBJECT_CORRUPT'));
+          }
+        }
+      } finally {
+        await workers.close();
+      }
+    });
+
     it(`worker and inline codecs agree and interoperate (${what})`, async () => {
       const inline = new InlineCodec({ keys, level: 3 });
       const workers = new WorkerCodec({ keys, level: 3 }, 2);

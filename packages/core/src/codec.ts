@@ -39,8 +39,21 @@ export interface ChunkCodec {
    * plaintext is written there and `plain` is `into`. A delta opens only with its `base`.
    */
   open(stored: Buffer, name: string, into?: Buffer, base?: Buffer): Promise<{ plain: Buffer; id: string }>;
+  /**
+   * Opens several stored chunks, each into its `into` (as `open` with `into`), in one round trip to
+   * a codec thread: per chunk, its content id, or the error opening it threw (the others still open).
+   */
+  openEach(items: readonly OpenItem[]): Promise<OpenResult[]>;
   close(): Promise<void>;
 }
+
+export interface OpenItem {
+  readonly stored: Buffer;
+  readonly name: string;
+  /** Exactly the plaintext's length; shared memory for WorkerCodec. */
+  readonly into: Buffer;
+}
+export type OpenResult = { readonly id: string } | { readonly error: Error };
 
 export interface CodecSettings {
   readonly keys: RepositoryKeys;
@@ -66,6 +79,15 @@ export function codecOps(settings: CodecSettings) {
       const plain = open(stored, name, keys.encryptionKey, into, base);
       return { plain, id: contentIdOf(keys, plain) };
     },
+    /** `open` of each item; an item that throws gives its error (as `onError` makes it) and the rest go on. */
+    openEach: <E>(items: readonly OpenItem[], onError: (err: unknown) => E): Array<{ id: string } | { error: E }> =>
+      items.map((item) => {
+        try {
+          return { id: contentIdOf(keys, open(item.stored, item.name, keys.encryptionKey, item.into)) };
+        } catch (err) {
+          return { error: onError(err) };
+        }
+      }),
   };
 }
 
@@ -85,6 +107,9 @@ export class InlineCodec implements ChunkCodec {
   }
   async open(stored: Buffer, name: string, into?: Buffer, base?: Buffer): Promise<{ plain: Buffer; id: string }> {
     return this.ops.open(stored, name, into, base);
+  }
+  async openEach(items: readonly OpenItem[]): Promise<OpenResult[]> {
+    return this.ops.openEach(items, (err) => (err instanceof Error ? err : new Error(String(err))));
   }
   async close(): Promise<void> {}
 }
@@ -177,6 +202,19 @@ export class WorkerCodec implements ChunkCodec {
     const r = (await this.call('open', { stored: view, name, into, base: b?.view }, [...transfer, ...(b?.transfer ?? [])])) as { plain?: Uint8Array; id: string };
     if (into) return { plain: into, id: r.id };
     return { plain: Buffer.from(r.plain!.buffer, r.plain!.byteOffset, r.plain!.byteLength), id: r.id };
+  }
+
+  async openEach(items: readonly OpenItem[]): Promise<OpenResult[]> {
+    const posted = items.map((item) => {
+      assertShared(item.into, 'openEach');
+      return { stored: postable(item.stored), name: item.name, into: item.into };
+    });
+    const r = (await this.call(
+      'openEach',
+      { items: posted.map((p) => ({ stored: p.stored.view, name: p.name, into: p.into })) },
+      posted.flatMap((p) => p.stored.transfer),
+    )) as Array<{ id: string } | { error: WorkerError }>;
+    return r.map((x) => ('error' in x ? { error: fromWorker(x.error) } : x));
   }
 
   async close(): Promise<void> {

@@ -63,6 +63,10 @@ export interface CodecSettings {
 /** The operations themselves, shared by both codecs (and run inside the workers). */
 export function codecOps(settings: CodecSettings) {
   const { keys, level } = settings;
+  const openChunk = (stored: Buffer, name: string, into?: Buffer, base?: Buffer): { plain: Buffer; id: string } => {
+    const plain = open(stored, name, keys.encryptionKey, into, base);
+    return { plain, id: contentIdOf(keys, plain) };
+  };
   return {
     contentId: (plain: Buffer): string => contentIdOf(keys, plain),
     readFileId: (path: string, size: number, into: Buffer, direct: boolean): { id: string; direct: boolean } => {
@@ -75,15 +79,12 @@ export function codecOps(settings: CodecSettings) {
       if (checksum === 'crc32' && !keys.encryptionKey) return { body, checksum: crc32Bytes(plainFrameCrc32(body)) };
       return { body, checksum: checksumOf(checksum, body) };
     },
-    open: (stored: Buffer, name: string, into?: Buffer, base?: Buffer): { plain: Buffer; id: string } => {
-      const plain = open(stored, name, keys.encryptionKey, into, base);
-      return { plain, id: contentIdOf(keys, plain) };
-    },
+    open: openChunk,
     /** `open` of each item; an item that throws gives its error (as `onError` makes it) and the rest go on. */
     openEach: <E>(items: readonly OpenItem[], onError: (err: unknown) => E): Array<{ id: string } | { error: E }> =>
       items.map((item) => {
         try {
-          return { id: contentIdOf(keys, open(item.stored, item.name, keys.encryptionKey, item.into)) };
+          return { id: openChunk(item.stored, item.name, item.into).id };
         } catch (err) {
           return { error: onError(err) };
         }

@@ -297,13 +297,12 @@ export class Repository {
               this.onCorruptRead?.({ key, attempt: reads, error: err });
               stored = await get();
               reads++;
-              try {
-                plain = await this.#openFrame(m, stored, span.offset, room);
+              const again = (await this.#openFrames([{ m, room }], stored, span.offset))[0]!;
+              if (Buffer.isBuffer(again)) {
+                plain = again;
                 break;
-              } catch (e) {
-                if (!isUnderstudyError(e, 'US_OBJECT_CORRUPT')) throw e;
-                err = e;
               }
+              err = again;
             }
           }
           if (failed) throw failed.err;
@@ -353,6 +352,7 @@ export class Repository {
     return out;
   }
 
+  /** Member `m`'s frame in a read of its pack starting at `from`, its object name, and its US_OBJECT_CORRUPT maker. */
   #frameOf(m: PackMember, stored: Buffer, from: number): { frame: Buffer; name: string; corrupt: (why: string) => UnderstudyError } {
     const [pack, offset, length] = m.at;
     const frame = stored.subarray(offset - from, offset - from + length);
@@ -360,23 +360,6 @@ export class Repository {
       new UnderstudyError('US_OBJECT_CORRUPT', `chunk ${m.id} in pack ${this.packKey(pack)} is corrupt: ${why}`, { details: { chunk: m.id, pack } });
     if (frame.length !== length) throw corrupt(`the pack ends ${length - frame.length} bytes before the chunk's frame does`);
     return { frame, name: this.chunkKey(m.id), corrupt };
-  }
-
-  /** Opens member `m`'s frame out of a read of its pack starting at `from`, verified against its id and length. */
-  async #openFrame(m: PackMember, stored: Buffer, from: number, into: Buffer): Promise<Buffer> {
-    if (into.length < m.len) throw new UnderstudyError('US_INTERNAL', `loadPackedRun: a ${into.length}-byte buffer for a ${m.len}-byte chunk`);
-    const { frame, name, corrupt } = this.#frameOf(m, stored, from);
-    let plain: Buffer;
-    let actual: string;
-    try {
-      ({ plain, id: actual } = await this.codec.open(frame, name, into.subarray(0, m.len)));
-    } catch (err) {
-      if (isUnderstudyError(err, 'US_OBJECT_CORRUPT')) throw corrupt(err.message);
-      throw err;
-    }
-    if (plain.length !== m.len) throw corrupt(`it holds ${plain.length} bytes, expected ${m.len}`);
-    if (actual !== m.id) throw corrupt('it does not match its content hash');
-    return plain;
   }
 
   deltaKey(id: string, base: string): string {

@@ -90,6 +90,11 @@ describe('backup and restore round trips (local store)', () => {
       'private': { dir: { 'secret.key': { file: 'k', mode: 0o600 } }, mode: 0o700 },
       'script.sh': { file: '#!/bin/sh\n', mode: 0o755 },
       'readonly': { file: 'ro', mode: 0o444 },
+      // Created with their mode where the umask lets it through (createMode), chmodded otherwise:
+      'group-writable': { file: 'gw', mode: 0o664 }, // the usual umask 022 takes the group's w
+      'world-writable': { file: 'ww', mode: 0o666 },
+      'no-access': { file: 'none', mode: 0o000 },
+      'set-uid': { file: '#!/bin/sh\n', mode: 0o4755 },
       'link-to-file': { symlink: 'script.sh' },
       'link-into-dir': { symlink: 'private/secret.key' },
       'dangling': { symlink: 'does-not-exist' },

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { alignedSharedBuffers, DIRECT_ALIGN } from './direct-io.js';
-import { roomsFor } from './restore.js';
+import { createMode, roomsFor } from './restore.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -44,5 +44,21 @@ describe('roomsFor (a packed run cut into rooms of the chunk buffer)', () => {
     check(roomsFor(whole, [100 * KiB]), [100 * KiB]);
     assert.equal(roomsFor(whole, [100 * KiB]), whole);
     assert.equal(roomsFor(whole, [3 * MiB, 3 * MiB]), whole);
+  });
+});
+
+describe('createMode (a restored file created with its mode, where no chmod is then needed)', () => {
+  it('gives the permission bits when the umask leaves them all', () => {
+    assert.equal(createMode(0o100644, 0o022), 0o644);
+    assert.equal(createMode(0o100640, 0o022), 0o640);
+    assert.equal(createMode(0o100000, 0o022), 0o000);
+    assert.equal(createMode(0o100664, 0o002), 0o664);
+  });
+  it('gives nothing (chmod after the create) when the umask would take a bit, or for set-id and sticky bits', () => {
+    assert.equal(createMode(0o100664, 0o022), undefined);
+    assert.equal(createMode(0o100666, 0o022), undefined);
+    assert.equal(createMode(0o104755, 0o022), undefined);
+    assert.equal(createMode(0o102755, 0o000), undefined);
+    assert.equal(createMode(0o101777, 0o000), undefined);
   });
 });

@@ -212,8 +212,8 @@ async function writeFiles(repo: Repository, manifest: Manifest, files: readonly 
     // Mode and mtime through the open file, before the fsync: no path lookups, and synced with it.
     // Both only change the inode in memory, so they run here rather than as two more trips through
     // libuv's pool, which in a tree of many small files cost more than the calls (restore of 12,000
-    // small files: 5.97-6.17 s with them on the pool, 5.55-5.84 s so; bench/RESULTS.md). The mode
-    // was given at the create where the umask let it through.
+    // small files, alternating: 5.96-6.17 s with them on the pool, 5.55-5.87 s so; bench/RESULTS.md).
+    // The mode was given at the create where the umask let it through.
     if (createMode(ft.f.mode, umask) === undefined) fchmodSync(fh.fd, ft.f.mode);
     const t = nsToSeconds(ft.f.mtimeNs);
     futimesSync(fh.fd, t, t);

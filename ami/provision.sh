@@ -204,6 +204,7 @@ chmod 0755 "$INSTALL_DIR.new/node"
 cat >"$INSTALL_DIR.new/understudy-agent" <<EOF
 #!/bin/sh
 # The Understudy agent $VERSION, with the Node runtime bundled beside it (see README.md in ami/).
+export UV_THREADPOOL_SIZE="\${UV_THREADPOOL_SIZE:-8}"
 exec $INSTALL_DIR/node --max-semi-space-size=2 $INSTALL_DIR/understudy-agent.mjs "\$@"
 EOF
 chmod 0755 "$INSTALL_DIR.new/understudy-agent"

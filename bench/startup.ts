@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { NODE_FLAGS } from '@understudy/core';
+import { NODE_FLAGS, withRuntimeEnv } from '@understudy/core';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The checkout's command: what `npm link` and the tests run (the Debian package bundles the same). */
@@ -59,7 +59,8 @@ export async function measureStartup(opts: { rounds?: number; program?: string }
   const rounds = opts.rounds ?? 15;
   const program = opts.program ?? CLI;
   const work = await mkdtemp(join(tmpdir(), 'understudy-startup-'));
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+  // The command's own environment (runtime.ts RUNTIME_ENV), as its shebang or wrapper gives it.
+  const env: NodeJS.ProcessEnv = withRuntimeEnv({ PATH: process.env.PATH ?? '/usr/bin:/bin' });
   const cli = (...args: string[]): string[] => [...NODE_FLAGS, program, ...args];
   let serve: ReturnType<typeof spawn> | undefined;
   try {

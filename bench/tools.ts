@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { NODE_FLAGS, type RestoreFloor } from '@understudy/core';
+import { NODE_FLAGS, withRuntimeEnv, type RestoreFloor } from '@understudy/core';
 import { measure } from './measure.js';
 import type { OpRequest } from './understudy-op.js';
 import type { Target } from './targets.js';
@@ -45,7 +45,7 @@ const OP_SCRIPT = fileURLToPath(new URL('./understudy-op.js', import.meta.url));
 export function understudy(target: Target, opts: { chunkSize?: number; encrypted?: boolean } = {}): Tool {
   const key = opts.encrypted ? randomBytes(32).toString('hex') : undefined;
   const run = async (req: OpRequest) => {
-    const m = await measure(process.execPath, [...NODE_FLAGS, OP_SCRIPT, JSON.stringify(req)]);
+    const m = await measure(process.execPath, [...NODE_FLAGS, OP_SCRIPT, JSON.stringify(req)], { env: withRuntimeEnv(process.env) });
     return { m, out: JSON.parse(m.stdout.trim().split('\n').pop()!) as { totals?: { uploadedBytes: number }; floor?: RestoreFloor } };
   };
   const common = { target, ...(key !== undefined ? { key } : {}) };

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S UV_THREADPOOL_SIZE=8 node --max-semi-space-size=2
 /**
  * understudy-agent: the composition root of one backup cycle. Started by systemd at boot on the
  * instance (understudy-agent.service), or by the dispatcher's local launcher on the same machine.

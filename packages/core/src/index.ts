@@ -34,7 +34,7 @@ export { verify, type VerifyOptions, type VerifyProblem, type VerifyProgress, ty
 export { prune, type PruneOptions, type PruneReport } from './prune.js';
 export { type RetentionPolicy } from './retention.js';
 export { excludeGlobs, type WalkOptions } from './walk.js';
-export { NODE_FLAGS } from './runtime.js';
+export { NODE_FLAGS, RUNTIME_ENV, SHEBANG, withRuntimeEnv } from './runtime.js';
 
 // The binlog archive (point-in-time recovery): the MariaDB binlog reader and GTIDs.
 export { BinlogReader, readBinlog, type BinlogEvent, type BinlogReaderOptions, type ReaderEnd, type Transaction } from './binlog/reader.js';

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S UV_THREADPOOL_SIZE=8 node --max-semi-space-size=2
 // The `understudy` command of a checkout: what npm links into node_modules/.bin (package.json
 // "bin"). It is a file of its own, kept in git with its executable bit, because npm links a bin
 // only if its target exists when `npm ci` runs, and dist/ is built after that. The shebang carries

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S UV_THREADPOOL_SIZE=8 node --max-semi-space-size=2
 /**
  * The `understudy` command: the composition root of the CLI. The only module that reads
  * process.env and process.argv, handles signals and calls process.exit. It builds the program

@@ -17,7 +17,7 @@ import { createRequire } from 'node:module';
 import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { NODE_FLAGS } from '@understudy/core';
+import { NODE_FLAGS, withRuntimeEnv } from '@understudy/core';
 import type { LocalLauncherConfig } from './local-config.js';
 import { DispatcherError } from '../../errors.js';
 import { startImdsServer, type ImdsServer } from './imds-server.js';
@@ -156,7 +156,7 @@ export class LocalLauncher implements Launcher {
         cwd: dir,
         detached: true,
         stdio: ['ignore', logFile, logFile],
-        env: { ...this.options.env, ...this.options.config.env, UNDERSTUDY_LOCAL_INSTANCE: instanceId },
+        env: { ...withRuntimeEnv({ ...this.options.env, ...this.options.config.env }), UNDERSTUDY_LOCAL_INSTANCE: instanceId },
       });
       const spawned = await new Promise<number>((resolve, reject) => {
         child.once('spawn', () => resolve(child.pid!));

@@ -79,6 +79,24 @@ describe('object format', () => {
     }
   });
 
+  it('an encrypted raw payload, decrypted straight into the caller\'s buffer, is refused when any part of it was changed', () => {
+    // 100,000 random bytes: stored raw, decrypted in two pieces into `into` (the header, nonce, both
+    // pieces and the tag are all hit).
+    const plain = bodies.random;
+    const stored = seal(plain, 'chunks/r', { compress: true, encryptionKey: key });
+    assert.equal(stored[4]! & 1, 0, 'kept raw');
+    for (let i = 0; i < stored.length; i += 997) {
+      const bad = Buffer.from(stored);
+      bad[i] = bad[i]! ^ 0x01;
+      assert.throws(() => open(bad, 'chunks/r', key, Buffer.alloc(plain.length)), (e) => isUnderstudyError(e, 'US_OBJECT_CORRUPT'), `byte ${i}`);
+    }
+    assert.throws(() => open(Buffer.from(stored), 'chunks/r', otherKey, Buffer.alloc(plain.length)), (e) => isUnderstudyError(e, 'US_OBJECT_CORRUPT'));
+    assert.throws(() => open(Buffer.from(stored), 'chunks/s', key, Buffer.alloc(plain.length)), (e) => isUnderstudyError(e, 'US_OBJECT_CORRUPT'));
+    const into = Buffer.alloc(plain.length);
+    assert.equal(open(stored, 'chunks/r', key, into), into);
+    assert.deepEqual(into, plain);
+  });
+
   it('refuses truncation, the wrong key, another name, and a missing key', () => {
     const stored = seal(Buffer.from('secret'), 'manifests/a', { compress: false, encryptionKey: key });
     assert.throws(() => open(stored.subarray(0, stored.length - 1), 'manifests/a', key), (e) => isUnderstudyError(e, 'US_OBJECT_CORRUPT'));

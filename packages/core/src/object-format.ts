@@ -64,9 +64,18 @@ function scratchOf(size: number): Buffer {
 const GCM_PIECE = 64 * 1024;
 
 export function gcmInPlace(c: { update(data: Buffer): Buffer }, data: Buffer): void {
+  gcmInto(c, data, data);
+}
+
+/**
+ * AES-GCM of `src` into `dst` (of the same length; the same memory, or memory that does not overlap
+ * it), in pieces as gcmInPlace: where the bytes are not to stay where they are, this saves copying
+ * them there first (a payload kept raw: its plaintext when sealed, its plaintext when opened).
+ */
+export function gcmInto(c: { update(data: Buffer): Buffer }, src: Buffer, dst: Buffer): void {
   let at = 0;
-  for (let off = 0; off < data.length; off += GCM_PIECE) at += c.update(data.subarray(off, off + GCM_PIECE)).copy(data, at);
-  if (at !== data.length) throw new Error(`AES-GCM returned ${at} of ${data.length} bytes`);
+  for (let off = 0; off < src.length; off += GCM_PIECE) at += c.update(src.subarray(off, off + GCM_PIECE)).copy(dst, at);
+  if (at !== src.length) throw new Error(`AES-GCM returned ${at} of ${src.length} bytes`);
 }
 
 /**
@@ -84,15 +93,20 @@ export function seal(plain: Buffer, name: string, options: SealOptions, out?: Bu
   let flags = key ? FLAG_ENCRYPTED : 0;
   let length = plain.length;
   const room = w.subarray(start, start + compressBound(plain.length));
+  /** Where the payload's bytes are before encryption: the frame, or (kept raw) `plain` itself. */
+  let payload: Buffer | undefined;
   if (options.base) {
     flags |= FLAG_ZSTD | FLAG_DELTA;
     length = compressDeltaInto(room, plain, options.base);
   } else {
-    // zstd writes straight into the frame; kept raw when it does not make the payload smaller.
+    // zstd writes straight into the frame; kept raw when it does not make the payload smaller
+    // (encrypted, the cipher then reads it from `plain` and writes the frame: no copy first).
     const n = options.compress && plain.length > 0 ? compressInto(room, plain, options.level ?? 3) : plain.length;
     if (n < plain.length) {
       flags |= FLAG_ZSTD;
       length = n;
+    } else if (key) {
+      payload = plain;
     } else {
       plain.copy(w, start);
     }
@@ -106,7 +120,7 @@ export function seal(plain: Buffer, name: string, options: SealOptions, out?: Bu
     nonce.copy(w, HEADER_LEN);
     const cipher = createCipheriv('aes-256-gcm', key, nonce);
     cipher.setAAD(Buffer.concat([w.subarray(0, HEADER_LEN), Buffer.from(name, 'utf8')]));
-    gcmInPlace(cipher, w.subarray(start, start + length));
+    gcmInto(cipher, payload ?? w.subarray(start, start + length), w.subarray(start, start + length));
     if (cipher.final().length !== 0) throw new Error('AES-GCM final returned bytes');
     cipher.getAuthTag().copy(w, start + length);
     end = start + length + TAG_LEN;
@@ -135,7 +149,7 @@ export function plainFrameCrc32(sealed: Buffer): number {
  * Reverses `seal`; throws US_OBJECT_CORRUPT (naming `name`) on any framing, CRC or tag failure.
  * With `into`, the plaintext is written there (it must be exactly the plaintext's length, or the
  * object is refused as corrupt) and `into` is returned: a caller that reuses its buffers allocates
- * nothing per object. With `into`, `stored` is consumed (decrypted in place). A delta object opens
+ * nothing per object. With `into`, `stored` may be consumed (decrypted in place). A delta object opens
  * only with its `base` (the base chunk's plaintext); any other object refuses one.
  */
 export function open(stored: Buffer, name: string, encryptionKey?: Buffer, into?: Buffer, base?: Buffer): Buffer {
@@ -164,7 +178,14 @@ export function open(stored: Buffer, name: string, encryptionKey?: Buffer, into?
       decipher.setAAD(Buffer.concat([header, Buffer.from(name, 'utf8')]));
       decipher.setAuthTag(tag);
       const sealed = stored.subarray(HEADER_LEN + NONCE_LEN, stored.length - TAG_LEN);
-      if (into) {
+      if (into && !(flags & FLAG_ZSTD) && sealed.length === into.length) {
+        // A raw payload of the expected length: decrypted straight into `into` (no copy after);
+        // what it holds is the plaintext only if final() accepts the tag, and the caller uses
+        // `into` only if open returns.
+        gcmInto(decipher, sealed, into);
+        decipher.final();
+        return into;
+      } else if (into) {
         // In place, in pieces; nothing of it is used unless final() accepts the tag.
         gcmInPlace(decipher, sealed);
         decipher.final();

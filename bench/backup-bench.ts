@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --size 2GiB] [--quick] [--no-s3] [--no-sweep] [--no-scale] [--keep] [--memstore-gib 12] [--startup-only] [--startup-program FILE]`
+ * `npm run bench [-- --size 2GiB] [--quick] [--no-s3] [--no-sweep] [--no-scale] [--keep] [--memstore-gib 12] [--startup-only] [--startup-program FILE] [--restore-dir DIR]`
  *
  * First the `understudy` command's start-up against `node -e 0` (bench/startup.ts); then
  * Understudy against restic on one generated tree (half row-like text, half random), to a local
@@ -44,6 +44,11 @@ const { values } = parseArgs({
     'startup-rounds': { type: 'string', default: '15' },
     /** Another build of the command to time, e.g. the Debian package's usr/lib/understudy/dist/understudy.mjs. */
     'startup-program': { type: 'string' },
+    /**
+     * Restore (both tools, and the floor) into DIR/restore instead of the work directory: e.g. onto
+     * a filesystem of its own, made and mounted for the run, as a restore onto a new volume is.
+     */
+    'restore-dir': { type: 'string' },
   },
   strict: true,
 });
@@ -55,7 +60,9 @@ const sizeText = values.size ?? (values.quick ? '256MiB' : '2GiB');
 const size = parseSize(sizeText) ?? badSize(sizeText);
 const started = Date.now();
 const work = await mkdtemp(join(tmpdir(), 'understudy-bench-'));
-const bulky = ['trees', 'repos', 'restore', 'restic-cache'].map((d) => join(work, d));
+/** Where every restore of the cycles goes (removed after each). */
+const restoreInto = join(values['restore-dir'] ?? work, 'restore');
+const bulky = [...['trees', 'repos', 'restic-cache'].map((d) => join(work, d)), restoreInto];
 process.on('exit', () => {
   if (!values.keep) for (const d of bulky) rmSync(d, { recursive: true, force: true });
 });
@@ -163,7 +170,7 @@ async function cycle(spec: Spec, tree: Tree, digests: Map<string, string> | unde
     const backup = await watched('backup', () => tool.backup(tree.root));
     const stored = await storedIn(tool.target);
     say(`${spec.label}: backup ${mbps(tree.bytes, backup.seconds)} (${backup.seconds.toFixed(1)} s), RSS ${backup.maxRssMiB.toFixed(0)} MiB, ${stored.objects} objects, ${(stored.bytes / MiB).toFixed(0)} MiB stored`);
-    const into = join(work, 'restore');
+    const into = restoreInto;
     // RESTORES restores, each into a fresh directory after the same settling, each checked; the
     // median by time is the cycle's restore (its CPU and foreign CPU are that restore's; its peak
     // RSS is the largest of them all).
@@ -233,10 +240,20 @@ const headlineSpecs = (target: 'local' | 's3'): Spec[] => {
   return target === 'local' ? specs : [specs[2]!, specs[0]!, specs[1]!];
 };
 
+/** The filesystem `dir` is on, as findmnt names it (source, type, options): restores' costs depend on it. */
+function filesystemOf(dir: string): string {
+  try {
+    return execFileSync('findmnt', ['-n', '-o', 'SOURCE,FSTYPE,OPTIONS', '-T', dir], { encoding: 'utf8' }).trim();
+  } catch (err) {
+    return `unknown (${(err as Error).message.split('\n')[0]})`;
+  }
+}
+
 async function main(): Promise<void> {
   const results: Results = { startedAt: new Date().toISOString(), machine: machine(), args: process.argv.slice(2), tree: { bytes: 0, files: 0, description: '', changedFiles: 0, changedBytes: 0 }, limits: { hashMBps: 0, writeSyncMBps: 0, rewriteSyncMBps: 0 }, headline: [], shapes: [], sweep: [], scale: [] };
   const save = () => writeFile(join(work, 'results.json'), JSON.stringify(results, null, 2));
   console.log(`work dir ${work}; machine ${JSON.stringify(results.machine)}`);
+  console.log(`restores into ${restoreInto}: ${filesystemOf(dirname(restoreInto))}`);
 
   // First, while nothing of the benchmark's own is running: the CLI's start-up.
   results.startup = await measureStartup({ rounds: Number(values['startup-rounds']), ...(values['startup-program'] !== undefined ? { program: values['startup-program'] } : {}) });

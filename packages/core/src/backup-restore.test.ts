@@ -212,6 +212,32 @@ describe('backup and restore round trips (local store)', () => {
     }
   });
 
+  it('finishes files in batches: 75 files (two full batches and a part, empty ones among them) each renamed only once written, and a failure inside a batch stops the restore', async () => {
+    const spec: Parameters<typeof makeTree>[1] = {};
+    for (let i = 0; i < 75; i++) spec[`d${i % 3}/f${String(i).padStart(2, '0')}`] = { file: i % 10 === 0 ? '' : seededBytes(100 + i * 997, i) };
+    const { t, src, dst, repo } = await roundTrip(spec);
+    cleanups.push(t.cleanup);
+    assert.deepEqual(await compareTrees(src, dst), []);
+
+    // Every file is complete under its temporary name when its rename comes ('file-written' runs
+    // right before it); the 40th to get there (the second batch) fails, and the restore with it.
+    const dst2 = join(t.path, 'dst2');
+    let written = 0;
+    await assert.rejects(
+      restore(repo, dst2, {
+        hook: (p) => {
+          if (p === 'file-written' && ++written === 40) throw new Error('simulated failure in a batch');
+        },
+      }),
+      /simulated failure in a batch/,
+    );
+    const names = (await Promise.all(['d0', 'd1', 'd2'].map(async (d) => (await readdir(join(dst2, d)).catch(() => [] as string[])).map((n) => `${d}/${n}`)))).flat();
+    const finals = names.filter((n) => !n.split('/')[1]!.startsWith('.understudy-tmp-'));
+    assert.ok(finals.length < 75, `the restore stopped before every file was renamed (${finals.length} were)`);
+    for (const n of finals) assert.deepEqual(await readFile(join(dst2, n)), await readFile(join(src, n)), `${n} under its final name is whole`);
+    assert.ok((await readdir(dst2)).includes(RESTORE_MARKER), 'the marker stays');
+  });
+
   it('refuses a non-empty target, and recognises an interrupted restore', async () => {
     const t = await tempDir();
     cleanups.push(t.cleanup);

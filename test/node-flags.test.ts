@@ -22,12 +22,16 @@ const exportLines = (dollar: string): string[] => Object.entries(RUNTIME_ENV).ma
 /**
  * A probe of libuv's pool: FIFOs opened for reading block a pool thread each until a writer comes;
  * with `opens` of them pending, an lstat completes only when the pool has a thread more. Prints
- * "free" or "full", then lets the opens complete.
+ * "free" or "full", then lets the opens complete: it opens each FIFO for writing too and keeps it
+ * open, so that an open still queued behind the pool's threads completes when its turn comes (a
+ * writer that had come and gone by then would leave it blocked, and the probe with it).
  */
+/** A probe that has not ended by then is killed, and its test fails instead of hanging the suite. */
+const PROBE_TIMEOUT_MS = 20_000;
 const POOL_PROBE = (dir: string, opens: number): string =>
   `const fs = require("node:fs"); const n = ${opens}; const f = (i) => ${JSON.stringify(dir)} + "/f" + i;` +
   `for (let i = 0; i < n; i++) fs.open(f(i), "r", (e, fd) => { if (!e) fs.closeSync(fd); });` +
-  `let done = false; const end = (what) => { if (done) return; done = true; console.log(what); for (let i = 0; i < n; i++) fs.closeSync(fs.openSync(f(i), fs.constants.O_RDWR)); };` +
+  `let done = false; const end = (what) => { if (done) return; done = true; console.log(what); for (let i = 0; i < n; i++) fs.openSync(f(i), fs.constants.O_RDWR); };` +
   `fs.lstat("/", () => end("free")); setTimeout(() => end("full"), 1000);`;
 
 const execFileP = promisify(execFile);
@@ -72,19 +76,19 @@ describe('Node flags', () => {
       // Without RUNTIME_ENV: libuv's 4 threads all wait on the FIFOs (the probe can tell).
       const bare = { ...process.env };
       delete bare.UV_THREADPOOL_SIZE;
-      assert.equal((await execFileP(process.execPath, [probe], { env: bare })).stdout.trim(), 'full');
+      assert.equal((await execFileP(process.execPath, [probe], { env: bare, timeout: PROBE_TIMEOUT_MS })).stdout.trim(), 'full');
       // Through the shebang line.
       const viaShebang = join(dir, 'shebang.cjs');
       await writeFile(viaShebang, `${SHEBANG}\n${POOL_PROBE(dir, 6)}`);
       await chmod(viaShebang, 0o755);
-      assert.equal((await execFileP(viaShebang, [], { env: bare })).stdout.trim(), 'free');
+      assert.equal((await execFileP(viaShebang, [], { env: bare, timeout: PROBE_TIMEOUT_MS })).stdout.trim(), 'free');
       // Through the package's wrapper, its exec pointed at this node and the probe.
       const wrapper = (await readFile(ROOT + 'packaging/understudy', 'utf8')).replace(/\nexec .*\n/, `\nexec ${process.execPath} ${probe}\n`);
       const viaWrapper = join(dir, 'wrapper.sh');
       await writeFile(viaWrapper, wrapper);
       await chmod(viaWrapper, 0o755);
-      assert.equal((await execFileP(viaWrapper, [], { env: bare })).stdout.trim(), 'free');
-      assert.equal((await execFileP(viaWrapper, [], { env: { ...bare, UV_THREADPOOL_SIZE: '4' } })).stdout.trim(), 'full');
+      assert.equal((await execFileP(viaWrapper, [], { env: bare, timeout: PROBE_TIMEOUT_MS })).stdout.trim(), 'free');
+      assert.equal((await execFileP(viaWrapper, [], { env: { ...bare, UV_THREADPOOL_SIZE: '4' }, timeout: PROBE_TIMEOUT_MS })).stdout.trim(), 'full');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

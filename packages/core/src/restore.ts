@@ -194,12 +194,15 @@ async function writeFiles(repo: Repository, manifest: Manifest, files: readonly 
     const failed = (await Promise.allSettled(files.map((ft) => finish(ft)))).find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
   };
+  /** Hands the waiting files to `finishing` as one batch (waits for a batch's place, not for its end). */
+  const submitBatch = async (): Promise<void> => {
+    const files = batch;
+    batch = [];
+    await finishing.submit(() => finishBatch(files));
+  };
   const finishLater = async (ft: FileTask): Promise<void> => {
     batch.push(ft);
-    if (batch.length < FINISH_BATCH) return;
-    const full = batch;
-    batch = [];
-    await finishing.submit(() => finishBatch(full));
+    if (batch.length >= FINISH_BATCH) await submitBatch();
   };
   const downloads = new Semaphore(concurrency);
   const open = new Set<FileHandle>();
@@ -336,11 +339,7 @@ async function writeFiles(repo: Repository, manifest: Manifest, files: readonly 
     const last = runs.take();
     if (last) await pool.submit(() => writeRun(last));
     await pool.drain();
-    if (batch.length > 0) {
-      const rest = batch;
-      batch = [];
-      await finishing.submit(() => finishBatch(rest));
-    }
+    if (batch.length > 0) await submitBatch();
     await finishing.drain();
   } finally {
     await pool.settle();

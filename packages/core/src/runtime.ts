@@ -18,9 +18,10 @@ export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
  * them already (the shebangs, which cannot tell, always set them).
  *
  * UV_THREADPOOL_SIZE=8 (libuv's default is 4): every file operation (open, write, fsync, rename,
- * lstat) is a round trip through libuv's pool, and a restore keeps up to 32 files finishing, each
- * with an fsync that waits for the device. With 4 threads a few such waits hold up the creates and
- * writes queued behind them, and the machine idled 12-14% of a restore of 12,000 small files.
+ * lstat) is a round trip through libuv's pool, and a restore keeps many files finishing (then up to
+ * 32, now up to two batches of 32: restore.ts FINISH_BATCH), each with an fsync that waits for the
+ * device. With 4 threads a few such waits hold up the creates and writes queued behind them, and
+ * the machine idled 12-14% of a restore of 12,000 small files.
  * Measured (2 cores, restores of the 2 GiB small tree encrypted, alternating, bench/RESULTS.md):
  * 5.61-6.07 s with 4 threads, 5.26-5.64 s with 8, 5.44-5.95 s with 16 (leaving out the first run of
  * the first round, which followed a large deletion); a backup of the same tree unchanged. libuv

@@ -41,12 +41,13 @@ async function walkDir(absDir: string, relDir: string, options: WalkOptions, out
   const names = (await readdir(absDir)).sort();
   for (let from = 0; from < names.length; from += STAT_BATCH) {
     const batch = names.slice(from, from + STAT_BATCH);
-    const stats = await Promise.all(batch.map((name) => lstat(join(absDir, name), { bigint: true })));
+    const absPaths = batch.map((name) => join(absDir, name));
+    const stats = await Promise.all(absPaths.map((absPath) => lstat(absPath, { bigint: true })));
     for (let i = 0; i < batch.length; i++) {
       const name = batch[i]!;
       const st = stats[i]!;
       const path = relDir === '' ? name : `${relDir}/${name}`;
-      const absPath = join(absDir, name);
+      const absPath = absPaths[i]!;
       let type: WalkEntry['type'];
       if (st.isDirectory()) type = 'dir';
       else if (st.isFile()) type = 'file';

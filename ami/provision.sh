@@ -60,7 +60,7 @@ MYSQL_SOURCES=/etc/apt/sources.list.d/mysql.list
 . /etc/os-release
 [ "${ID:-}" = debian ] && [ "${VERSION_CODENAME:-}" = bookworm ] || die "expected Debian 12 (bookworm), found ${PRETTY_NAME:-an unknown system}"
 case "$DB_FLAVOR" in mariadb | mysql) ;; *) die "DB_FLAVOR must be mariadb or mysql, not '$DB_FLAVOR'" ;; esac
-for f in understudy-agent.mjs codec-worker.js package.json zstd-napi.node node VERSION; do
+for f in understudy-agent.mjs codec-worker.js package.json zstd-napi.node crc32.node node VERSION; do
   [ -f "$BUNDLE_DIR/$f" ] || die "$BUNDLE_DIR/$f is missing: is $BUNDLE_DIR the output of \`npm run bundle:agent\`?"
 done
 [ -f "$UNIT_FILE" ] || die "$UNIT_FILE (the agent's unit) is missing"

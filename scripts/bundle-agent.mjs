@@ -7,6 +7,7 @@
 //                         the module that starts it, so it is a second entry point with that very name
 //   package.json          {"type":"module"}: makes codec-worker.js ESM wherever the directory is put
 //   zstd-napi.node        zstd-napi's native addon (see scripts/lib/bundle.mjs for how it is loaded)
+//   crc32.node            @node-rs/crc32's native addon (likewise)
 //   node                  the Node runtime: a copy of the build machine's own binary (why: see
 //                         scripts/lib/bundle.mjs). The image needs Node 20; Debian 12 has only 18.
 //   VERSION               the agent's version (packages/agent/package.json)
@@ -18,7 +19,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { bundle, checkCodecWorker, codecFiles, copyNode, failer, root, strayLoads, ZSTD_ADDON } from './lib/bundle.mjs';
+import { bundle, checkCodecWorker, CODEC_ADDONS, codecFiles, copyNode, failer, root, strayLoads } from './lib/bundle.mjs';
 
 const fail = failer('bundle-agent');
 const { values: args } = parseArgs({ options: { out: { type: 'string' } }, strict: true });
@@ -40,16 +41,16 @@ rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 if (!(await bundle([[entry, join(out, 'understudy-agent.mjs')], [codec.worker, join(out, 'codec-worker.js')]]))) fail('esbuild failed (see above)');
 writeFileSync(join(out, 'package.json'), `${JSON.stringify({ type: 'module', private: true }, null, 2)}\n`);
-copyFileSync(codec.zstdBinary, join(out, ZSTD_ADDON));
+for (const [file, name] of codec.addons) copyFileSync(file, join(out, name));
 copyNode(join(out, 'node'));
 writeFileSync(join(out, 'VERSION'), `${version}\n`);
 
-// Checks. Nothing may be left to load at run time but Node's own modules and the addon.
+// Checks. Nothing may be left to load at run time but Node's own modules and the addons.
 for (const file of ['understudy-agent.mjs', 'codec-worker.js']) {
-  const stray = strayLoads(join(out, file), [`./${ZSTD_ADDON}`]);
+  const stray = strayLoads(join(out, file), CODEC_ADDONS.map((a) => `./${a}`));
   if (stray.length > 0) fail(`${file} still loads ${stray.join(', ')} at run time: bundle it, or mark it absent in scripts/lib/bundle.mjs`);
 }
-// The copied node runs the bundle and the bundled codec worker (zstd through the addon beside them).
+// The copied node runs the bundle and the bundled codec worker (zstd and CRC-32 through the addons beside them).
 const node = join(out, 'node');
 const v = spawnSync(node, [join(out, 'understudy-agent.mjs'), '--version'], { cwd: '/', encoding: 'utf8' });
 if (v.status !== 0 || v.stdout.trim() !== `understudy-agent ${version}`) {

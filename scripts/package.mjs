@@ -8,7 +8,7 @@
 //     dist/understudy.mjs             packages/dispatcher/dist/cli.js and everything it imports, in ESM files:
 //     dist/chunk-<hash>.mjs           what it imports with import() (the commands' work) split out, loaded when used
 //     dist/codec-worker.js            core's codec worker, beside the module that starts it
-//     dist/zstd-napi.node, dist/better_sqlite3.node   the native addons
+//     dist/zstd-napi.node, dist/crc32.node, dist/better_sqlite3.node   the native addons
 //     assets/status/                  the status page's files
 //     node_modules/uplot/             the status page's chart library, which it serves as files (read with
 //                                     require.resolve, not imported): its package.json and the two files
@@ -32,7 +32,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
-import { bundle, bundleSplit, checkCodecWorker, codecFiles, copyNode, failer, root, sqliteAddon, SQLITE_ADDON, strayLoads, ZSTD_ADDON } from './lib/bundle.mjs';
+import { bundle, bundleSplit, checkCodecWorker, CODEC_ADDONS, codecFiles, copyNode, failer, root, sqliteAddon, SQLITE_ADDON, strayLoads } from './lib/bundle.mjs';
 
 const fail = failer('package');
 const { values: args } = parseArgs({ options: { out: { type: 'string' } }, strict: true });
@@ -68,7 +68,7 @@ mkdirSync(join(lib, 'dist'), { recursive: true });
 const bundled = await bundleSplit(entry, join(lib, 'dist'), 'understudy');
 if (bundled === false || !(await bundle([[codec.worker, join(lib, 'dist', 'codec-worker.js')]]))) fail('esbuild failed (see above)');
 writeFileSync(join(lib, 'package.json'), `${JSON.stringify({ name: 'understudy', version, type: 'module', private: true }, null, 2)}\n`);
-copyFileSync(codec.zstdBinary, join(lib, 'dist', ZSTD_ADDON));
+for (const [file, name] of codec.addons) copyFileSync(file, join(lib, 'dist', name));
 copyFileSync(sqlite, join(lib, 'dist', SQLITE_ADDON));
 cpSync(join(dispatcherDir, 'assets', 'status'), join(lib, 'assets', 'status'), { recursive: true });
 const uplotPkg = createRequire(join(dispatcherDir, 'package.json')).resolve('uplot/package.json');
@@ -105,7 +105,7 @@ normaliseModes(stage);
 // Checks, on the staged tree, before the package is made.
 for (const path of [...bundled, join(lib, 'dist', 'codec-worker.js')]) {
   const file = relative(join(lib, 'dist'), path);
-  const stray = strayLoads(path, [`./${ZSTD_ADDON}`, `./${SQLITE_ADDON}`]);
+  const stray = strayLoads(path, [...CODEC_ADDONS, SQLITE_ADDON].map((a) => `./${a}`));
   if (stray.length > 0) fail(`${file} still loads ${stray.join(', ')} at run time: bundle it, or mark it absent in scripts/lib/bundle.mjs`);
 }
 const node = join(lib, 'node');

@@ -7,6 +7,9 @@
 // load it from there (the banner's require resolves from the bundle's own directory):
 //   zstd-napi.node       zstd-napi's addon (both bundles: core's compress.ts imports zstd-napi).
 //                        zstd-napi loads it with require(`./build/${buildType}/binding.node`).
+//   crc32.node           @node-rs/crc32's addon (both bundles: core's crc32.ts imports it). Its
+//                        index.js picks the package of the platform's build (@node-rs/crc32-linux-
+//                        x64-gnu and so on) at run time; the bundle loads the build machine's.
 //   better_sqlite3.node  better-sqlite3's addon (the dispatcher's run database). better-sqlite3
 //                        loads it with require('bindings')('better_sqlite3.node').
 // Left out on purpose, and "absent" in a bundle wherever it sits (a module that throws when loaded,
@@ -29,6 +32,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 export const ZSTD_ADDON = 'zstd-napi.node';
+export const CRC32_ADDON = 'crc32.node';
+/** The addons core's code loads (the codec worker and everything that imports core): codecFiles' `addons`. */
+export const CODEC_ADDONS = [ZSTD_ADDON, CRC32_ADDON];
 export const SQLITE_ADDON = 'better_sqlite3.node';
 
 /** A `fail(message)` that prints "NAME: message" and exits 1. */
@@ -42,8 +48,9 @@ export function failer(name) {
 const buildType = process.config.target_defaults?.default_configuration ?? 'Release';
 
 /**
- * Core's codec worker and zstd-napi's addon, resolved as the package in PACKAGE_DIR resolves them
- * (core from it, zstd-napi from core). Throws a message naming what is missing.
+ * Core's codec worker and the addons core loads, resolved as the package in PACKAGE_DIR resolves them
+ * (core from it, zstd-napi and @node-rs/crc32 from core): `addons` pairs each addon's file with the
+ * name it has beside a bundle (CODEC_ADDONS). Throws a message naming what is missing.
  */
 export function codecFiles(packageDir) {
   const fromPackage = createRequire(join(packageDir, 'package.json'));
@@ -54,7 +61,22 @@ export function codecFiles(packageDir) {
   const zstdDir = dirname(dirname(fromCore.resolve('zstd-napi'))); // .../zstd-napi/dist/index.js
   const zstdBinary = join(zstdDir, 'build', buildType, 'binding.node');
   if (!existsSync(zstdBinary)) throw new Error(`zstd-napi's addon ${zstdBinary} is missing (was zstd-napi built?)`);
-  return { worker, zstdBinary };
+  return { worker, addons: [[zstdBinary, ZSTD_ADDON], [crc32Binary(fromCore), CRC32_ADDON]] };
+}
+
+/** @node-rs/crc32's build for this machine (glibc Linux: the package @node-rs/crc32-<platform>-<arch>-gnu). */
+function crc32Binary(fromCore) {
+  const fromCrc = createRequire(fromCore.resolve('@node-rs/crc32'));
+  const name = `@node-rs/crc32-${process.platform}-${process.arch}-gnu`;
+  let manifest;
+  try {
+    manifest = fromCrc.resolve(`${name}/package.json`);
+  } catch {
+    throw new Error(`${name} is not installed: @node-rs/crc32 has no build for this machine here (npm installs the one of its platform)`);
+  }
+  const binary = join(dirname(manifest), JSON.parse(readFileSync(manifest, 'utf8')).main);
+  if (!existsSync(binary)) throw new Error(`@node-rs/crc32's addon ${binary} is missing`);
+  return binary;
 }
 
 /** better-sqlite3's addon, resolved from the package in PACKAGE_DIR. */
@@ -81,8 +103,14 @@ const nativeAddons = {
       if (!/binding\.node/.test(original)) throw new Error(`${args.path} no longer loads build/<type>/binding.node: check how zstd-napi finds its addon`);
       return { contents: `module.exports = require(${JSON.stringify(`./${ZSTD_ADDON}`)});\n`, loader: 'js' };
     });
+    // @node-rs/crc32/index.js: finds the platform's build at run time; the bundle has the one beside it.
+    b.onLoad({ filter: /[\\/]@node-rs[\\/]crc32[\\/]index\.js$/ }, (args) => {
+      const original = readFileSync(args.path, 'utf8');
+      if (!/crc32\.linux-x64-gnu\.node/.test(original)) throw new Error(`${args.path} no longer loads crc32.<platform>.node: check how @node-rs/crc32 finds its addon`);
+      return { contents: `module.exports = require(${JSON.stringify(`./${CRC32_ADDON}`)});\n`, loader: 'js' };
+    });
     rewrite(/[\\/]better-sqlite3[\\/]lib[\\/]database\.js$/, /require\('bindings'\)\('better_sqlite3\.node'\)/, SQLITE_ADDON);
-    for (const addon of [ZSTD_ADDON, SQLITE_ADDON]) {
+    for (const addon of [...CODEC_ADDONS, SQLITE_ADDON]) {
       b.onResolve({ filter: new RegExp(`^\\./${addon.replace('.', '\\.')}$`) }, (args) => ({ path: args.path, external: true }));
     }
     b.onResolve({ filter: /^cpu-features$|sshcrypto\.node$/ }, (args) => ({ path: args.path, namespace: 'absent' }));
@@ -176,8 +204,8 @@ export function strayLoads(file, allowed) {
 }
 
 /**
- * Runs the codec worker in DIR (codec-worker.js beside its zstd addon) under NODE: seals (zstd) and
- * opens 1 MiB. Returns the sealed size, or throws with what went wrong.
+ * Runs the codec worker in DIR (codec-worker.js beside its addons) under NODE: seals (zstd, and the
+ * frame's CRC-32) and opens 1 MiB. Returns the sealed size, or throws with what went wrong.
  */
 export function checkCodecWorker(node, dir) {
   const codecCheck = `

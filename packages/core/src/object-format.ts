@@ -13,7 +13,7 @@
  * anything else reads it; chunks are additionally verified against their content hash after opening.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { crc32 } from 'node:zlib';
+import { crc32 } from './crc32.js';
 import { UnderstudyError } from './errors.js';
 import { compressBound, compressDeltaInto, compressInto, decompress, decompressDeltaInto, decompressInto, frameContentSize, MAX_DELTA_CHUNK } from './compress.js';
 

@@ -13,7 +13,7 @@
  * Memory: the bytes of the event being assembled (at most one event, `MAX_EVENT_SIZE`), plus the
  * events returned, which are views of the pushed buffers.
  */
-import { crc32 } from 'node:zlib';
+import { crc32 } from '../crc32.js';
 import { UnderstudyError } from '../errors.js';
 import {
   BINLOG_MAGIC,

@@ -7,9 +7,10 @@
 // load it from there (the banner's require resolves from the bundle's own directory):
 //   zstd-napi.node       zstd-napi's addon (both bundles: core's compress.ts imports zstd-napi).
 //                        zstd-napi loads it with require(`./build/${buildType}/binding.node`).
-//   crc32.node           @node-rs/crc32's addon (both bundles: core's crc32.ts imports it). Its
-//                        index.js picks the package of the platform's build (@node-rs/crc32-linux-
-//                        x64-gnu and so on) at run time; the bundle loads the build machine's.
+//   crc32.node           @node-rs/crc32's addon (both bundles: core's crc32.ts uses it). Core's
+//                        crc32-addon.js requires the package of the platform's build
+//                        (@node-rs/crc32-linux-x64-gnu and so on) at run time; in a bundle that
+//                        module is replaced by one that requires the build machine's, copied beside it.
 //   better_sqlite3.node  better-sqlite3's addon (the dispatcher's run database). better-sqlite3
 //                        loads it with require('bindings')('better_sqlite3.node').
 // Left out on purpose, and "absent" in a bundle wherever it sits (a module that throws when loaded,
@@ -103,11 +104,11 @@ const nativeAddons = {
       if (!/binding\.node/.test(original)) throw new Error(`${args.path} no longer loads build/<type>/binding.node: check how zstd-napi finds its addon`);
       return { contents: `module.exports = require(${JSON.stringify(`./${ZSTD_ADDON}`)});\n`, loader: 'js' };
     });
-    // @node-rs/crc32/index.js: finds the platform's build at run time; the bundle has the one beside it.
-    b.onLoad({ filter: /[\\/]@node-rs[\\/]crc32[\\/]index\.js$/ }, (args) => {
+    // core's crc32-addon.js: finds the platform's build of @node-rs/crc32 at run time; a bundle has the one beside it.
+    b.onLoad({ filter: /[\\/]core[\\/]dist[\\/]crc32-addon\.js$/ }, (args) => {
       const original = readFileSync(args.path, 'utf8');
-      if (!/crc32\.linux-x64-gnu\.node/.test(original)) throw new Error(`${args.path} no longer loads crc32.<platform>.node: check how @node-rs/crc32 finds its addon`);
-      return { contents: `module.exports = require(${JSON.stringify(`./${CRC32_ADDON}`)});\n`, loader: 'js' };
+      if (!/export function loadCrc32Addon\(\)/.test(original)) throw new Error(`${args.path} no longer exports loadCrc32Addon(): check how core loads @node-rs/crc32`);
+      return { contents: `export function loadCrc32Addon() {\n  return require(${JSON.stringify(`./${CRC32_ADDON}`)});\n}\n`, loader: 'js' };
     });
     rewrite(/[\\/]better-sqlite3[\\/]lib[\\/]database\.js$/, /require\('bindings'\)\('better_sqlite3\.node'\)/, SQLITE_ADDON);
     for (const addon of [...CODEC_ADDONS, SQLITE_ADDON]) {

@@ -10,9 +10,11 @@
  * of a tree of many small files, a local store's check of each pack ran on the main thread and took
  * a fifth of its CPU (bench/RESULTS.md, issue 22).
  */
-import { crc32 as simdCrc32 } from '@node-rs/crc32';
+import { loadCrc32Addon, type Crc32Addon } from './crc32-addon.js';
+
+let addon: Crc32Addon | undefined;
 
 /** CRC-32 of `data`, continued from `value` (the CRC of what came before; 0 to start). */
 export function crc32(data: Uint8Array, value = 0): number {
-  return simdCrc32(data as Buffer, value);
+  return (addon ??= loadCrc32Addon()).crc32(data as Buffer, value);
 }

@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- --size 2GiB] [--quick] [--no-s3] [--no-sweep] [--no-scale] [--keep] [--memstore-gib 12] [--startup-only] [--startup-program FILE] [--restore-dir DIR]`
  *
- * First the `understudy` command's start-up against `node -e 0` (bench/startup.ts); then
+ * First the `understudy` command's start-up against `node -e 0` (bench/startup.ts: the Debian
+ * package's command, built with `npm run package` and extracted; the checkout's build beside it); then
  * Understudy against restic on one generated tree (half row-like text, half random), to a local
  * directory and to a real S3 (the test rig's Ceph RADOS Gateway on loopback): backup and restore
  * throughput, peak RSS, objects and bytes stored, then a 2% change and a second backup (bytes
@@ -22,7 +23,7 @@ import { hashTree, mismatches, settle, writeSeconds } from './machine.js';
 import { cpuSecondsOf, machineBusySeconds } from './measure.js';
 import { floorLine, render, type Cycle, type Results } from './report.js';
 import { newTarget, removeTarget, storedIn } from './targets.js';
-import { measureStartup, renderStartup } from './startup.js';
+import { measureStartup, packagedCommand, renderStartup } from './startup.js';
 import { restic, understudy, type Run, type Tool } from './tools.js';
 import { changeFiles, describeTree, GiB, MiB, parseSize, planShape, planTree, revertChanges, SHAPES, writeTree, type Shape, type TreeFile } from './tree.js';
 
@@ -255,10 +256,18 @@ async function main(): Promise<void> {
   console.log(`work dir ${work}; machine ${JSON.stringify(results.machine)}`);
   console.log(`restores into ${restoreInto}: ${filesystemOf(dirname(restoreInto))}`);
 
-  // First, while nothing of the benchmark's own is running: the CLI's start-up.
-  results.startup = await measureStartup({ rounds: Number(values['startup-rounds']), ...(values['startup-program'] !== undefined ? { program: values['startup-program'] } : {}) });
+  // First, while nothing of the benchmark's own is running: the CLI's start-up. Judged: the command
+  // the Debian package installs (or the one given); the checkout's build beside it, for reference.
+  const rounds = Number(values['startup-rounds']);
+  if (values['startup-program'] !== undefined) {
+    results.startup = await measureStartup({ rounds, program: values['startup-program'] });
+  } else {
+    results.startup = await measureStartup({ rounds, ...packagedCommand(join(work, 'package')) });
+    results.startupCheckout = await measureStartup({ rounds, judged: false });
+  }
   say('start-up measured');
   console.log(renderStartup(results.startup));
+  if (results.startupCheckout) console.log(renderStartup(results.startupCheckout));
   await save();
   if (values['startup-only']) return;
   if (values['shapes-only']) {

@@ -51,8 +51,10 @@ export interface Results {
   readonly shapes: Array<{ shape: string; description: string; cycles: Cycle[] }>;
   readonly sweep: Cycle[];
   readonly scale: Cycle[];
-  /** The CLI's start-up (bench/startup.ts). */
+  /** The CLI's start-up (bench/startup.ts): the Debian package's command, judged. */
   startup?: StartupResult;
+  /** The checkout's unbundled build, for reference. */
+  startupCheckout?: StartupResult;
   readonly minutes?: number;
 }
 
@@ -181,6 +183,7 @@ export function render(r: Results): string {
   if (redone.length > 0) out.push('', `Run again because other processes took CPU meanwhile: ${redone.map((c) => `${c.label} (${c.attempts} runs)`).join(', ')}`);
   if (redone.some((c) => c.disturbed)) out.push("'*': still disturbed on its third run; read its figures with care");
   if (r.startup) out.push('', renderStartup(r.startup));
+  if (r.startupCheckout) out.push('', renderStartup(r.startupCheckout));
   out.push('', 'Targets:', ...verdicts(r));
   return out.join('\n');
 }

@@ -3,9 +3,10 @@
 //   npm run bench                    the full run (2 GiB tree, local and S3, sweep, RSS scaling)
 //   npm run bench -- --quick         a small run (256 MiB) while developing
 //   npm run bench -- --size 1GiB --no-s3 --no-sweep --no-scale --keep
-//   npm run bench -- --startup-only  only the CLI's start-up times (bench/startup.ts), in seconds
-//   npm run bench -- --startup-only --startup-program X/usr/lib/understudy/dist/understudy.mjs
-//                                    the same for the Debian package's bundle (npm run package, dpkg-deb -x)
+//   npm run bench -- --startup-only  only the CLI's start-up times (bench/startup.ts): the Debian
+//                                    package's command (npm run package, dpkg-deb -x), judged, and
+//                                    the checkout's build beside it
+//   npm run bench -- --startup-only --startup-program FILE   the same for another build of the command
 // `npm run bench:pairs [-- ARGS]` runs bench/restore-pairs.ts instead (restores of both tools in
 // alternating pairs), e.g. `npm run bench:pairs -- --pairs 8 --encrypted`.
 // `npm run bench:pitr [-- ARGS]` runs bench/pitr-bench.ts (point-in-time recovery: the binlog

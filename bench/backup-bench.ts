@@ -13,7 +13,7 @@
  * in the work directory are removed at exit unless --keep).
  */
 import { execFileSync } from 'node:child_process';
-import { link, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -64,8 +64,10 @@ const work = await mkdtemp(join(tmpdir(), 'understudy-bench-'));
 /** Where every restore of the cycles goes (removed after each). */
 const restoreInto = join(values['restore-dir'] ?? work, 'restore');
 const bulky = [...['trees', 'repos', 'restic-cache'].map((d) => join(work, d)), restoreInto];
+/** Restored trees set aside until a group of cycles is over (emptyTrash says why). */
+const trash: string[] = [];
 process.on('exit', () => {
-  if (!values.keep) for (const d of bulky) rmSync(d, { recursive: true, force: true });
+  if (!values.keep) for (const d of [...bulky, ...trash]) rmSync(d, { recursive: true, force: true });
 });
 stopOnSignals(130); // Ctrl-C stops the radosgw daemons (by PID) and exits; the hook above cleans up
 
@@ -148,8 +150,32 @@ async function fixedRestoreCpu(spec: Spec, gw: Radosgw | undefined): Promise<num
 }
 
 /**
- * Fresh repository; backup; count what is stored; restore and compare with the source; change 2%
- * of the tree, back up again, put the tree back; remove the repository.
+ * Restored trees are removed in groups (emptyTrash), not each before the next restore: on this VM's
+ * root filesystem (ext4 without a journal) a file created soon after many were deleted costs more,
+ * as ext4 without a journal passes over inodes deleted in the last minute or more when it allocates
+ * one (`recently_deleted`), under the directory's lock. perf of two restores of the 12,000-file
+ * tree: the encrypted one, right after the plain one's tree was deleted, 5211 kernel samples (1350 in
+ * that lookup, 581 spinning on the directory's lock); the plain one, which followed no deletion,
+ * 3305 (365 and 158), for the same files written. A restore onto
+ * a new volume, as the agent's, follows no deletion, and with a journal ext4 does no such lookup.
+ *
+ * This removes the restored trees set aside (`trash`) since the last call, then lets the disk settle.
+ */
+async function emptyTrash(): Promise<void> {
+  for (const dir of trash.splice(0)) await rm(dir, { recursive: true, force: true });
+  await settle();
+}
+/** Sets a restored tree aside for emptyTrash: moved out of the way under a name of its own. */
+async function discard(dir: string): Promise<void> {
+  const aside = `${dir}.done-${trash.length}-${Date.now()}`;
+  await rename(dir, aside);
+  trash.push(aside);
+}
+
+/**
+ * Fresh repository; backup; count what is stored; restore and compare with the source (restored
+ * trees set aside, see `trash`); change 2% of the tree, back up again, put the tree back; remove the
+ * repository.
  */
 async function cycle(spec: Spec, tree: Tree, digests: Map<string, string> | undefined, gw?: Radosgw, second = true): Promise<Cycle> {
   const tool = await openTool(spec, gw);
@@ -182,7 +208,7 @@ async function cycle(spec: Spec, tree: Tree, digests: Map<string, string> | unde
       const { root, ...restored } = await watched('restore', () => tool.restore(into, tree.root));
       const wrong = digests ? await mismatches(root, tree.files, digests, work) : undefined;
       if (wrong !== undefined) bad = [...new Set([...(bad ?? []), ...wrong])];
-      await rm(into, { recursive: true, force: true });
+      await discard(into);
       restores.push({ run: restored, foreign: foreignCpu.restore, server: serverCpu.restore });
       const synced = restored.syncSeconds > 0 ? ` (${mbps(tree.bytes, restored.seconds + restored.syncSeconds)} with a sync after it)` : '';
       say(`${spec.label}: restore ${i + 1}/${RESTORES} ${mbps(tree.bytes, restored.seconds)}${synced} (${restored.seconds.toFixed(1)} s), RSS ${restored.maxRssMiB.toFixed(0)} MiB${wrong ? (wrong.length === 0 ? ', content verified' : `, ${wrong.length} FILES DIFFER`) : ''}`);
@@ -192,7 +218,7 @@ async function cycle(spec: Spec, tree: Tree, digests: Map<string, string> | unde
     if (tool.floor) {
       await mkdir(into, { recursive: true });
       floor = { ...(await tool.floor(into)), fixedRestoreCpuSeconds: await fixedRestoreCpu(spec, gw) };
-      await rm(into, { recursive: true, force: true });
+      await discard(into);
       say(`${spec.label}: restore floor ${floor.cpuSeconds.toFixed(2)} CPU s (${floorLine(floor)})`);
     }
     const median = [...restores].sort((a, b) => a.run.seconds - b.run.seconds)[Math.floor(RESTORES / 2)]!;
@@ -289,6 +315,7 @@ async function main(): Promise<void> {
   say(`machine: read + SHA-256 ${mbps(tree.bytes, hashed.seconds)}, write + fsync of a new file ${mbps(GiB, writeSyncS)}, at once again ${mbps(GiB, rewriteSyncS)}`);
 
   for (const spec of headlineSpecs('local')) results.headline.push(await fairCycle(spec, tree, hashed.digests));
+  await emptyTrash();
   await save();
 
   if (!values['no-shapes']) await runShapes(results, save);
@@ -300,6 +327,7 @@ async function main(): Promise<void> {
       // 4 MiB is the default: the headline run above is that run.
       results.sweep.push(mib === 4 ? { ...headline, label: `${label} (= headline)` } : await fairCycle({ label, tool: 'understudy', target: 'local', encrypted: false, chunkSize: mib * MiB }, tree, hashed.digests));
     }
+    await emptyTrash();
     await save();
   }
 
@@ -307,11 +335,13 @@ async function main(): Promise<void> {
     const half = await makeTree('half', Math.round(size / 2), SEED + 1);
     const spec = (t: Tree): Spec => ({ label: `${(t.bytes / GiB).toFixed(2)} GiB, ${t.files.length} files`, tool: 'understudy', target: 'local', encrypted: false });
     results.scale.push(await fairCycle(spec(half), half, undefined, undefined, false));
+    await emptyTrash();
     await rm(half.root, { recursive: true, force: true });
     const headline = results.headline.find((c) => c.label === 'local understudy')!;
     results.scale.push({ ...headline, label: spec(tree).label });
     const double = await doubleTree(tree);
     results.scale.push(await fairCycle(spec(double), double, undefined, undefined, false));
+    await emptyTrash();
     await rm(double.root, { recursive: true, force: true });
     await save();
   }
@@ -320,6 +350,7 @@ async function main(): Promise<void> {
     const gw = await startRadosgw({ memstoreBytes: Number(values['memstore-gib']) * GiB, log: (line) => say(line) });
     try {
       for (const spec of headlineSpecs('s3')) results.headline.push(await fairCycle(spec, tree, hashed.digests, gw));
+      await emptyTrash();
     } finally {
       await gw.stop();
     }
@@ -338,6 +369,7 @@ async function runShapes(results: Results, save: () => Promise<void>): Promise<v
     const cycles: Cycle[] = [];
     for (const spec of headlineSpecs('local')) cycles.push(await fairCycle({ ...spec, label: `${shape}: ${spec.label.replace(/^local /, '')}` }, t, digests, undefined, false));
     results.shapes.push({ shape, description: describeTree(t.files), cycles });
+    await emptyTrash();
     await rm(t.root, { recursive: true, force: true });
     await save();
   }

@@ -61,7 +61,7 @@ const sizeText = values.size ?? (values.quick ? '256MiB' : '2GiB');
 const size = parseSize(sizeText) ?? badSize(sizeText);
 const started = Date.now();
 const work = await mkdtemp(join(tmpdir(), 'understudy-bench-'));
-/** Where every restore of the cycles goes (removed after each). */
+/** Where every restore of the cycles goes (then set aside: see emptyTrash). */
 const restoreInto = join(values['restore-dir'] ?? work, 'restore');
 const bulky = [...['trees', 'repos', 'restic-cache'].map((d) => join(work, d)), restoreInto];
 /** Restored trees set aside until a group of cycles is over (emptyTrash says why). */

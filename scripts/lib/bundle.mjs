@@ -65,19 +65,17 @@ export function codecFiles(packageDir) {
   return { worker, addons: [[zstdBinary, ZSTD_ADDON], [crc32Binary(fromCore), CRC32_ADDON]] };
 }
 
-/** @node-rs/crc32's build for this machine (glibc Linux: the package @node-rs/crc32-<platform>-<arch>-gnu). */
+/**
+ * @node-rs/crc32's build for this machine (glibc Linux: the package @node-rs/crc32-<platform>-<arch>-gnu,
+ * whose main is the addon itself).
+ */
 function crc32Binary(fromCore) {
-  const fromCrc = createRequire(fromCore.resolve('@node-rs/crc32'));
   const name = `@node-rs/crc32-${process.platform}-${process.arch}-gnu`;
-  let manifest;
   try {
-    manifest = fromCrc.resolve(`${name}/package.json`);
+    return createRequire(fromCore.resolve('@node-rs/crc32')).resolve(name);
   } catch {
     throw new Error(`${name} is not installed: @node-rs/crc32 has no build for this machine here (npm installs the one of its platform)`);
   }
-  const binary = join(dirname(manifest), JSON.parse(readFileSync(manifest, 'utf8')).main);
-  if (!existsSync(binary)) throw new Error(`@node-rs/crc32's addon ${binary} is missing`);
-  return binary;
 }
 
 /** better-sqlite3's addon, resolved from the package in PACKAGE_DIR. */

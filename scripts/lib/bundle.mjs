@@ -120,6 +120,33 @@ const nativeAddons = {
   },
 };
 
+/**
+ * What the command would load at every start without using it. zod's locales: `zod` re-exports all
+ * of them (z.locales, z.core.locales), so a bundle that imports z carries 64 locale modules, 0.37
+ * MB, half of zod's code, parsed at every start. Understudy's messages are English, the locale zod
+ * sets itself (classic/schemas.js imports locales/en.js directly): the bundle's locales index
+ * exports only that one.
+ */
+const startLight = {
+  name: 'start-light',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, (args) => {
+      const original = readFileSync(args.path, 'utf8');
+      if (!/export \{ default as en \} from "\.\/en\.js";/.test(original)) throw new Error(`${args.path} no longer exports en from ./en.js: check zod's locales`);
+      return { contents: 'export { default as en } from "./en.js";\n', loader: 'js' };
+    });
+    // commander requires node:child_process as it loads (which loads net, dgram and the streams:
+    // 8 ms of every start) for executable subcommands, which the command does not have: required
+    // when a subcommand is spawned instead.
+    b.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, (args) => {
+      const original = readFileSync(args.path, 'utf8');
+      const eager = "const childProcess = require('node:child_process');";
+      if (!original.includes(eager) || /childProcess\.(?!spawn\()/.test(original)) throw new Error(`${args.path} no longer requires node:child_process as ${eager} and uses only its spawn: check commander`);
+      return { contents: original.replace(eager, "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };"), loader: 'js' };
+    });
+  },
+};
+
 const common = {
   bundle: true,
   platform: 'node',
@@ -140,7 +167,7 @@ const common = {
     ].join(' '),
   },
   define: { __filename: '__bundle_filename', __dirname: '__bundle_dirname' },
-  plugins: [nativeAddons],
+  plugins: [nativeAddons, startLight],
   logLevel: 'warning',
 };
 

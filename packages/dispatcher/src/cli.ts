@@ -5,6 +5,7 @@
  * (commands/program.ts), runs it, and turns whatever it throws into a message and an exit code
  * (core's error registry decides the code).
  */
+import './zod-jitless.js'; // first: before any module that builds a zod schema
 import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { CommanderError } from 'commander';

@@ -19,7 +19,7 @@ import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startRadosgw, stopOnSignals, type Radosgw } from './rig.js';
-import { hashTree, mismatches, settle, writeSeconds } from './machine.js';
+import { filesystemOf, hashTree, mismatches, settle, writeSeconds } from './machine.js';
 import { cpuSecondsOf, machineBusySeconds } from './measure.js';
 import { floorLine, render, type Cycle, type Results } from './report.js';
 import { newTarget, removeTarget, storedIn } from './targets.js';
@@ -266,15 +266,6 @@ const headlineSpecs = (target: 'local' | 's3'): Spec[] => {
   ];
   return target === 'local' ? specs : [specs[2]!, specs[0]!, specs[1]!];
 };
-
-/** The filesystem `dir` is on, as findmnt names it (source, type, options): restores' costs depend on it. */
-function filesystemOf(dir: string): string {
-  try {
-    return execFileSync('findmnt', ['-n', '-o', 'SOURCE,FSTYPE,OPTIONS', '-T', dir], { encoding: 'utf8' }).trim();
-  } catch (err) {
-    return `unknown (${(err as Error).message.split('\n')[0]})`;
-  }
-}
 
 async function main(): Promise<void> {
   const results: Results = { startedAt: new Date().toISOString(), machine: machine(), args: process.argv.slice(2), tree: { bytes: 0, files: 0, description: '', changedFiles: 0, changedBytes: 0 }, limits: { hashMBps: 0, writeSyncMBps: 0, rewriteSyncMBps: 0 }, headline: [], shapes: [], sweep: [], scale: [] };

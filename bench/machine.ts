@@ -80,3 +80,12 @@ export async function writeSeconds(dir: string, bytes: number, sync: boolean): P
   await rm(path, { force: true });
   return seconds;
 }
+
+/** The filesystem `dir` is on, as findmnt names it (source, type, options): restores' costs depend on it. */
+export function filesystemOf(dir: string): string {
+  try {
+    return execFileSync('findmnt', ['-n', '-o', 'SOURCE,FSTYPE,OPTIONS', '-T', dir], { encoding: 'utf8' }).trim();
+  } catch (err) {
+    return `unknown (${(err as Error).message.split('\n')[0]})`;
+  }
+}

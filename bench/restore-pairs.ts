@@ -1,5 +1,5 @@
 /**
- * `npm run bench:pairs [-- --pairs 8] [--size 2GiB] [--target s3|local] [--shape large|medium|small] [--encrypted] [--keep]`
+ * `npm run bench:pairs [-- --pairs 8] [--size 2GiB] [--target s3|local] [--shape large|medium|small] [--encrypted] [--keep] [--restore-dir DIR]`
  *
  * The restore of `npm run bench`, measured in pairs: one backup of the generated tree by each tool,
  * then PAIRS rounds of one Understudy restore and one restic restore back to back (who goes first
@@ -15,9 +15,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { hashTree, mismatches, settle } from './machine.js';
+import { filesystemOf, hashTree, mismatches, settle } from './machine.js';
 import { cpuSecondsOf } from './measure.js';
 import { startRadosgw, stopOnSignals, type Radosgw } from './rig.js';
 import { newTarget, removeTarget } from './targets.js';
@@ -34,6 +34,8 @@ const { values } = parseArgs({
     shape: { type: 'string' },
     keep: { type: 'boolean', default: false },
     'memstore-gib': { type: 'string', default: '8' },
+    /** Where the restores go (DIR/restore), e.g. another file system; the work directory by default. */
+    'restore-dir': { type: 'string' },
   },
   strict: true,
 });
@@ -55,6 +57,7 @@ const started = Date.now();
 const work = await mkdtemp(join(tmpdir(), 'understudy-pairs-'));
 process.on('exit', () => {
   if (!values.keep) for (const d of ['trees', 'repos', 'restore', 'restic-cache']) rmSync(join(work, d), { recursive: true, force: true });
+  if (values['restore-dir'] !== undefined) rmSync(join(values['restore-dir'], 'restore'), { recursive: true, force: true });
 });
 stopOnSignals(130);
 const say = (line: string): void => console.log(`- ${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s  ${line}`);
@@ -101,7 +104,8 @@ async function main(): Promise<void> {
       const b = await tools[name].backup(root);
       say(`${label(name)}: backup ${(bytes / 1e6 / b.seconds).toFixed(0)} MB/s (${b.seconds.toFixed(1)} s)`);
     }
-    const into = join(work, 'restore');
+    const into = join(values['restore-dir'] ?? work, 'restore');
+    say(`restores into ${into}: ${filesystemOf(dirname(into))}`);
     const restoreOnce = async (name: keyof typeof tools): Promise<Restored> => {
       await settle();
       const server = gw ? await cpuSecondsOf(gw.pids) : 0;

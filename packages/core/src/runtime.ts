@@ -19,7 +19,7 @@ export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
  *
  * UV_THREADPOOL_SIZE=8 (libuv's default is 4): every file operation (open, write, fsync, rename,
  * lstat) is a round trip through libuv's pool, and a restore keeps many files finishing (then up to
- * 32, now up to two batches of 32: restore.ts FINISH_BATCH), each with an fsync that waits for the
+ * 32, then two batches of 32, now of 128: restore.ts FINISH_BATCH), each with an fsync that waits for the
  * device. With 4 threads a few such waits hold up the creates and writes queued behind them, and
  * the machine idled 12-14% of a restore of 12,000 small files.
  * Measured (2 cores, restores of the 2 GiB small tree encrypted, alternating, bench/RESULTS.md):

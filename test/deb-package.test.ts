@@ -17,7 +17,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { copyFile, lstat, mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -117,6 +117,33 @@ describe('the Debian package: npm run package, installed with dpkg in a Debian 1
     assert.match(h.out, /serve/);
     const v = ok(await inRoot(root, ['understudy', '--version']), 'understudy --version');
     assert.equal(v.out.trim(), await version());
+  });
+
+  it('the installed command starts light: zod with its English locale only and without its JIT, no child_process for `list` (issue 22)', async () => {
+    // Run on the host from the root's files (the hook and the repository live outside the root).
+    const lib = join(root, 'usr', 'lib', 'understudy');
+    const dist = join(lib, 'dist');
+    const code = (await Promise.all((await readdir(dist)).filter((f) => f.endsWith('.mjs')).map((f) => readFile(join(dist, f), 'utf8')))).join('\n');
+    assert.match(code, /zod\/v4\/locales\/en\.js/, 'the bundle has no zod English locale');
+    assert.doesNotMatch(code, /zod\/v4\/locales\/(?!en\.js|index\.js)[a-zA-Z-]+\.js/, 'the bundle carries another zod locale');
+    const src = join(work!, 'startup-src');
+    await mkdir(src);
+    await writeFile(join(src, 'a.txt'), 'hello\n');
+    const repo = join(work!, 'startup-repo');
+    const program = join(dist, 'understudy.mjs');
+    ok(await run(join(lib, 'node'), [program, '--repo', repo, '--no-progress', 'backup', src]), 'understudy backup');
+    // Counts the functions made with the Function constructor (zod's JIT makes one per object
+    // schema it parses) and notes whether node:child_process was loaded.
+    const hook = join(work!, 'startup-hook.mjs');
+    await writeFile(
+      hook,
+      "let made = 0; const Real = Function;\n" +
+        'globalThis.Function = new Proxy(Real, { construct(t, a) { made++; return Reflect.construct(t, a); } });\n' +
+        "process.on('exit', () => process.stderr.write(`\\nstartup-check ${made} ${process.moduleLoadList.includes('NativeModule child_process')}\\n`));\n",
+    );
+    const listed = ok(await run(join(lib, 'node'), ['--import', hook, program, '--repo', repo, 'list']), 'understudy list');
+    assert.match(listed.out, /1 backup/);
+    assert.match(listed.out, /^startup-check 0 false$/m, `list made functions or loaded child_process:\n${listed.out}`);
   });
 
   it('made the system user understudy, /etc/understudy (0750 root:understudy) and /var/lib/understudy (0700 understudy)', async () => {

@@ -55,9 +55,10 @@ const SEED = 1;
 
 const started = Date.now();
 const work = await mkdtemp(join(tmpdir(), 'understudy-pairs-'));
+/** Where every restore goes (removed after each). */
+const restoreInto = join(values['restore-dir'] ?? work, 'restore');
 process.on('exit', () => {
-  if (!values.keep) for (const d of ['trees', 'repos', 'restore', 'restic-cache']) rmSync(join(work, d), { recursive: true, force: true });
-  if (values['restore-dir'] !== undefined) rmSync(join(values['restore-dir'], 'restore'), { recursive: true, force: true });
+  if (!values.keep) for (const d of [...['trees', 'repos', 'restic-cache'].map((d) => join(work, d)), restoreInto]) rmSync(d, { recursive: true, force: true });
 });
 stopOnSignals(130);
 const say = (line: string): void => console.log(`- ${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s  ${line}`);
@@ -104,15 +105,14 @@ async function main(): Promise<void> {
       const b = await tools[name].backup(root);
       say(`${label(name)}: backup ${(bytes / 1e6 / b.seconds).toFixed(0)} MB/s (${b.seconds.toFixed(1)} s)`);
     }
-    const into = join(values['restore-dir'] ?? work, 'restore');
-    say(`restores into ${into}: ${filesystemOf(dirname(into))}`);
+    say(`restores into ${restoreInto}: ${filesystemOf(dirname(restoreInto))}`);
     const restoreOnce = async (name: keyof typeof tools): Promise<Restored> => {
       await settle();
       const server = gw ? await cpuSecondsOf(gw.pids) : 0;
-      const { root: restoredRoot, ...run } = await tools[name].restore(into, root);
+      const { root: restoredRoot, ...run } = await tools[name].restore(restoreInto, root);
       const serverCpuSeconds = gw ? (await cpuSecondsOf(gw.pids)) - server : 0;
       const wrong = await mismatches(restoredRoot, files, digests, work);
-      await rm(into, { recursive: true, force: true });
+      await rm(restoreInto, { recursive: true, force: true });
       if (wrong.length > 0) throw new Error(`${label(name)}: the restored tree differs from the source in ${wrong.length} files, e.g. ${wrong.slice(0, 3).join(', ')}`);
       return { seconds: run.seconds, cpuSeconds: run.cpuSeconds, maxRssMiB: run.maxRssMiB, serverCpuSeconds, syncSeconds: run.syncSeconds };
     };

@@ -114,7 +114,7 @@ export async function startUnderstudy(o: UnderstudyOptions): Promise<Understudy>
     };
     const configPath = join(o.dir, 'dispatcher.json');
     await writeFile(configPath, JSON.stringify(config, null, 2));
-    const env = { PATH: process.env.PATH, HOME: o.dir, UNDERSTUDY_DISPATCHER_CONFIG: configPath, AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1' };
+    const env = { PATH: process.env.PATH, HOME: o.dir, UNDERSTUDY_DISPATCHER_CONFIG: configPath, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
     dispatcher = await startDispatcherProcess({ configPath, url, logPath: join(o.dir, 'dispatcher.log'), env });
     const listEnv = { ...env, AWS_ACCESS_KEY_ID: o.s3.accessKeyId, AWS_SECRET_ACCESS_KEY: o.s3.secretAccessKey, AWS_REGION: o.s3.region };
     return { stateDir, dispatcherPid: dispatcher.pid, sshdPid: sshd.pid, cycle: () => cycle(url, localDir, env), listBackups: () => listBackups(configPath, listEnv), stop };

@@ -176,7 +176,7 @@ async function main(): Promise<PitrResults> {
   };
   process.once('SIGINT', () => void stopAll().finally(() => process.exit(130)));
   try {
-    process.env.AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING = '1'; // before the rig's first S3 client
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'; // before the rig's first S3 client
     gw = await startRadosgw({ memstoreBytes: 4 * GiB, log: say });
     const bucket = `pitr-${randomBytes(4).toString('hex')}`;
     await createBucket(gw, bucket);
@@ -207,7 +207,7 @@ async function main(): Promise<PitrResults> {
     results.phases.push({ label: quiet.label, load: quiet });
     say(`without the archiver: ${quiet.tps.toFixed(1)} tx/s, p99 ${quiet.p99Ms.toFixed(1)} ms, ${quiet.errors} errors`);
 
-    const setup: ArchiverSetup = { dir: work, master: { host: master.host, port: master.port }, account, repositoryUrl, env: { PATH: process.env.PATH, HOME: work, AWS_ACCESS_KEY_ID: gw.accessKeyId, AWS_SECRET_ACCESS_KEY: gw.secretAccessKey, AWS_REGION: gw.region, AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1' } };
+    const setup: ArchiverSetup = { dir: work, master: { host: master.host, port: master.port }, account, repositoryUrl, env: { PATH: process.env.PATH, HOME: work, AWS_ACCESS_KEY_ID: gw.accessKeyId, AWS_SECRET_ACCESS_KEY: gw.secretAccessKey, AWS_REGION: gw.region, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } };
     for (const maxDelay of MAX_DELAYS) {
       if (archiver) {
         await archiver.stop();

@@ -109,7 +109,7 @@ describe('dispatcher end to end (local launcher, real agent, MariaDB, sshd, rado
         hourlyCostUsd: 0.0416,
       },
     });
-    env = { PATH: process.env.PATH, HOME: tmp.path, AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1' };
+    env = { PATH: process.env.PATH, HOME: tmp.path, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
     dispatcher = await startDispatcherProcess({ configPath, url, logPath: join(tmp.path, 'dispatcher.log'), env });
     auth = await readAuth(stateDir);
     ({ repo } = await openTestRepository(s3, bucket));

@@ -99,7 +99,7 @@ async function main(): Promise<void> {
       },
     });
     // Every `understudy` below finds this configuration as the installed one finds /etc/understudy/dispatcher.json.
-    const env = { ...process.env, UNDERSTUDY_DISPATCHER_CONFIG: configPath, AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1' };
+    const env = { ...process.env, UNDERSTUDY_DISPATCHER_CONFIG: configPath, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
     dispatcher = await startDispatcherProcess({ configPath, url, logPath: join(dir, 'dispatcher.log'), env });
     say(`sshd on ${sshd.host}:${sshd.port}: the agent dials out to it and forwards MySQL and the dispatcher through it`);
     say(`dispatcher on ${url} (understudy serve), runs kept in ${join(stateDir, 'runs.sqlite')}`);

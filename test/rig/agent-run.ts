@@ -153,7 +153,6 @@ export async function startAgent(setup: Pick<AgentSetup, 'dir' | 's3'>, runId: s
       AWS_ACCESS_KEY_ID: setup.s3.accessKeyId,
       AWS_SECRET_ACCESS_KEY: setup.s3.secretAccessKey,
       AWS_REGION: setup.s3.region,
-      AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: '1',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: opts.detached ?? false,

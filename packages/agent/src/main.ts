@@ -52,6 +52,11 @@ if (values.help) {
   process.exit(0);
 }
 
+// The AWS SDK warns once per process under Node 20 (NodeVersionSupportWarning: its releases from
+// 2027 will need Node 22): multi-line text on stderr, between the JSON log lines of every cycle,
+// about a dependency the package pins. The SDK's own switch turns it off, as the CLI does (cli.ts).
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const log = pino({
   name: 'understudy-agent',
   // Server errors quote SQL back, credentials included: every line's text is redacted (redact.ts).

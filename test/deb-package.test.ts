@@ -119,7 +119,7 @@ describe('the Debian package: npm run package, installed with dpkg in a Debian 1
     assert.equal(v.out.trim(), await version());
   });
 
-  it('the installed command starts light: zod with its English locale only and without its JIT, no child_process for `list` (issue 22)', async () => {
+  it('the installed command starts light: zod with its English locale only and without its JIT, no child_process for `list`, no mysql2 for `restore` (issue 22)', async () => {
     // Run on the host from the root's files (the hook and the repository live outside the root).
     const lib = join(root, 'usr', 'lib', 'understudy');
     const dist = join(lib, 'dist');
@@ -133,17 +133,23 @@ describe('the Debian package: npm run package, installed with dpkg in a Debian 1
     const program = join(dist, 'understudy.mjs');
     ok(await run(join(lib, 'node'), [program, '--repo', repo, '--no-progress', 'backup', src]), 'understudy backup');
     // Counts the functions made with the Function constructor (zod's JIT makes one per object
-    // schema it parses) and notes whether node:child_process was loaded.
+    // schema it parses) and notes whether node:child_process and node:tls were loaded.
     const hook = join(work!, 'startup-hook.mjs');
     await writeFile(
       hook,
       "let made = 0; const Real = Function;\n" +
         'globalThis.Function = new Proxy(Real, { construct(t, a) { made++; return Reflect.construct(t, a); } });\n' +
-        "process.on('exit', () => process.stderr.write(`\\nstartup-check ${made} ${process.moduleLoadList.includes('NativeModule child_process')}\\n`));\n",
+        "const loaded = (m) => process.moduleLoadList.includes(`NativeModule ${m}`);\n" +
+        "process.on('exit', () => process.stderr.write(`\\nstartup-check ${made} ${loaded('child_process')} ${loaded('tls')}\\n`));\n",
     );
     const listed = ok(await run(join(lib, 'node'), ['--import', hook, program, '--repo', repo, 'list']), 'understudy list');
     assert.match(listed.out, /1 backup/);
-    assert.match(listed.out, /^startup-check 0 false$/m, `list made functions or loaded child_process:\n${listed.out}`);
+    assert.match(listed.out, /^startup-check 0 false false$/m, `list made functions or loaded child_process or tls:\n${listed.out}`);
+    // A restore from a local repository needs no TLS; mysql2 (for --to-time/--to-gtid only) loads
+    // node:tls, so tls here means the plain restore loaded the point-in-time code and mysql2.
+    const restored = ok(await run(join(lib, 'node'), ['--import', hook, program, '--repo', repo, '--no-progress', 'restore', join(work!, 'startup-restored')]), 'understudy restore');
+    assert.equal(await readFile(join(work!, 'startup-restored', 'a.txt'), 'utf8'), 'hello\n');
+    assert.match(restored.out, /^startup-check \d+ (true|false) false$/m, `restore loaded node:tls (mysql2):\n${restored.out}`);
   });
 
   it('made the system user understudy, /etc/understudy (0750 root:understudy) and /var/lib/understudy (0700 understudy)', async () => {

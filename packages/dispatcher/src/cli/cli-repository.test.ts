@@ -154,6 +154,17 @@ describe('understudy against a file:// repository', () => {
     await assertSameTree(src, dst);
   });
 
+  it('refuses --to-time with --to-gtid, and --dry-run without either, exit 2, writing nothing', async () => {
+    const dst = join(tmp(), 'point-flags');
+    const both = cli(['--repo', repo, 'restore', '--to-time', '2026-12-04T10:14:59Z', '--to-gtid', '0-1-5', dst]);
+    assert.equal(both.code, 2, both.stderr);
+    assert.match(both.stderr, /give --to-time or --to-gtid, not both/);
+    const dry = cli(['--repo', repo, 'restore', '--dry-run', dst]);
+    assert.equal(dry.code, 2, dry.stderr);
+    assert.match(dry.stderr, /--dry-run plans a restore to a point: give --to-time or --to-gtid/);
+    await assert.rejects(stat(dst), { code: 'ENOENT' });
+  });
+
   it('verify --read-data passes on an intact repository', () => {
     const r = ok(cli(['--repo', repo, 'verify', '--read-data']), 'verify');
     assert.match(r.stdout, /verified 2 backups/);

@@ -22,15 +22,6 @@ export interface PointFlags {
   readonly allowExternalSymlinks?: boolean;
 }
 
-/** The target of the flags, or undefined when neither --to-time nor --to-gtid is given. */
-export function pointTarget(flags: PointFlags): ReplayTarget | undefined {
-  if (flags.toTime !== undefined && flags.toGtid !== undefined) throw new UnderstudyError('US_CONFIG_INVALID', 'restore: give --to-time or --to-gtid, not both');
-  if (flags.toTime !== undefined) return { time: flags.toTime };
-  if (flags.toGtid !== undefined) return { gtid: flags.toGtid };
-  if (flags.dryRun) throw new UnderstudyError('US_CONFIG_INVALID', 'restore --dry-run plans a restore to a point: give --to-time or --to-gtid');
-  return undefined;
-}
-
 /** mysql2 over a unix socket, as root: the temporary server's client. */
 export function socketClient(socket: string): SqlClient {
   const pool = mysql.createPool({ socketPath: socket, user: 'root', connectionLimit: 1 });

@@ -113,6 +113,7 @@ async function backupTree(repo: Repository, sourceDir: string, options: BackupOp
   }
   const source = resolve(sourceDir);
   const createdAt = new Date();
+  repo.warmCodec(); // its threads start while the lock is taken and the tree walked
 
   const lock = await RepositoryLock.acquire(repo.store, 'shared', { operation: 'backup', leaseMs: options.lockLeaseMs, now: options.now });
   try {

@@ -44,6 +44,12 @@ export interface ChunkCodec {
    * a codec thread: per chunk, its content id, or the error opening it threw (the others still open).
    */
   openEach(items: readonly OpenItem[]): Promise<OpenResult[]>;
+  /**
+   * Gets the codec ready now rather than at its first job (WorkerCodec: starts its threads), so
+   * that the start overlaps the caller's own first steps: a restore's manifest download, a backup's
+   * walk of its tree.
+   */
+  warm(): void;
   close(): Promise<void>;
 }
 
@@ -112,6 +118,7 @@ export class InlineCodec implements ChunkCodec {
   async openEach(items: readonly OpenItem[]): Promise<OpenResult[]> {
     return this.ops.openEach(items, (err) => (err instanceof Error ? err : new Error(String(err))));
   }
+  warm(): void {}
   async close(): Promise<void> {}
 }
 
@@ -216,6 +223,15 @@ export class WorkerCodec implements ChunkCodec {
       posted.flatMap((p) => p.stored.transfer),
     )) as Array<{ id: string } | { error: WorkerError }>;
     return r.map((x) => ('error' in x ? { error: fromWorker(x.error) } : x));
+  }
+
+  /**
+   * Starts the threads if they are not running. A thread takes tens of milliseconds to start (a
+   * V8 isolate, then codec-worker.js with zstd's and CRC-32's addons), and on first use that time
+   * came after a restore's first download had arrived.
+   */
+  warm(): void {
+    if (!this.slots?.length) this.start();
   }
 
   async close(): Promise<void> {

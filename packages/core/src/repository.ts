@@ -93,6 +93,11 @@ export class Repository {
     return measureRestoreFloor({ store: this.store, keys: this.keys, chunkKey: (id) => this.chunkKey(id), packKey: (pack) => this.packKey(pack), zeroChunkId: (len) => this.zeroChunkId(len) }, manifest, scratchDir);
   }
 
+  /** Starts the codec's worker threads now, beside the caller's first steps (codec.ts warm). */
+  warmCodec(): void {
+    this.codec.warm();
+  }
+
   /** Stops the codec's worker threads (optional: idle workers do not keep the process alive). */
   async close(): Promise<void> {
     await this.codec.close();

@@ -108,6 +108,7 @@ export async function restore(repo: Repository, targetDir: string, options: Rest
 
 async function restoreTree(repo: Repository, targetDir: string, options: RestoreOptions): Promise<RestoreResult> {
   const { concurrency, writeBehind } = validateRestoreOptions(options);
+  repo.warmCodec(); // its threads start while the manifest downloads
   const manifest = await resolveBackup(repo, options.backupId, { skipUndecodable: options.skipUndecodable, onSkip: options.onSkipBackup, signal: options.signal });
   const target = resolve(targetDir);
   checkSymlinks(manifest, options.allowExternalSymlinks ?? false);

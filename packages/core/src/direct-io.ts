@@ -67,6 +67,11 @@ export async function openForDirectRead(path: string): Promise<FileHandle | unde
  * Buffers are taken and given back; the pool holds what was given back, so it never holds more
  * than the most that were out at once.
  */
+/** Whether `part` lies within `whole`'s bytes (SharedBufferPool cuts many buffers from one slab: the same ArrayBuffer says nothing). */
+export function within(part: Uint8Array, whole: Uint8Array): boolean {
+  return part.buffer === whole.buffer && part.byteOffset >= whole.byteOffset && part.byteOffset + part.length <= whole.byteOffset + whole.length;
+}
+
 export class SharedBufferPool {
   readonly #spare: Buffer[] = [];
 

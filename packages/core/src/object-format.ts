@@ -131,6 +131,17 @@ export function seal(plain: Buffer, name: string, options: SealOptions, out?: Bu
   return out ? out.subarray(0, end) : Buffer.from(w.subarray(0, end));
 }
 
+/**
+ * Where the payload of `stored` lies when its frame says it is a chunk stored as it is (neither
+ * compressed, encrypted nor a delta) of exactly `length` bytes: a view of `stored`, which open()
+ * verifies as usual when it is given as `into` (and then does not copy). Undefined for any other
+ * frame. Nothing is verified here: the header is only read.
+ */
+export function rawPayloadOf(stored: Buffer, length: number): Buffer | undefined {
+  if (stored.length !== HEADER_LEN + length + 4 || !stored.subarray(0, 3).equals(MAGIC) || stored[3] !== VERSION || stored[4] !== 0) return undefined;
+  return stored.subarray(HEADER_LEN, HEADER_LEN + length);
+}
+
 /** Whether a stored object's frame says it is encrypted (its flags are readable without a key). */
 export function isSealedEncrypted(stored: Buffer): boolean {
   return stored.length >= HEADER_LEN && stored.subarray(0, 3).equals(MAGIC) && (stored[4]! & FLAG_ENCRYPTED) !== 0;
@@ -149,7 +160,8 @@ export function plainFrameCrc32(sealed: Buffer): number {
  * Reverses `seal`; throws US_OBJECT_CORRUPT (naming `name`) on any framing, CRC or tag failure.
  * With `into`, the plaintext is written there (it must be exactly the plaintext's length, or the
  * object is refused as corrupt) and `into` is returned: a caller that reuses its buffers allocates
- * nothing per object. With `into`, `stored` may be consumed (decrypted in place). A delta object opens
+ * nothing per object. With `into`, `stored` may be consumed (decrypted in place). `into` may also be
+ * the payload of `stored` itself (rawPayloadOf), verified where it lies. A delta object opens
  * only with its `base` (the base chunk's plaintext); any other object refuses one.
  */
 export function open(stored: Buffer, name: string, encryptionKey?: Buffer, into?: Buffer, base?: Buffer): Buffer {
@@ -225,7 +237,8 @@ export function open(stored: Buffer, name: string, encryptionKey?: Buffer, into?
   }
   if (!into) return payload;
   if (payload.length !== into.length) throw corrupt(`holds ${payload.length} bytes, expected ${into.length}`);
-  payload.copy(into);
+  // `into` may be the payload itself (rawPayloadOf): verified by the CRC above, nothing to copy.
+  if (!(into.buffer === payload.buffer && into.byteOffset === payload.byteOffset)) payload.copy(into);
   return into;
 }
 

@@ -25,7 +25,8 @@ import { UnderstudyError, isUnderstudyError } from './errors.js';
 import { InlineCodec, WorkerCodec, type ChunkCodec, type OpenItem, type Sealed } from './codec.js';
 import { contentIdOf, encryptedKeys, keyCheckMatches, plainKeys, type RepositoryKeys } from './keys.js';
 import { deltaName, parseManifest, BACKUP_ID_RE, type Manifest, type PackedAt } from './manifest.js';
-import { open, seal, sealedBound } from './object-format.js';
+import { FRAME, open, rawPayloadOf, seal, sealedBound } from './object-format.js';
+import { DIRECT_ALIGN, within } from './direct-io.js';
 import { createConfig, configMissing, loadConfig, sealConfig, type RepoConfig } from './repo-config.js';
 import { CHUNKS_PREFIX, CONFIG_KEY, configCopyKey, DELTAS_PREFIX, heldPrefix, listBackupIds, listConfigCopies, MANIFESTS_PREFIX, PACKS_PREFIX } from './repo-layout.js';
 import { runSpan, type PackMember, type PackWriter } from './pack.js';
@@ -422,8 +423,23 @@ export class Repository {
    * shared memory again so that it reaches a codec thread without a copy: a restore then leaves no
    * 4 MiB buffer per chunk to the garbage collector (whose external-memory slack in each thread was
    * what swung a restore's peak RSS by 40 MiB between runs).
+   *
+   * With `keepInStored` too (and `into`, no `base`, a store without alignedGets, an unencrypted
+   * repository), a chunk stored as it is (incompressible: a raw frame) is verified where it arrives
+   * and not copied into `into`: its body is read DIRECT_ALIGN - FRAME.HEADER_LEN bytes into
+   * `storedInto`, so that its plaintext starts DIRECT_ALIGN bytes in, page-aligned, and that view of
+   * `storedInto` is returned. The caller then writes from `storedInto` and may reuse `into`. Any
+   * other frame opens into `into` as without it.
    */
-  async loadChunk(id: string, expectedLength?: number, signal?: AbortSignal, into?: Buffer, base?: { id: string; into?: Buffer }, storedInto?: Buffer): Promise<Buffer> {
+  async loadChunk(
+    id: string,
+    expectedLength?: number,
+    signal?: AbortSignal,
+    into?: Buffer,
+    base?: { id: string; into?: Buffer },
+    storedInto?: Buffer,
+    keepInStored = false,
+  ): Promise<Buffer> {
     const key = base ? this.deltaKey(id, base.id) : this.chunkKey(id);
     if (into && expectedLength !== undefined && into.length !== expectedLength) {
       throw new UnderstudyError('US_INTERNAL', `loadChunk: a ${into.length}-byte buffer for a ${expectedLength}-byte chunk`);
@@ -436,11 +452,16 @@ export class Repository {
           (err: unknown) => ({ failed: new BaseFailed(err) }),
         )
       : undefined;
+    // A store that reads aligned buffers without a copy (LocalStore) would read this offset through one.
+    const inPlace = keepInStored && into !== undefined && storedInto !== undefined && base === undefined && this.store.alignedGets !== true && this.keys.encryptionKey === undefined;
+    const bodyInto = inPlace ? storedInto.subarray(DIRECT_ALIGN - FRAME.HEADER_LEN) : storedInto;
     try {
       return await readVerified(this.store, key, signal, this.onCorruptRead, async (stored) => {
         const b = baseLoad ? await baseLoad : undefined;
         if (b && 'failed' in b) throw b.failed;
-        const { plain, id: actual } = await this.codec.open(stored, key, into, b?.plain);
+        // Only a body that landed in `storedInto` (a larger one gets a buffer of its own).
+        const raw = inPlace && within(stored, storedInto) ? rawPayloadOf(stored, into.length) : undefined;
+        const { plain, id: actual } = await this.codec.open(stored, key, raw ?? into, b?.plain);
         if (expectedLength !== undefined && plain.length !== expectedLength) {
           throw new UnderstudyError('US_OBJECT_CORRUPT', `chunk ${id} holds ${plain.length} bytes, expected ${expectedLength}`, { details: { chunk: id } });
         }
@@ -448,7 +469,7 @@ export class Repository {
           throw new UnderstudyError('US_OBJECT_CORRUPT', `chunk ${id} does not match its content hash`, { details: { chunk: id } });
         }
         return plain;
-      }, storedInto);
+      }, bodyInto);
     } catch (err) {
       if (err instanceof BaseFailed) throw err.error;
       if (isUnderstudyError(err, 'US_NOT_FOUND')) {

@@ -24,7 +24,9 @@
  * Memory: `concurrency` chunks downloading, each as its stored body and its plaintext, and up to
  * `writeBehind` more waiting for or in their file writes, as plaintext only (plaintexts live in
  * `concurrency + writeBehind` reused buffers of chunkSize, stored bodies in `concurrency` reused
- * buffers a little larger, a body that does not fit one read into its own; a run of a pack is read
+ * buffers a little larger, a body that does not fit one read into its own; from S3 both kinds are
+ * the larger size, and an incompressible chunk's plaintext stays in the buffer its body arrived in,
+ * which trades places with a chunk buffer (Repository.loadChunk keepInStored); a run of a pack is read
  * into the same buffers, a pack being at most one chunk size): at most about
  * (2 x concurrency + writeBehind) x chunkSize bytes; a backup with deltas adds one base buffer per
  * chunk downloading (and the base's stored body).
@@ -34,7 +36,7 @@ import { chmod, lutimes, mkdir, open as openFile, readdir, rename, rm, symlink, 
 import { fchmodSync, futimesSync } from 'node:fs';
 import { dirname, join, posix, resolve } from 'node:path';
 import { resolveBackup, type ResolveOptions } from './backups.js';
-import { alignUp, DIRECT_ALIGN, DIRECT_CREATE_FLAGS, directWritesWork, SharedBufferPool } from './direct-io.js';
+import { alignUp, DIRECT_ALIGN, DIRECT_CREATE_FLAGS, directWritesWork, SharedBufferPool, within } from './direct-io.js';
 import { UnderstudyError, withLocalIo } from './errors.js';
 import { chunkLength, deltaBaseOf, fileTotals, packedAt, type FileEntry, type Manifest, type PackedAt } from './manifest.js';
 import { RunBuilder, type PackMember } from './pack.js';
@@ -213,12 +215,19 @@ async function writeFiles(repo: Repository, manifest: Manifest, files: readonly 
   // Chunks are opened into these (shared memory, one per task in flight, recycled once written):
   // nothing is allocated per chunk, so the garbage collector has little to do. Page-aligned ones
   // when files can be written directly.
-  const { buffers, direct } = await chunkBuffers(target, manifest.chunkSize, concurrency + writeBehind, options.directIo ?? true);
-  const baseBuffers = new SharedBufferPool(manifest.chunkSize, false, concurrency); // allocated only when used
   const storedRoom = storedBodyRoom(manifest.chunkSize);
   // Page-aligned, a block larger than a stored body's room: a local store reads into them with
   // O_DIRECT without a copy (store/local-io.ts), the block for a range that starts mid-block.
-  const storedBuffers = new SharedBufferPool(alignUp(storedRoom) + DIRECT_ALIGN, true, concurrency);
+  const storedSize = alignUp(storedRoom) + DIRECT_ALIGN;
+  // From a store that takes any buffer as it is (S3), an incompressible chunk of an unencrypted
+  // repository is verified and written where its body arrived (Repository.loadChunk keepInStored):
+  // its stored-body buffer then takes the place of its chunk buffer, and the chunk buffer that of
+  // the stored-body buffer, so the chunk buffers are made the same size when files are written directly.
+  const swappable = repo.store.alignedGets !== true && !repo.encrypted;
+  const { buffers, direct } = await chunkBuffers(target, manifest.chunkSize, concurrency + writeBehind, options.directIo ?? true, swappable ? storedSize : manifest.chunkSize);
+  const keepInStored = swappable && direct;
+  const baseBuffers = new SharedBufferPool(manifest.chunkSize, false, concurrency); // allocated only when used
+  const storedBuffers = new SharedBufferPool(storedSize, true, concurrency);
 
   // Read once per restore (process.umask() without an argument only reads it).
   const umask = process.umask();
@@ -261,34 +270,51 @@ async function writeFiles(repo: Repository, manifest: Manifest, files: readonly 
       ft.padded = true;
     }
     let written = 0;
-    while (written < out) written += (await fh.write(whole, written, out - written, offset + written)).bytesWritten;
+    while (written < out) {
+      const n = (await fh.write(whole, written, out - written, offset + written)).bytesWritten;
+      // FileHandle.write answers 0 without a system call for an empty buffer: never loop on it.
+      if (n <= 0) throw new UnderstudyError('US_INTERNAL', `restore: a write of ${out - written} bytes to ${ft.tmp} wrote nothing`);
+      written += n;
+    }
     progress.bytesDone += len;
     progress.downloadedChunks++;
     await options.hook?.('chunk-written');
     report();
     if (--ft.remaining === 0) await finishLater(ft);
   };
-  /** Downloads chunk `id` into a buffer of `buffers` (its base too, for a delta), verified. */
-  const download = async (id: string, len: number): Promise<Buffer> => {
-    const whole = buffers.take();
+  /**
+   * Downloads chunk `id`, verified (its base too, for a delta): `data` holds its plaintext from its
+   * start (page-aligned for direct writes, with room to pad the last block), within `held`, a
+   * buffer of `buffers` that goes back there once `data` is written. That is the buffer taken for it,
+   * or the stored-body buffer it arrived in (keepInStored), which then trades places with it.
+   */
+  const download = async (id: string, len: number): Promise<{ held: Buffer; data: Buffer }> => {
+    let held = buffers.take();
+    let data = held;
     const base = deltaBaseOf(manifest, id);
     try {
       await downloads.run(async () => {
         // A base is needed only while its delta opens: its buffer is held within the download.
         const baseWhole = base !== undefined ? baseBuffers.take() : undefined;
         const stored = storedBuffers.take();
+        let spare = stored;
         try {
-          await repo.loadChunk(id, len, signal, whole.subarray(0, len), base !== undefined ? { id: base, into: baseWhole!.subarray(0, len) } : undefined, stored);
+          const plain = await repo.loadChunk(id, len, signal, held.subarray(0, len), base !== undefined ? { id: base, into: baseWhole!.subarray(0, len) } : undefined, stored, keepInStored);
+          // Pools cut their buffers from shared slabs: the same ArrayBuffer says nothing, the range does.
+          if (within(plain, stored)) {
+            [spare, held] = [held, stored];
+            data = stored.subarray(plain.byteOffset - stored.byteOffset);
+          }
         } finally {
-          storedBuffers.give(stored);
+          storedBuffers.give(spare);
           if (baseWhole) baseBuffers.give(baseWhole);
         }
       }, signal);
     } catch (err) {
-      buffers.give(whole);
+      buffers.give(held);
       throw err;
     }
-    return whole;
+    return { held, data };
   };
   /** Reads a run of packed chunks (one ranged read, into a stored-body buffer) and writes each one. */
   const writeRun = async (run: ReadonlyArray<PackMember & { ft: FileTask; offset: number }>): Promise<void> => {
@@ -331,11 +357,11 @@ async function writeFiles(repo: Repository, manifest: Manifest, files: readonly 
           continue;
         }
         await pool.submit(async () => {
-          const whole = await download(id, len);
+          const { held, data } = await download(id, len);
           try {
-            await writeChunk(ft, whole, len, offset);
+            await writeChunk(ft, data, len, offset);
           } finally {
-            buffers.give(whole);
+            buffers.give(held);
           }
         });
       }
@@ -440,12 +466,13 @@ async function finishTree(manifest: Manifest, target: string): Promise<void> {
 }
 
 /**
- * The restore's chunk buffers: page-aligned, and direct writes, when the chunk size is a multiple
- * of DIRECT_ALIGN and a probe write into the target works; plain shared buffers otherwise.
+ * The restore's chunk buffers: page-aligned ones of `directSize` bytes (at least the chunk size),
+ * and direct writes, when the chunk size is a multiple of DIRECT_ALIGN and a probe write into the
+ * target works; plain shared buffers of the chunk size otherwise.
  */
-async function chunkBuffers(target: string, chunkSize: number, concurrency: number, wanted: boolean): Promise<{ buffers: SharedBufferPool; direct: boolean }> {
+async function chunkBuffers(target: string, chunkSize: number, concurrency: number, wanted: boolean, directSize: number): Promise<{ buffers: SharedBufferPool; direct: boolean }> {
   if (wanted && chunkSize % DIRECT_ALIGN === 0) {
-    const buffers = new SharedBufferPool(chunkSize, true, concurrency);
+    const buffers = new SharedBufferPool(directSize, true, concurrency);
     const probe = buffers.take();
     buffers.give(probe);
     if (await directWritesWork(target, probe)) return { buffers, direct: true };

@@ -24,6 +24,7 @@ export interface LimitStoreOptions {
 export class LimitStore implements Store {
   readonly location: string;
   readonly checksumAlgorithm: ChecksumAlgorithm;
+  readonly alignedGets: boolean | undefined;
   readonly #inner: Store;
   readonly #sem: Semaphore;
 
@@ -38,6 +39,7 @@ export class LimitStore implements Store {
     this.#sem = new Semaphore(n);
     this.location = inner.location;
     this.checksumAlgorithm = inner.checksumAlgorithm;
+    this.alignedGets = inner.alignedGets;
   }
 
   put(key: string, body: Buffer, options: PutOptions): Promise<void> {

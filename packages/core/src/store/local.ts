@@ -32,6 +32,8 @@ export class LocalStore implements Store {
   readonly location: string;
   /** CRC-32: the store checks the body itself, on its own CPU (see ChecksumAlgorithm). */
   readonly checksumAlgorithm = 'crc32' as const;
+  /** Direct reads go straight into a page-aligned `into` (local-io.ts). */
+  readonly alignedGets = true;
   readonly #root: string;
   /** Object files are written and read with O_DIRECT where the filesystem takes it (local-io.ts). */
   readonly #io: LocalFileIo;

@@ -58,6 +58,7 @@ const defaultSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
 export class RetryStore implements Store {
   readonly location: string;
   readonly checksumAlgorithm: ChecksumAlgorithm;
+  readonly alignedGets: boolean | undefined;
   readonly #inner: Store;
   readonly #attempts: number;
   readonly #baseDelayMs: number;
@@ -79,6 +80,7 @@ export class RetryStore implements Store {
     this.#inner = inner;
     this.location = inner.location;
     this.checksumAlgorithm = inner.checksumAlgorithm;
+    this.alignedGets = inner.alignedGets;
     this.#attempts = attempts;
     this.#baseDelayMs = baseDelayMs;
     this.#maxDelayMs = maxDelayMs;

@@ -80,6 +80,12 @@ export interface Store {
   readonly location: string;
   /** The checksum `put` wants (and verifies). */
   readonly checksumAlgorithm: ChecksumAlgorithm;
+  /**
+   * True when `get` reads into a page-aligned `into` without a copy, and through a copy otherwise
+   * (LocalStore's direct reads): a caller then gives it page-aligned buffers. Other stores take any
+   * part of a buffer as it is.
+   */
+  readonly alignedGets?: boolean;
   put(key: string, body: Buffer, options: PutOptions): Promise<void>;
   /**
    * The whole object. `options.into` is a hint: a store may read the body into it when it fits and

@@ -7,10 +7,12 @@ import type { ChecksumAlgorithm, GetOptions, ObjectInfo, PutOptions, Store } fro
 export class ForwardingStore implements Store {
   readonly location: string;
   readonly checksumAlgorithm: ChecksumAlgorithm;
+  readonly alignedGets: boolean | undefined;
 
   constructor(protected readonly inner: Store) {
     this.location = inner.location;
     this.checksumAlgorithm = inner.checksumAlgorithm;
+    this.alignedGets = inner.alignedGets;
   }
 
   put(key: string, body: Buffer, options: PutOptions): Promise<void> {

@@ -61,17 +61,17 @@ export async function openForDirectRead(path: string): Promise<FileHandle | unde
   }
 }
 
+/** Whether `part` lies within `whole`'s bytes (SharedBufferPool cuts many buffers from one slab: the same ArrayBuffer says nothing). */
+export function within(part: Uint8Array, whole: Uint8Array): boolean {
+  return part.buffer === whole.buffer && part.byteOffset >= whole.byteOffset && part.byteOffset + part.length <= whole.byteOffset + whole.length;
+}
+
 /**
  * Reused buffers of `size` bytes over shared memory (codec threads read and write them without a
  * copy), page-aligned when `aligned` (made `slab` at a time, in one WebAssembly.Memory each).
  * Buffers are taken and given back; the pool holds what was given back, so it never holds more
  * than the most that were out at once.
  */
-/** Whether `part` lies within `whole`'s bytes (SharedBufferPool cuts many buffers from one slab: the same ArrayBuffer says nothing). */
-export function within(part: Uint8Array, whole: Uint8Array): boolean {
-  return part.buffer === whole.buffer && part.byteOffset >= whole.byteOffset && part.byteOffset + part.length <= whole.byteOffset + whole.length;
-}
-
 export class SharedBufferPool {
   readonly #spare: Buffer[] = [];
 

@@ -146,6 +146,15 @@ export class Repository {
     return this.config.encryption !== null;
   }
 
+  /**
+   * Whether loadChunk's keepInStored applies: a store that takes any part of a buffer (one that
+   * reads aligned buffers without a copy, LocalStore, would read the offset through one) and an
+   * unencrypted repository (the only kind with raw frames).
+   */
+  get keepsRawInStored(): boolean {
+    return this.store.alignedGets !== true && !this.encrypted;
+  }
+
   /** Content id of a chunk's plaintext (on a codec thread). */
   contentId(plain: Buffer): Promise<string> {
     return this.codec.contentId(plain);
@@ -424,12 +433,11 @@ export class Repository {
    * 4 MiB buffer per chunk to the garbage collector (whose external-memory slack in each thread was
    * what swung a restore's peak RSS by 40 MiB between runs).
    *
-   * With `keepInStored` too (and `into`, no `base`, a store without alignedGets, an unencrypted
-   * repository), a chunk stored as it is (incompressible: a raw frame) is verified where it arrives
-   * and not copied into `into`: its body is read DIRECT_ALIGN - FRAME.HEADER_LEN bytes into
-   * `storedInto`, so that its plaintext starts DIRECT_ALIGN bytes in, page-aligned, and that view of
-   * `storedInto` is returned. The caller then writes from `storedInto` and may reuse `into`. Any
-   * other frame opens into `into` as without it.
+   * With `keepInStored` too (and `into`, no `base`, where keepsRawInStored), a chunk stored as it
+   * is (incompressible: a raw frame) is verified where it arrives and not copied into `into`: its
+   * body is read DIRECT_ALIGN - FRAME.HEADER_LEN bytes into `storedInto`, so that its plaintext
+   * starts DIRECT_ALIGN bytes in, page-aligned, and that view of `storedInto` is returned. The caller
+   * then writes from `storedInto` and may reuse `into`. Any other frame opens into `into` as without it.
    */
   async loadChunk(
     id: string,
@@ -452,8 +460,7 @@ export class Repository {
           (err: unknown) => ({ failed: new BaseFailed(err) }),
         )
       : undefined;
-    // A store that reads aligned buffers without a copy (LocalStore) would read this offset through one.
-    const inPlace = keepInStored && into !== undefined && storedInto !== undefined && base === undefined && this.store.alignedGets !== true && this.keys.encryptionKey === undefined;
+    const inPlace = keepInStored && into !== undefined && storedInto !== undefined && base === undefined && this.keepsRawInStored;
     const bodyInto = inPlace ? storedInto.subarray(DIRECT_ALIGN - FRAME.HEADER_LEN) : storedInto;
     try {
       return await readVerified(this.store, key, signal, this.onCorruptRead, async (stored) => {

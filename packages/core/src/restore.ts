@@ -223,7 +223,7 @@ async function writeFiles(repo: Repository, manifest: Manifest, files: readonly 
   // repository is verified and written where its body arrived (Repository.loadChunk keepInStored):
   // its stored-body buffer then takes the place of its chunk buffer, and the chunk buffer that of
   // the stored-body buffer, so the chunk buffers are made the same size when files are written directly.
-  const swappable = repo.store.alignedGets !== true && !repo.encrypted;
+  const swappable = repo.keepsRawInStored;
   const { buffers, direct } = await chunkBuffers(target, manifest.chunkSize, concurrency + writeBehind, options.directIo ?? true, swappable ? storedSize : manifest.chunkSize);
   const keepInStored = swappable && direct;
   const baseBuffers = new SharedBufferPool(manifest.chunkSize, false, concurrency); // allocated only when used

@@ -13,6 +13,7 @@
  * anything else reads it; chunks are additionally verified against their content hash after opening.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { copyBytes } from './copy-bytes.js';
 import { crc32 } from './crc32.js';
 import { UnderstudyError } from './errors.js';
 import { compressBound, compressDeltaInto, compressInto, decompress, decompressDeltaInto, decompressInto, frameContentSize, MAX_DELTA_CHUNK } from './compress.js';
@@ -74,7 +75,7 @@ export function gcmInPlace(c: { update(data: Buffer): Buffer }, data: Buffer): v
  */
 export function gcmInto(c: { update(data: Buffer): Buffer }, src: Buffer, dst: Buffer): void {
   let at = 0;
-  for (let off = 0; off < src.length; off += GCM_PIECE) at += c.update(src.subarray(off, off + GCM_PIECE)).copy(dst, at);
+  for (let off = 0; off < src.length; off += GCM_PIECE) at += copyBytes(c.update(src.subarray(off, off + GCM_PIECE)), dst, at);
   if (at !== src.length) throw new Error(`AES-GCM returned ${at} of ${src.length} bytes`);
 }
 
@@ -108,7 +109,7 @@ export function seal(plain: Buffer, name: string, options: SealOptions, out?: Bu
     } else if (key) {
       payload = plain;
     } else {
-      plain.copy(w, start);
+      copyBytes(plain, w, start);
     }
   }
   w.set(MAGIC, 0);
@@ -238,7 +239,7 @@ export function open(stored: Buffer, name: string, encryptionKey?: Buffer, into?
   if (!into) return payload;
   if (payload.length !== into.length) throw corrupt(`holds ${payload.length} bytes, expected ${into.length}`);
   // `into` may be the payload itself (rawPayloadOf): verified by the CRC above, nothing to copy.
-  if (!(into.buffer === payload.buffer && into.byteOffset === payload.byteOffset)) payload.copy(into);
+  if (!(into.buffer === payload.buffer && into.byteOffset === payload.byteOffset)) copyBytes(payload, into);
   return into;
 }
 

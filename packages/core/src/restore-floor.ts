@@ -16,6 +16,7 @@
 import { createDecipheriv, randomBytes } from 'node:crypto';
 import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { copyBytes } from './copy-bytes.js';
 import { crc32 } from './crc32.js';
 import { decompressInto } from './compress.js';
 import { alignedSharedBuffers, alignUp, DIRECT_ALIGN, DIRECT_CREATE_FLAGS, directWritesWork } from './direct-io.js';
@@ -103,7 +104,7 @@ export async function measureRestoreFloor(input: FloorInput, manifest: Manifest,
           // decompress
           c = cpuNow();
           if (zstd) decompressInto(out, payload);
-          else payload.copy(out);
+          else copyBytes(payload, out);
           t.decompress += cpuNow() - c;
           // hash
           c = cpuNow();

@@ -15,6 +15,7 @@
  */
 import { constants } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { copyBytes } from '../copy-bytes.js';
 import { alignUp, DIRECT_ALIGN, SharedBufferPool } from '../direct-io.js';
 import type { ByteRange } from './store.js';
 
@@ -70,7 +71,7 @@ export class LocalFileIo {
     try {
       for (let at = 0; at < body.length; at += STAGE_BYTES) {
         const n = Math.min(STAGE_BYTES, body.length - at);
-        body.copy(stage, 0, at, at + n);
+        copyBytes(body.subarray(at, at + n), stage);
         const padded = alignUp(n);
         if (padded > n) stage.fill(0, n, padded);
         for (let w = 0; w < padded; ) w += (await fh.write(stage, w, padded - w, at + w)).bytesWritten;
@@ -128,7 +129,7 @@ export class LocalFileIo {
         const skip = offset + at - pos; // only the first piece starts before `offset`
         const useful = Math.min(n - skip, buf.length - at);
         if (useful <= 0) break;
-        stage.copy(buf, at, skip, skip + useful);
+        copyBytes(stage.subarray(skip, skip + useful), buf, at);
         at += useful;
         pos += n;
         if (n < want) break; // the end of the file: a direct read is short only there

@@ -1,6 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { Agent, type Dispatcher } from 'undici';
+import { copyBytes } from '../copy-bytes.js';
 import { UnderstudyError } from '../errors.js';
 import type { ByteRange, GetOptions } from './store.js';
 
@@ -202,7 +203,7 @@ class GetHandler implements Dispatcher.DispatchHandler {
       controller.abort(shortBody(this.key, this.#got + chunk.length, this.#body.length));
       return;
     }
-    chunk.copy(this.#body, this.#got);
+    copyBytes(chunk, this.#body, this.#got); // the body's buffer is often shared memory: see copy-bytes.ts
     this.#got += chunk.length;
   }
 

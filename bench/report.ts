@@ -149,7 +149,8 @@ export function render(r: Results): string {
   const floors = floorRows(r.headline);
   if (floors.length > 0) {
     out.push('', "Restore CPU against its floor (bench's restore median; floor = one core's AES-256-GCM or CRC-32, zstd, content hash and");
-    out.push('write+fsync of every file, over the same stored chunks: core/src/restore-floor.ts); per GiB of the tree; the S3 gateway apart;');
+    out.push('write+fsync of every file, over the same stored chunks: core/src/restore-floor.ts; measured as often as the restore, the median');
+    out.push('kept); per GiB of the tree; the S3 gateway apart;');
     out.push('"fixed": the CPU of restoring a one-file tree (Node, core, codec threads, repository open), which a small tree makes count:');
     out.push(table(FLOOR_HEAD, floors));
   }

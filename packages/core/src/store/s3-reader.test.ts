@@ -13,6 +13,12 @@ import { createS3Client, S3Reader, S3Store } from './s3.js';
  * on demand.
  */
 describe('S3Reader (S3Store.get without the SDK middleware)', () => {
+  it('uses undici\'s own Agent, imported by its path (undici-agent.d.ts)', async () => {
+    const { Agent } = await import('undici');
+    const { default: byPath } = await import('undici/lib/dispatcher/agent.js');
+    assert.equal(byPath, Agent);
+  });
+
   let server: LocalHttpServer;
   let endpoint: string;
   let answer: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.end();

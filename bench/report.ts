@@ -29,9 +29,9 @@ export interface Cycle {
   readonly serverCpuSeconds?: { backup: number; restore: number; second: number };
   /** CPU seconds of other processes on the machine during each timed operation. */
   readonly foreignCpuSeconds?: { backup: number; restore: number; second: number };
-  /** Runs of this cycle (a cycle disturbed by other processes is run again, up to 3 times). */
+  /** Runs of its most often run backup or restore (one disturbed by other processes is run again, up to 3 runs). */
   readonly attempts?: number;
-  /** Still disturbed on its last attempt: its figures are marked with '*'. */
+  /** A backup or restore still disturbed on its last run, or the second backup disturbed: its figures are marked with '*'. */
   readonly disturbed?: boolean;
   /**
    * Understudy: the restore's floor, measured on this cycle's stored chunks (bench/understudy-op.ts
@@ -141,8 +141,14 @@ export function render(r: Results): string {
   out.push(table(CYCLE_HEAD, r.headline.map(cycleRow)));
   const runs = r.headline.filter((c) => (c.restoreSeconds?.length ?? 0) > 1);
   if (runs.length > 0) {
-    out.push(`restore: the median of ${runs[0]!.restoreSeconds!.length} restores, each into a fresh directory and checked (RSS: the largest); their seconds in order:`);
+    out.push(`restore: the median of ${runs[0]!.restoreSeconds!.length} restores, each into a fresh directory and checked (RSS: the largest), in rounds of one restore per tool; their seconds by round:`);
     for (const c of runs) out.push(`  ${c.label.padEnd(28)} ${c.restoreSeconds!.map((x) => x.toFixed(1)).join('  ')}`);
+    // Round by round, restic's time over Understudy's: the restores of a round ran minutes apart at most.
+    for (const c of runs.filter((x) => x.tool === 'understudy')) {
+      const rs = runs.find((x) => x.tool === 'restic' && x.target === c.target);
+      if (rs?.restoreSeconds?.length !== c.restoreSeconds!.length) continue;
+      out.push(`  ${`restic / ${c.label}`.padEnd(40)} ${c.restoreSeconds!.map((x, i) => `${(rs.restoreSeconds![i]! / x).toFixed(2)}x`).join('  ')}`);
+    }
   }
   out.push('', "Second backup after the 2% change (uploaded = the tool's own count; stored + = growth of the target):");
   out.push(table(SECOND_HEAD, r.headline.filter((c) => c.second).map(secondRow)));
@@ -181,8 +187,8 @@ export function render(r: Results): string {
     ])));
   }
   const redone = [...r.headline, ...r.sweep, ...r.scale].filter((c) => (c.attempts ?? 1) > 1);
-  if (redone.length > 0) out.push('', `Run again because other processes took CPU meanwhile: ${redone.map((c) => `${c.label} (${c.attempts} runs)`).join(', ')}`);
-  if (redone.some((c) => c.disturbed)) out.push("'*': still disturbed on its third run; read its figures with care");
+  if (redone.length > 0) out.push('', `A backup or restore run again because other processes took CPU meanwhile: ${redone.map((c) => `${c.label} (up to ${c.attempts} runs)`).join(', ')}`);
+  if ([...r.headline, ...r.sweep, ...r.scale].some((c) => c.disturbed)) out.push("'*': a backup or restore still disturbed on its third run, or the second backup disturbed; read its figures with care");
   if (r.startup) out.push('', renderStartup(r.startup));
   if (r.startupCheckout) out.push('', renderStartup(r.startupCheckout));
   out.push('', 'Targets:', ...verdicts(r));

@@ -5,7 +5,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { open, rm, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -79,6 +80,46 @@ export async function writeSeconds(dir: string, bytes: number, sync: boolean): P
   const seconds = (performance.now() - started) / 1000;
   await rm(path, { force: true });
   return seconds;
+}
+
+/**
+ * Seconds to make `bytes` durable as a restore writes them: files of 8 MiB, each created with
+ * O_DIRECT, written in 4 MiB writes from page-aligned memory, fsynced and closed, 4 files at a
+ * time. On a VM whose disk takes direct writes into the host's cache, the fsyncs' flushes are where
+ * the bytes reach the disk (bench/RESULTS.md, Dec 7 14:04): no restore that fsyncs every file is
+ * faster than this. undefined when the filesystem refuses O_DIRECT.
+ */
+export async function directWriteSyncSeconds(dir: string, bytes: number): Promise<number | undefined> {
+  const FILE = 8 * 1024 * 1024;
+  // WebAssembly memory is mapped whole pages: its buffer starts page-aligned, as O_DIRECT wants.
+  // (typed here: the project's TypeScript libs have no WebAssembly).
+  const Memory = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } } }).WebAssembly.Memory;
+  const piece = Buffer.from(new Memory({ initial: 64, maximum: 64 }).buffer).fill(0x5a);
+  const root = join(dir, 'direct-write-limit');
+  await mkdir(root, { recursive: true });
+  const files = Math.max(1, Math.round(bytes / FILE));
+  let next = 0;
+  const one = async (i: number): Promise<void> => {
+    const fh = await open(join(root, String(i)), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT, 0o600);
+    try {
+      for (let at = 0; at < FILE; at += piece.length) await fh.write(piece, 0, piece.length, at);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  };
+  const started = performance.now();
+  try {
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      while (next < files) await one(next++);
+    }));
+    return (performance.now() - started) / 1000;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return undefined;
+    throw err;
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
 }
 
 /** The filesystem `dir` is on, as findmnt names it (source, type, options): restores' costs depend on it. */

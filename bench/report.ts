@@ -45,7 +45,11 @@ export interface Results {
   readonly machine: Record<string, string>;
   readonly args: string[];
   readonly tree: { bytes: number; files: number; description: string; changedFiles: number; changedBytes: number };
-  readonly limits: { hashMBps: number; writeSyncMBps: number; rewriteSyncMBps: number };
+  /**
+   * directWriteSyncMBps: 8 MiB files written with O_DIRECT, each fsynced, 4 at a time, where the
+   * restores go (machine.ts directWriteSyncSeconds): what bounds a restore on a slow disk.
+   */
+  readonly limits: { hashMBps: number; writeSyncMBps: number; rewriteSyncMBps: number; directWriteSyncMBps?: number };
   readonly headline: Cycle[];
   /** The other shapes of tree (bench/tree.ts planShape), each with both tools on the local store. */
   readonly shapes: Array<{ shape: string; description: string; cycles: Cycle[] }>;
@@ -136,6 +140,13 @@ export function render(r: Results): string {
     `machine limits: read + SHA-256 of the tree on all cores ${f0(r.limits.hashMBps)} MB/s; write + fsync of a new 1 GiB file ` +
       `${f0(r.limits.writeSyncMBps)} MB/s (${f0(r.limits.rewriteSyncMBps)} MB/s at once again, into memory just freed)`,
   );
+  const direct = r.limits.directWriteSyncMBps;
+  if (direct !== undefined) {
+    out.push(
+      `  where the restores go, 8 MiB files written with O_DIRECT and each fsynced, 4 at a time: ${f0(direct)} MB/s; ` +
+        `no restore that fsyncs every file makes the tree durable in less than about ${f1(r.tree.bytes / 1e6 / direct)} s there`,
+    );
+  }
   out.push('', 'Headline, backup then restore (tool defaults; restic always encrypts and compresses; restore checked against the source;');
   out.push('"on disk" adds a sync after restic\'s restore, which does not fsync; Understudy fsyncs every restored file):');
   out.push(table(CYCLE_HEAD, r.headline.map(cycleRow)));

@@ -5,12 +5,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { constants } from 'node:fs';
 import { mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
+import { alignedSharedBuffers, DIRECT_CREATE_FLAGS } from '@understudy/core';
 import { measure } from './measure.js';
 import type { TreeFile } from './tree.js';
 
@@ -91,16 +91,14 @@ export async function writeSeconds(dir: string, bytes: number, sync: boolean): P
  */
 export async function directWriteSyncSeconds(dir: string, bytes: number): Promise<number | undefined> {
   const FILE = 8 * 1024 * 1024;
-  // WebAssembly memory is mapped whole pages: its buffer starts page-aligned, as O_DIRECT wants.
-  // (typed here: the project's TypeScript libs have no WebAssembly).
-  const Memory = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } } }).WebAssembly.Memory;
-  const piece = Buffer.from(new Memory({ initial: 64, maximum: 64 }).buffer).fill(0x5a);
+  // The restore's own page-aligned memory and create flags.
+  const piece = alignedSharedBuffers(1, 4 * 1024 * 1024)![0]!.fill(0x5a);
   const root = join(dir, 'direct-write-limit');
   await mkdir(root, { recursive: true });
   const files = Math.max(1, Math.round(bytes / FILE));
   let next = 0;
   const one = async (i: number): Promise<void> => {
-    const fh = await open(join(root, String(i)), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT, 0o600);
+    const fh = await open(join(root, String(i)), DIRECT_CREATE_FLAGS, 0o600);
     try {
       for (let at = 0; at < FILE; at += piece.length) await fh.write(piece, 0, piece.length, at);
       await fh.sync();

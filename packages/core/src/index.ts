@@ -28,6 +28,8 @@ export { listLocks, type ListedLock, type LockInfo } from './lock.js';
 // Operations.
 export { backup, validateChunkSize, DEFAULT_CHUNK_SIZE, type BackupOptions, type BackupProgress, type BackupResult } from './backup.js';
 export { type RestoreFloor, type FloorStep } from './restore-floor.js';
+/** The restore's page-aligned buffers and direct-write flags (bench/machine.ts measures the disk with them). */
+export { alignedSharedBuffers, DIRECT_CREATE_FLAGS } from './direct-io.js';
 export { restore, RESTORE_MARKER, type RestoreOptions, type RestoreProgress, type RestoreResult } from './restore.js';
 export { resolveBackup, type ResolveOptions } from './backups.js';
 export { verify, type VerifyOptions, type VerifyProblem, type VerifyProgress, type VerifyReport } from './verify.js';

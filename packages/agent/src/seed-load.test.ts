@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { it } from 'node:test';
-import { loadDumpParallel } from './seed-load.js';
+import { LOADER_SESSION, loadDumpParallel } from './seed-load.js';
 
 // The real clients (mariadb against a real server) are in test/seed-loaders.test.ts. Here `sh`
 // stands in for them, to show what happens when a client fails: no server is needed for that.
@@ -10,6 +13,10 @@ import { loadDumpParallel } from './seed-load.js';
 /** A client that answers markers like `mariadb --batch --skip-column-names` and records what it ran. */
 const answering = (): ChildProcessWithoutNullStreams =>
   spawn('sh', ['-c', `while IFS= read -r l; do case "$l" in "SELECT 'understudy-marker:"*) m=\${l#"SELECT '"}; echo "\${m%"';"}";; esac; done`], { stdio: ['pipe', 'pipe', 'pipe'] });
+
+/** `answering`, also appending every line it runs to `file`. */
+const recording = (file: string): ChildProcessWithoutNullStreams =>
+  spawn('sh', ['-c', `while IFS= read -r l; do printf '%s\\n' "$l" >> "$1"; case "$l" in "SELECT 'understudy-marker:"*) m=\${l#"SELECT '"}; echo "\${m%"';"}";; esac; done`, 'sh', file], { stdio: ['pipe', 'pipe', 'pipe'] });
 
 const dump = (): Readable =>
   Readable.from(
@@ -71,4 +78,28 @@ it('an abort kills every client and fails the load', async () => {
   setTimeout(() => ac.abort(new Error('run deadline passed')), 200);
   await assert.rejects(load, /aborted: Error: run deadline passed/);
   for (const c of children) assert.equal(c.signalCode, 'SIGKILL');
+});
+
+it('each loader turns unique checks back on after the dump prelude turned them off; the control client does not', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'seed-load-'));
+  try {
+    let n = 0;
+    await loadDumpParallel(
+      Readable.from([
+        Buffer.from('/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\nUSE `d`;\nCREATE TABLE `t` (id INT);\n'),
+        ...Array.from({ length: 50 }, (_, i) => Buffer.from(`INSERT INTO \`t\` VALUES (${i});\n`)),
+      ]),
+      { loaders: 2, spawnClient: () => recording(join(dir, String(n++))) },
+    );
+    const ran = await Promise.all([0, 1, 2].map((i) => readFile(join(dir, String(i)), 'utf8')));
+    assert.doesNotMatch(ran[0]!, /UNIQUE_CHECKS=1/, 'the control client runs the dump as it is');
+    for (const loader of ran.slice(1)) {
+      const off = loader.indexOf('UNIQUE_CHECKS=0');
+      const on = loader.indexOf(LOADER_SESSION.trim());
+      assert.ok(off >= 0 && on > off, `unique checks on after the prelude:\n${loader}`);
+      assert.ok(on < loader.indexOf('INSERT INTO'), 'before the first INSERT');
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -122,6 +122,16 @@ class Client {
 }
 
 /**
+ * Run by a data client after the dump's session settings, which set UNIQUE_CHECKS=0 (with
+ * FOREIGN_KEY_CHECKS=0): under both, MariaDB (10.6 on) inserts into an empty InnoDB table in bulk,
+ * holding a lock on the whole table, and two clients loading one table that way deadlock (ERROR
+ * 1213: test/seed-loaders.test.ts's --add-locks load failed 1 run in 5, and in a CI run). With
+ * unique checks on, each client locks only its own rows; the dump's rows are distinct, so nothing
+ * else changes. The control client keeps the dump's settings.
+ */
+export const LOADER_SESSION = 'SET SESSION UNIQUE_CHECKS=1;\n';
+
+/**
  * Loads `dump` (mariadb-dump's stdout) with one control client and `loaders` data clients. Resolves
  * once every client has exited 0; rejects (every client killed) otherwise.
  */
@@ -197,7 +207,10 @@ export async function loadDumpParallel(dump: Readable, o: ParallelLoadOptions): 
         if (!table) throw new LoadFailed('data outside a table (the dump splitter lost its place)');
         if (!statement) {
           const c = await pick();
-          while (c.session < sessionLog.length) await c.write(sessionLog[c.session++]!);
+          if (c.session < sessionLog.length) {
+            while (c.session < sessionLog.length) await c.write(sessionLog[c.session++]!);
+            await c.write(LOADER_SESSION);
+          }
           if (table.db !== undefined && c.db !== table.db) {
             await c.write(`USE \`${table.db.replace(/`/g, '``')}\`;\n`);
             c.db = table.db;

@@ -97,12 +97,8 @@ export function watchGroup(agentPid: number): GroupWatch {
   return { done, stop: () => (stopped = true) };
 }
 
-/** CPU seconds the whole machine spent busy since boot (everything but idle and iowait). */
-export async function machineBusySeconds(): Promise<number> {
-  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!;
-  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number) as number[];
-  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / HZ;
-}
+/** CPU seconds the whole machine spent busy since boot (measure.ts; the cycle bench imports it from here). */
+export { machineBusySeconds } from './measure.js';
 
 /** CPU seconds used so far by these processes (the master's mariadbd, the gateway's daemons, sysbench). */
 export async function cpuOf(pids: readonly number[]): Promise<number> {

@@ -72,9 +72,18 @@ export async function cpuSecondsOf(pids: readonly number[]): Promise<number> {
   return ticks / 100; // USER_HZ
 }
 
-/** CPU seconds all cores have spent busy since boot (/proc/stat: everything but idle and iowait). */
-export async function machineBusySeconds(): Promise<number> {
+/**
+ * The machine's CPU seconds since boot, all cores (/proc/stat's first line): `busy` is everything
+ * but idle and iowait, steal included; `steal` is the time the hypervisor ran something else while
+ * this VM's vCPUs wanted to run (on a VM whose host emulates the disk, reads and writes cost it).
+ */
+export async function machineCpuSeconds(): Promise<{ busy: number; steal: number }> {
   const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!;
   const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number) as number[];
-  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / 100;
+  return { busy: ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / 100, steal: (steal ?? 0) / 100 };
+}
+
+/** CPU seconds all cores have spent busy since boot (machineCpuSeconds' `busy`). */
+export async function machineBusySeconds(): Promise<number> {
+  return (await machineCpuSeconds()).busy;
 }

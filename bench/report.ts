@@ -21,13 +21,15 @@ export interface Cycle {
   readonly restore?: RestoreRun;
   /** Every restore's seconds, in the order they ran. */
   readonly restoreSeconds?: number[];
+  /** The VM's steal during each of those restores (CPU seconds its host took from its vCPUs). */
+  readonly restoreStealSeconds?: number[];
   /** Files whose restored bytes differ from the source (empty: restore verified). */
   readonly restoreMismatches?: string[];
   readonly second?: BackupRun;
   readonly storedAfter?: Stored;
   /** CPU seconds the S3 gateway's daemons used during the backup, restore and second backup. */
   readonly serverCpuSeconds?: { backup: number; restore: number; second: number };
-  /** CPU seconds of other processes on the machine during each timed operation. */
+  /** CPU seconds of other processes on the machine during each timed operation (the VM's steal not included). */
   readonly foreignCpuSeconds?: { backup: number; restore: number; second: number };
   /** Runs of its most often run backup or restore (one disturbed by other processes is run again, up to 3 runs). */
   readonly attempts?: number;
@@ -153,7 +155,10 @@ export function render(r: Results): string {
   const runs = r.headline.filter((c) => (c.restoreSeconds?.length ?? 0) > 1);
   if (runs.length > 0) {
     out.push(`restore: the median of ${runs[0]!.restoreSeconds!.length} restores, each into a fresh directory and checked (RSS: the largest), in rounds of one restore per tool; their seconds by round:`);
-    for (const c of runs) out.push(`  ${c.label.padEnd(28)} ${c.restoreSeconds!.map((x) => x.toFixed(1)).join('  ')}`);
+    for (const c of runs) {
+      const steal = c.restoreStealSeconds ? `   steal ${c.restoreStealSeconds.map((x) => x.toFixed(1)).join('  ')} s` : '';
+      out.push(`  ${c.label.padEnd(28)} ${c.restoreSeconds!.map((x) => x.toFixed(1)).join('  ')}${steal}`);
+    }
     // Round by round, restic's time over Understudy's: the restores of a round ran minutes apart at most.
     for (const c of runs.filter((x) => x.tool === 'understudy')) {
       const rs = runs.find((x) => x.tool === 'restic' && x.target === c.target);

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { filesystemOf, hashTree, mismatches, settle } from './machine.js';
-import { cpuSecondsOf } from './measure.js';
+import { cpuSecondsOf, machineCpuSeconds } from './measure.js';
 import { startRadosgw, stopOnSignals, type Radosgw } from './rig.js';
 import { newTarget, removeTarget } from './targets.js';
 import { restic, understudy, type Tool } from './tools.js';
@@ -73,6 +73,8 @@ interface Restored {
   readonly cpuSeconds: number;
   readonly maxRssMiB: number;
   readonly serverCpuSeconds: number;
+  /** The VM's steal meanwhile: CPU seconds its host took from its vCPUs (measure.ts machineCpuSeconds). */
+  readonly stealSeconds: number;
   /** A `sync` right after restic's restore (which does not fsync), until its tree is on disk; 0 for Understudy. */
   readonly syncSeconds: number;
 }
@@ -108,13 +110,14 @@ async function main(): Promise<void> {
     say(`restores into ${restoreInto}: ${filesystemOf(dirname(restoreInto))}`);
     const restoreOnce = async (name: keyof typeof tools): Promise<Restored> => {
       await settle();
-      const server = gw ? await cpuSecondsOf(gw.pids) : 0;
+      const [server, cpu] = [gw ? await cpuSecondsOf(gw.pids) : 0, await machineCpuSeconds()];
       const { root: restoredRoot, ...run } = await tools[name].restore(restoreInto, root);
       const serverCpuSeconds = gw ? (await cpuSecondsOf(gw.pids)) - server : 0;
+      const stealSeconds = (await machineCpuSeconds()).steal - cpu.steal;
       const wrong = await mismatches(restoredRoot, files, digests, work);
       await rm(restoreInto, { recursive: true, force: true });
       if (wrong.length > 0) throw new Error(`${label(name)}: the restored tree differs from the source in ${wrong.length} files, e.g. ${wrong.slice(0, 3).join(', ')}`);
-      return { seconds: run.seconds, cpuSeconds: run.cpuSeconds, maxRssMiB: run.maxRssMiB, serverCpuSeconds, syncSeconds: run.syncSeconds };
+      return { seconds: run.seconds, cpuSeconds: run.cpuSeconds, maxRssMiB: run.maxRssMiB, serverCpuSeconds, stealSeconds, syncSeconds: run.syncSeconds };
     };
     const pairs: Pair[] = [];
     for (let i = 0; i < PAIRS; i++) {
@@ -143,11 +146,11 @@ async function main(): Promise<void> {
 function render(pairs: readonly Pair[], s: { medianRatio: number; minRatio: number; maxRatio: number; ratioOfMedians: number; pairsAtTarget: number }, bytes: number, withGateway: boolean): string {
   const name = `${targetKind} understudy${values.encrypted ? ' encrypted' : ''}`;
   const rows = pairs.map((p, i) => {
-    const cells = [String(i + 1), p.first, p.understudy.seconds.toFixed(2), p.understudy.cpuSeconds.toFixed(1), p.restic.seconds.toFixed(2), p.restic.cpuSeconds.toFixed(1), p.ratio.toFixed(2)];
+    const cells = [String(i + 1), p.first, p.understudy.seconds.toFixed(2), p.understudy.cpuSeconds.toFixed(1), p.understudy.stealSeconds.toFixed(1), p.restic.seconds.toFixed(2), p.restic.cpuSeconds.toFixed(1), p.restic.stealSeconds.toFixed(1), p.ratio.toFixed(2)];
     if (withGateway) cells.push(p.understudy.serverCpuSeconds.toFixed(1), p.restic.serverCpuSeconds.toFixed(1));
     return cells;
   });
-  const head = ['pair', 'first', 'understudy s', 'CPU s', 'restic s', 'CPU s', 'ratio'];
+  const head = ['pair', 'first', 'understudy s', 'CPU s', 'steal s', 'restic s', 'CPU s', 'steal s', 'ratio'];
   if (withGateway) head.push('gateway CPU s (understudy)', '(restic)');
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
   const line = (cells: readonly string[]) => cells.map((x, c) => (c < 2 ? x.padEnd(widths[c]!) : x.padStart(widths[c]!))).join('  ');
@@ -160,6 +163,7 @@ function render(pairs: readonly Pair[], s: { medianRatio: number; minRatio: numb
     line(head),
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),
+    'steal: CPU seconds the VM\'s host took from its vCPUs during the restore (/proc/stat), not counted in either tool\'s CPU',
     `median restore: understudy ${us.toFixed(2)} s (${mbps(us)} MB/s), restic ${rs.toFixed(2)} s (${mbps(rs)} MB/s; ${onDisk.toFixed(2)} s with the sync after it); ratio of the medians ${s.ratioOfMedians.toFixed(2)}x`,
     `ratio per pair: median ${s.medianRatio.toFixed(2)}x, from ${s.minRatio.toFixed(2)}x to ${s.maxRatio.toFixed(2)}x; ${s.pairsAtTarget} of ${pairs.length} pairs at ${TARGET}x or more`,
     ...(withGateway ? [cpuLine(pairs)] : []),

@@ -36,7 +36,8 @@ import { newPassword, startUnderstudy, type Understudy } from './cycle-understud
 import { changedChunks, isExcluded } from './cycle-diff.js';
 import { runPeers, settle } from './cycle-peers.js';
 import { understudy } from './tools.js';
-import { cpuCap, cpuOf, machineBusySeconds, reniceThreads, splitCores, type Cgroup, type CoreSplit } from './cycle-proc.js';
+import { cpuCap, cpuOf, reniceThreads, splitCores, type Cgroup, type CoreSplit } from './cycle-proc.js';
+import { machineBusySeconds } from './measure.js';
 import { storedIn } from './targets.js';
 import { render, svg, type CycleResult, type LaterDay, type SizeResult, type Results } from './cycle-report.js';
 import { measureSeedRate, renderSeedRates, type SeedRateResult } from './cycle-seed-rate.js';

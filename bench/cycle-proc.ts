@@ -97,9 +97,6 @@ export function watchGroup(agentPid: number): GroupWatch {
   return { done, stop: () => (stopped = true) };
 }
 
-/** CPU seconds the whole machine spent busy since boot (measure.ts; the cycle bench imports it from here). */
-export { machineBusySeconds } from './measure.js';
-
 /** CPU seconds used so far by these processes (the master's mariadbd, the gateway's daemons, sysbench). */
 export async function cpuOf(pids: readonly number[]): Promise<number> {
   let s = 0;
